@@ -17,3 +17,31 @@ def shared_public() -> Path:
     if not SHARED_PUBLIC.is_dir():
         pytest.skip(f"{SHARED_PUBLIC} is absent")
     return SHARED_PUBLIC
+
+
+@pytest.fixture(scope="session")
+def medtune_home(tmp_path_factory) -> Path:
+    """One cache for the whole run (the demo model is built once), kept out of the user's home."""
+    home = Path(os.environ.get("MEDTUNE_TEST_HOME", tmp_path_factory.mktemp("medtune-home")))
+    os.environ["MEDTUNE_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_model(medtune_home) -> Path:
+    from finetune.demo_model import demo_model_dir
+
+    return demo_model_dir()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, medtune_home):
+    """The real app, launched in this process on a free port, for gradio_client tests. Yields its URL."""
+    from ui.context import AppContext
+    from ui.layout import build_app
+
+    ctx = AppContext(model="demo", data_dir=tmp_path_factory.mktemp("app-data"))
+    app = build_app(ctx).queue()
+    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield url
+    app.close()

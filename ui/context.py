@@ -1,0 +1,21 @@
+"""What every tab needs to know about the running app: settings resolved once at start, shared by all users."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class AppContext:
+    model: str = "demo"  # a hub id, a local directory, or "demo" for the built-in demo model
+    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("MEDTUNE_DATA_DIR", PROJECT_ROOT / "runs")))
+    lang: str = "en"
+    sample_dir: Path = PROJECT_ROOT / "data"
+
+    @property
+    def is_demo_model(self) -> bool:
+        return self.model == "demo"

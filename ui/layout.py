@@ -1,0 +1,21 @@
+"""Builds the whole app: one gr.Tab per module under ui/, in the order users need them."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from ui import score_tab
+from ui.context import AppContext
+from ui.strings import t
+
+
+def build_app(ctx: AppContext) -> gr.Blocks:
+    with gr.Blocks(title=t("app.title", ctx.lang)) as app:
+        gr.Markdown(f"# {t('app.title', ctx.lang)}\n{t('app.subtitle', ctx.lang)}")
+        if ctx.is_demo_model:
+            gr.Markdown(t("app.demo_model_note", ctx.lang), elem_id="demo-model-note")
+        with gr.Tabs():
+            with gr.Tab(t("score.tab", ctx.lang), id="score"):
+                score_tab.build(ctx)
+            # Further tabs (Fine-tune, Chat, Evaluate) are added here, each as `with gr.Tab(...): module.build(ctx)`.
+    return app
