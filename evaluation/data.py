@@ -1,0 +1,379 @@
+"""Reading evaluation data: raw rows from JSONL / JSON / CSV files, then multiple-choice and free-form items.
+
+Every problem names the file, the line and the field. Readers collect problems instead of stopping at the first,
+so a user sees everything wrong with a file in one go; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_ANSWER_LETTERS = 6
+LETTERS = "ABCDEF"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file. `line` is 1-based (None for the file as a whole or a missing item)."""
+
+    line: int | None
+    id: str | None
+    kind: str
+    message: str
+    fix: str = ""
+    severity: str = "error"  # "error" or "warning" (a warning still scores, e.g. an empty answer)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "id": self.id, "kind": self.kind, "message": self.message,
+                "fix": self.fix, "severity": self.severity}
+
+
+class DataFileError(Exception):
+    """A file that cannot be used at all, or a row that cannot be turned into an item."""
+
+    def __init__(self, path: str | Path, problems: list[Problem]):
+        self.path = str(path)
+        self.problems = problems
+        lines = [f"{self.path}{f':{p.line}' if p.line else ''}: {p.message}" for p in problems[:20]]
+        more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__("\n".join(lines) + more)
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MCItem:
+    id: str | None
+    question: str
+    options: dict[str, str]
+    answer: str  # sorted letters, e.g. "B" or "BD"
+    line: int
+    source: str | None = None
+    category: str | None = None
+    input_text: str = ""  # the text as the file gave it (competition style: question with options inlined)
+
+
+@dataclass(frozen=True)
+class QAItem:
+    id: str | None
+    input: str
+    output: str
+    line: int
+    source: str | None = None
+
+
+@dataclass
+class ReadResult:
+    rows: list[Row] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Raw rows
+
+
+def decode_text(path: Path, raw: bytes) -> str:
+    """UTF-8 with or without BOM; anything else is refused with the line of the first undecodable byte."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        hint = ""
+        try:
+            raw.decode("gb18030")
+            hint = " It looks like GBK/GB18030 (common from Excel or Windows tools in Chinese)."
+        except UnicodeDecodeError:
+            pass
+        raise DataFileError(path, [Problem(
+            line, None, "encoding", f"the file is not UTF-8 (byte 0x{raw[err.start]:02x} at line {line}).{hint}",
+            fix="re-save the file as UTF-8, e.g. `iconv -f GB18030 -t UTF-8 in.jsonl > out.jsonl`")]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_rows(path: str | Path) -> ReadResult:
+    """Rows of a JSONL, JSON (array of objects) or CSV file, each with its 1-based line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(path, [Problem(None, None, "missing_file", "file not found", fix="check the path")])
+    text = decode_text(path, path.read_bytes())
+    if not text.strip():
+        raise DataFileError(path, [Problem(None, None, "empty_file", "the file is empty",
+                                           fix="export the data again; the file has no rows")])
+    if path.suffix.lower() == ".csv":
+        return _read_csv(text)
+    if text.lstrip().startswith("["):
+        return _read_json_array(path, text)
+    return _read_jsonl(text)
+
+
+def _read_jsonl(text: str) -> ReadResult:
+    result = ReadResult()
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as err:
+            result.problems.append(Problem(
+                number, None, "bad_json", f"not valid JSON ({err.msg} at column {err.colno})",
+                fix="each line must be one complete JSON object; check quotes, commas and brackets"))
+            continue
+        _append_object(result, number, value)
+    return result
+
+
+def _read_json_array(path: Path, text: str) -> ReadResult:
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataFileError(path, [Problem(err.lineno, None, "bad_json",
+                                           f"not valid JSON ({err.msg} at column {err.colno})",
+                                           fix="the file must be one JSON array of objects, or JSON Lines")]) from None
+    if not isinstance(values, list):
+        raise DataFileError(path, [Problem(1, None, "bad_json", "a JSON file must hold an array of objects",
+                                           fix="wrap the objects in [ ... ] or write one object per line (JSONL)")])
+    result = ReadResult()
+    for value, line in zip(values, _array_element_lines(text, len(values))):
+        _append_object(result, line, value)
+    return result
+
+
+def _array_element_lines(text: str, count: int) -> list[int]:
+    """Line where each top-level array element starts, so problems in a JSON array point at real lines."""
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    lines = []
+    for _ in range(count):
+        while text[pos] in " \t\n,":
+            pos += 1
+        lines.append(text.count("\n", 0, pos) + 1)
+        _, pos = decoder.raw_decode(text, pos)
+    return lines
+
+
+def _read_csv(text: str) -> ReadResult:
+    result = ReadResult()
+    reader = csv.DictReader(io.StringIO(text))
+    for record in reader:
+        if None in record:  # more cells than header columns
+            result.problems.append(Problem(reader.line_num, None, "bad_csv", "more cells than the header has columns",
+                                           fix="quote cells that contain commas"))
+            continue
+        result.rows.append(Row(reader.line_num, {k.strip(): v for k, v in record.items() if k is not None}))
+    return result
+
+
+def _append_object(result: ReadResult, line: int, value: Any) -> None:
+    if isinstance(value, dict):
+        result.rows.append(Row(line, value))
+    else:
+        result.problems.append(Problem(line, None, "bad_json", f"expected a JSON object, got {type(value).__name__}",
+                                       fix='each row must be an object like {"id": ..., "output": ...}'))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Items
+
+
+class RowError(ValueError):
+    def __init__(self, field_name: str, message: str, fix: str = ""):
+        super().__init__(message)
+        self.field = field_name
+        self.fix = fix
+
+
+def row_id(row: Row) -> str | None:
+    value = row.data.get("id")
+    return None if value is None or value == "" else str(value)
+
+
+def text_field(row: Row, names: tuple[str, ...], required: bool = True) -> tuple[str, str] | None:
+    """The first of `names` present in the row, checked to be a string: (field name, value)."""
+    for name in names:
+        if name in row.data and row.data[name] is not None:
+            value = row.data[name]
+            if not isinstance(value, str):
+                raise RowError(name, f"field '{name}' must be a string, got {type(value).__name__} {value!r}",
+                               fix=f'write it in quotes, e.g. "{name}": "{value}"')
+            return name, value
+    if required:
+        wanted = " or ".join(f"'{n}'" for n in names)
+        found = ", ".join(sorted(row.data)) or "none"
+        raise RowError(names[0], f"missing field {wanted} (fields present: {found})")
+    return None
+
+
+# Option lines: "A. text", "A：text", "A、text", "(A) text", "A text". The separator (or a space) is required so
+# that a question line starting with a capital letter ("CT 示...") is not read as an option.
+# Full-width letters are accepted; the option text itself is kept exactly as written.
+_OPTION_LINE = re.compile(r"^\s*[\(（]?([A-Fa-fＡ-Ｆａ-ｆ])[\)）]?\s*(?:[\.．、:：]|\s)\s*(\S.*)$")
+
+
+def parse_option_lines(lines: list[str]) -> dict[str, str] | None:
+    """Options from consecutive lines lettered A, B, C... in order; None unless there are at least two."""
+    options: dict[str, str] = {}
+    for line in lines:
+        match = _OPTION_LINE.match(line)
+        # Letters must rise from A; a gap is allowed (real exam files drop a withdrawn option, e.g. A B D E).
+        letter = unicodedata.normalize("NFKC", match.group(1)).upper() if match else ""
+        if not letter or letter <= max(options, default="") or (not options and letter != "A"):
+            return None
+        options[letter] = match.group(2).strip()
+    return options if len(options) >= 2 else None
+
+
+def split_inline_options(text: str) -> tuple[str, dict[str, str]] | None:
+    """Competition style: the question, then option lines A..F at the end. Returns (question, options)."""
+    lines = _literal_newlines(text).split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    for start in range(len(lines) - 2, -1, -1):
+        options = parse_option_lines(lines[start:])
+        if options and next(iter(options)) == "A":
+            question = "\n".join(lines[:start]).strip()
+            return (question, options) if question else None
+    return None
+
+
+def _literal_newlines(text: str) -> str:
+    """CMExam writes option lines joined by a literal backslash-n. Only text with no real newline is read that way,
+    so LaTeX such as `\\neq` inside ordinary multi-line text stays intact."""
+    return text if "\n" in text else text.replace("\\n", "\n")
+
+
+def parse_options(value: Any) -> dict[str, str]:
+    """Options as a dict {"A": text}, a list of texts, or one string of lettered lines (CMExam's literal \\n)."""
+    if isinstance(value, dict):
+        options = {unicodedata.normalize("NFKC", str(k)).strip().upper(): v for k, v in value.items()}
+        if not options or any(k not in LETTERS or not isinstance(v, str) for k, v in options.items()):
+            raise RowError("options", "options must map letters A–F to option texts",
+                           fix='e.g. "options": {"A": "...", "B": "..."}')
+        return dict(sorted(options.items()))
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        if len(value) > len(LETTERS):
+            raise RowError("options", f"at most {len(LETTERS)} options are supported, got {len(value)}")
+        return dict(zip(LETTERS, value))
+    if isinstance(value, str):
+        options = parse_option_lines([ln for ln in _literal_newlines(value).split("\n") if ln.strip()])
+        if options:
+            return options
+    raise RowError("options", f"cannot read the options from {str(value)[:60]!r}",
+                   fix='give a dict {"A": ..., "B": ...}, a list of texts, or lines "A. ...\\nB. ..."')
+
+
+def parse_answer_letters(value: Any, options: dict[str, str], field_name: str) -> str:
+    """A reference answer like "B", "BD", "B,D", "B、D" -> sorted letters, all of them among the options."""
+    if not isinstance(value, str):
+        raise RowError(field_name, f"field '{field_name}' must be a string of letters, got {type(value).__name__}")
+    letters = re.sub(r"[\s,，、;；/和与]", "", unicodedata.normalize("NFKC", value)).upper()
+    if not letters or not set(letters) <= set(LETTERS) or len(letters) > MAX_ANSWER_LETTERS:
+        raise RowError(field_name, f"answer {value!r} is not one to {MAX_ANSWER_LETTERS} option letters",
+                       fix='write the answer as letters, e.g. "B" or "BD"')
+    unknown = sorted(set(letters) - set(options))
+    if unknown:
+        raise RowError(field_name, f"answer {value!r} names option {', '.join(unknown)}, which the item does not have",
+                       fix=f"the options are {', '.join(options)}")
+    return "".join(sorted(set(letters)))
+
+
+def parse_mc_row(row: Row) -> MCItem:
+    meta = {"source": _opt_str(row, "source"), "category": _opt_str(row, "category") or _opt_str(row, "subject")}
+    if "options" in row.data:
+        question = text_field(row, ("question", "input", "Question"))[1]
+        options = parse_options(row.data["options"])
+        answer_field, answer = text_field(row, ("answer", "output", "Answer"))
+        return MCItem(row_id(row), question.strip(), options, parse_answer_letters(answer, options, answer_field),
+                      row.line, input_text=question, **meta)
+    input_field, text = text_field(row, ("input", "question"))
+    split = split_inline_options(text)
+    if split is None:
+        raise RowError(input_field, "no options found: expected an 'options' field or option lines "
+                                    "like 'A. ...' at the end of the question",
+                       fix="put each option on its own line: A. ..., B. ..., in order")
+    answer_field, answer = text_field(row, ("output", "answer"))
+    return MCItem(row_id(row), split[0], split[1], parse_answer_letters(answer, split[1], answer_field),
+                  row.line, input_text=text, **meta)
+
+
+def parse_qa_row(row: Row) -> QAItem:
+    if "instruction" in row.data:
+        instruction = text_field(row, ("instruction",))[1]
+        extra = text_field(row, ("input",), required=False)
+        prompt = instruction + ("\n" + extra[1] if extra and extra[1].strip() else "")
+    else:
+        prompt = text_field(row, ("input", "question"))[1]
+    output = text_field(row, ("output", "answer"))[1]
+    return QAItem(row_id(row), prompt, output, row.line, source=_opt_str(row, "source"))
+
+
+def _opt_str(row: Row, name: str) -> str | None:
+    value = row.data.get(name)
+    return str(value) if value not in (None, "") else None
+
+
+def looks_like_mc(row: Row) -> bool:
+    if "options" in row.data:
+        return True
+    text = row.data.get("input") or row.data.get("question")
+    answer = row.data.get("output") or row.data.get("answer")
+    if not isinstance(text, str) or not isinstance(answer, str):
+        return False
+    letters = re.sub(r"[\s,，、]", "", unicodedata.normalize("NFKC", answer)).upper()
+    return bool(re.fullmatch(r"[A-F]{1,6}", letters)) and split_inline_options(text) is not None
+
+
+def detect_task(rows: list[Row]) -> str:
+    """"mc" when most rows are multiple choice (an options field, or inlined options with a letter answer)."""
+    mc = sum(looks_like_mc(r) for r in rows)
+    return "mc" if rows and mc * 2 > len(rows) else "qa"
+
+
+@dataclass
+class Dataset:
+    path: str
+    task: str  # "mc" or "qa"
+    items: list[MCItem] | list[QAItem]
+    problems: list[Problem]
+
+
+def load_dataset(path: str | Path, task: str = "auto") -> Dataset:
+    """Read and parse an evaluation file; problems are collected (check `problems`), never skipped silently."""
+    read = read_rows(path)
+    if task == "auto":
+        task = detect_task(read.rows)
+    parse = parse_mc_row if task == "mc" else parse_qa_row
+    items, problems = [], list(read.problems)
+    for row in read.rows:
+        try:
+            items.append(parse(row))
+        except RowError as err:
+            problems.append(Problem(row.line, row_id(row), f"bad_{err.field}", f"field '{err.field}': {err}",
+                                    fix=err.fix))
+    problems.extend(_duplicate_id_problems(items))
+    return Dataset(str(path), task, items, problems)
+
+
+def _duplicate_id_problems(items) -> list[Problem]:
+    first_line: dict[str, int] = {}
+    problems = []
+    for item in items:
+        if item.id is None:
+            continue
+        if item.id in first_line:
+            problems.append(Problem(item.line, item.id, "duplicate_id",
+                                    f"id {item.id!r} already used at line {first_line[item.id]}",
+                                    fix="give every item a unique id"))
+        else:
+            first_line[item.id] = item.line
+    return problems

@@ -1,0 +1,295 @@
+"""Check a predictions file against a reference file, align them, and score: the competition scorer's core.
+
+Alignment follows DESIGN.md: by `id` when both files have ids, else by line order with the `input` checked.
+Every problem found is reported with its line, id, kind, message and a fix; scores are still computed for what
+aligns (a missing prediction scores as an empty, wrong answer), and the exit status says how bad the file was.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluation.data import (
+    Dataset, DataFileError, MCItem, Problem, QAItem, Row, RowError, load_dataset, read_rows, row_id, text_field,
+)
+from evaluation.extract import extract_answer
+from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
+
+# Exit statuses of `python -m evaluation score`.
+EXIT_OK = 0
+EXIT_REFERENCE_MALFORMED = 3
+EXIT_PREDICTIONS_MALFORMED = 4
+EXIT_PREDICTIONS_MISMATCH = 5
+
+# Problem kinds that mean "the file does not line up with the reference" rather than "the file is broken".
+MISMATCH_KINDS = {"missing_prediction", "unknown_id", "duplicate_id", "input_mismatch", "extra_row", "id_mismatch"}
+
+
+class ReferenceMalformed(DataFileError):
+    """The reference file itself is broken: nothing can be scored against it."""
+
+
+@dataclass
+class Prediction:
+    line: int
+    id: str | None
+    output: str
+    input: str | None
+
+
+@dataclass
+class Alignment:
+    """For each reference item, its prediction (None when missing), plus the problems met while aligning."""
+
+    predictions: list[Prediction | None]
+    problems: list[Problem] = field(default_factory=list)
+    method: str = "id"  # "id" or "order"
+
+
+def load_reference(path: str | Path, task: str = "auto") -> Dataset:
+    try:
+        dataset = load_dataset(path, task)
+    except DataFileError as err:
+        raise ReferenceMalformed(err.path, err.problems) from None
+    if dataset.problems:
+        raise ReferenceMalformed(path, dataset.problems)
+    if not dataset.items:
+        raise ReferenceMalformed(path, [Problem(None, None, "empty_file", "the reference has no items")])
+    return dataset
+
+
+def read_predictions(path: str | Path) -> tuple[list[Prediction], list[Problem]]:
+    """Rows with a string `output` (and optional `id`, `input`). Broken rows become problems, not predictions."""
+    read = read_rows(path)
+    predictions, problems = [], list(read.problems)
+    for row in read.rows:
+        try:
+            predictions.append(_prediction(row))
+        except RowError as err:
+            problems.append(Problem(row.line, row_id(row), f"bad_{err.field}", f"field '{err.field}': {err}",
+                                    fix=err.fix or 'each line needs "output": "<your model\'s answer>"'))
+    return predictions, problems
+
+
+def _prediction(row: Row) -> Prediction:
+    output = text_field(row, ("output",))[1]
+    given_input = text_field(row, ("input",), required=False)
+    return Prediction(row.line, row_id(row), output, given_input[1] if given_input else None)
+
+
+def align(reference: Dataset, predictions: list[Prediction]) -> Alignment:
+    by_id = all(item.id is not None for item in reference.items) and predictions and all(
+        p.id is not None for p in predictions)
+    return _align_by_id(reference, predictions) if by_id else _align_by_order(reference, predictions)
+
+
+def _align_by_id(reference: Dataset, predictions: list[Prediction]) -> Alignment:
+    known = {item.id for item in reference.items}
+    chosen: dict[str, Prediction] = {}
+    problems = []
+    for pred in predictions:
+        if pred.id not in known:
+            problems.append(Problem(pred.line, pred.id, "unknown_id", f"id {pred.id!r} is not in the reference",
+                                    fix="remove this line or correct its id"))
+        elif pred.id in chosen:
+            problems.append(Problem(pred.line, pred.id, "duplicate_id",
+                                    f"id {pred.id!r} already answered at line {chosen[pred.id].line}; "
+                                    "the first answer is scored", fix="keep one answer per id"))
+        else:
+            chosen[pred.id] = pred
+    aligned = [chosen.get(item.id) for item in reference.items]
+    problems += [_missing(item) for item, pred in zip(reference.items, aligned) if pred is None]
+    return Alignment(aligned, problems, "id")
+
+
+def _align_by_order(reference: Dataset, predictions: list[Prediction]) -> Alignment:
+    problems = []
+    if any(p.id is not None for p in predictions) and any(i.id is not None for i in reference.items):
+        problems.append(Problem(None, None, "id_mismatch", "ids are present in only some rows of the files, so "
+                                "lines were matched by order", fix="give every row an id in both files, or none",
+                                severity="warning"))
+    aligned: list[Prediction | None] = list(predictions[: len(reference.items)])
+    for item, pred in zip(reference.items, aligned):
+        if pred.input is not None and not _input_matches(pred.input, item):
+            problems.append(Problem(pred.line, pred.id, "input_mismatch",
+                                    f"input does not match reference line {item.line} "
+                                    f"(reference starts {_item_input(item)[:30]!r}, yours {pred.input[:30]!r})",
+                                    fix="keep the predictions in the reference's order, one line per item"))
+    for pred in predictions[len(reference.items):]:
+        problems.append(Problem(pred.line, pred.id, "extra_row",
+                                f"line {pred.line} is beyond the reference's {len(reference.items)} items",
+                                fix="remove extra lines; there must be exactly one prediction per reference item"))
+    aligned += [None] * (len(reference.items) - len(aligned))
+    problems += [_missing(item) for item, pred in zip(reference.items, aligned) if pred is None]
+    return Alignment(aligned, problems, "order")
+
+
+def _missing(item: MCItem | QAItem) -> Problem:
+    where = f"id {item.id!r}" if item.id is not None else f"reference line {item.line}"
+    return Problem(None, item.id, "missing_prediction", f"no prediction for {where}; scored as wrong/empty",
+                   fix="add a line for this item")
+
+
+def _item_input(item: MCItem | QAItem) -> str:
+    return item.input_text if isinstance(item, MCItem) else item.input
+
+
+def _input_matches(given: str, item: MCItem | QAItem) -> bool:
+    """Whitespace-insensitive; for multiple choice the question alone (options laid out otherwise) also matches."""
+    given = _normalise(given)
+    if given == _normalise(_item_input(item)):
+        return True
+    return isinstance(item, MCItem) and given.startswith(_normalise(item.question))
+
+
+def _normalise(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scoring
+
+DEFAULT_WEIGHTS = {"mc": {"accuracy": 1.0}, "qa": {"rouge-l": 1.0}}
+
+
+@dataclass
+class ScoreReport:
+    task: str
+    reference: str
+    predictions: str
+    n: int
+    metrics: dict[str, float]
+    score: float
+    weights: dict[str, float]
+    problems: list[Problem]
+    items: list[dict]
+    breakdown: dict[str, dict[str, dict[str, float]]]
+    alignment: str
+    exit_status: int
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task, "n": self.n, **{k: round(v, 4) for k, v in self.metrics.items()},
+            "score": round(self.score, 4), "weights": self.weights, "reference": self.reference,
+            "predictions": self.predictions, "alignment": self.alignment, "exit_status": self.exit_status,
+            "breakdown": self.breakdown, "problems": [p.to_dict() for p in self.problems],
+            "conventions": conventions(self.task, self.weights),
+        }
+
+
+def conventions(task: str, weights: dict[str, float]) -> dict[str, str]:
+    names = ["accuracy"] if task == "mc" else list(QA_METRICS)
+    formula = " + ".join(f"{w:g} x {k}" for k, w in weights.items())
+    total = sum(weights.values())
+    return {
+        **{k: CONVENTIONS[k] for k in names},
+        "score": f"score = ({formula}) / {total:g}",
+        "alignment": "by id when both files have ids, else by line order with the input checked; "
+                     "a missing prediction counts as an empty (wrong) answer and stays in the denominator",
+        "decoding": "not applicable: the predictions file is scored as given (no model is run)",
+    }
+
+
+def parse_weights(text: str | None, task: str) -> dict[str, float]:
+    """'rouge-l=0.5,bleu-4=0.5' -> {"rouge-l": 0.5, "bleu-4": 0.5}; the task's default when empty."""
+    if not text:
+        return dict(DEFAULT_WEIGHTS[task])
+    allowed = ["accuracy"] if task == "mc" else list(QA_METRICS)
+    weights = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        name = name.strip().lower()
+        try:
+            weight = float(value)
+        except ValueError:
+            raise ValueError(f"--weights: {part!r} is not NAME=NUMBER") from None
+        if name not in allowed or weight < 0:
+            raise ValueError(f"--weights: {name!r} must be one of {', '.join(allowed)} with a weight >= 0")
+        weights[name] = weight
+    if sum(weights.values()) <= 0:
+        raise ValueError("--weights: at least one weight must be above 0")
+    return weights
+
+
+def score_submission(reference_path: str | Path, predictions_path: str | Path, task: str = "auto",
+                     weights: str | None = None) -> ScoreReport:
+    """Check and score. Raises ReferenceMalformed or DataFileError (predictions unreadable as a whole)."""
+    reference = load_reference(reference_path, task)
+    weight_map = parse_weights(weights, reference.task)
+    predictions, problems = read_predictions(predictions_path)
+    alignment = align(reference, predictions)
+    problems += alignment.problems
+    if reference.task == "mc":
+        items, item_problems, metrics, breakdown = _score_mc(reference.items, alignment.predictions)
+    else:
+        items, item_problems, metrics, breakdown = _score_qa(reference.items, alignment.predictions)
+    problems += item_problems
+    score = sum(w * metrics[k] for k, w in weight_map.items()) / sum(weight_map.values())
+    problems.sort(key=lambda p: (p.line is None, p.line or 0))
+    return ScoreReport(reference.task, str(reference_path), str(predictions_path), len(reference.items), metrics,
+                       score, weight_map, problems, items, breakdown, alignment.method, exit_status(problems))
+
+
+def exit_status(problems: list[Problem]) -> int:
+    errors = [p for p in problems if p.severity == "error"]
+    if any(p.kind not in MISMATCH_KINDS for p in errors):
+        return EXIT_PREDICTIONS_MALFORMED
+    return EXIT_PREDICTIONS_MISMATCH if errors else EXIT_OK
+
+
+def _score_mc(items: list[MCItem], predictions: list[Prediction | None]):
+    rows, problems = [], []
+    for item, pred in zip(items, predictions):
+        text = pred.output if pred else ""
+        letters = extract_answer(text, item.options)
+        status = "missing" if pred is None else "unparsed" if letters is None else "ok"
+        if pred is not None and letters is None:
+            kind = "empty_output" if not text.strip() else "unparsed_answer"
+            problems.append(Problem(pred.line, item.id, kind, f"no answer letter could be read from {text[:40]!r}; "
+                                    "scored as wrong", fix="answer with the option letter(s), e.g. \"B\" or \"BD\"",
+                                    severity="warning"))
+        rows.append({"line": item.line, "pred_line": pred.line if pred else None, "id": item.id,
+                     "question": item.question, "answer": item.answer, "prediction": text, "extracted": letters,
+                     "correct": mc_is_correct(letters, item.answer), "status": status,
+                     "group": item.category or item.source, "multi": len(item.answer) > 1})
+    accuracy = 100.0 * sum(r["correct"] for r in rows) / len(rows)
+    metrics = {"accuracy": accuracy, "unparsed": float(sum(r["status"] == "unparsed" for r in rows)),
+               "missing": float(sum(r["status"] == "missing" for r in rows))}
+    return rows, problems, metrics, _mc_breakdown(rows)
+
+
+def _mc_breakdown(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """Accuracy by source/category (when the reference has one) and by single- vs multi-answer items."""
+    def group_by(key) -> dict[str, dict[str, float]]:
+        groups: dict[str, list[bool]] = {}
+        for row in rows:
+            groups.setdefault(key(row), []).append(row["correct"])
+        return {name: {"n": len(v), "accuracy": 100.0 * sum(v) / len(v)} for name, v in sorted(groups.items())}
+
+    breakdown = {"answer_type": group_by(lambda r: "multi-answer" if r["multi"] else "single-answer")}
+    if any(r["group"] for r in rows):
+        breakdown["category"] = group_by(lambda r: r["group"] or "(none)")
+    return breakdown
+
+
+def _score_qa(items: list[QAItem], predictions: list[Prediction | None]):
+    outputs = [pred.output if pred else "" for pred in predictions]
+    scores = qa_item_scores(outputs, [item.output for item in items])
+    rows, problems = [], []
+    for item, pred, text, score in zip(items, predictions, outputs, scores):
+        if pred is not None and not text.strip():
+            problems.append(Problem(pred.line, item.id, "empty_output", "the answer is empty; it scores 0",
+                                    fix="check that your generation finished for this item", severity="warning"))
+        rows.append({"line": item.line, "pred_line": pred.line if pred else None, "id": item.id,
+                     "input": item.input, "reference": item.output, "prediction": text,
+                     **score, "status": "missing" if pred is None else "ok", "group": item.source})
+    metrics = mean_scores(scores)
+    breakdown = {}
+    if any(r["group"] for r in rows):
+        groups: dict[str, list[dict]] = {}
+        for row, score in zip(rows, scores):
+            groups.setdefault(row["group"] or "(none)", []).append(score)
+        breakdown["source"] = {k: {"n": len(v), **mean_scores(v)} for k, v in sorted(groups.items())}
+    return rows, problems, metrics, breakdown

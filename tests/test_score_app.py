@@ -1,0 +1,48 @@
+"""The "Score a submission" tab, driven over HTTP with gradio_client against the running app."""
+
+import json
+
+from gradio_client import Client, handle_file
+
+from ui.strings import t
+
+
+def call_score(url, sample, reference=None, predictions=None, task="auto", weights=""):
+    client = Client(url, verbose=False)
+    return client.predict(sample, reference and handle_file(reference), predictions and handle_file(predictions),
+                          task, weights, api_name="/score_submission")
+
+
+def test_bundled_mc_sample_reports_scores_and_problems(app_url):
+    summary, scores, problems, items, downloads = call_score(app_url, t("score.sample_mc"))
+    assert "Score" in summary and "do not match" in summary
+    metric_names = [row[0] for row in scores["data"]]
+    assert metric_names[:2] == ["accuracy", "unparsed"] and "score" in metric_names
+    kinds = {row[3] for row in problems["data"]}
+    assert {"duplicate_id", "unknown_id", "missing_prediction", "empty_output", "bad_output"} <= kinds
+    columns = items["headers"]
+    assert columns[:3] == ["line", "id", "correct"] and items["data"][0][2] is False  # worst first
+    report = json.loads(open(downloads[0], encoding="utf-8").read())
+    assert report["task"] == "mc" and report["n"] == 32 and report["exit_status"] == 4
+
+
+def test_uploaded_free_form_files(app_url, tmp_path):
+    ref, pred = tmp_path / "ref.jsonl", tmp_path / "pred.jsonl"
+    rows = [{"id": "a", "input": "头痛怎么办", "output": "注意休息，必要时服用布洛芬。"},
+            {"id": "b", "input": "发烧怎么办", "output": "多饮水，体温高于38.5度服退热药。"}]
+    ref.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    pred.write_text('{"id": "a", "output": "注意休息，必要时服用布洛芬。"}\n{"id": "b", "output": "去医院"}\n',
+                    encoding="utf-8")
+    summary, scores, problems, items, downloads = call_score(app_url, t("score.sample_none"), ref, pred)
+    assert "The file is valid" in summary and problems["data"] == []
+    assert items["data"][0][1] == "b" and items["data"][1][2] == 100.0  # worst first by ROUGE-L
+    assert len(downloads) == 2
+
+
+def test_malformed_reference_shows_its_problems(app_url, tmp_path):
+    ref, pred = tmp_path / "ref.jsonl", tmp_path / "pred.jsonl"
+    ref.write_text('{"input": "头痛怎么办", "output": "休息"}\n{"input": "发烧"}\n', encoding="utf-8")
+    pred.write_text('{"output": "休息"}\n', encoding="utf-8")
+    summary, scores, problems, items, downloads = call_score(app_url, t("score.sample_none"), ref, pred)
+    assert "reference file is malformed" in summary
+    assert problems["data"][0][1] == 2 and "'output'" in problems["data"][0][4]

@@ -1,0 +1,112 @@
+"""The "Score a submission" tab: reference + predictions in, scores, problems, per-item table and downloads out."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from evaluation.data import DataFileError
+from evaluation.report import write_json, write_per_item
+from evaluation.submission import ReferenceMalformed, ScoreReport, score_submission
+from ui.context import AppContext
+from ui.strings import t
+
+SAMPLES = {  # label key -> (reference, predictions), relative to the sample directory
+    "score.sample_mc": ("mc_sample.jsonl", "mc_sample_predictions.jsonl"),
+    "score.sample_qa": ("qa_sample_competition.jsonl", "qa_sample_predictions.jsonl"),
+}
+TASKS = ["auto", "mc", "qa"]
+PROBLEM_COLUMNS = ["severity", "line", "id", "kind", "message", "fix"]
+
+
+def problems_frame(problems) -> pd.DataFrame:
+    return pd.DataFrame([{c: p.to_dict()[c] for c in PROBLEM_COLUMNS} for p in problems], columns=PROBLEM_COLUMNS)
+
+
+def scores_frame(report: ScoreReport, lang: str) -> pd.DataFrame:
+    rows = [[name, round(value, 2)] for name, value in report.metrics.items()] + [["score", round(report.score, 2)]]
+    for title, groups in report.breakdown.items():
+        for group, values in groups.items():
+            key = "accuracy" if report.task == "mc" else "rouge-l"
+            rows.append([f"{key} · {group} (n={int(values['n'])})", round(values[key], 2)])
+    return pd.DataFrame(rows, columns=[t("score.col_metric", lang), t("score.col_value", lang)])
+
+
+def items_frame(report: ScoreReport) -> pd.DataFrame:
+    """Worst first: wrong/missing/unparsed before right for multiple choice, lowest ROUGE-L first for free-form."""
+    frame = pd.DataFrame(report.items)
+    if report.task == "mc":
+        frame = frame.sort_values(["correct", "line"], kind="stable")
+        columns = ["line", "id", "correct", "status", "answer", "extracted", "prediction", "question"]
+    else:
+        frame = frame.sort_values(["rouge-l", "line"], kind="stable")
+        columns = ["line", "id", "rouge-l", "rouge-1", "rouge-2", "bleu-4", "prediction", "reference", "input"]
+        frame[["rouge-1", "rouge-2", "rouge-l", "bleu-4"]] = frame[["rouge-1", "rouge-2", "rouge-l", "bleu-4"]].round(2)
+    return frame[columns]
+
+
+def resolve_inputs(sample: str, reference, predictions, ctx: AppContext) -> tuple[str, str]:
+    for key, (ref, pred) in SAMPLES.items():
+        if sample == t(key, ctx.lang):
+            return str(ctx.sample_dir / ref), str(ctx.sample_dir / pred)
+    if not reference or not predictions:
+        raise gr.Error(t("score.need_files", ctx.lang))
+    return _path(reference), _path(predictions)
+
+
+def _path(file) -> str:
+    return file if isinstance(file, str) else file.name
+
+
+def write_downloads(report: ScoreReport) -> list[str]:
+    out = Path(tempfile.mkdtemp(prefix="score-"))
+    write_json(report, out / "report.json")
+    write_per_item(report, out / "items.jsonl")
+    return [str(out / "report.json"), str(out / "items.jsonl")]
+
+
+def score(sample, reference, predictions, task, weights, ctx: AppContext):
+    ref_path, pred_path = resolve_inputs(sample, reference, predictions, ctx)
+    lang = ctx.lang
+    try:
+        report = score_submission(ref_path, pred_path, TASKS[task], weights or None)
+    except ReferenceMalformed as err:
+        gr.Warning(t("score.status_3", lang))
+        return f"**{t('score.status_3', lang)}**", None, problems_frame(err.problems), None, None
+    except DataFileError as err:
+        gr.Warning(t("score.status_4", lang))
+        return f"**{t('score.status_4', lang)}**", None, problems_frame(err.problems), None, None
+    except ValueError as err:  # bad weights
+        raise gr.Error(str(err)) from None
+    status = t("score.status_ok" if report.exit_status == 0 else f"score.status_{report.exit_status}", lang)
+    task_name = t("score.task_choices", lang).split("|")[TASKS.index(report.task)]
+    summary = t("score.summary", lang).format(score=report.score, task=task_name, n=report.n, status=status)
+    return (summary, scores_frame(report, lang), problems_frame(report.problems), items_frame(report),
+            write_downloads(report))
+
+
+def build(ctx: AppContext) -> None:
+    lang = ctx.lang
+    gr.Markdown(t("score.intro", lang))
+    sample_choices = [t("score.sample_none", lang)] + [t(k, lang) for k in SAMPLES]
+    with gr.Row():
+        sample = gr.Dropdown(sample_choices, value=sample_choices[0], label=t("score.sample", lang))
+        task = gr.Radio(t("score.task_choices", lang).split("|"), value=t("score.task_choices", lang).split("|")[0],
+                        type="index", label=t("score.task", lang))
+    with gr.Row():
+        reference = gr.File(label=t("score.reference", lang), file_types=[".jsonl", ".json", ".csv"])
+        predictions = gr.File(label=t("score.predictions", lang), file_types=[".jsonl", ".json", ".csv"])
+    with gr.Accordion(t("score.options", lang), open=False):
+        weights = gr.Textbox(label=t("score.weights", lang), placeholder="rouge-l=1")
+    run = gr.Button(t("score.run", lang), variant="primary")
+    summary = gr.Markdown(elem_id="score-summary")
+    with gr.Row():
+        scores = gr.Dataframe(label=t("score.scores", lang), interactive=False, scale=1)
+        downloads = gr.File(label=t("score.downloads", lang), file_count="multiple", interactive=False, scale=1)
+    problems = gr.Dataframe(label=t("score.problems", lang), interactive=False, wrap=True)
+    items = gr.Dataframe(label=t("score.items", lang), interactive=False, wrap=True, max_height=600)
+    run.click(lambda *args: score(*args, ctx=ctx), [sample, reference, predictions, task, weights],
+              [summary, scores, problems, items, downloads], api_name="score_submission")
