@@ -1,0 +1,347 @@
+"""The model registry: one base model loaded once, LoRA adapters attached to it by name, shared by every user.
+
+Models are named by strings: the base model by its reference (`registry.base_name`, e.g. "demo"), adapters by
+their directory name under `<data_dir>/adapters/`, or by the name given when a local path or hub id is added.
+The base answers with every adapter switched off. Several panes are answered in one batch: peft's
+`adapter_names=[...]` routes each row of the batch through its own adapter (or none, "__base__"), which gives each
+row exactly what that adapter alone gives (tests/test_chat_registry.py checks it token for token).
+
+All work on the model (attaching adapters, generating) goes through one FIFO `GenerationQueue`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from chat.queue import GenerationQueue
+from chat.settings import GenerationSettings
+from chat.streaming import PaneStreamer, StopOnEvent, StreamState
+
+PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
+Messages = list[dict[str, str]]
+Prompt = str | Messages  # a raw prompt (no template applied), or chat messages
+
+
+class RegistryError(ValueError):
+    """A model or adapter cannot be used; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    kind: str  # "base" or "adapter"
+    source: str  # model reference, adapter directory or hub id
+    loaded: bool
+    bytes: int  # in memory when loaded, else the weights' size on disk (0 if unknown)
+    compatible: bool = True
+    reason: str = ""  # why an adapter cannot be used with this base
+
+
+def _peft_safe(name: str) -> str:
+    # Module dict keys cannot contain dots; adapter directory names often do ("qwen-0.5b-lora").
+    return "a_" + re.sub(r"\W", "_", name)
+
+
+def _disk_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.glob("adapter_model.*")) if path.is_dir() else 0
+
+
+def pick_device_dtype(device: str | None = None, dtype: str | None = None):
+    """Hardware decides unless told: CUDA bf16 (fp16 without bf16 support), Apple MPS fp16, CPU fp32."""
+    import torch
+
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if dtype is None:
+        if device.startswith("cuda"):
+            dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        else:
+            dtype = "float16" if device == "mps" else "float32"
+    return device, getattr(torch, dtype)
+
+
+class ModelRegistry:
+    def __init__(self, base: str = "demo", data_dir: Path | str | None = None, *, device: str | None = None,
+                 dtype: str | None = None, load_in_4bit: bool = False, trust_remote_code: bool = False):
+        self.base_name = base
+        self.adapters_dir = Path(data_dir) / "adapters" if data_dir is not None else None
+        self.device_request, self.dtype_request = device, dtype
+        self.load_in_4bit, self.trust_remote_code = load_in_4bit, trust_remote_code
+        self.queue = GenerationQueue()
+        self._load_lock = threading.Lock()
+        self._model = None  # the transformers model, wrapped in a PeftModel once an adapter is attached
+        self._tokenizer = None
+        self._extra: dict[str, str] = {}  # adapters added by path or hub id: name -> source
+        self._attached: dict[str, str] = {}  # adapter name -> peft adapter name
+
+    # ---- discovery -------------------------------------------------------------------------------------------
+    def add_adapter(self, source: str, name: str | None = None) -> str:
+        """Make an adapter known by a local directory or hub id (not loaded yet); returns its name."""
+        path = Path(source)
+        if path.is_dir() and not (path / "adapter_config.json").exists():
+            raise RegistryError(f"{path}: no adapter_config.json, so this is not a PEFT adapter directory")
+        if not path.is_dir() and self.adapters_dir is not None and (self.adapters_dir / source).is_dir():
+            return self._check_known(source)  # a fine-tune job's adapter, by its name
+        if not path.is_dir() and (source.startswith((".", "/")) or source.count("/") != 1):
+            raise RegistryError(f"adapter {source!r}: no such directory, and not a hub id (owner/name)")
+        name = name or (path.name if path.is_dir() else source)
+        if name == self.base_name:
+            raise RegistryError(f"adapter name {name!r} is the base model's name; give it another name")
+        self._extra[name] = str(path.resolve()) if path.is_dir() else source
+        return name
+
+    def _check_known(self, name: str) -> str:
+        info = {m.name: m for m in self.models()}.get(name)
+        if info is None:
+            raise RegistryError(f"unknown model {name!r}; known: {', '.join(m.name for m in self.models())}")
+        if not info.compatible:
+            raise RegistryError(f"adapter {name!r} cannot be used with base {self.base_name!r}: {info.reason}")
+        return name
+
+    def _scan(self) -> dict[str, str]:
+        """Adapters on disk, re-read on every call so that newly trained ones appear without a restart."""
+        found: dict[str, str] = {}
+        if self.adapters_dir is not None and self.adapters_dir.is_dir():
+            for config in sorted(self.adapters_dir.glob("*/adapter_config.json")):
+                found[config.parent.name] = str(config.parent)
+        found.update(self._extra)
+        return found
+
+    def _adapter_base(self, source: str) -> str | None:
+        config = Path(source) / "adapter_config.json"
+        if not config.exists():
+            return None  # a hub id: checked when it loads
+        try:
+            return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RegistryError(f"{config}: unreadable adapter config ({exc})") from exc
+
+    def _same_base(self, ref: str | None) -> bool:
+        if not ref or ref == self.base_name:
+            return True
+        from finetune.demo_model import DEMO_MODEL_NAME, cache_root
+
+        def canonical(r: str) -> str:
+            p = Path(r)
+            if r == DEMO_MODEL_NAME or (p.parent.resolve() == cache_root().resolve() and p.name.startswith("demo-v")):
+                return DEMO_MODEL_NAME
+            return str(p.resolve()) if p.is_dir() else r
+
+        return canonical(ref) == canonical(self.base_name)
+
+    def models(self) -> list[ModelInfo]:
+        """The base first, then every adapter known now, with memory (loaded) or disk size, and compatibility."""
+        rows = [ModelInfo(self.base_name, "base", self.base_name, self._model is not None, self._base_bytes())]
+        for name, source in self._scan().items():
+            try:
+                base = self._adapter_base(source)
+                ok, reason = self._same_base(base), f"trained on {base!r}"
+            except RegistryError as exc:
+                ok, reason = False, str(exc)
+            if name == self.base_name:
+                ok, reason = False, "its name is the base model's name"
+            loaded = name in self._attached
+            size = self._adapter_bytes(name) if loaded else _disk_bytes(Path(source))
+            rows.append(ModelInfo(name, "adapter", source, loaded, size, ok, "" if ok else reason))
+        return rows
+
+    def usable_models(self) -> list[str]:
+        return [m.name for m in self.models() if m.compatible]
+
+    # ---- loading ---------------------------------------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        self._ensure_base()
+        return self._tokenizer
+
+    @property
+    def model(self):
+        self._ensure_base()
+        return self._model
+
+    def _ensure_base(self) -> None:
+        if self._model is not None:
+            return
+        with self._load_lock:
+            if self._model is None:
+                self._tokenizer, self._model = self._load_base()
+
+    def _load_base(self):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from finetune.demo_model import CHATML_TEMPLATE, resolve_model
+
+        device, dtype = pick_device_dtype(self.device_request, self.dtype_request)
+        path = resolve_model(self.base_name)
+        kwargs: dict = dict(dtype=dtype, trust_remote_code=self.trust_remote_code)
+        if self.load_in_4bit:
+            if not device.startswith("cuda"):
+                raise RegistryError("load_in_4bit needs a CUDA GPU (bitsandbytes); this machine has none")
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=dtype)
+            kwargs["device_map"] = {"": device}
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=self.trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except OSError as exc:
+            raise RegistryError(f"base model {self.base_name!r} cannot be loaded: {exc}") from exc
+        if not self.load_in_4bit:
+            model.to(device)
+        model.eval()  # peft refuses mixed-adapter batches in training mode; dropout must be off anyway
+        tokenizer.padding_side = "left"  # decoder-only batches pad on the left so every row ends at its last token
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if not tokenizer.chat_template:
+            tokenizer.chat_template = CHATML_TEMPLATE
+        return tokenizer, model
+
+    def attach(self, name: str) -> None:
+        """Load an adapter into memory now (generation does it on first use anyway)."""
+        with self.queue.turn():
+            self._attach_locked(name)
+
+    def _attach_locked(self, name: str) -> None:
+        """Attach, holding the queue turn: injecting LoRA layers while another request generates would corrupt it."""
+        if name == self.base_name or name in self._attached:
+            return
+        self._check_known(name)
+        source = self._scan()[name]
+        peft_name = _peft_safe(name)
+        self._ensure_base()
+        from peft import PeftModel
+
+        try:
+            if isinstance(self._model, PeftModel):
+                self._model.load_adapter(source, adapter_name=peft_name)
+            else:
+                self._model = PeftModel.from_pretrained(self._model, source, adapter_name=peft_name)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise RegistryError(f"adapter {name!r} from {source} cannot be attached: {exc}") from exc
+        self._model.eval()
+        self._attached[name] = peft_name
+
+    # ---- memory ----------------------------------------------------------------------------------------------
+    def _base_bytes(self) -> int:
+        if self._model is None:
+            return 0
+        return sum(p.numel() * p.element_size() for n, p in self._model.named_parameters() if ".lora_" not in n)
+
+    def _adapter_bytes(self, name: str) -> int:
+        marker = f".{self._attached[name]}."
+        return sum(p.numel() * p.element_size() for n, p in self._model.named_parameters() if marker in n + ".")
+
+    # ---- generation ------------------------------------------------------------------------------------------
+    def render(self, prompt: Prompt) -> str:
+        """Chat messages -> the model's prompt text (template applied); raw strings pass through unchanged."""
+        if isinstance(prompt, str):
+            return prompt
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def stream(self, panes: Sequence[tuple[str | None, Prompt]], settings: GenerationSettings = GenerationSettings(),
+               stop: threading.Event | None = None) -> Iterator[StreamState]:
+        """Answer several (model, prompt) panes in one batch, yielding every pane's text so far after each step.
+
+        `model` is an adapter name, or None / `base_name` for the base. Leaving the loop early (or setting `stop`)
+        stops the generation and frees the queue.
+        """
+        if not panes:
+            raise RegistryError("no model selected")
+        names = [self.base_name if m is None else m for m, _ in panes]
+        for name in names:
+            if name != self.base_name:
+                self._check_known(name)
+        batch = self._encode([self.render(p) for _, p in panes], settings)
+        stop = stop or threading.Event()
+        streamer = PaneStreamer(self.tokenizer, len(panes), self._eos_ids(), batch["input_ids"].shape[1])
+        ticket = self.queue.enter()
+        worker = threading.Thread(target=self._generate_worker, name="chat-generate", daemon=True,
+                                  args=(ticket, names, batch, settings, streamer, stop))
+        worker.start()
+        try:
+            yield from streamer.states(lambda: self.queue.ahead(ticket))
+        finally:
+            stop.set()
+            worker.join()
+            self.queue.leave(ticket)
+
+    def _generate_worker(self, ticket, names, batch, settings, streamer, stop) -> None:
+        import torch
+
+        try:
+            while not self.queue.wait(ticket, timeout=0.1):
+                if stop.is_set():
+                    return
+            for name in set(names):
+                self._attach_locked(name)
+            kwargs = settings.generate_kwargs()
+            if self._attached:  # a PeftModel: route each row through its own adapter, "__base__" = adapters off
+                kwargs["adapter_names"] = [self._attached.get(n, PEFT_BASE) for n in names]
+            if not settings.greedy:
+                torch.manual_seed(settings.seed)  # under the queue turn, so no other request touches the RNG
+            device = self._model.device
+            self._model.generate(
+                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                streamer=streamer, stopping_criteria=[StopOnEvent(stop)], pad_token_id=self._tokenizer.pad_token_id,
+                **kwargs,
+            )
+        except Exception as exc:  # handed to the consuming thread, which re-raises it
+            streamer.fail(exc)
+        finally:
+            self.queue.leave(ticket)
+            streamer.end()
+
+    def _encode(self, texts: list[str], settings: GenerationSettings):
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        limit = getattr(self._model.config, "max_position_embeddings", None)
+        longest = int(batch["attention_mask"].sum(dim=1).max())
+        if limit and longest + settings.max_new_tokens > limit:
+            raise RegistryError(
+                f"the conversation is {longest} tokens; with max_new_tokens={settings.max_new_tokens} it exceeds the "
+                f"model's context of {limit} tokens: clear the chat or lower max_new_tokens"
+            )
+        return batch
+
+    def _eos_ids(self) -> set[int]:
+        eos = self._model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self._tokenizer.eos_token_id is not None:
+            ids.add(self._tokenizer.eos_token_id)
+        return ids
+
+    def generate_panes(self, panes: Sequence[tuple[str | None, Prompt]],
+                       settings: GenerationSettings = GenerationSettings()) -> list[str]:
+        """Like `stream`, returning only the final answers."""
+        state = None
+        for state in self.stream(panes, settings):
+            pass
+        return list(state.texts) if state else []
+
+    def generate(self, prompts: Sequence[Prompt], adapter: str | None = None,
+                 settings: GenerationSettings = GenerationSettings(), batch_size: int = 8) -> list[str]:
+        """Answer many prompts with one model (the base when `adapter` is None), `batch_size` at a time."""
+        if batch_size < 1:
+            raise RegistryError(f"batch_size must be at least 1, got {batch_size}")
+        answers: list[str] = []
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start:start + batch_size]
+            answers += self.generate_panes([(adapter, p) for p in chunk], settings)
+        return answers
+
+
+_SHARED: dict[tuple, ModelRegistry] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_registry(base: str, data_dir: Path | str | None = None, **options) -> ModelRegistry:
+    """The one registry per (base, data_dir) in this process: every user and every tab shares its loaded model."""
+    key = (base, str(data_dir), tuple(sorted(options.items())))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = ModelRegistry(base, data_dir, **options)
+        return _SHARED[key]

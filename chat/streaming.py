@@ -1,0 +1,122 @@
+"""Streaming several panes from one batched `generate`: a streamer fed by the generating thread, read by the caller.
+
+transformers' TextIteratorStreamer only takes batch size 1; this one keeps one token list per row, stops
+recording a row at its end-of-sequence token (generate pads finished rows from then on), and decodes each row's
+whole answer on every step, so multi-byte characters split across tokens never show up half-decoded for long.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+from transformers.generation.stopping_criteria import StoppingCriteria
+from transformers.generation.streamers import BaseStreamer
+
+_END = object()
+
+
+@dataclass
+class StreamState:
+    """Every pane's answer so far. `waiting` > 0 while other requests are ahead in the generation queue."""
+
+    texts: list[str]
+    tokens: list[int]  # new tokens per pane so far
+    done: list[bool]  # the pane has produced its end-of-sequence token
+    waiting: int = 0
+    first_token_s: float | None = None  # seconds from the request to the first new token
+    elapsed_s: float = 0.0
+    finished: bool = False  # generation is over (all panes done, max_new_tokens reached, or stopped)
+    started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def tokens_per_s(self) -> list[float]:
+        """Decoding speed per pane, from its first token on (time to first token excluded)."""
+        span = self.elapsed_s - (self.first_token_s or 0.0)
+        return [max(n - 1, 0) / span if span > 0 else 0.0 for n in self.tokens]
+
+
+class StopOnEvent(StoppingCriteria):
+    """Stops every row as soon as the event is set (the user pressed Stop, or the reader went away)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class PaneStreamer(BaseStreamer):
+    def __init__(self, tokenizer, n_panes: int, eos_ids: set[int], prompt_len: int):
+        self.tokenizer = tokenizer
+        self.eos_ids = eos_ids
+        self.prompt_len = prompt_len
+        self.ids: list[list[int]] = [[] for _ in range(n_panes)]
+        self.done = [False] * n_panes
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._prompt_seen = False
+
+    # -- called by generate, in the generating thread --
+    def put(self, value) -> None:
+        if not self._prompt_seen and value.dim() == 2 and value.shape[1] == self.prompt_len:
+            self._prompt_seen = True  # generate first hands over the prompt itself
+            return
+        self._queue.put(value.reshape(len(self.ids), -1).tolist())
+
+    def end(self) -> None:
+        self._queue.put(_END)
+
+    def fail(self, exc: BaseException) -> None:
+        self._error = exc
+
+    # -- called by the reader --
+    def _absorb(self, rows: list[list[int]]) -> None:
+        for i, new in enumerate(rows):
+            for token in new:
+                if self.done[i]:
+                    break
+                if token in self.eos_ids:
+                    self.done[i] = True
+                else:
+                    self.ids[i].append(token)
+
+    def _texts(self, final: bool) -> list[str]:
+        texts = self.tokenizer.batch_decode(self.ids, skip_special_tokens=True)
+        # A character split across tokens decodes to U+FFFD until its last byte arrives: hide it until then.
+        return texts if final else [t.rstrip("\ufffd") for t in texts]
+
+    def states(self, waiting: Callable[[], int]) -> Iterator[StreamState]:
+        state = StreamState([""] * len(self.ids), [0] * len(self.ids), list(self.done))
+        while True:
+            try:
+                item = self._queue.get(timeout=0.25)
+            except queue.Empty:
+                state.waiting = max(waiting(), 0)
+                if state.waiting:
+                    yield state
+                continue
+            state.waiting = 0
+            state.elapsed_s = time.perf_counter() - state.started
+            if item is _END:
+                break
+            self._absorb(item)
+            while not self._queue.empty():  # catch up in one update when the reader is slower than the model
+                nxt = self._queue.get()
+                if nxt is _END:
+                    self._queue.put(_END)
+                    break
+                self._absorb(nxt)
+            if state.first_token_s is None:
+                state.first_token_s = state.elapsed_s
+            state.texts, state.tokens, state.done = self._texts(False), [len(r) for r in self.ids], list(self.done)
+            yield state
+        if self._error is not None:
+            raise self._error
+        state.texts, state.tokens, state.done = self._texts(True), [len(r) for r in self.ids], list(self.done)
+        state.finished = True
+        yield state
