@@ -5,7 +5,7 @@ Conventions (stated in the UI and tested against hand-computed tables in tests/t
 - win rate = wins / battles (ties count as battles, not wins); score = (wins + ties / 2) / battles.
 - head-to-head[i][j] = score of model i in its battles against model j (None when they never met).
 - Elo: online updates in vote order, every model starts at 1000, K = 32, logistic on base 10 and scale 400.
-- Bradley–Terry: maximum likelihood (Hunter's MM algorithm), ties as half a win each, regularised by `prior`
+- Bradley–Terry: maximum likelihood (Newton's method), ties as half a win each, regularised by `prior`
   virtual ties of every model against an anchor of strength 1 (keeps an unbeaten model finite), put on the Elo
   scale (400 log10 p) and shifted so that the mean rating is 1000.
 - Confidence intervals: percentile bootstrap (2.5 %, 97.5 %) over votes resampled with replacement, seeded.
@@ -85,9 +85,13 @@ def elo(battles: Sequence[Battle], k: float = 32.0, initial: float = 1000.0, sca
     return ratings
 
 
-def bradley_terry(battles: Sequence[Battle], prior: float = 1.0, iterations: int = 10_000,
-                  tolerance: float = 1e-12) -> dict[str, float]:
-    """Bradley–Terry strengths on the Elo scale (mean 1000); see the module docstring for the conventions."""
+def bradley_terry(battles: Sequence[Battle], prior: float = 1.0, iterations: int = 100,
+                  tolerance: float = 1e-10) -> dict[str, float]:
+    """Bradley–Terry strengths on the Elo scale (mean 1000); see the module docstring for the conventions.
+
+    Newton's method on log-strengths: the log-likelihood is concave, and it converges in a handful of steps where
+    the classic MM iteration needs hundreds (which the bootstrap would repeat 200 times).
+    """
     models = models_of(battles)
     if not models:
         return {}
@@ -100,18 +104,20 @@ def bradley_terry(battles: Sequence[Battle], prior: float = 1.0, iterations: int
         wins[j] += 1.0 - s
         games[i, j] += 1
         games[j, i] += 1
-    wins += prior / 2  # the virtual ties against the anchor (strength 1)
-    p = np.ones(n)
+    wins += prior / 2  # `prior` virtual ties against the anchor (log-strength 0)
+    theta = np.zeros(n)
     for _ in range(iterations):
-        denominator = (games / (p[:, None] + p[None, :])).sum(axis=1) + prior / (p + 1.0)
-        new = wins / np.maximum(denominator, 1e-300)
-        if prior == 0:
-            new /= np.exp(np.mean(np.log(np.maximum(new, 1e-300))))  # without an anchor, fix the scale
-        done = np.max(np.abs(new - p)) < tolerance
-        p = new
-        if done:
+        p = 1.0 / (1.0 + np.exp(theta[None, :] - theta[:, None]))  # p[i, j] = P(i beats j)
+        p_anchor = 1.0 / (1.0 + np.exp(-theta))
+        gradient = wins - (games * p).sum(axis=1) - prior * p_anchor
+        curvature = games * p * (1.0 - p)
+        hessian = curvature - np.diag(curvature.sum(axis=1) + prior * p_anchor * (1.0 - p_anchor))
+        # Without a prior the likelihood ignores a common shift: lstsq takes the minimum-norm step.
+        step = np.linalg.lstsq(hessian, -gradient, rcond=None)[0]
+        theta += np.clip(step, -2.0, 2.0)  # damped: an unbeaten model without a prior would otherwise jump far
+        if np.max(np.abs(step)) < tolerance:
             break
-    ratings = 400.0 * np.log10(np.maximum(p, 1e-300))
+    ratings = 400.0 * theta / math.log(10)
     ratings += 1000.0 - ratings.mean()
     return {m: float(ratings[index[m]]) for m in models}
 
