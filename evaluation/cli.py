@@ -8,7 +8,7 @@ import sys
 from evaluation.data import DataFileError
 from evaluation.report import render_file_error, render_text, write_json, write_per_item
 from evaluation.submission import (
-    EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, score_submission,
+    EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError, score_submission,
 )
 
 EPILOG = """exit status:
@@ -59,6 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "score":
         try:
             return score_command(args)
-        except ValueError as err:  # bad --weights
+        except WeightsError as err:
             parser.error(str(err))
     return 2

@@ -70,7 +70,7 @@ def render_file_error(path: str, problems: list[Problem], exit_status: int) -> s
 
 
 def _fmt(name: str, value: float) -> str:
-    return str(int(value)) if name in ("unparsed", "missing") else f"{value:.2f}"
+    return str(int(value)) if name in ("unparsed", "missing", "invalid") else f"{value:.2f}"
 
 
 def write_json(report: ScoreReport, path: str | Path) -> None:

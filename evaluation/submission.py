@@ -31,12 +31,17 @@ class ReferenceMalformed(DataFileError):
     """The reference file itself is broken: nothing can be scored against it."""
 
 
+class WeightsError(ValueError):
+    """A --weights value that names an unknown metric or is not NAME=NUMBER."""
+
+
 @dataclass
 class Prediction:
     line: int
     id: str | None
     output: str
     input: str | None
+    broken: bool = False  # a row that could not be read; it keeps its place (and id) and scores as empty
 
 
 @dataclass
@@ -53,24 +58,34 @@ def load_reference(path: str | Path, task: str = "auto") -> Dataset:
         dataset = load_dataset(path, task)
     except DataFileError as err:
         raise ReferenceMalformed(err.path, err.problems) from None
-    if dataset.problems:
-        raise ReferenceMalformed(path, dataset.problems)
+    problems = dataset.problems + [
+        Problem(item.line, item.id, "empty_reference", "field 'output': the reference answer is empty",
+                fix="every reference item needs a non-empty answer; ROUGE and BLEU are undefined against nothing")
+        for item in dataset.items if isinstance(item, QAItem) and not item.output.strip()]
+    if problems:
+        raise ReferenceMalformed(path, problems)
     if not dataset.items:
         raise ReferenceMalformed(path, [Problem(None, None, "empty_file", "the reference has no items")])
     return dataset
 
 
 def read_predictions(path: str | Path) -> tuple[list[Prediction], list[Problem]]:
-    """Rows with a string `output` (and optional `id`, `input`). Broken rows become problems, not predictions."""
+    """Rows with a string `output` (and optional `id`, `input`), in file order.
+
+    A broken row is reported as a problem and still kept, as a `broken` empty prediction in its place, so that
+    alignment by line order does not shift every later line onto the wrong reference item.
+    """
     read = read_rows(path)
-    predictions, problems = [], list(read.problems)
+    problems = list(read.problems)
+    slots = [(p.line, Prediction(p.line, None, "", None, broken=True)) for p in read.problems if p.line]
     for row in read.rows:
         try:
-            predictions.append(_prediction(row))
+            slots.append((row.line, _prediction(row)))
         except RowError as err:
             problems.append(Problem(row.line, row_id(row), f"bad_{err.field}", f"field '{err.field}': {err}",
                                     fix=err.fix or 'each line needs "output": "<your model\'s answer>"'))
-    return predictions, problems
+            slots.append((row.line, Prediction(row.line, row_id(row), "", None, broken=True)))
+    return [prediction for _, prediction in sorted(slots, key=lambda slot: slot[0])], problems
 
 
 def _prediction(row: Row) -> Prediction:
@@ -80,9 +95,10 @@ def _prediction(row: Row) -> Prediction:
 
 
 def align(reference: Dataset, predictions: list[Prediction]) -> Alignment:
-    by_id = all(item.id is not None for item in reference.items) and predictions and all(
-        p.id is not None for p in predictions)
-    return _align_by_id(reference, predictions) if by_id else _align_by_order(reference, predictions)
+    readable = [p for p in predictions if not (p.broken and p.id is None)]
+    by_id = all(item.id is not None for item in reference.items) and readable and all(
+        p.id is not None for p in readable)
+    return _align_by_id(reference, readable) if by_id else _align_by_order(reference, predictions)
 
 
 def _align_by_id(reference: Dataset, predictions: list[Prediction]) -> Alignment:
@@ -181,11 +197,14 @@ class ScoreReport:
 
 def conventions(task: str, weights: dict[str, float]) -> dict[str, str]:
     names = ["accuracy"] if task == "mc" else list(QA_METRICS)
-    formula = " + ".join(f"{w:g} x {k}" for k, w in weights.items())
-    total = sum(weights.values())
+    if len(weights) == 1:
+        score = f"score = {next(iter(weights))}"
+    else:
+        formula = " + ".join(f"{w:g} x {k}" for k, w in weights.items())
+        score = f"score = ({formula}) / {sum(weights.values()):g}"
     return {
         **{k: CONVENTIONS[k] for k in names},
-        "score": f"score = ({formula}) / {total:g}",
+        "score": score,
         "alignment": "by id when both files have ids, else by line order with the input checked; "
                      "a missing prediction counts as an empty (wrong) answer and stays in the denominator",
         "decoding": "not applicable: the predictions file is scored as given (no model is run)",
@@ -204,12 +223,12 @@ def parse_weights(text: str | None, task: str) -> dict[str, float]:
         try:
             weight = float(value)
         except ValueError:
-            raise ValueError(f"--weights: {part!r} is not NAME=NUMBER") from None
+            raise WeightsError(f"--weights: {part!r} is not NAME=NUMBER") from None
         if name not in allowed or weight < 0:
-            raise ValueError(f"--weights: {name!r} must be one of {', '.join(allowed)} with a weight >= 0")
+            raise WeightsError(f"--weights: {name!r} must be one of {', '.join(allowed)} with a weight >= 0")
         weights[name] = weight
     if sum(weights.values()) <= 0:
-        raise ValueError("--weights: at least one weight must be above 0")
+        raise WeightsError("--weights: at least one weight must be above 0")
     return weights
 
 
@@ -244,8 +263,9 @@ def _score_mc(items: list[MCItem], predictions: list[Prediction | None]):
     for item, pred in zip(items, predictions):
         text = pred.output if pred else ""
         letters = extract_answer(text, item.options)
-        status = "missing" if pred is None else "unparsed" if letters is None else "ok"
-        if pred is not None and letters is None:
+        status = ("missing" if pred is None else "invalid" if pred.broken else
+                  "unparsed" if letters is None else "ok")
+        if pred is not None and not pred.broken and letters is None:
             kind = "empty_output" if not text.strip() else "unparsed_answer"
             problems.append(Problem(pred.line, item.id, kind, f"no answer letter could be read from {text[:40]!r}; "
                                     "scored as wrong", fix="answer with the option letter(s), e.g. \"B\" or \"BD\"",
@@ -256,7 +276,8 @@ def _score_mc(items: list[MCItem], predictions: list[Prediction | None]):
                      "group": item.category or item.source, "multi": len(item.answer) > 1})
     accuracy = 100.0 * sum(r["correct"] for r in rows) / len(rows)
     metrics = {"accuracy": accuracy, "unparsed": float(sum(r["status"] == "unparsed" for r in rows)),
-               "missing": float(sum(r["status"] == "missing" for r in rows))}
+               "missing": float(sum(r["status"] == "missing" for r in rows)),
+               "invalid": float(sum(r["status"] == "invalid" for r in rows))}
     return rows, problems, metrics, _mc_breakdown(rows)
 
 
@@ -279,12 +300,13 @@ def _score_qa(items: list[QAItem], predictions: list[Prediction | None]):
     scores = qa_item_scores(outputs, [item.output for item in items])
     rows, problems = [], []
     for item, pred, text, score in zip(items, predictions, outputs, scores):
-        if pred is not None and not text.strip():
+        if pred is not None and not pred.broken and not text.strip():
             problems.append(Problem(pred.line, item.id, "empty_output", "the answer is empty; it scores 0",
                                     fix="check that your generation finished for this item", severity="warning"))
         rows.append({"line": item.line, "pred_line": pred.line if pred else None, "id": item.id,
                      "input": item.input, "reference": item.output, "prediction": text,
-                     **score, "status": "missing" if pred is None else "ok", "group": item.source})
+                     **score, "status": "missing" if pred is None else "invalid" if pred.broken else "ok",
+                     "group": item.source})
     metrics = mean_scores(scores)
     breakdown = {}
     if any(r["group"] for r in rows):

@@ -15,7 +15,7 @@ def call_score(url, sample, reference=None, predictions=None, task="auto", weigh
 
 def test_bundled_mc_sample_reports_scores_and_problems(app_url):
     summary, scores, problems, items, downloads = call_score(app_url, t("score.sample_mc"))
-    assert "Score" in summary and "do not match" in summary
+    assert "Score 62.50" in summary and "is malformed" in summary
     metric_names = [row[0] for row in scores["data"]]
     assert metric_names[:2] == ["accuracy", "unparsed"] and "score" in metric_names
     kinds = {row[3] for row in problems["data"]}

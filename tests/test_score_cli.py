@@ -135,3 +135,28 @@ def test_module_entry_point_runs(tmp_path, mc_ref):
     done = subprocess.run([sys.executable, "-m", "evaluation", "score", "--ref", mc_ref, "--pred", pred],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 5 and "missing_prediction" in done.stdout and "Exit status 5" in done.stdout
+
+
+def test_empty_reference_answer_is_a_reference_problem(tmp_path, capsys):
+    ref = write_jsonl(tmp_path / "ref.jsonl", [QA_REF[0], {"input": "咳嗽怎么办", "output": "  "}])
+    pred = write_jsonl(tmp_path / "pred.jsonl", [{"output": "x"}, {"output": "y"}])
+    assert score("--ref", ref, "--pred", pred) == 3
+    assert "line 2" in capsys.readouterr().err
+
+
+def test_bundled_samples_report_every_planted_problem(tmp_path):
+    """data/README.md lists the problems planted in the sample predictions; the scorer finds each, and no other."""
+    report_path = tmp_path / "mc.json"
+    assert score("--ref", ROOT / "data/mc_sample.jsonl", "--pred", ROOT / "data/mc_sample_predictions.jsonl",
+                 "--json", report_path) == 4
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert [(p["line"], p["id"], p["kind"]) for p in report["problems"]] == [
+        (13, "mc-013", "bad_output"), (20, "mc-021", "empty_output"), (24, "mc-009", "duplicate_id"),
+        (26, "mc-026", "unparsed_answer"), (33, "mc-099", "unknown_id"), (None, "mc-017", "missing_prediction")]
+    assert report["accuracy"] == 62.5
+
+    assert score("--ref", ROOT / "data/qa_sample_competition.jsonl", "--pred",
+                 ROOT / "data/qa_sample_predictions.jsonl", "--json", report_path) == 4
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert [(p["line"], p["kind"]) for p in report["problems"]] == [
+        (7, "empty_output"), (22, "input_mismatch"), (28, "bad_output")]

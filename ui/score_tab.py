@@ -10,7 +10,7 @@ import pandas as pd
 
 from evaluation.data import DataFileError
 from evaluation.report import write_json, write_per_item
-from evaluation.submission import ReferenceMalformed, ScoreReport, score_submission
+from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError, score_submission
 from ui.context import AppContext
 from ui.strings import t
 
@@ -19,6 +19,7 @@ SAMPLES = {  # label key -> (reference, predictions), relative to the sample dir
     "score.sample_qa": ("qa_sample_competition.jsonl", "qa_sample_predictions.jsonl"),
 }
 TASKS = ["auto", "mc", "qa"]
+FILE_TYPES = [".jsonl", ".json", ".csv"]
 PROBLEM_COLUMNS = ["severity", "line", "id", "kind", "message", "fix"]
 
 
@@ -79,7 +80,7 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
     except DataFileError as err:
         gr.Warning(t("score.status_4", lang))
         return f"**{t('score.status_4', lang)}**", None, problems_frame(err.problems), None, None
-    except ValueError as err:  # bad weights
+    except WeightsError as err:
         raise gr.Error(str(err)) from None
     status = t("score.status_ok" if report.exit_status == 0 else f"score.status_{report.exit_status}", lang)
     task_name = t("score.task_choices", lang).split("|")[TASKS.index(report.task)]
@@ -97,8 +98,8 @@ def build(ctx: AppContext) -> None:
         task = gr.Radio(t("score.task_choices", lang).split("|"), value=t("score.task_choices", lang).split("|")[0],
                         type="index", label=t("score.task", lang))
     with gr.Row():
-        reference = gr.File(label=t("score.reference", lang), file_types=[".jsonl", ".json", ".csv"])
-        predictions = gr.File(label=t("score.predictions", lang), file_types=[".jsonl", ".json", ".csv"])
+        reference = gr.File(label=t("score.reference", lang), elem_id="score-reference", file_types=FILE_TYPES)
+        predictions = gr.File(label=t("score.predictions", lang), elem_id="score-predictions", file_types=FILE_TYPES)
     with gr.Accordion(t("score.options", lang), open=False):
         weights = gr.Textbox(label=t("score.weights", lang), placeholder="rouge-l=1")
     run = gr.Button(t("score.run", lang), variant="primary")
@@ -106,7 +107,9 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         scores = gr.Dataframe(label=t("score.scores", lang), interactive=False, scale=1)
         downloads = gr.File(label=t("score.downloads", lang), file_count="multiple", interactive=False, scale=1)
-    problems = gr.Dataframe(label=t("score.problems", lang), interactive=False, wrap=True)
-    items = gr.Dataframe(label=t("score.items", lang), interactive=False, wrap=True, max_height=600)
+    problems = gr.Dataframe(label=t("score.problems", lang), interactive=False, wrap=True,
+                            column_widths=["8%", "6%", "14%", "14%", "33%", "25%"])
+    items = gr.Dataframe(label=t("score.items", lang), interactive=False, wrap=True, max_height=600,
+                         show_search="search")
     run.click(lambda *args: score(*args, ctx=ctx), [sample, reference, predictions, task, weights],
               [summary, scores, problems, items, downloads], api_name="score_submission")
