@@ -45,3 +45,27 @@ def app_url(tmp_path_factory, medtune_home):
     _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
     yield url
     app.close()
+
+
+@pytest.fixture(scope="module")
+def chat_app(tmp_path_factory, demo_model):
+    """The real app with two random LoRA adapters on the demo model in its data dir. Yields (url, data_dir)."""
+    from chat_fixtures import build_adapter
+    from ui.context import AppContext
+    from ui.layout import build_app
+
+    data_dir = tmp_path_factory.mktemp("chat-app-data")
+    for i in range(2):
+        build_adapter(demo_model, data_dir / "adapters" / f"demo-lora-{i}", seed=i, base_ref="demo")
+    app = build_app(AppContext(model="demo", data_dir=data_dir)).queue()
+    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield url, data_dir
+    app.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model(tmp_path_factory) -> Path:
+    """A random-weight Qwen2-shaped chat model built in seconds (finetune tests: see tests/finetune_fixtures.py)."""
+    from tests.finetune_fixtures import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-chat-model"))

@@ -9,7 +9,7 @@ import pytest
 from chat.queue import GenerationQueue
 from chat.registry import ModelRegistry, RegistryError
 from chat.settings import GenerationSettings
-from tests.chat_fixtures import build_adapter, build_tiny_model
+from chat_fixtures import build_adapter, build_tiny_model
 
 GREEDY = GenerationSettings(max_new_tokens=24)
 CHAT = [{"role": "system", "content": "你是医学助手。"}, {"role": "user", "content": "高血压患者饮食要注意什么？"}]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import score_tab
+from ui import chat_tab, score_tab
 from ui.context import AppContext
 from ui.strings import t
 
@@ -17,5 +17,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab(t("score.tab", ctx.lang), id="score"):
                 score_tab.build(ctx)
+            with gr.Tab(t("chat.tab", ctx.lang), id="chat"):
+                chat_tab.build(ctx)
             # Further tabs (Fine-tune, Chat, Evaluate) are added here, each as `with gr.Tab(...): module.build(ctx)`.
     return app

@@ -1,0 +1,140 @@
+"""Interactive chat in a terminal, like `xtuner chat`: one model, or with --compare the base and every adapter.
+
+    python -m chat --model demo --adapter my-lora                 # chat with one adapter (streamed)
+    python -m chat --model demo --adapter a --adapter b --compare # every prompt answered by base, a and b
+    python -m chat --adapter a --prompt "头痛怎么办？"               # one-shot, no prompt loop
+
+In the loop: /use NAME switches model, /models lists them, /reset clears the conversation, /exit leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, TextIO
+
+from chat.registry import ModelRegistry, RegistryError
+from chat.session import add_turn, with_system
+from chat.settings import GenerationSettings
+
+HELP = "commands: /use NAME (switch model), /models, /reset (clear history), /help, /exit"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m chat", description="Chat with a base model and its LoRA adapters.")
+    p.add_argument("--model", default=os.environ.get("MEDTUNE_MODEL", "demo"),
+                   help='base model: hub id, local directory, or "demo" (default; env MEDTUNE_MODEL)')
+    p.add_argument("--adapter", action="append", default=[], metavar="A",
+                   help="adapter: a name under DATA_DIR/adapters, a local directory or a hub id (repeatable)")
+    p.add_argument("--compare", action="store_true", help="answer every prompt with the base and every adapter")
+    p.add_argument("--data-dir", default=os.environ.get("MEDTUNE_DATA_DIR", "runs"),
+                   help="where fine-tune jobs keep adapters (env MEDTUNE_DATA_DIR; default ./runs)")
+    p.add_argument("--prompt", action="append", default=[], help="ask this (repeatable, as successive turns) and exit")
+    p.add_argument("--system", default="", help="system prompt")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=0)
+    p.add_argument("--repetition-penalty", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cuda, cpu, mps (default: what the machine has)")
+    p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: chosen by device)")
+    p.add_argument("--load-in-4bit", action="store_true", help="4-bit base weights (CUDA with bitsandbytes)")
+    p.add_argument("--trust-remote-code", action="store_true")
+    return p.parse_args(argv)
+
+
+class Terminal:
+    """The chat loop's state: which models answer, and each one's history."""
+
+    def __init__(self, registry: ModelRegistry, models: list[str], system: str, settings: GenerationSettings,
+                 out: TextIO):
+        self.registry, self.models, self.system, self.settings, self.out = registry, models, system, settings, out
+        self.histories: dict[str, list] = {}
+
+    def ask(self, prompt: str) -> None:
+        panes = [(m, with_system(self.system, self.histories.get(m, []), prompt)) for m in self.models]
+        if len(panes) == 1:
+            state = self._stream_one(panes)
+        else:
+            state = None
+            for state in self.registry.stream(panes, self.settings):
+                pass
+            for model, text in zip(self.models, state.texts):
+                self.out.write(f"=== {model} ===\n{text}\n")
+        speed = max(state.tokens_per_s(), default=0.0)
+        self.out.write(f"[{max(state.tokens)} tokens, {speed:.1f} tokens/s, first token {state.first_token_s or 0:.2f} s]\n")
+        self.out.flush()
+        self.histories = add_turn(self.histories, self.models, prompt, state.texts)
+
+    def _stream_one(self, panes):
+        shown, state = 0, None
+        for state in self.registry.stream(panes, self.settings):
+            text = state.texts[0]
+            self.out.write(text[shown:])
+            self.out.flush()
+            shown = len(text)
+        self.out.write("\n")
+        return state
+
+    def command(self, line: str) -> bool:
+        """Handle a /command; False means leave."""
+        word, _, arg = line.partition(" ")
+        if word in ("/exit", "/quit"):
+            return False
+        if word == "/reset":
+            self.histories = {}
+        elif word == "/models":
+            for m in self.registry.models():
+                mark = "*" if m.name in self.models else " "
+                note = "" if m.compatible else f"  (cannot be used: {m.reason})"
+                self.out.write(f"{mark} {m.name}  [{m.kind}]{note}\n")
+        elif word == "/use" and arg.strip():
+            name = arg.strip()
+            if name not in self.registry.usable_models():
+                name = self.registry.add_adapter(name)
+            self.models = [name]
+        else:
+            self.out.write(HELP + "\n")
+        return True
+
+
+def run_loop(term: Terminal, read: Callable[[str], str]) -> None:
+    while True:
+        try:
+            line = read(">>> ").strip()
+        except EOFError:
+            return
+        if not line:
+            continue
+        try:
+            if line.startswith("/"):
+                if not term.command(line):
+                    return
+            else:
+                term.ask(line)
+        except (RegistryError, ValueError) as exc:
+            term.out.write(f"error: {exc}\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        settings = GenerationSettings(args.max_new_tokens, args.temperature, args.top_p, args.top_k,
+                                      args.repetition_penalty, args.seed)
+        registry = ModelRegistry(args.model, args.data_dir, device=args.device, dtype=args.dtype,
+                                 load_in_4bit=args.load_in_4bit, trust_remote_code=args.trust_remote_code)
+        adapters = [registry.add_adapter(a) for a in args.adapter]
+        models = [registry.base_name, *adapters] if args.compare else adapters[:1] or [registry.base_name]
+        term = Terminal(registry, models, args.system, settings, sys.stdout)
+        if args.prompt:
+            for prompt in args.prompt:
+                term.ask(prompt)
+            return 0
+        sys.stderr.write(f"chatting with {', '.join(models)} ({HELP})\n")
+        run_loop(term, input)
+    except (RegistryError, ValueError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    return 0

@@ -1,0 +1,331 @@
+"""The Chat tab: models side by side (streaming), a blind A/B test with votes, and the leaderboard.
+
+The model registry (one base in memory, adapters attached by name) is shared by every user of the app; each browser
+session keeps its own conversations in gr.State. Handlers are methods of `ChatHandlers` (so gradio sees their
+`gr.Request` parameter and their generator nature); the Blocks code at the bottom only wires them.
+"""
+
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from chat.leaderboard import head_to_head, leaderboard
+from chat.registry import ModelRegistry, RegistryError, shared_registry
+from chat.session import MAX_PANES, Battle, add_turn, check_selection, drop_last_turn, new_battle, with_system
+from chat.settings import GenerationSettings
+from chat.votes import OUTCOMES, VoteStore
+from ui.context import AppContext
+from ui.strings import t
+
+STREAM_INTERVAL_S = 0.08  # at most ~12 UI updates a second per request, however fast the model is
+GENERATE_CONCURRENCY = 8  # requests let through to the registry's own FIFO queue (which shows the place in line)
+_STOPS: dict[str, threading.Event] = {}  # browser session -> its running generation's stop flag
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.1f} KiB"
+
+
+def _stop_key(request: gr.Request | None, kind: str) -> tuple[str, str]:
+    return getattr(request, "session_hash", None) or "anonymous", kind
+
+
+def decoding_settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed) -> GenerationSettings:
+    try:
+        return GenerationSettings.from_values(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                                              top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
+    except (TypeError, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def pane_values(models: list[str], histories: dict, prompt: str | None = None, texts: list[str] | None = None):
+    """Updates for the MAX_PANES chatbots: one visible, labelled pane per model, the rest hidden."""
+    updates = []
+    for i in range(MAX_PANES):
+        if i >= len(models):
+            updates.append(gr.update(visible=False, value=[]))
+            continue
+        messages = list(histories.get(models[i], []))
+        if prompt is not None:
+            messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": texts[i] if texts else ""}]
+        updates.append(gr.update(visible=True, label=models[i], value=messages))
+    return updates
+
+
+def status_line(state, lang: str) -> str:
+    if state.waiting:
+        return t("chat.status_waiting", lang).format(n=state.waiting)
+    if not state.finished:
+        return t("chat.status_running", lang).format(tokens=max(state.tokens, default=0))
+    speeds = state.tokens_per_s()
+    return t("chat.status_done", lang).format(speed=max(speeds, default=0.0), ttft=state.first_token_s or 0.0)
+
+
+class ChatHandlers:
+    """Every event of the tab. Shared: the registry and the vote store. Per session: the gr.State values passed in."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx, self.lang = ctx, ctx.lang
+        self.registry: ModelRegistry = shared_registry(ctx.model, ctx.data_dir)
+        self.votes = VoteStore(Path(ctx.data_dir) / "chat" / "votes.sqlite")
+
+    # ---- models ------------------------------------------------------------------------------------------
+    def model_table(self) -> pd.DataFrame:
+        rows = []
+        for m in self.registry.models():
+            if not m.compatible:
+                status = t("chat.incompatible", self.lang).format(reason=m.reason)
+            elif m.loaded:
+                status = t("chat.loaded", self.lang).format(size=_size(m.bytes))
+            elif m.kind == "base":
+                status = t("chat.base_not_loaded", self.lang)
+            else:
+                status = t("chat.on_disk", self.lang).format(size=_size(m.bytes))
+            rows.append([m.name, t(f"chat.kind_{m.kind}", self.lang), status])
+        return pd.DataFrame(rows, columns=[t(f"chat.col_{c}", self.lang) for c in ("model", "kind", "status")])
+
+    def refresh(self, selected: list[str]):
+        usable = self.registry.usable_models()
+        kept = [m for m in (selected or []) if m in usable] or usable[:1]
+        return gr.update(choices=usable, value=kept), self.model_table()
+
+    def select(self, models: list[str], histories: dict):
+        return pane_values(models or [], histories or {})
+
+    # ---- side by side ------------------------------------------------------------------------------------
+    def _stream(self, panes, settings, request, kind: str):
+        """Registry stream, thinned to a few updates a second; RegistryError becomes a message for the user."""
+        last, key, stop = 0.0, _stop_key(request, kind), threading.Event()
+        _STOPS[key] = stop
+        try:
+            for state in self.registry.stream(panes, settings, stop=stop):
+                now = time.perf_counter()
+                if state.finished or state.waiting or now - last >= STREAM_INTERVAL_S:
+                    last = now
+                    yield state
+        except RegistryError as exc:
+            raise gr.Error(str(exc)) from None
+        finally:
+            if _STOPS.get(key) is stop:
+                del _STOPS[key]
+
+    def send(self, prompt, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
+             request: gr.Request):
+        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed)
+        prompt, histories = (prompt or "").strip(), histories or {}
+        if not prompt:
+            raise gr.Error(t("chat.need_prompt", self.lang))
+        try:
+            check_selection(models or [], self.registry.usable_models())
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        panes = [(m, with_system(system, histories.get(m, []), prompt)) for m in models]
+        yield histories, "", t("chat.status_running", self.lang).format(tokens=0), *pane_values(models, histories, prompt)
+        for state in self._stream(panes, settings, request, "side"):
+            if state.finished:
+                histories = add_turn(histories, models, prompt, state.texts)
+                yield histories, "", status_line(state, self.lang), *pane_values(models, histories)
+            else:
+                yield histories, "", status_line(state, self.lang), *pane_values(models, histories, prompt, state.texts)
+
+    def regenerate(self, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
+                   request: gr.Request):
+        histories, prompt = drop_last_turn(histories or {}, models or [])
+        if prompt is None:
+            raise gr.Error(t("chat.nothing_to_regenerate", self.lang))
+        yield from self.send(prompt, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
+                             request)
+
+    def stop(self, request: gr.Request):
+        event = _STOPS.get(_stop_key(request, "side"))
+        if event is not None:
+            event.set()
+        return t("chat.status_stopped", self.lang)
+
+    def blind_stop(self, request: gr.Request):
+        event = _STOPS.get(_stop_key(request, "blind"))
+        if event is not None:
+            event.set()
+        return t("chat.status_stopped", self.lang)
+
+    def clear(self, models):
+        return {}, "", *pane_values(models or [], {})
+
+    # ---- blind test --------------------------------------------------------------------------------------
+    def blind_new(self):
+        try:
+            battle = new_battle(self.registry.usable_models(), random.SystemRandom())
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        return battle, [], [], t("chat.blind_ready", self.lang), *[gr.update(interactive=False)] * len(OUTCOMES)
+
+    def blind_send(self, prompt, system, max_new, temperature, top_p, top_k, rep, seed, battle: Battle | None,
+                   request: gr.Request):
+        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed)
+        prompt = (prompt or "").strip()
+        if battle is None or battle.voted:
+            raise gr.Error(t("chat.blind_need_battle", self.lang))
+        if not prompt:
+            raise gr.Error(t("chat.need_prompt", self.lang))
+        panes = [(battle.model_a, with_system(system, list(battle.history_a), prompt)),
+                 (battle.model_b, with_system(system, list(battle.history_b), prompt))]
+        votes_off = [gr.update(interactive=False)] * len(OUTCOMES)
+        for state in self._stream(panes, settings, request, "blind"):
+            turn = [[{"role": "user", "content": prompt}, {"role": "assistant", "content": text}] for text in state.texts]
+            if state.finished:
+                battle = battle.answered(prompt, *state.texts, settings={**settings.to_dict(), "system": system})
+                yield (battle, "", list(battle.history_a), list(battle.history_b), status_line(state, self.lang),
+                       *[gr.update(interactive=True)] * len(OUTCOMES))
+            else:
+                yield (battle, "", list(battle.history_a) + turn[0], list(battle.history_b) + turn[1],
+                       status_line(state, self.lang), *votes_off)
+
+    def blind_vote(self, outcome: str, battle: Battle | None, request: gr.Request):
+        if battle is None:
+            raise gr.Error(t("chat.blind_need_battle", self.lang))
+        if outcome not in OUTCOMES:
+            raise gr.Error(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+        try:
+            vote = battle.vote(outcome, getattr(request, "session_hash", "") or "", self.registry.base_name)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        self.votes.add(vote)
+        label = t(f"chat.vote_{outcome}", self.lang)
+        reveal = t("chat.blind_reveal", self.lang).format(a=battle.model_a, b=battle.model_b, outcome=label)
+        done = Battle(battle.model_a, battle.model_b, battle.history_a, battle.history_b, outcome, battle.settings)
+        return done, reveal, *[gr.update(interactive=False)] * len(OUTCOMES)
+
+    def vote_with(self, outcome: str):
+        """The handler of one vote button."""
+        def handler(battle: Battle | None, request: gr.Request):
+            return self.blind_vote(outcome, battle, request)
+
+        return handler
+
+    # ---- leaderboard -------------------------------------------------------------------------------------
+    def board(self):
+        votes = self.votes.all(base_model=self.registry.base_name)
+        battles = [(v.model_a, v.model_b, v.outcome) for v in votes]
+        summary = t("chat.board_summary" if votes else "chat.board_empty", self.lang).format(
+            n=len(votes), base=self.registry.base_name)
+        csv_path = self.votes.export_csv(Path(tempfile.mkdtemp(prefix="votes-")) / "votes.csv",
+                                         base_model=self.registry.base_name)
+        return summary, self.standings_frame(battles), self.h2h_frame(battles), str(csv_path)
+
+    def standings_frame(self, battles) -> pd.DataFrame:
+        keys = ("model", "battles", "wins", "losses", "ties", "win_rate", "elo", "elo_ci", "bt", "bt_ci")
+        rows = [[s.model, s.record.battles, s.record.wins, s.record.losses, s.record.ties,
+                 round(s.record.win_rate, 3), round(s.elo, 1), f"{s.elo_ci[0]:.0f} – {s.elo_ci[1]:.0f}",
+                 round(s.bt, 1), f"{s.bt_ci[0]:.0f} – {s.bt_ci[1]:.0f}"] for s in leaderboard(battles)]
+        return pd.DataFrame(rows, columns=[t(f"chat.col_{k}", self.lang) for k in keys])
+
+    def h2h_frame(self, battles) -> pd.DataFrame:
+        models, score, games = head_to_head(battles)
+        cells = [[("–" if s is None else f"{s:.2f} ({n})") for s, n in zip(row, count)]
+                 for row, count in zip(score, games)]
+        return pd.DataFrame(cells, columns=models, index=models).reset_index(names=t("chat.col_model", self.lang))
+
+
+def decoding_controls(ctx: AppContext) -> list:
+    from finetune.demo_model import DEFAULT_SYSTEM
+
+    lang = ctx.lang
+    with gr.Accordion(t("chat.decoding", lang), open=False):
+        system = gr.Textbox(DEFAULT_SYSTEM if ctx.is_demo_model else "", label=t("chat.system", lang), lines=2)
+        with gr.Row():
+            max_new = gr.Slider(1, 2048, 256, step=1, label=t("chat.max_new_tokens", lang))
+            temperature = gr.Slider(0.0, 2.0, 0.0, step=0.05, label=t("chat.temperature", lang))
+            top_p = gr.Slider(0.05, 1.0, 1.0, step=0.05, label=t("chat.top_p", lang))
+        with gr.Row():
+            top_k = gr.Slider(0, 200, 0, step=1, label=t("chat.top_k", lang))
+            rep = gr.Slider(1.0, 2.0, 1.0, step=0.01, label=t("chat.repetition_penalty", lang))
+            seed = gr.Number(0, precision=0, minimum=0, label=t("chat.seed", lang))
+    return [system, max_new, temperature, top_p, top_k, rep, seed]
+
+
+def build_side_by_side(h: ChatHandlers, decoding: list) -> None:
+    lang, usable = h.lang, h.registry.usable_models()
+    histories = gr.State({})
+    with gr.Row():
+        models = gr.CheckboxGroup(usable, value=usable[:MAX_PANES], label=t("chat.models", lang),
+                                  info=t("chat.models_info", lang), scale=4, elem_id="chat-models")
+        refresh = gr.Button(t("chat.refresh", lang), scale=1, size="sm")
+    with gr.Accordion(t("chat.model_table", lang), open=False):
+        table = gr.Dataframe(h.model_table(), interactive=False, wrap=True)
+    with gr.Row(equal_height=True):
+        panes = [gr.Chatbot(label=m, visible=i < len(usable), height=420, buttons=["copy", "copy_all"],
+                            elem_id=f"chat-pane-{i}") for i, m in enumerate((usable + [""] * MAX_PANES)[:MAX_PANES])]
+    prompt = gr.Textbox(label=t("chat.prompt", lang), placeholder=t("chat.prompt_placeholder", lang), lines=2,
+                        elem_id="chat-prompt")
+    with gr.Row():
+        send = gr.Button(t("chat.send", lang), variant="primary")
+        stop = gr.Button(t("chat.stop", lang), variant="stop")
+        again = gr.Button(t("chat.regenerate", lang))
+        clear = gr.Button(t("chat.clear", lang))
+    status = gr.Markdown(elem_id="chat-status")
+    run = dict(concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="chat_generate", show_progress="hidden")
+    outputs = [histories, prompt, status, *panes]
+    send.click(h.send, [prompt, models, *decoding, histories], outputs, api_name="chat_send", **run)
+    prompt.submit(h.send, [prompt, models, *decoding, histories], outputs, api_name=False, **run)
+    again.click(h.regenerate, [models, *decoding, histories], outputs, api_name="chat_regenerate", **run)
+    stop.click(h.stop, None, status, api_name="chat_stop", concurrency_limit=None, queue=False)
+    clear.click(h.clear, models, [histories, status, *panes], api_name="chat_clear")
+    models.change(h.select, [models, histories], panes, api_name="chat_select")
+    refresh.click(h.refresh, models, [models, table], api_name="chat_models")
+
+
+def build_blind(h: ChatHandlers, decoding: list) -> None:
+    lang = h.lang
+    gr.Markdown(t("chat.blind_intro", lang))
+    battle = gr.State(None)
+    new = gr.Button(t("chat.blind_new", lang), variant="primary")
+    with gr.Row(equal_height=True):
+        pane_a = gr.Chatbot(label=t("chat.pane_a", lang), height=380, buttons=["copy"], elem_id="blind-pane-a")
+        pane_b = gr.Chatbot(label=t("chat.pane_b", lang), height=380, buttons=["copy"], elem_id="blind-pane-b")
+    prompt = gr.Textbox(label=t("chat.prompt", lang), placeholder=t("chat.prompt_placeholder", lang), lines=2)
+    with gr.Row():
+        send = gr.Button(t("chat.send", lang), variant="primary")
+        stop = gr.Button(t("chat.stop", lang), variant="stop")
+    with gr.Row():
+        buttons = [gr.Button(t(f"chat.vote_{o}", lang), interactive=False) for o in OUTCOMES]
+    status = gr.Markdown(elem_id="blind-status")
+    outcome = gr.Textbox(visible=False)  # the API's way to vote: /blind_vote with "a", "b", "tie" or "both_bad"
+    run = dict(concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="chat_generate", show_progress="hidden")
+    new.click(h.blind_new, None, [battle, pane_a, pane_b, status, *buttons], api_name="blind_new")
+    blind_outputs = [battle, prompt, pane_a, pane_b, status, *buttons]
+    send.click(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name="blind_send", **run)
+    prompt.submit(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name=False, **run)
+    stop.click(h.blind_stop, None, status, api_name="blind_stop", concurrency_limit=None, queue=False)
+    vote_outputs = [battle, status, *buttons]
+    outcome.change(h.blind_vote, [outcome, battle], vote_outputs, api_name="blind_vote")
+    for o, button in zip(OUTCOMES, buttons):
+        button.click(h.vote_with(o), [battle], vote_outputs, api_name=False)
+
+
+def build_leaderboard(h: ChatHandlers) -> None:
+    lang = h.lang
+    gr.Markdown(t("chat.board_intro", lang))
+    refresh = gr.Button(t("chat.board_refresh", lang), variant="primary")
+    summary = gr.Markdown(elem_id="board-summary")
+    standings = gr.Dataframe(label=t("chat.board_standings", lang), interactive=False)
+    h2h = gr.Dataframe(label=t("chat.board_h2h", lang), interactive=False)
+    csv = gr.File(label=t("chat.board_csv", lang), interactive=False)
+    refresh.click(h.board, None, [summary, standings, h2h, csv], api_name="leaderboard")
+
+
+def build(ctx: AppContext) -> None:
+    handlers = ChatHandlers(ctx)
+    gr.Markdown(t("chat.intro", ctx.lang))
+    decoding = decoding_controls(ctx)
+    with gr.Tabs():
+        with gr.Tab(t("chat.mode_side", ctx.lang), id="chat-side"):
+            build_side_by_side(handlers, decoding)
+        with gr.Tab(t("chat.mode_blind", ctx.lang), id="chat-blind"):
+            build_blind(handlers, decoding)
+        with gr.Tab(t("chat.mode_board", ctx.lang), id="chat-board"):
+            build_leaderboard(handlers)
