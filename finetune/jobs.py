@@ -1,0 +1,279 @@
+"""Training jobs: one process group per run, and a job directory that anyone can read to follow it.
+
+    <data_dir>/jobs/<job_id>/
+        config.yaml      the resolved TrainConfig
+        status.json      state, pid, step / total, tokens/s, ETA, last losses, error, adapter_dir
+        metrics.jsonl    one line per log step (loss, learning rate, tokens/s, ETA) and per evaluation (eval_loss)
+        samples.jsonl    answers to the fixed prompts every N steps
+        data_report.json rows read / kept / rejected (with line and reason), truncation
+        train.log        the process's stdout and stderr
+        checkpoints/     Trainer checkpoints (Resume continues from the last one)
+
+The job process is started in a new session (its own process group), so a crash or an out-of-memory kill never takes
+the app down, and Stop can signal the whole group. The app keeps no state about jobs that a reload would lose: the
+tab re-attaches by reading these directories.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TERMINAL = ("completed", "failed", "stopped")
+STOP_GRACE_S = 60.0  # how long a job may take to save its checkpoint after Stop before the group is killed
+
+
+class JobError(RuntimeError):
+    pass
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    # Readers poll these files while the job writes them: replace, never rewrite in place.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass  # a line being appended right now; it is complete on the next read
+    return rows
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    dir: Path
+
+    @property
+    def job_id(self) -> str:
+        return self.dir.name
+
+    config = property(lambda self: self.dir / "config.yaml")
+    status = property(lambda self: self.dir / "status.json")
+    metrics = property(lambda self: self.dir / "metrics.jsonl")
+    samples = property(lambda self: self.dir / "samples.jsonl")
+    data_report = property(lambda self: self.dir / "data_report.json")
+    log = property(lambda self: self.dir / "train.log")
+    checkpoints = property(lambda self: self.dir / "checkpoints")
+    stop_request = property(lambda self: self.dir / "stop_requested")
+
+    def read_status(self) -> dict:
+        try:
+            return json.loads(self.status.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {"job_id": self.job_id, "state": "unknown"}
+
+    def update_status(self, **changes) -> dict:
+        status = self.read_status()
+        status.update(changes, job_id=self.job_id, updated_at=time.time())
+        write_json_atomic(self.status, status)
+        return status
+
+    def append_metric(self, row: dict) -> None:
+        with self.metrics.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def append_sample(self, row: dict) -> None:
+        with self.samples.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    def truncate_metrics(self, step: int) -> None:
+        """On resume, steps after the checkpoint are trained again: drop their old points so the curve stays one line."""
+        for path in (self.metrics, self.samples):
+            kept = [r for r in read_jsonl(path) if r.get("step", 0) <= step]
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+            os.replace(tmp, path)
+
+    def default_adapter_dir(self, cfg) -> Path:
+        # <data_dir>/jobs/<id> -> <data_dir>/adapters/<name>
+        return self.dir.parent.parent / "adapters" / (cfg.adapter_name or self.job_id)
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 64_000))
+            text = f.read().decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def jobs_root(data_dir: Path) -> Path:
+    return Path(data_dir) / "jobs"
+
+
+def new_job_id(cfg) -> str:
+    model = Path(cfg.model.rstrip("/")).name or "model"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-lora".replace(" ", "_")
+
+
+def create_job(cfg, data_dir: Path, job_id: str | None = None) -> JobFiles:
+    """Validate, resolve and write the config into a fresh job directory. Nothing runs yet."""
+    cfg = dataclasses.replace(cfg).validate()  # a copy: the caller's config keeps its own values
+    job_id = job_id or new_job_id(cfg)
+    root = jobs_root(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    base, n = job_id, 1
+    while (root / job_id).exists():  # two starts in the same second
+        n += 1
+        job_id = f"{base}-{n}"
+    files = JobFiles(root / job_id)
+    files.dir.mkdir()
+    cfg.data = str(Path(cfg.data).resolve())
+    cfg.adapter_name = cfg.adapter_name or job_id
+    if (Path(data_dir) / "adapters" / cfg.adapter_name).exists() and not cfg.output_dir:
+        files.dir.rmdir()
+        from finetune.config import ConfigError
+
+        raise ConfigError("adapter_name", f"an adapter named {cfg.adapter_name!r} already exists; pick another name")
+    cfg.save(files.config)
+    files.update_status(state="created", created_at=time.time(), adapter_name=cfg.adapter_name, model=cfg.model)
+    return files
+
+
+_procs: dict[str, subprocess.Popen] = {}  # jobs this process started, so their exit codes are collected
+_lock = threading.Lock()
+
+
+def start_job(files: JobFiles, resume: bool = False) -> int:
+    """Spawn the job process in its own process group; returns its pid. Output goes to train.log."""
+    with _lock:
+        if is_alive(files):
+            raise JobError(f"job {files.job_id} is already running")
+        files.stop_request.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "finetune.job", str(files.dir)] + (["--resume"] if resume else [])
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+        root = Path(__file__).resolve().parent.parent
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
+        with files.log.open("ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=env, cwd=root)
+        _procs[files.job_id] = proc
+        files.update_status(state="starting", pid=proc.pid, error=None)
+        threading.Thread(target=_reap, args=(files, proc), daemon=True).start()
+        return proc.pid
+
+
+def _reap(files: JobFiles, proc: subprocess.Popen) -> None:
+    """Collect the exit code; a process that died without saying so (killed, out of memory) is marked here."""
+    code = proc.wait()
+    status = files.read_status()
+    if status.get("state") not in TERMINAL:
+        stopped = files.stop_request.exists()
+        files.update_status(
+            state="stopped" if stopped else "failed",
+            error=None if stopped else f"the job process ended with exit code {code} (killed, or out of memory?)",
+        )
+
+
+def is_alive(files: JobFiles) -> bool:
+    proc = _procs.get(files.job_id)
+    if proc is not None:
+        return proc.poll() is None
+    pid = files.read_status().get("pid")
+    return bool(pid) and _pid_runs_job(int(pid), files)
+
+
+def _pid_runs_job(pid: int, files: JobFiles) -> bool:
+    """True if pid is alive, not a zombie, and really this job (pids get reused after a reboot)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z" and str(files.dir) in cmdline
+
+
+def read_job(files: JobFiles) -> dict:
+    """status.json, corrected when its process has gone away without writing a final state (e.g. app restarted)."""
+    status = files.read_status()
+    if status.get("state") not in TERMINAL + ("created",) and not is_alive(files):
+        # The reaper thread may be about to write the final state: look again before declaring the job lost.
+        time.sleep(0.2)
+        status = files.read_status()
+        if status.get("state") not in TERMINAL + ("created",) and not is_alive(files):
+            stopped = files.stop_request.exists()
+            status = files.update_status(state="stopped" if stopped else "failed",
+                                         error=None if stopped else "the job process is gone (crashed or killed)")
+    return status
+
+
+def stop_job(files: JobFiles, grace_s: float = STOP_GRACE_S, wait: bool = False) -> None:
+    """SIGTERM the group: the job saves a checkpoint at the end of its step and exits; SIGKILL after grace_s."""
+    files.stop_request.write_text(str(time.time()))
+    pid = files.read_status().get("pid")
+    if not pid or not is_alive(files):
+        read_job(files)
+        return
+    try:
+        os.killpg(int(pid), signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    files.update_status(state="stopping")
+
+    def escalate():
+        deadline = time.time() + grace_s
+        while time.time() < deadline and is_alive(files):
+            time.sleep(0.2)
+        if is_alive(files):
+            try:
+                os.killpg(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    if wait:
+        escalate()
+        proc = _procs.get(files.job_id)
+        if proc is not None:
+            proc.wait()
+        for _ in range(50):  # let the reaper thread write the final state
+            if files.read_status().get("state") in TERMINAL:
+                break
+            time.sleep(0.1)
+    else:
+        threading.Thread(target=escalate, daemon=True).start()
+
+
+def wait_job(files: JobFiles, timeout_s: float | None = None, poll_s: float = 0.5) -> dict:
+    deadline = None if timeout_s is None else time.time() + timeout_s
+    while True:
+        status = read_job(files)
+        if status.get("state") in TERMINAL:
+            return status
+        if deadline is not None and time.time() > deadline:
+            raise TimeoutError(f"job {files.job_id} still {status.get('state')} after {timeout_s} s")
+        time.sleep(poll_s)
+
+
+def list_jobs(data_dir: Path) -> list[JobFiles]:
+    """Newest first (job ids start with their creation time)."""
+    root = jobs_root(data_dir)
+    if not root.is_dir():
+        return []
+    return [JobFiles(p) for p in sorted(root.iterdir(), reverse=True) if (p / "config.yaml").exists()]
+
+
+def running_jobs(data_dir: Path) -> list[JobFiles]:
+    return [f for f in list_jobs(data_dir) if read_job(f).get("state") not in TERMINAL + ("created",)]
+
+
+def list_adapters(data_dir: Path) -> list[Path]:
+    root = Path(data_dir) / "adapters"
+    return sorted(p.parent for p in root.glob("*/adapter_config.json")) if root.is_dir() else []

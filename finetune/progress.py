@@ -1,0 +1,94 @@
+"""The Trainer callback that makes a run watchable: metrics.jsonl, status.json, sample answers, and Stop."""
+
+from __future__ import annotations
+
+import time
+
+from transformers import TrainerCallback
+
+from finetune.config import TrainConfig
+from finetune.jobs import JobFiles
+
+
+class ProgressCallback(TrainerCallback):
+    def __init__(self, cfg: TrainConfig, tokenizer, files: JobFiles, stop, data_report: dict):
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.files = files
+        self.stop = stop
+        self.data_report = data_report
+        self.last_status = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.t0 = self.t_log = time.time()
+        self.step0 = state.global_step  # > 0 after a resume: rates and ETA count this session only
+        self.tokens_log = state.num_input_tokens_seen
+        self.tokens_per_s = None
+        self.files.update_status(state="training", step=state.global_step, total_steps=state.max_steps)
+
+    def _eta(self, state) -> float | None:
+        done = state.global_step - self.step0
+        if done <= 0:
+            return None
+        return (time.time() - self.t0) / done * (state.max_steps - state.global_step)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.stop.set:
+            # Saving here keeps the work done so far: Resume continues from this very step.
+            control.should_save = True
+            control.should_training_stop = True
+        if time.time() - self.last_status > 1.0 or state.global_step == state.max_steps:
+            self.last_status = time.time()
+            self.files.update_status(
+                step=state.global_step, total_steps=state.max_steps, epoch=state.epoch,
+                tokens_per_s=self.tokens_per_s, eta_s=self._eta(state),
+            )
+        every = self.cfg.sample_every
+        if every and self.cfg.sample_prompts and state.global_step % every == 0 and model is not None:
+            self.write_samples(model, state.global_step)
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        now = time.time()
+        row: dict = {"step": state.global_step, "epoch": round(state.epoch or 0, 4), "time": round(now, 3)}
+        if "loss" in logs:
+            tokens = state.num_input_tokens_seen
+            self.tokens_per_s = (tokens - self.tokens_log) / max(now - self.t_log, 1e-9)
+            self.tokens_log, self.t_log = tokens, now
+            row.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
+                       tokens_seen=tokens, tokens_per_s=round(self.tokens_per_s, 1), eta_s=self._eta(state))
+            self.files.update_status(loss=logs["loss"])
+        elif "eval_loss" in logs:
+            row.update(eval_loss=logs["eval_loss"])
+            self.files.update_status(eval_loss=logs["eval_loss"])
+        else:
+            return  # the end-of-training summary: not a point on the curve
+        self.files.append_metric(row)
+        print("[job] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                  for k, v in row.items() if k != "time" and v is not None), flush=True)
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        every = self.cfg.sample_every
+        if every and self.cfg.sample_prompts and model is not None and state.global_step % every and not self.stop.set:
+            self.write_samples(model, state.global_step)
+
+    def write_samples(self, model, step: int) -> None:
+        """Greedy answers to the fixed prompts: the quickest way to see whether the run is learning anything."""
+        import torch
+
+        was_training = model.training
+        model.eval()
+        try:
+            for prompt in self.cfg.sample_prompts:
+                messages = [{"role": "user", "content": prompt}]
+                ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                         return_dict=True)
+                ids = {k: v.to(model.device) for k, v in ids.items()}
+                with torch.no_grad():
+                    out = model.generate(**ids, max_new_tokens=self.cfg.sample_max_new_tokens, do_sample=False,
+                                         pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
+                answer = self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+                self.files.append_sample({"step": step, "prompt": prompt, "answer": answer})
+        finally:
+            model.train(was_training)
