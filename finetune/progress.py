@@ -37,6 +37,8 @@ class ProgressCallback(TrainerCallback):
             # Saving here keeps the work done so far: Resume continues from this very step.
             control.should_save = True
             control.should_training_stop = True
+        if not state.is_world_process_zero:
+            return control  # one writer for the job files under torchrun / accelerate launch
         if time.time() - self.last_status > 1.0 or state.global_step == state.max_steps:
             self.last_status = time.time()
             self.files.update_status(
@@ -49,6 +51,8 @@ class ProgressCallback(TrainerCallback):
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero:
+            return
         logs = logs or {}
         now = time.time()
         row: dict = {"step": state.global_step, "epoch": round(state.epoch or 0, 4), "time": round(now, 3)}
@@ -70,7 +74,9 @@ class ProgressCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         every = self.cfg.sample_every
-        if every and self.cfg.sample_prompts and model is not None and state.global_step % every and not self.stop.set:
+        if not state.is_world_process_zero or self.stop.set:
+            return
+        if every and self.cfg.sample_prompts and model is not None and state.global_step % every:
             self.write_samples(model, state.global_step)
 
     def write_samples(self, model, step: int) -> None:

@@ -207,7 +207,8 @@ def run(job_dir: Path, resume: bool = False) -> int:
         traceback.print_exc()
         files.update_status(state="failed", error=f"{type(exc).__name__}: {exc}")
         return 1
-    files.update_status(**outcome)
+    if outcome:
+        files.update_status(**outcome)
     return 0
 
 
@@ -232,6 +233,8 @@ def _train(cfg: TrainConfig, files: JobFiles, stop: StopFlag, resume: bool) -> d
         return {"state": "stopped", "finished_at": time.time()}
     if val and (cfg.eval_steps == 0 or trainer.state.global_step % cfg.eval_steps):
         trainer.evaluate()  # the curve always ends with a validation point
+    if not trainer.is_world_process_zero():
+        return {}  # under torchrun / accelerate launch only rank 0 writes the adapter and the final status
     files.update_status(state="saving")
     final = Path(cfg.output_dir) if cfg.output_dir else files.default_adapter_dir(cfg)
     adapter = write_adapter(trainer.model, cfg, files, final)

@@ -1,0 +1,198 @@
+"""Command line: preview data, train a LoRA adapter, merge it, list and stop jobs.
+
+    python -m finetune preview --data train.jsonl [--model demo] [--format auto] [--column-map "output=回答"]
+    python -m finetune train --config run.yaml            # or --model M --data F --output DIR and flags
+    python -m finetune train --resume JOB_ID              # continue a stopped run from its last checkpoint
+    python -m finetune merge --adapter DIR --out merged/ [--model M]
+    python -m finetune jobs | stop JOB_ID
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from finetune.config import ConfigError, TrainConfig
+from finetune.formats import FORMATS, DataError, parse_column_map
+
+DEFAULT_DATA_DIR = os.environ.get("MEDTUNE_DATA_DIR", "runs")
+# CLI flag -> TrainConfig field, for the common knobs (everything else goes through --config / --set).
+FLAGS = {
+    "model": str, "data": str, "data_format": str, "val_split": float, "max_samples": int, "cutoff_len": int,
+    "lora_rank": int, "lora_alpha": int, "lora_dropout": float, "lora_targets": str, "learning_rate": float,
+    "lr_scheduler": str, "num_epochs": float, "max_steps": int, "batch_size": int, "grad_accum": int,
+    "seed": int, "adapter_name": str, "precision": str, "eval_steps": int, "save_steps": int, "sample_every": int,
+}
+
+
+def cmd_preview(args) -> int:
+    from finetune.preview import load_tokenizer, preview_data
+
+    tokenizer = load_tokenizer(args.model) if args.model else None
+    result = preview_data(args.data, args.format, parse_column_map(args.column_map), tokenizer, args.n,
+                          args.cutoff_len)
+    for i, pieces in enumerate(result.examples, 1):
+        print(f"--- example {i} (trained text between ⟦ and ⟧) ---")
+        print("".join(f"⟦{text}⟧" if trained else text for text, trained in pieces))
+    for rejected in result.loaded.rejected:
+        print(f"rejected: {rejected}", file=sys.stderr)
+    print(result.summary())
+    return 0 if result.loaded.conversations else 1
+
+
+def config_from_args(args) -> TrainConfig:
+    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    for name, value in (args.set or []):
+        if name not in {f.name for f in fields(TrainConfig)}:
+            raise ConfigError(name, "unknown setting")
+        import yaml
+
+        setattr(cfg, name, yaml.safe_load(value))  # --set lora_targets=q_proj,v_proj --set packing=false
+    for name in FLAGS:
+        value = getattr(args, name)
+        if value is not None:
+            setattr(cfg, name, value)
+    if args.output:
+        cfg.output_dir = str(Path(args.output).resolve())
+    if args.no_packing:
+        cfg.packing = False
+    if args.load_in_4bit:
+        cfg.load_in_4bit = True
+    if args.column_map:
+        cfg.column_map = parse_column_map(args.column_map)
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from finetune.jobs import JobFiles, create_job, jobs_root
+    from finetune.train import run
+
+    data_dir = Path(args.data_dir)
+    if args.resume:
+        files = JobFiles(jobs_root(data_dir) / args.resume)
+        if not files.config.exists():
+            raise DataError(f"{files.dir}: no such job")
+        return run(files.dir, resume=True)
+    cfg = config_from_args(args)
+    rank = int(os.environ.get("RANK", "0"))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # accelerate launch / torchrun: every rank runs this; they agree on one job dir named from the config.
+        job_id = args.job_id or "dist-" + hashlib.sha1(cfg.to_yaml().encode()).hexdigest()[:10]
+        files = JobFiles(jobs_root(data_dir) / job_id)
+        if rank == 0 and not files.config.exists():
+            create_job(cfg, data_dir, job_id=job_id)
+        _wait_for(files.config)
+    else:
+        files = create_job(cfg, data_dir, job_id=args.job_id)
+    print(f"job {files.job_id}: {files.dir}", flush=True)
+    code = run(files.dir)
+    status = files.read_status()
+    print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
+    return code
+
+
+def _wait_for(path: Path, timeout_s: float = 120) -> None:
+    import time
+
+    deadline = time.time() + timeout_s
+    while not path.exists():
+        if time.time() > deadline:
+            raise DataError(f"{path}: rank 0 did not create the job directory")
+        time.sleep(0.5)
+
+
+def cmd_merge(args) -> int:
+    from finetune.merge import merge_adapter
+
+    out = merge_adapter(args.adapter, args.out, model=args.model, dtype=args.dtype,
+                        trust_remote_code=args.trust_remote_code)
+    print(f"merged model saved to {out}")
+    return 0
+
+
+def cmd_jobs(args) -> int:
+    from finetune.jobs import list_jobs, read_job
+
+    for files in list_jobs(Path(args.data_dir)):
+        s = read_job(files)
+        print(f"{files.job_id}\t{s.get('state')}\tstep {s.get('step', 0)}/{s.get('total_steps', '?')}\t"
+              f"{s.get('adapter_dir') or s.get('error') or ''}")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    from finetune.jobs import JobFiles, jobs_root, stop_job
+
+    files = JobFiles(jobs_root(Path(args.data_dir)) / args.job_id)
+    stop_job(files, wait=True)
+    print(f"{args.job_id}: {files.read_status().get('state')}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("preview", help="read a data file: rows kept / rejected, rendered examples, token counts")
+    p.add_argument("--data", required=True)
+    p.add_argument("--format", default="auto", choices=("auto",) + FORMATS)
+    p.add_argument("--column-map", default="", help='field=column pairs, e.g. "instruction=问题,output=回答"')
+    p.add_argument("--model", default=None, help="render with this model's chat template and count tokens")
+    p.add_argument("--cutoff-len", type=int, default=1024)
+    p.add_argument("-n", type=int, default=3, help="examples to show")
+    p.set_defaults(func=cmd_preview)
+
+    p = sub.add_parser("train", help="train a LoRA adapter (runs in the foreground; the app runs the same code)")
+    p.add_argument("--config", help="a TrainConfig YAML file (flags override it)")
+    for name, kind in FLAGS.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
+    p.add_argument("--format", dest="data_format", type=str, default=None, help="alias of --data-format")
+    p.add_argument("--epochs", dest="num_epochs", type=float, default=None, help="alias of --num-epochs")
+    p.add_argument("--lr", dest="learning_rate", type=float, default=None, help="alias of --learning-rate")
+    p.add_argument("--column-map", default="")
+    p.add_argument("--no-packing", action="store_true")
+    p.add_argument("--load-in-4bit", "--qlora", dest="load_in_4bit", action="store_true")
+    p.add_argument("--set", nargs=2, action="append", metavar=("FIELD", "VALUE"), help="any other TrainConfig field")
+    p.add_argument("--output", help="final adapter directory (default <data-dir>/adapters/<adapter-name>)")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="jobs and adapters (env MEDTUNE_DATA_DIR)")
+    p.add_argument("--job-id", default=None)
+    p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("merge", help="merge an adapter into its base model")
+    p.add_argument("--adapter", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--model", default=None, help="base model (default: the one recorded in the adapter)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
+    p.add_argument("--trust-remote-code", action="store_true")
+    p.set_defaults(func=cmd_merge)
+
+    for name, func, text in (("jobs", cmd_jobs, "list jobs"), ("stop", cmd_stop, "stop a running job")):
+        p = sub.add_parser(name, help=text)
+        if name == "stop":
+            p.add_argument("job_id")
+        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+        p.set_defaults(func=func)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - merge / model load errors: one line, not a traceback
+        if os.environ.get("MEDTUNE_DEBUG"):
+            raise
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Merge a LoRA adapter into its base model and save a plain transformers model (e.g. for vLLM or llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from finetune.demo_model import resolve_model
+from finetune.tokenization import ensure_chat_template
+
+
+class MergeError(ValueError):
+    pass
+
+
+def adapter_base_model(adapter_dir: Path) -> str:
+    config = Path(adapter_dir) / "adapter_config.json"
+    if not config.is_file():
+        raise MergeError(f"{adapter_dir}: not an adapter directory (no adapter_config.json)")
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except json.JSONDecodeError as exc:
+        raise MergeError(f"{config}:{exc.lineno}: broken JSON ({exc.msg})") from None
+    if not base:
+        raise MergeError(f"{config}: field 'base_model_name_or_path' is empty; pass --model")
+    return base
+
+
+def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, model: str | None = None,
+                  dtype: str = "auto", trust_remote_code: bool = False) -> Path:
+    """Base + adapter -> merged weights in out_dir, written atomically. out_dir must not exist yet."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    if out_dir.exists():
+        raise MergeError(f"{out_dir}: already exists; choose a new output directory")
+    model_ref = model or adapter_base_model(adapter_dir)
+    path = resolve_model(model_ref)
+    torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    ensure_chat_template(tokenizer)  # the template the adapter was trained with travels with the merged model
+    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        merged.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        for extra in ("train_config.yaml", "metrics.jsonl"):
+            if (adapter_dir / extra).exists():
+                shutil.copyfile(adapter_dir / extra, tmp / extra)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
