@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 import re
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from chat.batched_lora import batched_lora
 from chat.queue import GenerationQueue
 from chat.settings import GenerationSettings
 from chat.streaming import PaneStreamer, StopOnEvent, StreamState
@@ -67,11 +69,13 @@ def pick_device_dtype(device: str | None = None, dtype: str | None = None):
 
 class ModelRegistry:
     def __init__(self, base: str = "demo", data_dir: Path | str | None = None, *, device: str | None = None,
-                 dtype: str | None = None, load_in_4bit: bool = False, trust_remote_code: bool = False):
+                 dtype: str | None = None, load_in_4bit: bool = False, trust_remote_code: bool = False,
+                 batched_lora: bool = True):
         self.base_name = base
         self.adapters_dir = Path(data_dir) / "adapters" if data_dir is not None else None
         self.device_request, self.dtype_request = device, dtype
         self.load_in_4bit, self.trust_remote_code = load_in_4bit, trust_remote_code
+        self.use_batched_lora = batched_lora  # our two-bmm mixed batch (chat/batched_lora.py); False: peft's own
         self.queue = GenerationQueue()
         self._load_lock = threading.Lock()
         self._model = None  # the transformers model, wrapped in a PeftModel once an adapter is attached
@@ -264,7 +268,9 @@ class ModelRegistry:
                                   args=(ticket, names, batch, settings, streamer, stop))
         worker.start()
         try:
-            yield from streamer.states(lambda: self.queue.ahead(ticket))
+            for state in streamer.states(lambda: self.queue.ahead(ticket)):
+                state.stopped = stop.is_set()
+                yield state
         finally:
             stop.set()
             worker.join()
@@ -280,21 +286,39 @@ class ModelRegistry:
             for name in set(names):
                 self._attach_locked(name)
             kwargs = settings.generate_kwargs()
-            if self._attached:  # a PeftModel: route each row through its own adapter, "__base__" = adapters off
-                kwargs["adapter_names"] = [self._attached.get(n, PEFT_BASE) for n in names]
             if not settings.greedy:
                 torch.manual_seed(settings.seed)  # under the queue turn, so no other request touches the RNG
             device = self._model.device
-            self._model.generate(
-                input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
-                streamer=streamer, stopping_criteria=[StopOnEvent(stop)], pad_token_id=self._tokenizer.pad_token_id,
-                **kwargs,
-            )
+            kwargs.update(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                          streamer=streamer, stopping_criteria=[StopOnEvent(stop)],
+                          pad_token_id=self._tokenizer.pad_token_id)
+            if not self._attached:  # no adapter ever attached: the plain model
+                self._model.generate(**kwargs)
+                return
+            rows = [self._attached.get(n) for n in names]  # None: the base, adapters off
+            if len(set(rows)) == 1:  # one model for the whole batch (Evaluate runs): peft's ordinary path
+                self._generate_one_model(rows[0], kwargs)
+                return
+            fast = batched_lora(self._model, rows) if self.use_batched_lora else nullcontext(False)
+            with fast as batched:
+                if not batched:  # peft's own mixed batch: each row through its adapter, "__base__" = adapters off
+                    kwargs["adapter_names"] = [r or PEFT_BASE for r in rows]
+                self._model.generate(**kwargs)
         except Exception as exc:  # handed to the consuming thread, which re-raises it
+            if isinstance(exc, ValueError) and not isinstance(exc, RegistryError):  # peft/transformers refusals
+                exc = RegistryError(f"{', '.join(sorted(set(names)))}: {exc}")
             streamer.fail(exc)
         finally:
             self.queue.leave(ticket)
             streamer.end()
+
+    def _generate_one_model(self, peft_name: str | None, kwargs: dict) -> None:
+        if peft_name is None:
+            with self._model.disable_adapter():
+                self._model.generate(**kwargs)
+        else:
+            self._model.set_adapter(peft_name)
+            self._model.generate(**kwargs)
 
     def _encode(self, texts: list[str], settings: GenerationSettings):
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)

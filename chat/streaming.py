@@ -30,6 +30,7 @@ class StreamState:
     first_token_s: float | None = None  # seconds from the request to the first new token
     elapsed_s: float = 0.0
     finished: bool = False  # generation is over (all panes done, max_new_tokens reached, or stopped)
+    stopped: bool = False  # it ended because Stop was pressed (or the reader went away)
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     def tokens_per_s(self) -> list[float]:

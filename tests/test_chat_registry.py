@@ -78,6 +78,30 @@ def test_panes_match_plain_base_and_each_adapter_alone(registry, references):
     assert answers == [references["lora.1"][1], references[None][0], references["lora.0"][1]]
 
 
+def test_peft_mixed_batch_path_gives_the_same_answers(tiny, references):
+    root, base = tiny
+    peft_path = ModelRegistry(str(base), root / "data", batched_lora=False)  # peft's adapter_names=[...] batch
+    answers = peft_path.generate_panes([("lora.1", CHAT), (None, OTHER), ("lora.0", CHAT)], GREEDY)
+    assert answers == [references["lora.1"][0], references[None][1], references["lora.0"][0]]
+
+
+def test_dora_adapter_falls_back_and_stays_exact(tiny):
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    root, base = tiny
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base),
+                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"], use_dora=True, init_lora_weights=False))
+    model.save_pretrained(root / "dora" / "dora")
+    registry = ModelRegistry(str(base))
+    registry.add_adapter(str(root / "dora" / "dora"))
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    alone = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), root / "dora" / "dora").eval()
+    assert registry.generate([CHAT], adapter="dora", settings=GREEDY) == [plain_answer(alone, tokenizer, CHAT)]
+    with pytest.raises(RegistryError, match="DoRA"):  # peft cannot mix DoRA rows in one batch: said plainly
+        registry.generate_panes([(None, CHAT), ("dora", CHAT)], GREEDY)
+
+
 def test_batched_generate_matches_one_by_one(registry, references):
     assert registry.generate([CHAT, OTHER], adapter="lora.0", settings=GREEDY, batch_size=2) == references["lora.0"]
     assert registry.generate([CHAT, OTHER], adapter=None, settings=GREEDY, batch_size=1) == references[None]

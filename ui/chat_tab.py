@@ -62,6 +62,8 @@ def status_line(state, lang: str) -> str:
         return t("chat.status_waiting", lang).format(n=state.waiting)
     if not state.finished:
         return t("chat.status_running", lang).format(tokens=max(state.tokens, default=0))
+    if state.stopped:
+        return t("chat.status_stopped_after", lang).format(tokens=max(state.tokens, default=0))
     speeds = state.tokens_per_s()
     return t("chat.status_done", lang).format(speed=max(speeds, default=0.0), ttft=state.first_token_s or 0.0)
 

@@ -106,6 +106,7 @@ STRINGS: dict[str, tuple[str, str]] = {
         "完成：每个窗格 {speed:.1f} 词元/秒，首个词元用时 {ttft:.2f} 秒。",
     ),
     "chat.status_stopped": ("Stopped.", "已停止。"),
+    "chat.status_stopped_after": ("Stopped after {tokens} tokens.", "已停止，共生成 {tokens} 个词元。"),
     "chat.need_prompt": ("Type a question first.", "请先输入问题。"),
     "chat.nothing_to_regenerate": ("Nothing to regenerate yet.", "还没有可重新生成的回答。"),
     "chat.pane_a": ("Model A", "模型 A"),

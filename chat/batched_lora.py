@@ -1,0 +1,91 @@
+"""Several LoRA adapters in one batch, one adapter (or none) per row, with two batched matmuls per layer.
+
+peft's `adapter_names=[...]` does the same job, but on every layer and every decoding step it loops over the
+adapters, gathers each one's rows with fancy indexing and scatters the result back; on small models (and on
+the CPU) that bookkeeping costs as much as the model itself. Here each row's A and B matrices are gathered once
+per request into [rows, in, r] and [rows, r, out] stacks (zeros for rows that use the base), so a step costs
+`base(x) + (x @ A_rows) @ B_rows * scaling_rows`: the same products, in the same order, as the adapter alone
+(tests/test_chat_registry.py checks the answers token for token).
+
+Only vanilla LoRA on Linear layers qualifies; anything else (DoRA, other variants, embeddings, quantised layers)
+makes `batched_lora` return None and the caller falls back to peft's own mixed batch.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+
+
+def _lora_linears(model) -> list:
+    from peft.tuners.lora.layer import LoraLayer
+
+    return [m for m in model.modules() if isinstance(m, LoraLayer)]
+
+
+def _supported(module, adapters: set[str]) -> bool:
+    from peft.tuners.lora.layer import Linear
+
+    if type(module) is not Linear or not isinstance(module.base_layer, torch.nn.Linear):
+        return False
+    if module.merged or getattr(module, "lora_embedding_A", {}):
+        return False
+    return not any(a in module.lora_variant or module.use_dora.get(a, False) for a in adapters)
+
+
+def _stacks(module, rows: Sequence[str | None], device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """Per-row A^T [rows, in, r], B^T [rows, r, out] and scaling [rows, 1, 1]; None if no row uses this layer."""
+    present = [a for a in rows if a is not None and a in module.lora_A]
+    if not present:
+        return None
+    r = max(module.lora_A[a].weight.shape[0] for a in present)
+    base = module.base_layer
+    dtype = module.lora_A[present[0]].weight.dtype
+    a_t = torch.zeros(len(rows), base.in_features, r, dtype=dtype, device=device)
+    b_t = torch.zeros(len(rows), r, base.out_features, dtype=dtype, device=device)
+    scale = torch.zeros(len(rows), 1, 1, dtype=dtype, device=device)
+    for i, name in enumerate(rows):
+        if name is None or name not in module.lora_A:
+            continue  # the base, or an adapter that does not touch this layer: a zero delta, exactly
+        a_w, b_w = module.lora_A[name].weight, module.lora_B[name].weight
+        a_t[i, :, : a_w.shape[0]] = a_w.t()
+        b_t[i, : b_w.shape[1], :] = b_w.t()
+        scale[i] = module.scaling[name]
+    return a_t, b_t, scale
+
+
+@contextmanager
+def batched_lora(peft_model, rows: Sequence[str | None]) -> Iterator[bool]:
+    """Within the block, `peft_model` answers row i with adapter rows[i] (None: the base). Yields False (and
+    changes nothing) when some layer is not plain LoRA; the caller then uses peft's `adapter_names` instead."""
+    adapters = {a for a in rows if a is not None}
+    modules = _lora_linears(peft_model)
+    if not all(_supported(m, adapters) for m in modules):
+        yield False
+        return
+    device = next(peft_model.parameters()).device
+    handles = []
+    for module in modules:
+        stacks = _stacks(module, rows, device)
+        if stacks is not None:
+            handles.append(module.register_forward_hook(_add_delta(*stacks)))
+    try:
+        with peft_model.disable_adapter():  # every LoRA layer returns base_layer(x); the hooks add the deltas
+            yield True
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _add_delta(a_t: torch.Tensor, b_t: torch.Tensor, scale: torch.Tensor):
+    def hook(module, args, output):
+        x = args[0]
+        if x.shape[0] != a_t.shape[0]:
+            raise RuntimeError(f"batched LoRA prepared for {a_t.shape[0]} rows, got a batch of {x.shape[0]}")
+        flat = x.to(a_t.dtype).reshape(x.shape[0], -1, x.shape[-1])
+        delta = torch.bmm(torch.bmm(flat, a_t), b_t) * scale
+        return output + delta.reshape(*output.shape[:-1], -1).to(output.dtype)
+
+    return hook
