@@ -1,0 +1,348 @@
+"""Read the option letters a model chose out of its free-text answer to a multiple-choice question.
+
+The text is NFKC-normalised first, so full-width letters and punctuation (Ｂ，（Ｂ）：) arrive as ASCII.
+Readings are tried from the most explicit to the least; the first that finds a letter decides:
+
+1. answer statements ("答案：B", "正确答案为B", "故选B", "The answer is B"). The last one wins, because a
+   chain-of-thought answer discusses several letters before it concludes;
+2. verdicts on options ("选项B正确", "B、D项正确"), all of them together, since each names a correct option;
+3. a reply that starts with its answer ("B", "(B)", "**B**", "B. 带状疱疹", "BD");
+4. softer conclusions ("综上，B", "最可能的是B。");
+5. one letter written beside its own option's text ("选项D：带状疱疹", "带状疱疹（D）");
+6. the text of one option written out ("带状疱疹").
+
+A letter counts only where it stands alone: letters glued to other letters or digits (DNA, HBV, IgE, B12,
+CD4), letters that begin a medical term (B超, A型血, 维生素C) and letters inside an option's own text where the
+reply quotes it ("A声级", "A+B+C") are never answers. A hedge ("可能是B也可能是C") or a refusal gives None, and
+so does a chosen letter that is not among the item's options (unless the reply is exactly an option's text).
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Mapping
+from typing import NamedTuple
+
+_UNIVERSE = frozenset("ABCDEF")
+
+# --- Letters ---------------------------------------------------------------------------------------------
+# A run of ASCII letters glued neither to letters or digits (DNA, HBV, IgE, B12, CD4+) nor to a hyphen
+# (D-二聚体, HLA-B27). Runs are read whole, so "BD" is two letters but "CT" is no letter at all.
+_RUN = r"(?<![A-Za-z0-9+\-])(?P<run>[A-Za-z]{1,6})(?![A-Za-z0-9+\-])"
+_RUN_UPPER = r"(?<![A-Za-z0-9+\-])[A-F]{1,6}(?![A-Za-z0-9+\-])"
+# Between a cue and its letter: spaces, newlines (答案：\nB), brackets ("【答案】B"), markdown ("**答案**：B"), quotes.
+_FIRST_RUN = re.compile(r"[\s(\[【「{*\"“‘'】\]):]*" + _RUN)
+# Joins the letters of a multi-answer: B、D / B,D / B和D / B and D / "B D". Not a newline: the line after an
+# answer may start an option-by-option explanation. "或" is not a joiner but a hedge (see _HEDGE).
+# 、/和/与 bind a list ("A、B、C都是…" is one subject); a comma or space may end the answer ("答案是B，C项错误").
+_NEXT_RUN = re.compile(r"[ \t]*(?:(?P<list>[、&]|以及|和|与|及|\band\b)|[,/;])?[ \t*]*" + _RUN)
+# What may follow a letter that closes an answer, e.g. the D of "B、D" or the BD of "答案：BD两项".
+_TAIL = re.compile(r"[ \t*]*(?:选项|项|两项|三项|四项)?\s*(?:也|都|均)?(?:$|[、,/&;:.。!?()\[\]【】「」{}<*\"”'’\n]|和|与|及|或"
+                   r"|正确|是正确|对的|\b(?:and|or|is|are)\b)")
+# A letter that begins a medical term is not an answer: B超, A型血, B族链球菌, A组链球菌, C反应蛋白, E抗原,
+# CD分子, ACE抑制剂, 维生素C, 辅酶A.
+_TERM_AFTER = re.compile(r"\s?(?:型|超|族|组|群|类|级|波|肝|细胞|淋巴|抗原|抗体|受体|因子|蛋白|反应|链|二聚体"
+                         r"|分子|缺乏|抑制剂|阻滞剂|中毒)")
+_TERM_BEFORE = re.compile(r"(?:维生素|维他命|蛋白|辅酶|因子|血型(?:为|是)?)\s?$")
+# After a cue, a letter that starts a clause about itself is discussed, not chosen: "答案：\nA项错误，…".
+_CLAUSE_AFTER = re.compile(r"\s*(?:选项|项)?\s*(?:错|不|也|是|虽|看似|可能|的|中|描述|叙述|说法|正确|对|吗|呢)")
+# 不选A, 不能选A, 而不是C: a negation right before a cue, with at most one character between.
+_NEGATION = re.compile(r"[不非没未别勿][\u4e00-\u9fff]?$")
+
+# --- 1. Answer statements; the letters must follow the cue directly -------------------------------------
+_ANSWER_CUE = re.compile(
+    r"(?:正确|最终|最佳|标准|参考)?答案(?:应该|应当|应|可能|就|也)?(?:是|为|选择?)?(?:选项|项)?\s*:?"
+    r"|(?m:^)[ \t*#>]*(?:回答|解答|答)\s*:"              # 答：B opening a line
+    r"|(?:应该|应当|应|故|所以|因此|本题|我)?选(?:择|定)?\s*:?"  # 选B, 故选B; 选项B is a mention (no letter right after 选)
+    r"|(?:正确|最佳|最合适|最恰当)的?选项(?:是|为)?\s*:?"
+    r"|(?:不?正确|错误|最合适|最佳|最恰当|最可能)的[\u4e00-\u9fff]{0,4}?(?:是|为)\s*:?"  # 最可能的诊断是B
+    r"|(?i:\b(?:correct\s+|final\s+|best\s+)?answer\s*(?:is|would\s+be|should\s+be)?\s*:?\s*(?:option\s*)?"
+    r"|\b(?:correct|best|right)\s+(?:option|choice)\s*(?:is)?\s*:?"
+    r"|\b(?:choose|select|pick)\s+(?:option\s*)?)"
+    r"|<answer>|\\boxed\{"                            # <answer>B</answer> and \boxed{B} of reasoning models
+)
+# Sentence ends; not "." since "B. 带状疱疹" is one answer.
+_SENTENCE_BREAK = re.compile(r"[。!?\n]")
+# An alternative offered after the answer, in any later sentence: "答案可能是B。也可能是C。"
+_LATER_ALTERNATIVE = re.compile(r"(?:也可能|也有可能)(?:是|选)?\s*[A-F](?![A-Za-z0-9])")
+
+# --- 2. Verdicts on options --------------------------------------------------------------------------------
+# "B正确", "选项B正确", "B、D项是正确的", "C，正确", "B为正确答案", "B is correct"; not "A项正确的说法是…",
+# which only introduces a statement.
+_VERDICT = re.compile(
+    r"\s*(?:选项|项)?(?:的)?(?:说法|描述|叙述)?\s*[:,]?\s*(?:也|都|均)?(?:是|为)?\s*"
+    r"(?:正确|对的|当选|符合题意|最符合|最合适|最佳|(?:正确|最佳)?答案)"
+    r"(?!的?(?:说法|描述|叙述|表述|是|在于|之处|原因))"
+    r"|(?i:\s+(?:is|are)\s+(?:correct|right)\b)"
+)
+# One option's analysis, a line or a sentence, that ends in a verdict: "B项带状疱疹，正确。",
+# "B. 带状疱疹：沿神经分布，伴神经痛，正确", "B. 带状疱疹 √".
+_LINE_VERDICT = re.compile(
+    r"(?m)(?:^|(?<=[。;!?]))[ \t*#>(\[【]*([A-F])(?:[.、:)\]】]|选项|项)[^。;!?\n]*[,:.\s]\s*"
+    r"(?:正确|符合题意|当选|[√✓✔])[ \t*]*(?=[。.!;\n]|$)")
+
+# --- 3. A reply that opens with its answer -----------------------------------------------------------------
+_LEAD = re.compile(r"[\s*#>\"“‘'(\[【「]*")
+_LEAD_TAIL = re.compile(r"(?:选项|项)?(?:\s|$|[、,/&;:.。!?()\[\]【】「」*\"”'’])")
+# Lines of an option-by-option analysis ("A. …错误\nB. …") start with a letter as a bare answer does.
+_LINE_LETTER = re.compile(r"(?m)^[\s*#>(\[【]*[A-F](?:[.、:)\]】]|选项|项)")
+# Only a reply that is nothing but letters may be lowercase ("b"); elsewhere "a" is an English article.
+_BARE = re.compile(r"[\W_]*[A-Za-z]{1,6}[\W_]*")
+
+# --- 4. Softer conclusions, read only when the letter ends its sentence: "综上，B。", "最可能是C。" ------------
+_CONCLUSION_CUE = re.compile(
+    r"(?:综上所述|综上|综合分析|因此|所以|故而|故|因而|总之|由此可见)[,:\s]*(?:应该|应当|应|最可能|可能)?(?:是|为|选)?"
+    r"|(?:我认为|我觉得|应该|应当|最可能)?(?:是|为)|(?:首先|应|可)?考虑(?:为|是)?|对应(?:的)?(?:选项|答案)?(?:是|为)?"
+)
+_SENTENCE_END = re.compile(r"[ \t*]*(?:选项|项)?\s*(?:$|[。.!?,;\n()\[\]【】」\"”])")
+
+# --- No usable answer --------------------------------------------------------------------------------------
+# Two options held open, or no decision: "可能是B也可能是C", "B或C", "无法确定".
+_HEDGE = re.compile(
+    r"也可能是|也有可能|都有可能|均有可能|无法确定|不能确定|难以确定|无法判断|不能判断|难以判断|不好说|拿不准"
+    r"|(?<![A-Za-z0-9])[A-F](?:选项|项)?\s*(?:或者?|还是|or)\s*(?:是)?\s*[A-F](?![A-Za-z0-9])"
+    r"|(?i:\bcould\s+(?:also|either)\s+be\b)"
+)
+_REFUSAL = re.compile(
+    r"无法回答|不能回答|无法作答|不能作答|无法提供|不能提供|无法给出|不能给出|不便回答|拒绝回答"
+    r"|作为(?:一个|一名)?(?:AI|人工智能|语言模型)"
+    r"|(?i:\bI\s+(?:cannot|can't|am\s+unable\s+to)\s+(?:answer|provide|help)|\bas\s+an\s+AI\b)"
+)
+
+# --- 5. A letter beside its own option's text: "选项D：带状疱疹", "带状疱疹（D）" ---------------------------------
+_LETTER_BEFORE_TEXT = re.compile(r"(?<![A-Za-z0-9])([A-F])(?:选项|项)?[\s.、:()\[\]【】]*$")
+_LETTER_AFTER_TEXT = re.compile(r"\s*[(\[【]\s*([A-F])\s*[)\]】]")
+
+# --- 6. The text of one option alone -------------------------------------------------------------------------
+_ANSWER_PREFIX = re.compile(
+    r"^\s*(?:(?:正确|最终)?答案(?:应该|应)?(?:是|为)?|(?:应该|可能|最可能|我认为)?是|(?:故|应|首)?选(?:择)?"
+    r"|(?i:(?:the\s+)?answer\s*(?:is)?))\s*:?\s*"
+)
+_NEGATION_WORD = re.compile(r"[不非没无未]|排除")
+_DROPPED_PUNCTUATION = frozenset({"Po", "Ps", "Pe", "Pi", "Pf"})
+
+
+class _Group(NamedTuple):
+    letters: str
+    start: int
+    end: int
+
+
+def extract_answer(text: str | None, options: Mapping[str, str]) -> str | None:
+    """The chosen letters, sorted and de-duplicated ("B", "BD"), or None when the text gives no usable answer
+    ("unparsed").
+
+    Raises ValueError when options is empty or keyed by anything but the letters A-F."""
+    valid = _option_letters(options)
+    if text is None:
+        return None
+    text = unicodedata.normalize("NFKC", text).strip()
+    if not text:
+        return None
+    masked = _mask_option_terms(text, options)
+    # Hedge and refusal phrases inside an option's own text ("在不能确定…的情况下，不能销售") are not the model's.
+    blanked = _blank_options(text, options)
+    statements = _answer_statements(masked)
+    if statements:
+        last = statements[-1]
+        if _HEDGE.search(_sentence(blanked, last)) or _LATER_ALTERNATIVE.search(blanked, last.start):
+            return None
+        return _checked(last.letters, valid) or _option_text(text, options, exact_only=True)
+    if _HEDGE.search(blanked) or _REFUSAL.search(blanked):
+        return None
+    letters = _verdicts(masked, blanked) or _leading_answer(masked) or _conclusion(masked) or _paired(text, options)
+    if letters:
+        # letters outside the options may still be an option's text: "FDA" among {"A": "FDA", ...}
+        return _checked(letters, valid) or _option_text(text, options, exact_only=True)
+    return _option_text(text, options, exact_only=bool(re.search(_RUN_UPPER, masked)))
+
+
+def _option_letters(options: Mapping[str, str]) -> frozenset[str]:
+    """The item's option letters; a mapping not keyed by letters is a caller's bug, not an unparsed answer."""
+    letters = frozenset(unicodedata.normalize("NFKC", str(k)).strip().upper() for k in options)
+    if not letters or not letters <= _UNIVERSE:
+        raise ValueError(f"options must be keyed by letters A-F, got {sorted(map(str, options))!r}")
+    return letters
+
+
+def _mask_option_terms(text: str, options: Mapping[str, str]) -> str:
+    """Hide the letters inside an option's own text ("B超", "A声级", "Ⅲ期B", "A+B+C") wherever the reply quotes
+    it: there they are part of the text, not a choice. Texts of one character ("B" among blood groups) stay.
+    The text keeps its length, so positions still line up with _blank_options."""
+    terms = sorted((unicodedata.normalize("NFKC", str(v)).strip() for v in options.values()), key=len, reverse=True)
+    for term in terms:  # longest first: "AB型" before "B型", which would leave "A□型"
+        if len(term) >= 2 and re.search(r"[A-Za-z]", term):
+            hidden = re.sub(r"[A-Za-z]", "□", term)
+            text = re.sub(r"(?<![A-Za-z0-9])" + re.escape(term), lambda _: hidden, text)
+    return text
+
+
+def _blank_options(text: str, options: Mapping[str, str]) -> str:
+    """The text with every option's own text (two characters or more) blanked out, keeping its length."""
+    for value in options.values():
+        term = unicodedata.normalize("NFKC", str(value)).strip()
+        if len(term) >= 2:
+            text = text.replace(term, " " * len(term))
+    return text
+
+
+def _checked(letters: str, valid: frozenset[str]) -> str | None:
+    """Sorted, de-duplicated letters; None when one is not an option of this item (answer E for options A-D)."""
+    chosen = set(letters)
+    return "".join(sorted(chosen)) if chosen <= valid else None
+
+
+def _run_letters(text: str, m: re.Match, *, allow_lower: bool, closing: bool, after_cue: bool) -> str | None:
+    """The letters of one run matched by _RUN, or None when the run is a word, a term or a discussed option.
+
+    closing: the run must end the answer (the second letter of "B、D"), which also holds for lowercase runs
+    and runs of several letters, so that "a viral infection" or "ACE抑制剂" are never read as letters.
+    after_cue: the run follows an answer cue, where "答案：\nA项错误" discusses A rather than choosing it."""
+    run = m.group("run")
+    if not run.isupper():
+        if not (allow_lower and run.islower()):
+            return None
+        run, closing = run.upper(), True
+    start, end = m.span("run")
+    if not set(run) <= _UNIVERSE or _TERM_AFTER.match(text, end):
+        return None
+    if _TERM_BEFORE.search(text, max(0, start - 6), start):
+        return None
+    if closing or len(run) > 1:
+        return run if _TAIL.match(text, end) else None
+    return None if after_cue and _CLAUSE_AFTER.match(text, end) else run
+
+
+def _read_group(text: str, pos: int, *, allow_lower: bool = False, after_cue: bool = False) -> _Group | None:
+    """The letters of an answer starting at pos: "B", "BD", "B、D", "B和D", "(B)"; None when there are none."""
+    m = _FIRST_RUN.match(text, pos)
+    if not m or not (letters := _run_letters(text, m, allow_lower=allow_lower, closing=False, after_cue=after_cue)):
+        return None
+    start, end = m.start("run"), m.end()
+    while m := _NEXT_RUN.match(text, end):
+        more = _run_letters(text, m, allow_lower=allow_lower, closing=True, after_cue=after_cue)
+        if not more:  # "A、B、C都是…": a list that runs on into a clause is its subject, not an answer
+            listed = m.group("list") and set(m.group("run").upper()) <= _UNIVERSE
+            return None if listed else _Group(letters, start, end)
+        letters, end = letters + more, m.end()
+        if len(letters) > len(_UNIVERSE):  # a longer list is no answer; stopping here keeps the reading linear
+            return None
+    return _Group(letters, start, end)
+
+
+def _negated(text: str, start: int) -> bool:
+    """不选A, 而不是C: the cue at start is denied."""
+    return bool(_NEGATION.search(text, max(0, start - 2), start))
+
+
+def _answer_statements(text: str) -> list[_Group]:
+    found = []
+    for cue in _ANSWER_CUE.finditer(text):
+        group = _read_group(text, cue.end(), allow_lower=True, after_cue=True)
+        if group and not _negated(text, cue.start()):
+            found.append(group._replace(start=cue.start()))
+    return found
+
+
+def _sentence(text: str, statement: _Group) -> str:
+    """A statement up to the end of its sentence, where a hedge ("…，无法确定") takes it back; a hedge in a
+    later sentence is usually about something else ("解析：对于无法确定病因的皮疹…")."""
+    end = _SENTENCE_BREAK.search(text, statement.end)
+    return text[statement.start:end.start() if end else len(text)]
+
+
+def _verdicts(text: str, blanked: str) -> str:
+    """Letters said to be correct. An analysis line is read with the options' texts blanked out, since they
+    may hold anything, even the sentence breaks that end a line ("甘遂入丸散;0.5~1g")."""
+    letters, pos = "".join(_LINE_VERDICT.findall(blanked)), 0
+    for m in re.finditer(_RUN, text):
+        if m.start() < pos:
+            continue
+        group = _read_group(text, m.start())
+        if group and _VERDICT.match(text, group.end):
+            letters, pos = letters + group.letters, group.end
+    return letters
+
+
+def _leading_answer(text: str) -> str | None:
+    """A reply that opens with its answer: "B", "(B)", "**B**", "B. 带状疱疹", "B选项", "BD", "B、D"."""
+    if len(_LINE_LETTER.findall(text)) > 1:
+        return None
+    group = _read_group(text, _LEAD.match(text).end(), allow_lower=bool(_BARE.fullmatch(text)))
+    return group.letters if group and _LEAD_TAIL.match(text, group.end) else None
+
+
+def _conclusion(text: str) -> str | None:
+    letters = None
+    for cue in _CONCLUSION_CUE.finditer(text):
+        group = _read_group(text, cue.end(), after_cue=True)
+        if group and _SENTENCE_END.match(text, group.end) and not _negated(text, cue.start()):
+            letters = group.letters
+    return letters
+
+
+def _paired(text: str, options: Mapping[str, str]) -> str | None:
+    """The one letter written right beside its own option's text: "选项D：带状疱疹", "带状疱疹（D）". An analysis
+    that goes through several options pairs several letters and chooses none."""
+    paired = set()
+    for key, value in options.items():
+        letter = unicodedata.normalize("NFKC", str(key)).strip().upper()
+        term = unicodedata.normalize("NFKC", str(value)).strip()
+        at = text.find(term) if term else -1
+        while at >= 0 and letter not in paired:
+            before = _LETTER_BEFORE_TEXT.search(text, max(0, at - 8), at)
+            after = _LETTER_AFTER_TEXT.match(text, at + len(term))
+            if letter in (before and before.group(1), after and after.group(1)):
+                paired.add(letter)
+            at = text.find(term, at + 1)
+    return paired.pop() if len(paired) == 1 else None
+
+
+def _core(text: str) -> str:
+    """Text for comparing with an option: without spaces and punctuation."""
+    text = unicodedata.normalize("NFKC", text)
+    # Dashes, and symbols such as < > + ↑, tell options apart ("心房率<心室率" / "心房率>心室率", "-0.507" / "0.507").
+    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in _DROPPED_PUNCTUATION)
+
+
+def _no_space(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split())
+
+
+def _core_casefold(text: str) -> str:
+    return _core(text).casefold()
+
+
+def _option_text(text: str, options: Mapping[str, str], *, exact_only: bool) -> str | None:
+    """The letter of the one option whose text the reply is, near enough: "带状疱疹", "答案是带状疱疹。".
+
+    exact_only: the reply also holds letters, which a near match must not override ("答案：ABC（生活污水污染）")."""
+    reply = _ANSWER_PREFIX.sub("", text, count=1)
+    texts = {unicodedata.normalize("NFKC", str(k)).strip().upper(): str(v) for k, v in options.items()}
+    # From the strictest comparison to the loosest: punctuation tells "1.75" from "175", case "Bb" from "bb".
+    for same in (_no_space, _core, _core_casefold):
+        exact = [k for k, v in texts.items() if same(v) and same(v) == same(reply)]
+        if exact:
+            return exact[0] if len(exact) == 1 else None
+    said, cores = _core_casefold(reply), {k: _core_casefold(v) for k, v in texts.items()}
+    if exact_only or not said:
+        return None
+    # One option inside a short reply ("考虑为大叶性肺炎"); an option contained in another one that is also
+    # there (肺炎 in 大叶性肺炎) is not a second candidate.
+    inside = [k for k, c in cores.items() if c and c in said]
+    inside = [k for k in inside if not any(cores[k] != cores[o] and cores[k] in cores[o] for o in inside)]
+    if len(inside) == 1 and len(cores[inside[0]]) >= 0.5 * len(said) and not _denies(said, cores[inside[0]]):
+        return inside[0]
+    # A slip of one character in a short option ("带状泡疹"), provided no other option is about as close.
+    # A ratio of 0.75 needs the reply within 5/3 of the option's length, so longer replies are not compared.
+    ratios = sorted(((difflib.SequenceMatcher(None, said, c).ratio(), k) for k, c in cores.items()
+                     if c and len(said) <= 2 * len(c)), reverse=True)
+    if ratios and ratios[0][0] >= 0.75 and (len(ratios) == 1 or ratios[1][0] <= ratios[0][0] - 0.1):
+        return None if _denies(said, cores[ratios[0][1]]) else ratios[0][1]
+    return None
+
+
+def _denies(said: str, option: str) -> bool:
+    """"不是带状疱疹", "排除水痘": the reply names an option to rule it out."""
+    return len(_NEGATION_WORD.findall(said)) > len(_NEGATION_WORD.findall(option))
