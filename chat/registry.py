@@ -53,6 +53,11 @@ def _disk_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.glob("adapter_model.*")) if path.is_dir() else 0
 
 
+def _stamp(path: Path) -> tuple:
+    files = sorted(path.glob("adapter_model.*")) if path.is_dir() else []
+    return tuple((f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+
+
 def pick_device_dtype(device: str | None = None, dtype: str | None = None):
     """Hardware decides unless told: CUDA bf16 (fp16 without bf16 support), Apple MPS fp16, CPU fp32."""
     import torch
@@ -82,6 +87,7 @@ class ModelRegistry:
         self._tokenizer = None
         self._extra: dict[str, str] = {}  # adapters added by path or hub id: name -> source
         self._attached: dict[str, str] = {}  # adapter name -> peft adapter name
+        self._stamps: dict[str, tuple] = {}  # adapter name -> its weights file's (mtime, size) when attached
 
     # ---- discovery -------------------------------------------------------------------------------------------
     def add_adapter(self, source: str, name: str | None = None) -> str:
@@ -212,10 +218,15 @@ class ModelRegistry:
 
     def _attach_locked(self, name: str) -> None:
         """Attach, holding the queue turn: injecting LoRA layers while another request generates would corrupt it."""
-        if name == self.base_name or name in self._attached:
+        if name == self.base_name:
             return
         self._check_known(name)
         source = self._scan()[name]
+        stamp = _stamp(Path(source))
+        if name in self._attached:
+            if self._stamps.get(name) == stamp:
+                return
+            self._model.delete_adapter(self._attached.pop(name))  # retrained under the same name: reload it
         peft_name = _peft_safe(name)
         self._ensure_base()
         from peft import PeftModel
@@ -228,7 +239,7 @@ class ModelRegistry:
         except (OSError, ValueError, RuntimeError) as exc:
             raise RegistryError(f"adapter {name!r} from {source} cannot be attached: {exc}") from exc
         self._model.eval()
-        self._attached[name] = peft_name
+        self._attached[name], self._stamps[name] = peft_name, stamp
 
     # ---- memory ----------------------------------------------------------------------------------------------
     def _base_bytes(self) -> int:

@@ -118,12 +118,17 @@ def test_memory_is_one_base_plus_adapter_sized_increments(registry, tiny):
     assert models["lora.2"].loaded and models["lora.2"].bytes == 13312
 
 
-def test_new_adapter_appears_without_restart(registry, tiny):
+def test_new_adapter_appears_without_restart_and_retrained_one_reloads(registry, tiny):
+    import shutil
+
     root, base = tiny
     assert "late" not in registry.usable_models()
     build_adapter(base, root / "data/adapters/late", seed=11)
     assert "late" in registry.usable_models()
-    assert registry.generate_panes([("late", CHAT)], GREEDY)[0]
+    first = registry.generate_panes([("late", CHAT)], GREEDY)[0]
+    shutil.rmtree(root / "data/adapters/late")
+    build_adapter(base, root / "data/adapters/late", seed=12)  # retrained under the same name
+    assert registry.generate_panes([("late", CHAT)], GREEDY)[0] != first
 
 
 def test_streaming_yields_growing_text_then_final(registry, references):
