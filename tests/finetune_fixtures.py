@@ -24,6 +24,8 @@ def write_alpaca(path: Path, qa=QA) -> Path:
 
 def build_tiny_model(out_dir: Path) -> Path:
     """A random-weight Qwen2-shaped chat model with a byte-level BPE tokenizer trained on QA (ChatML template)."""
+    import torch
+
     from finetune.demo_model import DemoRecipe, init_model, train_tokenizer
 
     if (out_dir / "config.json").exists():
@@ -33,6 +35,10 @@ def build_tiny_model(out_dir: Path) -> Path:
     texts = [s for pair in QA for s in pair] + ["你是一名专业、严谨的医学助手。", "user", "assistant", "system"]
     tokenizer = train_tokenizer(texts * 3, recipe)
     model = init_model(tokenizer, recipe)
+    # With the default init (std 0.02) the tied embeddings are so small that logits stay within about +-1 whatever
+    # the hidden state: LoRA could not get the loss far below log(vocab). Larger embeddings make it learnable.
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(5)
     model.generation_config.do_sample = False
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
