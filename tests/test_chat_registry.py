@@ -167,6 +167,17 @@ def test_concurrent_users_get_their_own_answers(registry, references):
     assert results == {n: references[n][0] for n in (None, "lora.0", "lora.1")}
 
 
+def test_a_waiting_request_reports_its_place_in_line(registry, references):
+    holder = registry.queue.enter()  # someone else's long answer holds the model
+    registry.queue.wait(holder)
+    stream = registry.stream([(None, CHAT)], GREEDY)
+    first = next(stream)
+    assert first.waiting == 1 and not first.texts[0]
+    registry.queue.leave(holder)
+    final = [s for s in stream][-1]
+    assert final.finished and final.texts == [references[None][0]]
+
+
 def test_sampling_is_reproducible_with_a_seed(registry):
     sampled = GenerationSettings(max_new_tokens=16, temperature=1.0, top_k=50, top_p=0.95, seed=1)
     first = registry.generate_panes([(None, CHAT), ("lora.0", CHAT)], sampled)

@@ -9,6 +9,7 @@ import random
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -127,33 +128,37 @@ class ChatHandlers:
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         panes = [(m, with_system(system, histories.get(m, []), prompt)) for m in models]
-        yield histories, "", t("chat.status_running", self.lang).format(tokens=0), *pane_values(models, histories, prompt)
+        running = t("chat.status_running", self.lang).format(tokens=0)
+        yield histories, "", running, *pane_values(models, histories, prompt), gr.skip()
         for state in self._stream(panes, settings, request, "side"):
-            if state.finished:
+            status = status_line(state, self.lang) + ("" if settings.greedy else f" (seed {settings.seed})")
+            if state.finished:  # the model table too: adapters used for the first time are now in memory
                 histories = add_turn(histories, models, prompt, state.texts)
-                yield histories, "", status_line(state, self.lang), *pane_values(models, histories)
+                yield histories, "", status, *pane_values(models, histories), self.model_table()
             else:
-                yield histories, "", status_line(state, self.lang), *pane_values(models, histories, prompt, state.texts)
+                yield histories, "", status, *pane_values(models, histories, prompt, state.texts), gr.skip()
 
     def regenerate(self, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
                    request: gr.Request):
         histories, prompt = drop_last_turn(histories or {}, models or [])
         if prompt is None:
             raise gr.Error(t("chat.nothing_to_regenerate", self.lang))
+        if temperature:  # sampling: a new draw (its seed is shown, so it can be reproduced); greedy: same answer
+            seed = random.randrange(2**31)
         yield from self.send(prompt, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
                              request)
 
-    def stop(self, request: gr.Request):
-        event = _STOPS.get(_stop_key(request, "side"))
+    def _stop(self, request: gr.Request | None, kind: str) -> str:
+        event = _STOPS.get(_stop_key(request, kind))
         if event is not None:
             event.set()
         return t("chat.status_stopped", self.lang)
 
+    def stop(self, request: gr.Request):
+        return self._stop(request, "side")
+
     def blind_stop(self, request: gr.Request):
-        event = _STOPS.get(_stop_key(request, "blind"))
-        if event is not None:
-            event.set()
-        return t("chat.status_stopped", self.lang)
+        return self._stop(request, "blind")
 
     def clear(self, models):
         return {}, "", *pane_values(models or [], {})
@@ -164,7 +169,8 @@ class ChatHandlers:
             battle = new_battle(self.registry.usable_models(), random.SystemRandom())
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
-        return battle, [], [], t("chat.blind_ready", self.lang), *[gr.update(interactive=False)] * len(OUTCOMES)
+        panes = [gr.update(value=[], label=t(f"chat.pane_{side}", self.lang)) for side in "ab"]
+        return battle, *panes, t("chat.blind_ready", self.lang), *[gr.update(interactive=False)] * len(OUTCOMES)
 
     def blind_send(self, prompt, system, max_new, temperature, top_p, top_k, rep, seed, battle: Battle | None,
                    request: gr.Request):
@@ -177,6 +183,7 @@ class ChatHandlers:
         panes = [(battle.model_a, with_system(system, list(battle.history_a), prompt)),
                  (battle.model_b, with_system(system, list(battle.history_b), prompt))]
         votes_off = [gr.update(interactive=False)] * len(OUTCOMES)
+        yield battle, "", gr.skip(), gr.skip(), t("chat.status_running", self.lang).format(tokens=0), *votes_off
         for state in self._stream(panes, settings, request, "blind"):
             turn = [[{"role": "user", "content": prompt}, {"role": "assistant", "content": text}] for text in state.texts]
             if state.finished:
@@ -199,8 +206,9 @@ class ChatHandlers:
         self.votes.add(vote)
         label = t(f"chat.vote_{outcome}", self.lang)
         reveal = t("chat.blind_reveal", self.lang).format(a=battle.model_a, b=battle.model_b, outcome=label)
-        done = Battle(battle.model_a, battle.model_b, battle.history_a, battle.history_b, outcome, battle.settings)
-        return done, reveal, *[gr.update(interactive=False)] * len(OUTCOMES)
+        labels = [gr.update(label=f"{t(f'chat.pane_{side}', self.lang)} · {name}")
+                  for side, name in zip("ab", (battle.model_a, battle.model_b))]
+        return replace(battle, voted=outcome), reveal, *labels, *[gr.update(interactive=False)] * len(OUTCOMES)
 
     def vote_with(self, outcome: str):
         """The handler of one vote button."""
@@ -271,10 +279,11 @@ def build_side_by_side(h: ChatHandlers, decoding: list) -> None:
         clear = gr.Button(t("chat.clear", lang))
     status = gr.Markdown(elem_id="chat-status")
     run = dict(concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="chat_generate", show_progress="hidden")
-    outputs = [histories, prompt, status, *panes]
+    outputs = [histories, prompt, status, *panes, table]
     send.click(h.send, [prompt, models, *decoding, histories], outputs, api_name="chat_send", **run)
     prompt.submit(h.send, [prompt, models, *decoding, histories], outputs, api_name=False, **run)
     again.click(h.regenerate, [models, *decoding, histories], outputs, api_name="chat_regenerate", **run)
+    # Stop runs outside the queue, at once, even while this session's own request holds its place in line.
     stop.click(h.stop, None, status, api_name="chat_stop", concurrency_limit=None, queue=False)
     clear.click(h.clear, models, [histories, status, *panes], api_name="chat_clear")
     models.change(h.select, [models, histories], panes, api_name="chat_select")
@@ -303,13 +312,13 @@ def build_blind(h: ChatHandlers, decoding: list) -> None:
     send.click(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name="blind_send", **run)
     prompt.submit(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name=False, **run)
     stop.click(h.blind_stop, None, status, api_name="blind_stop", concurrency_limit=None, queue=False)
-    vote_outputs = [battle, status, *buttons]
+    vote_outputs = [battle, status, pane_a, pane_b, *buttons]
     outcome.change(h.blind_vote, [outcome, battle], vote_outputs, api_name="blind_vote")
     for o, button in zip(OUTCOMES, buttons):
         button.click(h.vote_with(o), [battle], vote_outputs, api_name=False)
 
 
-def build_leaderboard(h: ChatHandlers) -> None:
+def build_leaderboard(h: ChatHandlers, tab: gr.Tab) -> None:
     lang = h.lang
     gr.Markdown(t("chat.board_intro", lang))
     refresh = gr.Button(t("chat.board_refresh", lang), variant="primary")
@@ -318,6 +327,7 @@ def build_leaderboard(h: ChatHandlers) -> None:
     h2h = gr.Dataframe(label=t("chat.board_h2h", lang), interactive=False)
     csv = gr.File(label=t("chat.board_csv", lang), interactive=False)
     refresh.click(h.board, None, [summary, standings, h2h, csv], api_name="leaderboard")
+    tab.select(h.board, None, [summary, standings, h2h, csv], api_name=False)  # fresh whenever it is opened
 
 
 def build(ctx: AppContext) -> None:
@@ -329,5 +339,5 @@ def build(ctx: AppContext) -> None:
             build_side_by_side(handlers, decoding)
         with gr.Tab(t("chat.mode_blind", ctx.lang), id="chat-blind"):
             build_blind(handlers, decoding)
-        with gr.Tab(t("chat.mode_board", ctx.lang), id="chat-board"):
-            build_leaderboard(handlers)
+        with gr.Tab(t("chat.mode_board", ctx.lang), id="chat-board") as board_tab:
+            build_leaderboard(handlers, board_tab)
