@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import chat_tab, score_tab
+from ui import chat_tab, finetune_tab, score_tab
 from ui.context import AppContext
 from ui.strings import t
 
@@ -17,6 +17,8 @@ def build_app(ctx: AppContext) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab(t("score.tab", ctx.lang), id="score"):
                 score_tab.build(ctx)
+            with gr.Tab(t("finetune.tab", ctx.lang), id="finetune"):
+                finetune_tab.build(ctx)
             with gr.Tab(t("chat.tab", ctx.lang), id="chat"):
                 chat_tab.build(ctx)
             # Further tabs (Fine-tune, Chat, Evaluate) are added here, each as `with gr.Tab(...): module.build(ctx)`.

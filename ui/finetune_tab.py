@@ -1,0 +1,291 @@
+"""The Fine-tune tab: data preview, training settings, Start / Stop / Resume, and live progress of a job.
+
+Jobs run in their own process group (finetune/jobs.py); this tab only writes configs and reads job directories, so a
+page reload, a second browser or an app restart re-attaches to running and finished jobs.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from finetune.config import LORA_TARGET_PRESETS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
+from finetune.formats import FORMATS, DataError, parse_column_map
+from finetune.jobs import (
+    TERMINAL, JobError, JobFiles, create_job, jobs_root, list_jobs, read_job, read_jsonl, running_jobs, start_job,
+    stop_job,
+)
+from ui.context import AppContext
+from ui.strings import t
+
+# (TrainConfig field, advanced?) in the order the widgets appear; start/command events take them in this order.
+SETTINGS = [
+    ("lora_rank", False), ("lora_alpha", False), ("lora_dropout", False), ("lora_targets", False),
+    ("load_in_4bit", False), ("learning_rate", False), ("lr_scheduler", False), ("num_epochs", False),
+    ("max_steps", False), ("batch_size", False), ("grad_accum", False), ("cutoff_len", False),
+    ("val_split", False), ("packing", False), ("seed", False),
+    ("warmup_ratio", True), ("weight_decay", True), ("max_grad_norm", True), ("logging_steps", True),
+    ("eval_steps", True), ("save_steps", True), ("sample_every", True), ("sample_prompts", True),
+    ("precision", True), ("gradient_checkpointing", True), ("max_samples", True), ("dedup", True),
+    ("adapter_name", True),
+]
+CHOICES = {"lr_scheduler": list(SCHEDULERS), "precision": list(PRECISIONS),
+           "lora_targets": list(LORA_TARGET_PRESETS) + ["q_proj,v_proj"]}
+DATA_TYPES = [".jsonl", ".json", ".csv", ".xlsx"]
+
+
+def setting_widget(name: str, lang: str):
+    default = getattr(TrainConfig(), name)
+    label = t(f"finetune.{name}", lang)
+    if name in CHOICES:
+        return gr.Dropdown(CHOICES[name], value=default, label=label, allow_custom_value=name == "lora_targets")
+    if isinstance(default, bool):
+        return gr.Checkbox(value=default, label=label)
+    if isinstance(default, (int, float)):
+        return gr.Number(value=default, label=label, precision=0 if isinstance(default, int) else None)
+    if isinstance(default, list):
+        return gr.Textbox(value="\n".join(default), label=label, lines=2)
+    return gr.Textbox(value=default, label=label)
+
+
+def sample_files(ctx: AppContext) -> list[str]:
+    names = [p.name for p in sorted(ctx.sample_dir.glob("*.jsonl")) if "predictions" not in p.name]
+    return [n for n in names if n.startswith("train")] + [n for n in names if not n.startswith("train")]
+
+
+def data_path(upload, sample: str, ctx: AppContext) -> str:
+    if upload:
+        return upload if isinstance(upload, str) else upload.name
+    if sample:
+        return str(ctx.sample_dir / sample)
+    raise gr.Error(t("finetune.need_data", ctx.lang))
+
+
+def config_from_widgets(model: str, path: str, data_format: str, column_map: str, values: list) -> TrainConfig:
+    cfg = TrainConfig(model=(model or "").strip() or "demo", data=path, data_format=data_format or "auto",
+                      column_map=parse_column_map(column_map))
+    defaults = TrainConfig()
+    for (name, _), value in zip(SETTINGS, values):
+        kind = type(getattr(defaults, name))
+        if kind is list:
+            value = [line.strip() for line in (value or "").splitlines() if line.strip()]
+        elif kind in (int, float) and value is not None:
+            value = kind(value)
+        elif kind is str:
+            value = (value or "").strip()
+        setattr(cfg, name, value)
+    return cfg
+
+
+@functools.lru_cache(maxsize=4)
+def cached_tokenizer(model: str):
+    from finetune.preview import load_tokenizer
+
+    return load_tokenizer(model)
+
+
+def do_preview(model, upload, sample, data_format, column_map, cutoff_len, ctx: AppContext):
+    from finetune.preview import preview_data
+
+    try:
+        result = preview_data(data_path(upload, sample, ctx), data_format or "auto", parse_column_map(column_map),
+                              cached_tokenizer((model or "demo").strip()), cutoff_len=int(cutoff_len or 1024))
+    except DataError as exc:
+        raise gr.Error(str(exc)) from None
+    loaded, lang = result.loaded, ctx.lang
+    tokens = t("finetune.preview_tokens", lang).format(
+        tokens=result.tokens, trained=result.trained_tokens, truncated=result.truncated,
+        cutoff=int(cutoff_len or 1024), dropped=len(result.dropped))
+    summary = t("finetune.preview_summary", lang).format(
+        kept=len(loaded.conversations), total=loaded.total_rows, fmt=loaded.format, rejected=len(loaded.rejected),
+        dup=loaded.duplicates, tokens=tokens)
+    rejected = pd.DataFrame([{"line": r.line, "field": r.field, "reason": r.reason} for r in loaded.rejected]
+                            + [{"line": line, "field": "", "reason": why} for line, why in result.dropped],
+                            columns=["line", "field", "reason"])
+    highlighted = []
+    for i, pieces in enumerate(result.examples):
+        highlighted += [("\n\n", None)] if i else []
+        highlighted += [(text, "trained" if trained else None) for text, trained in pieces]
+    return summary, rejected, highlighted
+
+
+def job_dropdown(ctx: AppContext, value: str | None = None):
+    ids = [f.job_id for f in list_jobs(ctx.data_dir)]
+    return gr.Dropdown(choices=ids, value=value if value in ids else (ids[0] if ids else None))
+
+
+def do_start(model, upload, sample, data_format, column_map, *values, ctx: AppContext):
+    busy = running_jobs(ctx.data_dir)
+    if busy:  # one GPU (or CPU) per server: a second run would only make both crawl or run out of memory
+        raise gr.Error(t("finetune.busy", ctx.lang).format(job=busy[0].job_id))
+    path = data_path(upload, sample, ctx)
+    if upload:  # gradio's upload cache is temporary: keep the file with the runs so the job can be re-run
+        kept = Path(ctx.data_dir) / "uploads" / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(path).name}"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        path = str(shutil.copyfile(path, kept))
+    try:
+        files = create_job(config_from_widgets(model, path, data_format, column_map, list(values)), ctx.data_dir)
+        start_job(files)
+    except (ConfigError, DataError, JobError) as exc:
+        raise gr.Error(str(exc)) from None
+    return job_dropdown(ctx, files.job_id)
+
+
+def do_command(model, upload, sample, data_format, column_map, *values, ctx: AppContext) -> str:
+    try:
+        cfg = config_from_widgets(model, data_path(upload, sample, ctx), data_format, column_map, list(values))
+    except DataError as exc:
+        raise gr.Error(str(exc)) from None
+    return (f"# run.yaml\n{cfg.to_yaml()}\n# then:\n"
+            f"python -m finetune train --config run.yaml --data-dir {ctx.data_dir}\n")
+
+
+def job_files(job_id: str | None, ctx: AppContext) -> JobFiles:
+    if not job_id:
+        raise gr.Error(t("finetune.need_job", ctx.lang))
+    return JobFiles(jobs_root(ctx.data_dir) / job_id)
+
+
+def do_stop(job_id, ctx: AppContext):
+    stop_job(job_files(job_id, ctx))
+    return do_status(job_id, ctx)
+
+
+def do_resume(job_id, ctx: AppContext):
+    files = job_files(job_id, ctx)
+    busy = running_jobs(ctx.data_dir)
+    if busy:
+        raise gr.Error(t("finetune.busy", ctx.lang).format(job=busy[0].job_id))
+    if not list(files.checkpoints.glob("checkpoint-*")):
+        gr.Warning(t("finetune.no_checkpoint", ctx.lang).format(job=job_id))
+    start_job(files, resume=True)
+    return do_status(job_id, ctx)
+
+
+def _fmt(value, spec: str = ".4f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def status_text(status: dict, lang: str) -> str:
+    eta = status.get("eta_s")
+    text = t("finetune.status", lang).format(
+        job=status.get("job_id"), state=status.get("state"), step=status.get("step", 0),
+        total=status.get("total_steps", "?"), speed=_fmt(status.get("tokens_per_s"), ".0f"),
+        eta="–" if eta is None else time.strftime("%H:%M:%S", time.gmtime(eta)),
+        loss=_fmt(status.get("loss")), eval_loss=_fmt(status.get("eval_loss")))
+    total, step = status.get("total_steps") or 0, status.get("step") or 0
+    if total:
+        text += f"\n\n<progress value='{step}' max='{total}' style='width:100%'></progress>"
+    if status.get("state") == "completed" and status.get("adapter_dir"):
+        path = Path(status["adapter_dir"])
+        text += "\n\n" + t("finetune.adapter_ready", lang).format(name=path.name, path=path)
+    if status.get("state") == "failed":
+        text += "\n\n" + t("finetune.failed", lang).format(error=status.get("error"))
+    return text
+
+
+def loss_frame(files: JobFiles) -> pd.DataFrame:
+    rows = []
+    for m in read_jsonl(files.metrics):
+        if "loss" in m:
+            rows.append({"step": m["step"], "loss": m["loss"], "series": "train"})
+        elif "eval_loss" in m:
+            rows.append({"step": m["step"], "loss": m["eval_loss"], "series": "validation"})
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def samples_text(files: JobFiles) -> str:
+    rows = read_jsonl(files.samples)[-12:]
+    return "\n\n".join(f"**step {r['step']}** · {r['prompt']}\n\n> {r['answer'] or '(empty)'}" for r in rows)
+
+
+def do_status(job_id, ctx: AppContext):
+    if not job_id:
+        return t("finetune.no_jobs", ctx.lang), pd.DataFrame(columns=["step", "loss", "series"]), "", "", {}
+    files = JobFiles(jobs_root(ctx.data_dir) / job_id)
+    status = read_job(files)
+    return status_text(status, ctx.lang), loss_frame(files), files.log_tail(), samples_text(files), status
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _data_section(ctx: AppContext) -> list:
+    lang = ctx.lang
+    with gr.Row():
+        model = gr.Textbox(value=ctx.model, label=t("finetune.model", lang), scale=2)
+        upload = gr.File(label=t("finetune.data_file", lang), file_types=DATA_TYPES, type="filepath", scale=2)
+        samples = sample_files(ctx)
+        sample = gr.Dropdown(samples, value=samples[0] if samples else None, label=t("finetune.sample", lang),
+                             allow_custom_value=False, scale=1)
+    with gr.Row():
+        data_format = gr.Dropdown(["auto", *FORMATS], value="auto", label=t("finetune.format", lang))
+        column_map = gr.Textbox(label=t("finetune.column_map", lang), placeholder=t("finetune.column_map_ph", lang))
+    return [model, upload, sample, data_format, column_map]
+
+
+def _settings_section(ctx: AppContext) -> dict:
+    widgets = {}
+    with gr.Accordion(t("finetune.settings", ctx.lang), open=True):
+        with gr.Row(equal_height=True):
+            for name, advanced in SETTINGS:
+                if not advanced:
+                    widgets[name] = setting_widget(name, ctx.lang)
+    with gr.Accordion(t("finetune.advanced", ctx.lang), open=False):
+        with gr.Row(equal_height=True):
+            for name, advanced in SETTINGS:
+                if advanced:
+                    widgets[name] = setting_widget(name, ctx.lang)
+    return widgets
+
+
+def build(ctx: AppContext) -> None:
+    lang = ctx.lang
+    gr.Markdown(t("finetune.intro", lang))
+    data_inputs = _data_section(ctx)
+    preview_btn = gr.Button(t("finetune.preview", lang))
+    preview_summary = gr.Markdown()
+    with gr.Row():
+        rejected = gr.Dataframe(label=t("finetune.rejected", lang), headers=["line", "field", "reason"],
+                                interactive=False, max_height=300)
+        examples = gr.HighlightedText(label=t("finetune.examples", lang), color_map={"trained": "green"},
+                                      combine_adjacent=True, show_legend=True)
+    widgets = _settings_section(ctx)
+    settings = [widgets[name] for name, _ in SETTINGS]
+    with gr.Row():
+        start_btn = gr.Button(t("finetune.start", lang), variant="primary")
+        stop_btn = gr.Button(t("finetune.stop", lang), variant="stop")
+        resume_btn = gr.Button(t("finetune.resume", lang))
+        command_btn = gr.Button(t("finetune.show_command", lang))
+    command = gr.Code(language="yaml", visible=True, value="", interactive=False)
+    with gr.Row():
+        ids = [f.job_id for f in list_jobs(ctx.data_dir)]
+        job = gr.Dropdown(ids, value=ids[0] if ids else None, label=t("finetune.job", lang), scale=4)
+        refresh_btn = gr.Button(t("finetune.refresh", lang), scale=0)
+    status_md = gr.Markdown(elem_id="finetune-status")
+    plot = gr.LinePlot(x="step", y="loss", color="series", label=t("finetune.loss", lang), height=280)
+    with gr.Row():
+        log = gr.Textbox(label=t("finetune.log", lang), lines=12, max_lines=12, autoscroll=True)
+        samples_md = gr.Markdown(label=t("finetune.samples", lang))
+    raw = gr.JSON(visible=False)
+    outputs = [status_md, plot, log, samples_md, raw]
+
+    status_fn = functools.partial(do_status, ctx=ctx)
+    preview_btn.click(functools.partial(do_preview, ctx=ctx), data_inputs + [widgets["cutoff_len"]],
+                      [preview_summary, rejected, examples], api_name="finetune_preview")
+    start_btn.click(functools.partial(do_start, ctx=ctx), data_inputs + settings, job,
+                    api_name="finetune_start").then(status_fn, job, outputs)
+    command_btn.click(functools.partial(do_command, ctx=ctx), data_inputs + settings, command,
+                      api_name="finetune_command")
+    stop_btn.click(functools.partial(do_stop, ctx=ctx), job, outputs, api_name="finetune_stop")
+    resume_btn.click(functools.partial(do_resume, ctx=ctx), job, outputs, api_name="finetune_resume")
+    job.change(status_fn, job, outputs, api_name="finetune_status")
+    refresh_btn.click(lambda value: job_dropdown(ctx, value), job, job, api_name="finetune_jobs")
+    gr.Timer(2.0).tick(status_fn, job, outputs, show_progress="hidden", api_visibility="private")
+    # A reload re-attaches: the job list and the newest job's progress are read again from disk.
+    gr.context.Context.root_block.load(lambda: job_dropdown(ctx), None, job, api_visibility="private")
