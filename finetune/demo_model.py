@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 DEMO_MODEL_NAME = "demo"  # what users type (`--model demo`) and what the UI shows, labelled as a demo
-RECIPE_VERSION = 1  # bump when anything below changes the built model, so caches rebuild
+RECIPE_VERSION = 2  # bump when anything below changes the built model, so caches rebuild
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -41,9 +41,9 @@ class DemoRecipe:
     num_heads: int = 4
     num_kv_heads: int = 2
     max_positions: int = 1024
-    train_steps: int = 300
+    train_steps: int = 200
     batch_size: int = 8
-    seq_len: int = 256
+    seq_len: int = 128
     learning_rate: float = 3e-3
     seed: int = 1234
 
