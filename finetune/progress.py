@@ -33,6 +33,8 @@ class ProgressCallback(TrainerCallback):
         return (time.time() - self.t0) / done * (state.max_steps - state.global_step)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step == state.max_steps and state.global_step % args.logging_steps:
+            control.should_log = True  # the curve and the status always end on the last step's loss
         if self.stop.set:
             # Saving here keeps the work done so far: Resume continues from this very step.
             control.should_save = True

@@ -117,6 +117,7 @@ def prepare_data(cfg: TrainConfig, tokenizer, files: JobFiles) -> tuple[list[dic
 
 
 def training_arguments(cfg: TrainConfig, files: JobFiles, has_val: bool):
+    import torch
     from transformers import TrainingArguments
 
     precision = resolved_precision(cfg)
@@ -135,8 +136,10 @@ def training_arguments(cfg: TrainConfig, files: JobFiles, has_val: bool):
         max_steps=cfg.max_steps or -1,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        # transformers 5 name for gradient checkpointing; non-reentrant works with frozen (LoRA) base weights
+        activation_checkpointing=cfg.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        dataloader_pin_memory=torch.cuda.is_available(),
         logging_steps=cfg.logging_steps,
         eval_strategy="steps" if evaluate else "no",
         eval_steps=cfg.eval_steps if evaluate else None,
@@ -155,12 +158,12 @@ def training_arguments(cfg: TrainConfig, files: JobFiles, has_val: bool):
 
 def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: list[dict], files: JobFiles,
                   stop: StopFlag, data_report: dict):
-    from transformers import Trainer
+    from transformers import PrinterCallback, Trainer
 
     from finetune.progress import ProgressCallback
 
     collator = (PackedCollator if cfg.packing else PadCollator)(tokenizer.pad_token_id)
-    return Trainer(
+    trainer = Trainer(
         model=model,
         args=training_arguments(cfg, files, bool(val)),
         train_dataset=ListDataset(train),
@@ -169,6 +172,8 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: li
         processing_class=tokenizer,
         callbacks=[ProgressCallback(cfg, tokenizer, files, stop, data_report)],
     )
+    trainer.remove_callback(PrinterCallback)  # ProgressCallback prints one compact line per log instead
+    return trainer
 
 
 def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path) -> Path:
@@ -231,7 +236,8 @@ def _train(cfg: TrainConfig, files: JobFiles, stop: StopFlag, resume: bool) -> d
     trainer.train(resume_from_checkpoint=checkpoint)
     if stop.set:
         return {"state": "stopped", "finished_at": time.time()}
-    if val and (cfg.eval_steps == 0 or trainer.state.global_step % cfg.eval_steps):
+    last_eval = [m for m in trainer.state.log_history if "eval_loss" in m]
+    if val and (not last_eval or last_eval[-1].get("step") != trainer.state.global_step):
         trainer.evaluate()  # the curve always ends with a validation point
     if not trainer.is_world_process_zero():
         return {}  # under torchrun / accelerate launch only rank 0 writes the adapter and the final status
