@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
@@ -76,7 +77,10 @@ def cmd_train(args) -> int:
         files = JobFiles(jobs_root(data_dir) / args.resume)
         if not files.config.exists():
             raise DataError(f"{files.dir}: no such job")
-        return run(files.dir, resume=True)
+        if files.read_status().get("state") == "completed":
+            raise DataError(f"{files.dir}: already completed ({files.read_status().get('adapter_dir')})")
+        with tee_to(files.log):
+            return run(files.dir, resume=True)
     cfg = config_from_args(args)
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -89,10 +93,36 @@ def cmd_train(args) -> int:
     else:
         files = create_job(cfg, data_dir, job_id=args.job_id)
     print(f"job {files.job_id}: {files.dir}", flush=True)
-    code = run(files.dir)
+    with tee_to(files.log):
+        code = run(files.dir)
     status = files.read_status()
     print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
     return code
+
+
+@contextlib.contextmanager
+def tee_to(log: Path):
+    """The terminal shows the run and train.log keeps it, as for jobs started from the app (which the tab reads)."""
+
+    class Tee:
+        def __init__(self, stream, file):
+            self.stream, self.file = stream, file
+
+        def write(self, text):
+            self.file.write(text)
+            self.file.flush()
+            return self.stream.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self.stream, name)
+
+    with log.open("a", encoding="utf-8") as f:
+        old = sys.stdout, sys.stderr
+        sys.stdout, sys.stderr = Tee(sys.stdout, f), Tee(sys.stderr, f)
+        try:
+            yield
+        finally:
+            sys.stdout, sys.stderr = old
 
 
 def _wait_for(path: Path, timeout_s: float = 120) -> None:

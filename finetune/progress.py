@@ -64,7 +64,8 @@ class ProgressCallback(TrainerCallback):
             self.tokens_log, self.t_log = tokens, now
             row.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
                        tokens_seen=tokens, tokens_per_s=round(self.tokens_per_s, 1), eta_s=self._eta(state))
-            self.files.update_status(loss=logs["loss"])
+            self.files.update_status(loss=logs["loss"], tokens_per_s=self.tokens_per_s, eta_s=row["eta_s"],
+                                     step=state.global_step, total_steps=state.max_steps)
         elif "eval_loss" in logs:
             row.update(eval_loss=logs["eval_loss"])
             self.files.update_status(eval_loss=logs["eval_loss"])

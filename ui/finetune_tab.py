@@ -7,6 +7,7 @@ page reload, a second browser or an app restart re-attaches to running and finis
 from __future__ import annotations
 
 import functools
+import json
 import shutil
 import time
 from pathlib import Path
@@ -136,13 +137,14 @@ def do_start(model, upload, sample, data_format, column_map, *values, ctx: AppCo
     return job_dropdown(ctx, files.job_id)
 
 
-def do_command(model, upload, sample, data_format, column_map, *values, ctx: AppContext) -> str:
+def do_command(model, upload, sample, data_format, column_map, *values, ctx: AppContext):
     try:
         cfg = config_from_widgets(model, data_path(upload, sample, ctx), data_format, column_map, list(values))
     except DataError as exc:
         raise gr.Error(str(exc)) from None
-    return (f"# run.yaml\n{cfg.to_yaml()}\n# then:\n"
+    text = (f"# run.yaml\n{cfg.to_yaml()}\n# then:\n"
             f"python -m finetune train --config run.yaml --data-dir {ctx.data_dir}\n")
+    return gr.Code(value=text, visible=True)
 
 
 def job_files(job_id: str | None, ctx: AppContext) -> JobFiles:
@@ -158,6 +160,8 @@ def do_stop(job_id, ctx: AppContext):
 
 def do_resume(job_id, ctx: AppContext):
     files = job_files(job_id, ctx)
+    if read_job(files).get("state") == "completed":
+        raise gr.Error(t("finetune.already_done", ctx.lang).format(job=job_id))
     busy = running_jobs(ctx.data_dir)
     if busy:
         raise gr.Error(t("finetune.busy", ctx.lang).format(job=busy[0].job_id))
@@ -171,7 +175,7 @@ def _fmt(value, spec: str = ".4f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def status_text(status: dict, lang: str) -> str:
+def status_text(status: dict, lang: str, data_summary: str = "") -> str:
     eta = status.get("eta_s")
     text = t("finetune.status", lang).format(
         job=status.get("job_id"), state=status.get("state"), step=status.get("step", 0),
@@ -181,6 +185,8 @@ def status_text(status: dict, lang: str) -> str:
     total, step = status.get("total_steps") or 0, status.get("step") or 0
     if total:
         text += f"\n\n<progress value='{step}' max='{total}' style='width:100%'></progress>"
+    if data_summary:
+        text += f"\n\n{data_summary}"
     if status.get("state") == "completed" and status.get("adapter_dir"):
         path = Path(status["adapter_dir"])
         text += "\n\n" + t("finetune.adapter_ready", lang).format(name=path.name, path=path)
@@ -209,7 +215,16 @@ def do_status(job_id, ctx: AppContext):
         return t("finetune.no_jobs", ctx.lang), pd.DataFrame(columns=["step", "loss", "series"]), "", "", {}
     files = JobFiles(jobs_root(ctx.data_dir) / job_id)
     status = read_job(files)
-    return status_text(status, ctx.lang), loss_frame(files), files.log_tail(), samples_text(files), status
+    text = status_text(status, ctx.lang, data_summary(files))
+    return text, loss_frame(files), files.log_tail(), samples_text(files), status
+
+
+def data_summary(files: JobFiles) -> str:
+    try:
+        report = json.loads(files.data_report.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return ""
+    return f"{report['summary']}; {report['truncated']} truncated; {report['train_rows']} training rows"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -262,7 +277,7 @@ def build(ctx: AppContext) -> None:
         stop_btn = gr.Button(t("finetune.stop", lang), variant="stop")
         resume_btn = gr.Button(t("finetune.resume", lang))
         command_btn = gr.Button(t("finetune.show_command", lang))
-    command = gr.Code(language="yaml", visible=True, value="", interactive=False)
+    command = gr.Code(language="yaml", visible=False, value="", interactive=False)
     with gr.Row():
         ids = [f.job_id for f in list_jobs(ctx.data_dir)]
         job = gr.Dropdown(ids, value=ids[0] if ids else None, label=t("finetune.job", lang), scale=4)
