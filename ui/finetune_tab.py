@@ -93,9 +93,14 @@ def cached_tokenizer(model: str):
 def do_preview(model, upload, sample, data_format, column_map, cutoff_len, ctx: AppContext):
     from finetune.preview import preview_data
 
+    path = data_path(upload, sample, ctx)
     try:
-        result = preview_data(data_path(upload, sample, ctx), data_format or "auto", parse_column_map(column_map),
-                              cached_tokenizer((model or "demo").strip()), cutoff_len=int(cutoff_len or 1024))
+        tokenizer = cached_tokenizer((model or "demo").strip())
+    except (OSError, ValueError) as exc:  # unknown hub id offline, a directory without a tokenizer
+        raise gr.Error(t("finetune.bad_model", ctx.lang).format(model=model, error=exc)) from None
+    try:
+        result = preview_data(path, data_format or "auto", parse_column_map(column_map), tokenizer,
+                              cutoff_len=int(cutoff_len or 1024))
     except DataError as exc:
         raise gr.Error(str(exc)) from None
     loaded, lang = result.loaded, ctx.lang

@@ -185,6 +185,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "finetune.busy": ("Job {job} is still running; stop it or wait for it to finish.", "任务 {job} 仍在运行；请先停止或等待其完成。"),
     "finetune.no_checkpoint": ("Job {job} has no checkpoint to resume from; it will start again from step 0.", "任务 {job} 没有可恢复的检查点，将从第 0 步重新开始。"),
     "finetune.already_done": ("Job {job} has already completed; start a new run instead.", "任务 {job} 已完成；请开始新的训练。"),
+    "finetune.bad_model": ("model: cannot load the tokenizer of {model!r}: {error}", "模型：无法加载 {model!r} 的分词器：{error}"),
     "finetune.no_jobs": ("No training job yet.", "还没有训练任务。"),
     "finetune.status": (
         "**{job}**: {state} · step {step}/{total} · {speed} tokens/s · ETA {eta} · loss {loss} · eval loss {eval_loss}",
