@@ -1,0 +1,52 @@
+"""The Fine-tune tab in a real headless Chromium: a reloaded page re-attaches to a finished job; Preview highlights
+the trained tokens; Show command gives the CLI line."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from finetune.jobs import create_job
+from finetune.train import run
+from tests.finetune_fixtures import write_alpaca
+from tests.test_finetune_train import quick_config
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")
+
+
+@pytest.fixture(scope="module")
+def finished_app(tmp_path_factory, tiny_chat_model, medtune_home):
+    """The app over a data dir that already holds one finished job, as after a restart or from another browser."""
+    from ui.context import AppContext
+    from ui.layout import build_app
+
+    root = tmp_path_factory.mktemp("ft-browser")
+    data = write_alpaca(root / "qa.jsonl")
+    files = create_job(quick_config(tiny_chat_model, data, max_steps=2, logging_steps=1, sample_every=0), root / "runs")
+    assert run(files.dir) == 0
+    app = build_app(AppContext(model=str(tiny_chat_model), data_dir=root / "runs")).queue()
+    _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    yield url, files.job_id
+    app.close()
+
+
+def test_reload_reattaches_and_preview_highlights(finished_app):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, job_id = finished_app
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1600})
+        page.goto(url)
+        page.get_by_role("tab", name="Fine-tune").click()
+        status = page.locator("#finetune-status")
+        status.get_by_text("step 2/2").wait_for(timeout=30_000)
+        assert job_id in status.inner_text() and "completed" in status.inner_text()
+        assert "Adapter" in status.inner_text()
+
+        page.get_by_role("button", name="Preview", exact=True).click()
+        page.get_by_text("rows kept").wait_for(timeout=60_000)
+        assert page.get_by_text("trained", exact=True).first.is_visible()  # the legend of highlighted tokens
+        page.get_by_role("button", name="Show command").click()
+        page.get_by_text("python -m finetune train --config run.yaml").wait_for(timeout=20_000)
+        browser.close()
