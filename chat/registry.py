@@ -368,6 +368,36 @@ class ModelRegistry:
             answers += self.generate_panes([(adapter, p) for p in chunk], settings)
         return answers
 
+    def next_token_logits(self, prompts: Sequence[Prompt], adapter: str | None = None):
+        """Scores of the token after each prompt, from one batched forward pass (Evaluate's likelihood method).
+
+        Returns a float32 CPU tensor [len(prompts), vocab]. The base (adapter None) runs with every adapter off.
+        Rows are left-padded, with positions counted from each row's first real token as `generate` does, so a
+        row scores the same whatever else is in its batch.
+        """
+        import torch
+        from peft import PeftModel
+
+        name = adapter or self.base_name
+        if name != self.base_name:
+            self._check_known(name)
+        texts = [self.render(p) for p in prompts]
+        with self.queue.turn():
+            self._attach_locked(name)
+            batch = self._encode(texts, GenerationSettings(max_new_tokens=1))
+            mask = batch["attention_mask"]
+            device = self._model.device
+            kwargs = dict(input_ids=batch["input_ids"].to(device), attention_mask=mask.to(device),
+                          position_ids=(mask.cumsum(-1) - 1).clamp(min=0).to(device), logits_to_keep=1)
+            peft_name = self._attached.get(name)
+            if peft_name is not None:
+                self._model.set_adapter(peft_name)
+            off = self._model.disable_adapter() if peft_name is None and isinstance(self._model, PeftModel) \
+                else nullcontext()
+            with torch.inference_mode(), off:
+                logits = self._model(**kwargs).logits[:, -1, :]
+            return logits.float().cpu()
+
 
 _SHARED: dict[tuple, ModelRegistry] = {}
 _SHARED_LOCK = threading.Lock()

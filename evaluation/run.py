@@ -1,0 +1,445 @@
+"""Model evaluation runs: (models x data sets), multiple choice by likelihood or by generation, free-form by generation.
+
+Multiple choice, two methods:
+* "likelihood": one batched forward pass per batch of questions; the prediction is the option letter whose first
+  token scores highest as the next token after the prompt (softmax over the item's own letters only). It picks ONE
+  letter, so a multi-answer item ("BD") is always wrong unless `multi_threshold` is set: then every letter whose
+  probability (among the item's letters) reaches the threshold is predicted, the top letter always included.
+* "generate": greedy generation, then `evaluation.extract.extract_answer`; a reply it cannot read is "unparsed",
+  wrong, and stays in the denominator. Multi-answer items are right when the extracted letter set equals the key.
+Free-form: batched greedy generation (left padding, batches of similar length), scored with `qa_item_scores`.
+
+Each (model, set) cell writes into `<out>/<model>/<set>-<key>/`, where key hashes everything that decides the
+answers (model and adapter weights, data file, task, method, prompt, shots, decoding, seed): `items.jsonl` grows
+batch by batch, so an interrupted run loses at most one batch, and the same command again skips what is done.
+`predictions.jsonl` (the competition's submission format) and `report.json` are written when the cell completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from evaluation.data import DataFileError, MCItem, QAItem, load_dataset
+from evaluation.extract import extract_answer
+from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
+from evaluation.prompts import PromptConfig, build_messages
+
+METHODS = ("likelihood", "generate")
+LIKELIHOOD_NOTE = ("likelihood: the option letter whose first token scores highest as the next token after the "
+                   "prompt (softmax over the item's letters); one letter per item, so multi-answer items are wrong "
+                   "unless multi_threshold is set (then every letter with probability >= threshold)")
+GENERATE_NOTE = ("generate: greedy generation, then the scorer's answer extraction; unparsed replies are wrong; a "
+                 "multi-answer item is right when the extracted letter set equals the key")
+
+
+class EvalError(ValueError):
+    """An evaluation cannot start or go on; the message names the file, line, field or setting at fault."""
+
+
+class EvalCancelled(Exception):
+    """The run was stopped between batches; everything finished so far is on disk and a re-run resumes."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    data: tuple[str, ...]
+    out_dir: str
+    models: tuple[str | None, ...] = (None,)  # None: the base model; else adapter names known to the registry
+    method: str = "likelihood"
+    batch_size: int = 8
+    limit: int | None = None  # the first N items of each set
+    shots: int = 0
+    shots_data: tuple[str, ...] = ()  # files to take k-shot examples from, matched to each set's task
+    mc_max_new_tokens: int = 32
+    qa_max_new_tokens: int = 256
+    multi_threshold: float | None = None
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
+                  ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("limit", self.limit is None or self.limit >= 1, "at least 1 (or unset)"),
+                  ("shots", 0 <= self.shots <= 20, "between 0 and 20"),
+                  ("multi_threshold", self.multi_threshold is None or 0 < self.multi_threshold < 1, "in (0, 1)"),
+                  ("data", bool(self.data), "at least one file"),
+                  ("models", bool(self.models), "at least one model")]
+        for name, ok, expected in checks:
+            if not ok:
+                raise EvalError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+        if self.shots and not self.shots_data:
+            raise EvalError("shots > 0 needs a file of examples (shots_data / --shots-data), kept apart from the "
+                            "evaluated sets so that no question is shown with its own answer")
+
+
+@dataclass
+class EvalSet:
+    name: str
+    path: str
+    task: str
+    items: list
+    sha256: str
+
+
+@dataclass
+class Progress:
+    model: str
+    dataset: str
+    done: int
+    total: int
+    items_per_s: float
+    eta_s: float | None
+
+
+@dataclass
+class CellResult:
+    model: str
+    dataset: str
+    task: str
+    metrics: dict[str, float]
+    report: dict
+    dir: str
+    rows: list[dict] = field(repr=False, default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return [str(Path(self.dir) / name) for name in ("predictions.jsonl", "items.jsonl", "report.json")]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_set(path: str | Path, name: str | None = None) -> EvalSet:
+    """A validation set; refused whole when any row has a problem (a partial score would mislead)."""
+    dataset = load_dataset(path)  # raises DataFileError for a file that cannot be read at all
+    if dataset.problems:
+        raise DataFileError(path, dataset.problems)
+    if not dataset.items:
+        raise EvalError(f"{path}: no items to evaluate")
+    return EvalSet(name or Path(path).stem, str(path), dataset.task, dataset.items, file_sha256(path))
+
+
+def load_sets(paths: Sequence[str]) -> list[EvalSet]:
+    sets, seen = [], set()
+    for path in paths:
+        name, n = Path(path).stem, 2
+        while name in seen:  # two files with one name (e.g. uploads from different folders)
+            name, n = f"{Path(path).stem}-{n}", n + 1
+        seen.add(name)
+        sets.append(load_set(path, name))
+    return sets
+
+
+def load_shots(paths: Sequence[str], k: int) -> dict[str, tuple[list, str]]:
+    """task -> (the first k items of the first shots file of that task, its path)."""
+    shots: dict[str, tuple[list, str]] = {}
+    for path in paths:
+        eset = load_set(path)
+        if eset.task not in shots:
+            if len(eset.items) < k:
+                raise EvalError(f"{path}: {k} shots asked for, but the file has only {len(eset.items)} items")
+            shots[eset.task] = (eset.items[:k], str(path))
+    return shots
+
+
+def item_key(item: MCItem | QAItem) -> str:
+    return f"id:{item.id}" if item.id is not None else f"line:{item.line}"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "model"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The per-item log: append-only JSONL, one fsync per batch
+
+
+class ItemLog:
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: dict[str, dict] = {}
+        if path.exists():
+            good = []
+            for line in path.read_text(encoding="utf-8").split("\n"):
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the half-written last line of a killed run: that batch is redone
+                self.rows[row["key"]] = row
+                good.append(line)
+            path.write_text("".join(g + "\n" for g in good), encoding="utf-8")
+
+    def append(self, rows: list[dict]) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.rows.update((r["key"], r) for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One batch each way
+
+
+def letter_token_ids(tokenizer, letters: Sequence[str]) -> list[int]:
+    """The token each option letter starts with when the model writes it as its answer."""
+    ids = [tokenizer.encode(letter, add_special_tokens=False)[0] for letter in letters]
+    if len(set(ids)) != len(ids):
+        raise EvalError(f"the tokenizer gives option letters {', '.join(letters)} the same first token; "
+                        "use --method generate with this model")
+    return ids
+
+
+def mc_likelihood_rows(registry, adapter, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
+    import torch
+
+    logits = registry.next_token_logits(prompts, adapter)
+    rows = []
+    for item, row_logits in zip(items, logits):
+        letters = list(item.options)
+        probs = torch.softmax(row_logits[letter_token_ids(registry.tokenizer, letters)], dim=-1).tolist()
+        top = max(range(len(letters)), key=lambda i: (probs[i], -i))  # ties: the earlier letter
+        chosen = {letters[top]} | ({l for l, p in zip(letters, probs) if p >= threshold} if threshold else set())
+        prediction = "".join(sorted(chosen))
+        rows.append(_mc_row(item, prediction, prediction) | {"letter_probs": dict(zip(letters, probs))})
+    return rows
+
+
+def mc_generate_rows(registry, adapter, items: list[MCItem], prompts, settings) -> list[dict]:
+    texts = registry.generate(prompts, adapter=adapter, settings=settings, batch_size=len(prompts))
+    return [_mc_row(item, extract_answer(text, item.options), text) for item, text in zip(items, texts)]
+
+
+def _mc_row(item: MCItem, prediction: str | None, text: str) -> dict:
+    return {"key": item_key(item), "line": item.line, "id": item.id, "question": item.question,
+            "options": item.options, "answer": item.answer, "prediction": prediction, "output": text,
+            "correct": mc_is_correct(prediction, item.answer), "unparsed": prediction is None,
+            "multi_answer": len(item.answer) > 1, "source": item.source, "category": item.category}
+
+
+def qa_rows(registry, adapter, items: list[QAItem], prompts, settings) -> list[dict]:
+    texts = [t.strip() for t in registry.generate(prompts, adapter=adapter, settings=settings,
+                                                 batch_size=len(prompts))]
+    scores = qa_item_scores(texts, [item.output for item in items])
+    return [{"key": item_key(item), "line": item.line, "id": item.id, "input": item.input, "reference": item.output,
+             "output": text, **score, "source": item.source} for item, text, score in zip(items, texts, scores)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A run
+
+
+def model_identity(registry, model: str | None) -> dict:
+    """What the answers depend on: the base reference, and the adapter's source and weights hash."""
+    name = model or registry.base_name
+    if name == registry.base_name:
+        return {"model": name, "base": registry.base_name, "adapter": None}
+    info = {m.name: m for m in registry.models()}.get(name)
+    if info is None:
+        raise EvalError(f"unknown model {name!r}; known: {', '.join(m.name for m in registry.models())}")
+    weights = sorted(Path(info.source).glob("adapter_model.*")) if Path(info.source).is_dir() else []
+    return {"model": name, "base": registry.base_name, "adapter": name, "adapter_source": info.source,
+            "adapter_sha256": file_sha256(weights[0]) if weights else None}
+
+
+def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict) -> dict:
+    """Everything that decides a cell's answers (not batch size, not limit); its hash names the cell's folder."""
+    from chat.settings import GenerationSettings
+
+    mc = eset.task == "mc"
+    max_new = config.mc_max_new_tokens if mc else config.qa_max_new_tokens
+    shot_items, shot_path = shots.get(eset.task, ([], None))
+    return {
+        **identity,
+        "data": {"name": eset.name, "path": eset.path, "sha256": eset.sha256, "task": eset.task,
+                 "n_items": len(eset.items)},
+        "method": (config.method if mc else "generate"),
+        "multi_threshold": config.multi_threshold if mc and config.method == "likelihood" else None,
+        "prompt": {**config.prompt.to_dict(), "shots": len(shot_items), "shots_data": shot_path,
+                   "shots_sha256": file_sha256(shot_path) if shot_path else None},
+        "decoding": (None if mc and config.method == "likelihood"
+                     else GenerationSettings(max_new_tokens=max_new).to_dict()),
+        "seed": config.seed,
+    }
+
+
+def evaluate(registry, config: EvalConfig, progress: Callable[[Progress], None] | None = None,
+             stop: threading.Event | None = None) -> list[CellResult]:
+    """Every (model, set) cell, model by model; cells already complete on disk are read back, not recomputed."""
+    sets = load_sets(config.data)
+    shots = load_shots(config.shots_data, config.shots) if config.shots else {}
+    missing = sorted({s.task for s in sets} - set(shots)) if config.shots else []
+    if missing:
+        raise EvalError(f"--shots {config.shots}: no shots file for task {', '.join(missing)} "
+                        "(give one --shots-data file per task: mc and/or qa)")
+    identities = [model_identity(registry, m) for m in config.models]  # fail before any work on an unknown name
+    results = [evaluate_cell(registry, config, identity, eset, shots, progress, stop)
+               for identity in identities for eset in sets]
+    Path(config.out_dir, "summary.json").write_text(json.dumps(
+        [{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics, "dir": r.dir}
+         for r in results], ensure_ascii=False, indent=2), encoding="utf-8")
+    return results
+
+
+def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
+                  progress=None, stop=None) -> CellResult:
+    import torch
+
+    settings = cell_settings(config, identity, eset, shots)
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    cell_dir = Path(config.out_dir) / _slug(identity["model"]) / f"{_slug(eset.name)}-{key}"
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    (cell_dir / "settings.json").write_text(json.dumps(settings, ensure_ascii=False, indent=2), encoding="utf-8")
+    log = ItemLog(cell_dir / "items.jsonl")
+    items = eset.items[:config.limit] if config.limit else eset.items
+    pending = [item for item in items if item_key(item) not in log.rows]
+    shot_items = shots.get(eset.task, ([], None))[0]
+    prompts = {item_key(i): registry.render(build_messages(i, config.prompt, shot_items)) for i in pending}
+    lengths = registry.tokenizer([prompts[item_key(i)] for i in pending], add_special_tokens=False)["input_ids"] \
+        if pending else []
+    # Longest first, so that rows of one batch pad little and the memory peak comes in the first batch.
+    order = [i for _, i in sorted(zip((-len(ids) for ids in lengths), range(len(pending))))]
+    batches = [[pending[i] for i in order[s:s + config.batch_size]] for s in range(0, len(order), config.batch_size)]
+    torch.manual_seed(config.seed)
+    started, done_now, adapter = time.perf_counter(), 0, identity["adapter"]
+    _report_progress(progress, identity, eset, len(items) - len(pending), len(items), 0, started)
+    for batch in batches:
+        if stop is not None and stop.is_set():
+            raise EvalCancelled(f"stopped: {identity['model']} on {eset.name} has {len(items) - len(pending) + done_now}"
+                                f" of {len(items)} items done; run again with the same settings to resume")
+        log.append(_batch_rows(registry, adapter, batch, [prompts[item_key(i)] for i in batch], settings, config))
+        done_now += len(batch)
+        _report_progress(progress, identity, eset, len(items) - len(pending) + done_now, len(items), done_now,
+                         started)
+    rows = [log.rows[item_key(item)] for item in items]
+    elapsed = time.perf_counter() - started
+    return finish_cell(cell_dir, settings, eset, rows, items, elapsed, done_now, config)
+
+
+def _batch_rows(registry, adapter, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
+    from chat.settings import GenerationSettings
+
+    if settings["data"]["task"] == "qa":
+        return qa_rows(registry, adapter, batch, prompts, GenerationSettings(**settings["decoding"]))
+    if settings["method"] == "likelihood":
+        return mc_likelihood_rows(registry, adapter, batch, prompts, config.multi_threshold)
+    return mc_generate_rows(registry, adapter, batch, prompts, GenerationSettings(**settings["decoding"]))
+
+
+def _report_progress(progress, identity, eset, done, total, done_now, started) -> None:
+    if progress is None:
+        return
+    elapsed = time.perf_counter() - started
+    rate = done_now / elapsed if done_now and elapsed > 0 else 0.0
+    eta = (total - done) / rate if rate else None
+    progress(Progress(identity["model"], eset.name, done, total, rate, eta))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Results of a cell
+
+
+def summarise(task: str, rows: list[dict]) -> tuple[dict[str, float], dict]:
+    """Metrics and per-source / per-category breakdowns of scored rows."""
+    if task == "mc":
+        metrics = _mc_metrics(rows)
+        groups = {"category": "category", "source": "source"}
+    else:
+        metrics = mean_scores([{m: r[m] for m in QA_METRICS} for r in rows])
+        groups = {"source": "source"}
+    breakdown = {}
+    for title, column in groups.items():
+        values = sorted({r[column] for r in rows if r.get(column)})
+        if values:
+            breakdown[title] = {v: {"n": sum(r[column] == v for r in rows),
+                                    **(_mc_metrics if task == "mc" else _qa_means)([r for r in rows if r[column] == v])}
+                                for v in values}
+    return metrics, breakdown
+
+
+def _mc_metrics(rows: list[dict]) -> dict[str, float]:
+    multi = [r for r in rows if r["multi_answer"]]
+    return {"accuracy": 100 * sum(r["correct"] for r in rows) / len(rows),
+            "unparsed": sum(r["unparsed"] for r in rows),
+            "multi_answer_items": len(multi),
+            "multi_answer_accuracy": 100 * sum(r["correct"] for r in multi) / len(multi) if multi else 0.0}
+
+
+def _qa_means(rows: list[dict]) -> dict[str, float]:
+    return mean_scores([{m: r[m] for m in QA_METRICS} for r in rows])
+
+
+def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict], items, elapsed: float,
+                done_now: int, config: EvalConfig) -> CellResult:
+    import peft
+    import torch
+    import transformers
+
+    metrics, breakdown = summarise(eset.task, rows)
+    by_key = {item_key(i): i for i in items}
+    with open(cell_dir / "predictions.jsonl.tmp", "w", encoding="utf-8") as handle:
+        for row in rows:
+            output = (row["prediction"] or "") if eset.task == "mc" else row["output"]
+            entry = {"id": row["id"]} if row["id"] is not None else {}
+            if row["id"] is None:  # aligned by line order: the scorer checks the input
+                entry["input"] = by_key[row["key"]].input_text if eset.task == "mc" else row["input"]
+            handle.write(json.dumps(entry | {"output": output}, ensure_ascii=False) + "\n")
+    os.replace(cell_dir / "predictions.jsonl.tmp", cell_dir / "predictions.jsonl")
+    notes = [GENERATE_NOTE if settings["method"] == "generate" else LIKELIHOOD_NOTE] if eset.task == "mc" else []
+    report = {
+        **settings, "n": len(rows), "limit": config.limit, "metrics": metrics, "breakdown": breakdown,
+        "conventions": {m: CONVENTIONS[m] for m in (("accuracy",) if eset.task == "mc" else QA_METRICS)},
+        "method_note": notes[0] if notes else "free-form: batched greedy generation, left padding, similar lengths",
+        "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
+                   "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,
+                   "batch_size": config.batch_size},
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        "files": {"predictions": "predictions.jsonl", "items": "items.jsonl", "settings": "settings.json"},
+    }
+    tmp = cell_dir / "report.json.tmp"
+    tmp.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(tmp, cell_dir / "report.json")
+    return CellResult(settings["model"], eset.name, eset.task, metrics, report, str(cell_dir), rows)
+
+
+MAIN_METRIC = {"mc": "accuracy", "qa": "rouge-l"}
+
+
+def side_by_side(results: list[CellResult], dataset: str) -> list[dict]:
+    """One row per item of a set: each model's answer and score beside the others, worst (lowest mean) first."""
+    cells = [r for r in results if r.dataset == dataset]
+    if not cells:
+        return []
+    task = cells[0].task
+    metric = "correct" if task == "mc" else "rouge-l"
+    by_key: dict[str, dict] = {}
+    for cell in cells:
+        for row in cell.rows:
+            entry = by_key.setdefault(row["key"], {
+                "line": row["line"], "id": row["id"],
+                "question": row["question"] if task == "mc" else row["input"],
+                "reference": row["answer"] if task == "mc" else row["reference"], "_scores": []})
+            answer = row["prediction"] if task == "mc" and row["prediction"] is not None else row["output"]
+            score = float(row[metric]) * (100 if task == "mc" else 1)
+            entry[f"{cell.model} · answer"] = answer
+            entry[f"{cell.model} · {MAIN_METRIC[task]}"] = round(score, 2)
+            entry["_scores"].append(score)
+    rows = sorted(by_key.values(), key=lambda e: (sum(e["_scores"]) / len(e["_scores"]), e["line"]))
+    return [{k: v for k, v in e.items() if k != "_scores"} for e in rows]
