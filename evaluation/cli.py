@@ -1,4 +1,5 @@
-"""`python -m evaluation score --ref REF --pred PRED [--json R] [--per-item I] [--task auto|mc|qa] [--weights W]`."""
+"""`python -m evaluation score --ref REF --pred PRED [--json R] [--per-item I] [--task auto|mc|qa] [--weights W]`;
+`python -m evaluation run --model M [--adapter A ...] --data D ... --out DIR` (see evaluation/run_cli.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 
 from evaluation.data import DataFileError
+from evaluation.run_cli import add_run_parser, run_command
 from evaluation.report import render_file_error, render_text, write_json, write_per_item
 from evaluation.submission import (
     EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError, score_submission,
@@ -33,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "rouge-l for qa)")
     score.add_argument("--json", dest="json_out", help="write the report as JSON to this file")
     score.add_argument("--per-item", help="write one scored row per reference item to this JSONL file")
+    add_run_parser(commands)
     return parser
 
 
@@ -61,4 +64,6 @@ def main(argv: list[str] | None = None) -> int:
             return score_command(args)
         except WeightsError as err:
             parser.error(str(err))
+    if args.command == "run":
+        return run_command(args)
     return 2

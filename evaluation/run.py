@@ -303,7 +303,9 @@ def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, s
     import torch
 
     settings = cell_settings(config, identity, eset, shots)
-    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    # The file's hash, not its path, identifies the data: the same file from another folder or upload resumes.
+    keyed = settings | {"data": {k: v for k, v in settings["data"].items() if k != "path"}}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
     cell_dir = Path(config.out_dir) / _slug(identity["model"]) / f"{_slug(eset.name)}-{key}"
     cell_dir.mkdir(parents=True, exist_ok=True)
     (cell_dir / "settings.json").write_text(json.dumps(settings, ensure_ascii=False, indent=2), encoding="utf-8")

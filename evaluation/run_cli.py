@@ -1,0 +1,110 @@
+"""`python -m evaluation run`: evaluate a base model and adapters on validation sets (see evaluation/run.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from evaluation.data import DataFileError
+from evaluation.metrics import QA_METRICS
+from evaluation.prompts import DEFAULT_MC_TEMPLATE, DEFAULT_SYSTEM, PromptConfig
+from evaluation.report import render_file_error, table
+from evaluation.run import METHODS, EvalCancelled, EvalConfig, EvalError, Progress, evaluate
+
+EXIT_DATA_MALFORMED = 3
+EXIT_MODEL_ERROR = 6
+EXIT_CANCELLED = 130
+RUN_EPILOG = """Every (model, data set) pair writes <out>/<model>/<set>-<key>/ with predictions.jsonl (submission
+format), items.jsonl (one scored row per item, written batch by batch) and report.json. Running the same command
+again skips finished items, so an interrupted run resumes where it stopped.
+
+exit status: 0 done; 2 wrong usage; 3 a data file is malformed (nothing run); 6 a model or adapter cannot be used;
+130 interrupted (re-run to resume)
+"""
+
+
+def add_run_parser(commands) -> None:
+    run = commands.add_parser("run", help="evaluate a base model and adapters on validation sets", epilog=RUN_EPILOG,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("--model", default="demo", help="base model: hub id, local directory or 'demo' (default)")
+    run.add_argument("--adapter", action="append", default=[],
+                     help="LoRA adapter directory, hub id, or name under <data-dir>/adapters (repeatable)")
+    run.add_argument("--no-base", action="store_true", help="evaluate only the adapters, not the base model")
+    run.add_argument("--data", action="append", required=True,
+                     help="validation set: multiple choice or free-form, JSONL/JSON/CSV (repeatable)")
+    run.add_argument("--out", required=True, help="results folder")
+    run.add_argument("--data-dir", help="app data folder whose adapters/ holds named adapters")
+    run.add_argument("--method", choices=METHODS, default="likelihood", help="multiple-choice method")
+    run.add_argument("--batch-size", type=int, default=8)
+    run.add_argument("--limit", type=int, help="evaluate the first N items of each set")
+    run.add_argument("--shots", type=int, default=0, help="k-shot examples taken from --shots-data")
+    run.add_argument("--shots-data", action="append", default=[], help="file of examples (one per task)")
+    run.add_argument("--system", default=DEFAULT_SYSTEM, help="system prompt ('' for none)")
+    run.add_argument("--mc-template", default=DEFAULT_MC_TEMPLATE,
+                     help="multiple-choice prompt with {question}, {options} and optionally {kind}")
+    run.add_argument("--mc-max-new-tokens", type=int, default=32, help="generate method only")
+    run.add_argument("--max-new-tokens", type=int, default=256, help="free-form answers")
+    run.add_argument("--multi-threshold", type=float,
+                     help="likelihood: predict every letter with probability >= this (multi-answer items)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--trust-remote-code", action="store_true")
+
+
+def _progress_printer():
+    from tqdm import tqdm
+
+    bars: dict[tuple[str, str], tqdm] = {}
+
+    def show(p: Progress) -> None:
+        bar = bars.get((p.model, p.dataset))
+        if bar is None:
+            bar = bars[(p.model, p.dataset)] = tqdm(total=p.total, desc=f"{p.model} · {p.dataset}", unit="item",
+                                                    file=sys.stderr, dynamic_ncols=True)
+        bar.update(p.done - bar.n)
+        if p.done >= p.total:
+            bar.close()
+
+    return show
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from chat.registry import ModelRegistry, RegistryError
+
+    try:
+        registry = ModelRegistry(args.model, args.data_dir, trust_remote_code=args.trust_remote_code)
+        adapters = [registry.add_adapter(a) for a in args.adapter]
+        models = ([] if args.no_base else [None]) + adapters
+        config = EvalConfig(data=tuple(args.data), out_dir=args.out, models=tuple(models), method=args.method,
+                            batch_size=args.batch_size, limit=args.limit, shots=args.shots,
+                            shots_data=tuple(args.shots_data), mc_max_new_tokens=args.mc_max_new_tokens,
+                            qa_max_new_tokens=args.max_new_tokens, multi_threshold=args.multi_threshold,
+                            prompt=PromptConfig(system=args.system, mc_template=args.mc_template), seed=args.seed)
+        results = evaluate(registry, config, progress=_progress_printer())
+    except DataFileError as err:
+        print(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED), file=sys.stderr)
+        return EXIT_DATA_MALFORMED
+    except RegistryError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_MODEL_ERROR
+    except (EvalError, ValueError) as err:  # settings (GenerationSettings, PromptConfig) raise ValueError
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, EvalCancelled):
+        print("\ninterrupted: finished batches are saved; run the same command again to resume", file=sys.stderr)
+        return EXIT_CANCELLED
+    print("\n".join(results_table(results)))
+    print(f"\nresults in {args.out}")
+    return 0
+
+
+def results_table(results) -> list[str]:
+    sets = list(dict.fromkeys((r.dataset, r.task) for r in results))
+    header = ["model"] + [f"{name} {m}" for name, task in sets for m in (["acc"] if task == "mc" else QA_METRICS)]
+    rows = []
+    for model in dict.fromkeys(r.model for r in results):
+        row = [model]
+        for name, task in sets:
+            cell = next(r for r in results if r.model == model and r.dataset == name)
+            row += [f"{cell.metrics[m]:.2f}" for m in (["accuracy"] if task == "mc" else QA_METRICS)]
+        rows.append(row)
+    return table(header, rows)
