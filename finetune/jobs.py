@@ -35,6 +35,11 @@ class JobError(RuntimeError):
     pass
 
 
+def is_writer() -> bool:
+    """Under torchrun / accelerate launch every rank runs the job: only rank 0 writes the job files."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def write_json_atomic(path: Path, data: dict) -> None:
     # Readers poll these files while the job writes them: replace, never rewrite in place.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -79,15 +84,21 @@ class JobFiles:
 
     def update_status(self, **changes) -> dict:
         status = self.read_status()
+        if not is_writer():
+            return status
         status.update(changes, job_id=self.job_id, updated_at=time.time())
         write_json_atomic(self.status, status)
         return status
 
     def append_metric(self, row: dict) -> None:
+        if not is_writer():
+            return
         with self.metrics.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     def append_sample(self, row: dict) -> None:
+        if not is_writer():
+            return
         with self.samples.open("a", encoding="utf-8") as f:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from finetune.config import ConfigError, TrainConfig, resolved_precision
 from finetune.demo_model import resolve_model
 from finetune.formats import DataError, load_data, split_conversations
-from finetune.jobs import JobFiles, write_json_atomic
+from finetune.jobs import JobFiles, is_writer, write_json_atomic
 from finetune.tokenization import (
     ListDataset, PackedCollator, PadCollator, as_features, encode_all, ensure_chat_template, pack,
 )
@@ -108,7 +108,8 @@ def prepare_data(cfg: TrainConfig, tokenizer, files: JobFiles) -> tuple[list[dic
         "train_tokens": train_stats.tokens, "trained_tokens": train_stats.trained_tokens,
         "rows_per_step": cfg.batch_size * cfg.grad_accum, "train_rows": len(train_rows), "packing": cfg.packing,
     }
-    write_json_atomic(files.data_report, report)
+    if is_writer():
+        write_json_atomic(files.data_report, report)
     print(f"[job] {loaded.summary()}; {report['truncated']} truncated to cutoff_len={cfg.cutoff_len}; "
           f"{len(train_rows)} training rows ({'packed' if cfg.packing else 'one conversation each'})", flush=True)
     for rejected in loaded.rejected[:20]:
@@ -228,6 +229,7 @@ def _train(cfg: TrainConfig, files: JobFiles, stop: StopFlag, resume: bool) -> d
     checkpoint = get_last_checkpoint(str(files.checkpoints)) if resume and files.checkpoints.is_dir() else None
     if resume:
         print(f"[job] resuming from {checkpoint or 'the start (no checkpoint was saved)'}", flush=True)
+    if resume and is_writer():
         files.truncate_metrics(int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0)
     if stop.set:
         return {"state": "stopped"}
