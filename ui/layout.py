@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ui import chat_tab, finetune_tab, score_tab
+from ui import chat_tab, evaluate_tab, finetune_tab, score_tab
 from ui.context import AppContext
 from ui.strings import t
 
@@ -21,5 +21,7 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 finetune_tab.build(ctx)
             with gr.Tab(t("chat.tab", ctx.lang), id="chat"):
                 chat_tab.build(ctx)
+            with gr.Tab(t("evaluate.tab", ctx.lang), id="evaluate"):
+                evaluate_tab.build(ctx)
             # Further tabs (Fine-tune, Chat, Evaluate) are added here, each as `with gr.Tab(...): module.build(ctx)`.
     return app

@@ -229,6 +229,52 @@ STRINGS: dict[str, tuple[str, str]] = {
     "finetune.max_samples": ("Max samples (0 = all)", "最大样本数（0 表示全部）"),
     "finetune.dedup": ("Drop duplicate rows", "去除重复行"),
     "finetune.adapter_name": ("Adapter name (empty = job id)", "适配器名称（留空则用任务 ID）"),
+    # --- evaluate tab ---
+    "evaluate.tab": ("Evaluate", "模型评测"),
+    "evaluate.intro": (
+        "Score the base model and your adapters on validation sets. Multiple choice by **likelihood** (one forward "
+        "pass: the highest-scoring option letter; one letter only, so multi-answer items count as wrong) or by "
+        "**generation** (the letters read out of the reply); free-form answers by batched greedy generation, scored "
+        "with ROUGE-1/2/L and BLEU-4. Results are saved batch by batch: Run again with the same settings to resume "
+        "a stopped run or to see finished results again.",
+        "在验证集上评测基座模型和你的适配器。选择题可用**似然**（一次前向计算，取得分最高的选项字母；只选一个字母，"
+        "多选题计为错误）或**生成**（从回答中提取字母）；问答题批量贪心生成，以 ROUGE-1/2/L 和 BLEU-4 评分。"
+        "结果逐批保存：用相同设置再次运行即可续跑已停止的评测，或重新查看已完成的结果。",
+    ),
+    "evaluate.models": ("Models (base and adapters)", "模型（基座与适配器）"),
+    "evaluate.refresh": ("Refresh models", "刷新模型列表"),
+    "evaluate.samples": ("Bundled validation sets", "内置验证集"),
+    "evaluate.uploads": ("Your validation sets (JSONL, JSON or CSV; multiple choice or free-form)",
+                         "你的验证集（JSONL、JSON 或 CSV；选择题或问答题）"),
+    "evaluate.method": ("Multiple-choice method", "选择题评测方式"),
+    "evaluate.method_choices": ("likelihood|generate", "似然|生成"),
+    "evaluate.method_info": ("Likelihood is fast and never unparsed; generate reads the letters from the reply.",
+                             "似然速度快且不会无法解析；生成则从回答中提取选项字母。"),
+    "evaluate.batch_size": ("Batch size", "批大小"),
+    "evaluate.limit": ("First N items per set (empty = all)", "每个数据集前 N 题（留空为全部）"),
+    "evaluate.max_new_tokens": ("Max new tokens (free-form)", "最大生成词元数（问答题）"),
+    "evaluate.prompt_options": ("Prompt and k-shot examples", "提示词与少样本示例"),
+    "evaluate.system": ("System prompt (empty = none)", "系统提示词（留空则不使用）"),
+    "evaluate.shots": ("k-shot examples", "少样本示例数"),
+    "evaluate.shots_file": ("Examples file (a separate split, same task)", "示例文件（独立划分，同一任务）"),
+    "evaluate.run": ("Run", "开始评测"),
+    "evaluate.stop": ("Stop", "停止"),
+    "evaluate.results": ("Results: a row per model, a column per set", "结果：每行一个模型，每列一个数据集"),
+    "evaluate.chart": ("Scores", "分数"),
+    "evaluate.breakdown": ("By category and source", "按类别与来源"),
+    "evaluate.item_set": ("Per-item view of set", "逐题查看的数据集"),
+    "evaluate.items": ("Per item, models side by side, worst first", "逐题结果，模型并排，最差在前"),
+    "evaluate.downloads": ("Downloads: predictions (submission format), per-item rows, reports",
+                           "下载：预测文件（提交格式）、逐题结果、报告"),
+    "evaluate.need_data": ("Tick a bundled set or upload a validation set.", "请勾选内置验证集或上传验证集。"),
+    "evaluate.need_model": ("Tick at least one model.", "请至少勾选一个模型。"),
+    "evaluate.progress": ("{model} · {set}: {done}/{total} items, {rate:.1f} items/s, ETA {eta}",
+                          "{model} · {set}：{done}/{total} 题，{rate:.1f} 题/秒，预计剩余 {eta}"),
+    "evaluate.stopped": ("Stopped. {detail}", "已停止。{detail}"),
+    "evaluate.stopping": ("Stopping after the current batch…", "当前批次完成后停止……"),
+    "evaluate.nothing_running": ("No evaluation is running.", "没有正在运行的评测。"),
+    "evaluate.summary": ("**Done**: {models} model(s) × {sets} set(s). Files are kept in `{out}`.",
+                         "**完成**：{models} 个模型 × {sets} 个数据集。文件保存在 `{out}`。"),
 }
 
 

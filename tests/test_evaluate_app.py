@@ -1,0 +1,52 @@
+"""The Evaluate tab over HTTP: a mixed multiple-choice + free-form run through gradio_client on the real app."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gradio_client import Client, handle_file
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_args(**changes):
+    args = dict(models=["demo"], samples=["mc_sample.jsonl", "qa_sample.jsonl"], uploads=[], method="likelihood",
+                batch_size=4, limit=3, shots=0, shots_file=None, max_new=8, system="你是一名医学助手。")
+    return {**args, **changes}
+
+
+def test_mixed_run_table_items_and_downloads(app_url):
+    client = Client(app_url, verbose=False)
+    upload = handle_file(str(ROOT / "data" / "mc_sample_competition.jsonl"))
+    summary, table, chart, breakdown, item_set, items, downloads = client.predict(
+        **run_args(uploads=[upload]), api_name="/evaluate_run")
+    assert "1 model" in summary
+    assert table["headers"][0] == "model" and [row[0] for row in table["data"]] == ["demo"]
+    assert {"mc_sample · accuracy", "qa_sample · rouge-l", "qa_sample · bleu-4",
+            "mc_sample_competition · accuracy"} <= set(table["headers"])
+    assert len(chart["data"]) == 1 + 4 + 1, chart  # accuracy, four free-form metrics, accuracy
+    assert items["headers"][:4] == ["line", "id", "question", "reference"] and len(items["data"]) == 3
+    names = sorted(Path(d).name.split("__")[-1] for d in downloads)
+    assert names == sorted(["predictions.jsonl", "items.jsonl", "report.json"] * 3)
+    report = json.loads(Path(next(d for d in downloads if "qa_sample" in d and d.endswith("report.json")))
+                        .read_text())
+    assert report["method"] == "generate" and report["decoding"]["max_new_tokens"] == 8 and report["n"] == 3
+    free_form = client.predict("qa_sample", api_name="/evaluate_items")
+    assert "demo · rouge-l" in free_form["headers"] and len(free_form["data"]) == 3
+    scores = [row[free_form["headers"].index("demo · rouge-l")] for row in free_form["data"]]
+    assert scores == sorted(scores)  # worst first
+
+
+def test_bad_input_is_a_clear_error(app_url, tmp_path):
+    import pytest
+    from gradio_client.exceptions import AppError
+
+    client = Client(app_url, verbose=False)
+    with pytest.raises(AppError, match="Tick a bundled set"):
+        client.predict(**run_args(samples=[]), api_name="/evaluate_run")
+    bad = tmp_path / "broken.jsonl"
+    bad.write_text('{"id": "1", "question": "q", "options": {"A": "x", "B": "y"}, "answer": "Q"}\n', encoding="utf-8")
+    with pytest.raises(AppError, match=r"broken.jsonl:1"):
+        client.predict(**run_args(samples=[], uploads=[handle_file(str(bad))]), api_name="/evaluate_run")
+    assert "No evaluation" in client.predict(api_name="/evaluate_stop")

@@ -1,0 +1,177 @@
+"""The Evaluate tab: models (base + adapters) x validation sets -> a results table, a bar chart, breakdowns, a
+per-item side-by-side view (worst first) and downloads. The run itself is evaluation/run.py; results live under
+`<data_dir>/evaluations/`, so Run again with the same settings (after a reload or a Stop) resumes or reads back.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from chat.registry import RegistryError, shared_registry
+from evaluation.data import DataFileError
+from evaluation.metrics import QA_METRICS
+from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
+from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalCancelled, EvalConfig, EvalError, evaluate, \
+    side_by_side
+from ui.context import AppContext
+from ui.strings import t
+
+SAMPLES = ["mc_sample.jsonl", "qa_sample.jsonl"]
+FILE_TYPES = [".jsonl", ".json", ".csv"]
+_STOPS: dict[str, threading.Event] = {}  # browser session -> its running evaluation's stop flag
+
+
+def metric_names(task: str) -> list[str]:
+    return ["accuracy"] if task == "mc" else list(QA_METRICS)
+
+
+def results_frame(results: list[CellResult]) -> pd.DataFrame:
+    """A row per model, a column per (set, metric)."""
+    rows: dict[str, dict] = {}
+    for r in results:
+        row = rows.setdefault(r.model, {"model": r.model})
+        row.update({f"{r.dataset} · {m}": round(r.metrics[m], 2) for m in metric_names(r.task)})
+        if r.task == "mc" and r.report["method"] == "generate":
+            row[f"{r.dataset} · unparsed"] = int(r.metrics["unparsed"])
+    return pd.DataFrame(list(rows.values()))
+
+
+def chart_frame(results: list[CellResult]) -> pd.DataFrame:
+    return pd.DataFrame([{"model": r.model, "score": f"{r.dataset} · {m}", "value": round(r.metrics[m], 2)}
+                         for r in results for m in metric_names(r.task)], columns=["model", "score", "value"])
+
+
+def breakdown_frame(results: list[CellResult]) -> pd.DataFrame:
+    rows = [{"model": r.model, "set": r.dataset, "by": by, "group": group, "n": int(values["n"]),
+             MAIN_METRIC[r.task]: round(values[MAIN_METRIC[r.task]], 2)}
+            for r in results for by, groups in r.report["breakdown"].items() for group, values in groups.items()]
+    return pd.DataFrame(rows)
+
+
+def download_files(results: list[CellResult]) -> list[str]:
+    """Every cell's files, renamed <model>__<set>__<file> so that the download list tells them apart."""
+    out = Path(tempfile.mkdtemp(prefix="evaluate-"))
+    paths = []
+    for r in results:
+        for src in map(Path, r.files):
+            target = out / f"{Path(r.dir).parent.name}__{Path(r.dir).name}__{src.name}"
+            shutil.copyfile(src, target)
+            paths.append(str(target))
+    return paths
+
+
+class EvaluateHandlers:
+    def __init__(self, ctx: AppContext):
+        self.ctx, self.lang = ctx, ctx.lang
+        self.registry = shared_registry(ctx.model, ctx.data_dir)
+
+    def refresh(self, selected):
+        usable = self.registry.usable_models()
+        return gr.update(choices=usable, value=[m for m in (selected or []) if m in usable] or usable[:1])
+
+    def config(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system):
+        paths = [str(self.ctx.sample_dir / s) for s in samples or []] + [_path(f) for f in uploads or []]
+        if not paths:
+            raise gr.Error(t("evaluate.need_data", self.lang))
+        if not models:
+            raise gr.Error(t("evaluate.need_model", self.lang))
+        names = tuple(None if m == self.registry.base_name else m for m in models)
+        try:
+            return EvalConfig(data=tuple(paths), out_dir=str(Path(self.ctx.data_dir) / "evaluations"), models=names,
+                              method=METHODS[method or 0], batch_size=int(batch_size or 8),
+                              limit=int(limit) if limit else None, shots=int(shots or 0),
+                              shots_data=(_path(shots_file),) if shots_file else (),
+                              qa_max_new_tokens=int(max_new or 256),
+                              prompt=PromptConfig(system=system if system is not None else DEFAULT_SYSTEM))
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def run(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system,
+            request: gr.Request, progress=gr.Progress()):
+        config = self.config(models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system)
+        key = getattr(request, "session_hash", None) or "anonymous"
+        stop = _STOPS[key] = threading.Event()
+
+        def show(p):
+            eta = f"{p.eta_s:.0f} s" if p.eta_s is not None else "…"
+            progress((p.done, p.total), desc=t("evaluate.progress", self.lang).format(
+                model=p.model, set=p.dataset, done=p.done, total=p.total, rate=p.items_per_s, eta=eta))
+
+        try:
+            results = evaluate(self.registry, config, progress=show, stop=stop)
+        except EvalCancelled as exc:
+            raise gr.Error(t("evaluate.stopped", self.lang).format(detail=exc), print_exception=False) from None
+        except DataFileError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except (EvalError, RegistryError, ValueError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        finally:
+            if _STOPS.get(key) is stop:
+                del _STOPS[key]
+        sets = list(dict.fromkeys(r.dataset for r in results))
+        summary = t("evaluate.summary", self.lang).format(models=len(set(r.model for r in results)), sets=len(sets),
+                                                           out=config.out_dir)
+        return (summary, results_frame(results), chart_frame(results), breakdown_frame(results),
+                gr.update(choices=sets, value=sets[0]), pd.DataFrame(side_by_side(results, sets[0])),
+                download_files(results), results)
+
+    def stop(self, request: gr.Request):
+        event = _STOPS.get(getattr(request, "session_hash", None) or "anonymous")
+        if event is not None:
+            event.set()
+        return t("evaluate.stopping" if event else "evaluate.nothing_running", self.lang)
+
+    def items(self, dataset, results):
+        return pd.DataFrame(side_by_side(results or [], dataset)) if dataset else pd.DataFrame()
+
+
+def _path(file) -> str:
+    return file if isinstance(file, str) else file.name
+
+
+def build(ctx: AppContext) -> None:
+    lang, h = ctx.lang, EvaluateHandlers(ctx)
+    gr.Markdown(t("evaluate.intro", lang))
+    usable = h.registry.usable_models()
+    with gr.Row():
+        models = gr.CheckboxGroup(usable, value=usable[:1], label=t("evaluate.models", lang), scale=3)
+        refresh = gr.Button(t("evaluate.refresh", lang), scale=0)
+    with gr.Row():
+        samples = gr.CheckboxGroup(SAMPLES, value=SAMPLES, label=t("evaluate.samples", lang))
+        uploads = gr.File(label=t("evaluate.uploads", lang), file_count="multiple", file_types=FILE_TYPES)
+    with gr.Row():
+        method = gr.Radio(t("evaluate.method_choices", lang).split("|"), value=t("evaluate.method_choices", lang)
+                          .split("|")[0], type="index", label=t("evaluate.method", lang), info=t("evaluate.method_info", lang))
+        batch_size = gr.Number(8, precision=0, minimum=1, label=t("evaluate.batch_size", lang))
+        limit = gr.Number(None, precision=0, minimum=1, label=t("evaluate.limit", lang))
+        max_new = gr.Number(256, precision=0, minimum=1, label=t("evaluate.max_new_tokens", lang))
+    with gr.Accordion(t("evaluate.prompt_options", lang), open=False):
+        system = gr.Textbox(DEFAULT_SYSTEM, label=t("evaluate.system", lang))
+        with gr.Row():
+            shots = gr.Number(0, precision=0, minimum=0, maximum=20, label=t("evaluate.shots", lang))
+            shots_file = gr.File(label=t("evaluate.shots_file", lang), file_types=FILE_TYPES)
+    with gr.Row():
+        run = gr.Button(t("evaluate.run", lang), variant="primary")
+        stop = gr.Button(t("evaluate.stop", lang), variant="stop")
+    summary = gr.Markdown(elem_id="evaluate-summary")
+    table = gr.Dataframe(label=t("evaluate.results", lang), interactive=False)
+    chart = gr.BarPlot(x="score", y="value", color="model", label=t("evaluate.chart", lang), height=300)
+    with gr.Accordion(t("evaluate.breakdown", lang), open=False):
+        breakdown = gr.Dataframe(interactive=False)
+    item_set = gr.Dropdown([], label=t("evaluate.item_set", lang))
+    items = gr.Dataframe(label=t("evaluate.items", lang), interactive=False, wrap=True, max_height=600,
+                         show_search="search")
+    downloads = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
+    results = gr.State([])
+    inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system]
+    run.click(h.run, inputs, [summary, table, chart, breakdown, item_set, items, downloads, results],
+              api_name="evaluate_run", concurrency_limit=4)
+    stop.click(h.stop, None, summary, api_name="evaluate_stop", queue=False)
+    item_set.change(h.items, [item_set, results], items, api_name="evaluate_items")
+    refresh.click(h.refresh, models, models, api_name="evaluate_models")
