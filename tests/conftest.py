@@ -7,6 +7,10 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# The tests run tiny models while an app server, training subprocesses and pytest share 2 cores: OpenMP's spinning
+# second thread then makes small tensor ops several times slower (measured 6x per training step). Child processes
+# (fine-tune jobs) inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_PUBLIC = ROOT.parent / "shared" / "data" / "public"
