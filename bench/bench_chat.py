@@ -20,6 +20,7 @@ import json
 import platform
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def parse_args(argv=None):
     p.add_argument("--new-tokens", type=int, default=256)
     p.add_argument("--rank", type=int, default=8, help="LoRA rank of the benchmark adapters")
     p.add_argument("--device", default=None)
-    p.add_argument("--repeat", type=int, default=3, help="best of this many runs per row (shared machines are noisy)")
+    p.add_argument("--repeat", type=int, default=3, help="rounds; each row reports its best (shared machines are noisy)")
     p.add_argument("--json-out", type=Path)
     return p.parse_args(argv)
 
@@ -107,20 +108,13 @@ def timed_generate(model, inputs, settings, **extra) -> dict:
             "tokens_per_s": (n - 1) / (end - clock.first)}
 
 
-def best(run, repeat: int) -> dict:
-    return min((run() for _ in range(repeat)), key=lambda r: r["total_s"])
-
-
-def bench_plain(path, inputs, settings, device, repeat) -> dict:
+def load_plain(path, device):
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
-    timed_generate(model, inputs, GenerationSettings(max_new_tokens=4))  # warm-up
-    return best(lambda: timed_generate(model, inputs, settings), repeat)
+    return AutoModelForCausalLM.from_pretrained(path).to(device).eval()
 
 
-def bench_peft_sequential(path, adapters_dir, names, inputs, settings, device, repeat) -> dict:
-    """Each pane one after another; a pane's time to first token includes the panes before it."""
+def load_peft(path, adapters_dir, names, device):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
@@ -128,45 +122,49 @@ def bench_peft_sequential(path, adapters_dir, names, inputs, settings, device, r
                                       adapter_name=names[0])
     for name in names[1:]:
         model.load_adapter(adapters_dir / name, adapter_name=name)
-    model.to(device).eval()
-    model.set_adapter(names[0])
-    timed_generate(model, inputs, GenerationSettings(max_new_tokens=4))
-    one = best(lambda: timed_generate(model, inputs, settings), repeat)
-    return {"one": one, **min((_four_one_by_one(model, names, inputs, settings) for _ in range(repeat)),
-                              key=lambda r: r["four_total_s"])}
+    return model.to(device).eval()
 
 
-def _four_one_by_one(model, names, inputs, settings) -> dict:
+def peft_one(model, name, inputs, settings) -> dict:
+    model.set_adapter(name)
+    return timed_generate(model, inputs, settings)
+
+
+def peft_one_by_one(model, names, inputs, settings) -> dict:
+    """Base + 3 adapters one after another; a pane's time to first token includes the panes before it."""
     panes, start = [], time.perf_counter()
     for pane in [None] + names[:3]:
         if pane is None:
             with model.disable_adapter():
                 r = timed_generate(model, inputs, settings)
         else:
-            model.set_adapter(pane)
-            r = timed_generate(model, inputs, settings)
+            r = peft_one(model, pane, inputs, settings)
         r["ttft_s"] = time.perf_counter() - start - r["total_s"] + r["ttft_s"]
         panes.append(r)
-    return {"four": panes, "four_total_s": time.perf_counter() - start}
+    return {"panes": panes, "total_s": time.perf_counter() - start}
 
 
-def bench_registry(registry, names, settings, repeat) -> dict:
-    registry.generate_panes([(n, PROMPT) for n in [None] + names[:3]], GenerationSettings(max_new_tokens=4))
+def in_thread(run, settings) -> dict:
+    """Run one measurement in a fresh thread, as the registry generates: torch's CPU threading differs between
+    the main thread and others (on a busy 2-core machine by 2-4x), so every path gets the same conditions."""
+    out: dict = {}
+    worker = threading.Thread(target=lambda: out.update(run(settings)))
+    worker.start()
+    worker.join()
+    return out
 
-    def run(panes):
-        start = time.perf_counter()
-        for state in registry.stream([(n, PROMPT) for n in panes], settings):
-            pass
-        return {"ttft_s": state.first_token_s, "tokens_per_s": state.tokens_per_s(),
-                "total_s": time.perf_counter() - start}
 
-    return {"one": best(lambda: run([names[0]]), repeat), "four": best(lambda: run([None] + names[:3]), repeat)}
+def registry_run(registry, panes, settings) -> dict:
+    start = time.perf_counter()
+    for state in registry.stream([(n, PROMPT) for n in panes], settings):
+        pass
+    return {"ttft_s": state.first_token_s, "tokens_per_s": state.tokens_per_s(), "total_s": time.perf_counter() - start}
 
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    from finetune.demo_model import resolve_model
     from chat.registry import pick_device_dtype
+    from finetune.demo_model import resolve_model
 
     device, _ = pick_device_dtype(args.device, "float32")
     work = Path(tempfile.mkdtemp(prefix="bench-chat-"))
@@ -174,33 +172,43 @@ def main(argv=None) -> dict:
     ref = path if args.shape else args.model
     adapters = work / "data" / "adapters"
     names = make_adapters(path, ref, adapters, 3, args.rank)
+    four = [None] + names[:3]
     settings = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
     ours = ModelRegistry(ref, work / "data", device=device, dtype="float32")
+    peft_mixed = ModelRegistry(ref, work / "data", device=device, dtype="float32", batched_lora=False)
     inputs = ours.tokenizer(ours.render(PROMPT), return_tensors="pt", add_special_tokens=False).to(device)
-    results = {
-        "plain": bench_plain(path, inputs, settings, device, args.repeat),
-        "peft_seq": bench_peft_sequential(path, adapters, names, inputs, settings, device, args.repeat),
-        "peft_mixed": bench_registry(ModelRegistry(ref, work / "data", device=device, dtype="float32",
-                                                   batched_lora=False), names, settings, args.repeat)["four"],
-        "ours": bench_registry(ours, names, settings, args.repeat),
+    plain, peft = load_plain(path, device), load_peft(path, adapters, names, device)
+    paths = {
+        "plain": lambda s: timed_generate(plain, inputs, s),
+        "peft_one": lambda s: peft_one(peft, names[0], inputs, s),
+        "peft_four": lambda s: peft_one_by_one(peft, names, inputs, s),
+        "peft_mixed": lambda s: registry_run(peft_mixed, four, s),
+        "ours_one": lambda s: registry_run(ours, [names[0]], s),
+        "ours_four": lambda s: registry_run(ours, four, s),
     }
-    return report(args, device, results)
+    warm = GenerationSettings(max_new_tokens=4)
+    for run in paths.values():
+        in_thread(run, warm)
+    # Rounds interleave the paths, so that load from other processes hits them all alike; best round per path.
+    runs = {key: [] for key in paths}
+    for _ in range(args.repeat):
+        for key, run in paths.items():
+            runs[key].append(in_thread(run, settings))
+    return report(args, device, {k: min(v, key=lambda r: r["total_s"]) for k, v in runs.items()})
 
 
 def report(args, device, r) -> dict:
     plain = r["plain"]["tokens_per_s"]
-    ours4 = min(r["ours"]["four"]["tokens_per_s"])
+    ours4 = min(r["ours_four"]["tokens_per_s"])
     rows = [
         ("plain generate, 1 pane", r["plain"]["ttft_s"], plain, r["plain"]["total_s"]),
-        ("peft, 1 adapter", r["peft_seq"]["one"]["ttft_s"], r["peft_seq"]["one"]["tokens_per_s"],
-         r["peft_seq"]["one"]["total_s"]),
-        ("peft, 4 panes one by one", max(p["ttft_s"] for p in r["peft_seq"]["four"]),
-         min(p["tokens_per_s"] for p in r["peft_seq"]["four"]), r["peft_seq"]["four_total_s"]),
+        ("peft, 1 adapter", r["peft_one"]["ttft_s"], r["peft_one"]["tokens_per_s"], r["peft_one"]["total_s"]),
+        ("peft, 4 panes one by one", max(p["ttft_s"] for p in r["peft_four"]["panes"]),
+         args.new_tokens / r["peft_four"]["total_s"], r["peft_four"]["total_s"]),
         ("peft mixed batch, 4 panes", r["peft_mixed"]["ttft_s"], min(r["peft_mixed"]["tokens_per_s"]),
          r["peft_mixed"]["total_s"]),
-        ("ours, 1 pane (adapter)", r["ours"]["one"]["ttft_s"], r["ours"]["one"]["tokens_per_s"][0],
-         r["ours"]["one"]["total_s"]),
-        ("ours, 4 panes (base + 3)", r["ours"]["four"]["ttft_s"], ours4, r["ours"]["four"]["total_s"]),
+        ("ours, 1 pane (adapter)", r["ours_one"]["ttft_s"], r["ours_one"]["tokens_per_s"][0], r["ours_one"]["total_s"]),
+        ("ours, 4 panes (base + 3)", r["ours_four"]["ttft_s"], ours4, r["ours_four"]["total_s"]),
     ]
     print(f"device={device} model={args.shape or args.model} new_tokens={args.new_tokens} rank={args.rank} "
           f"best_of={args.repeat} "
@@ -212,8 +220,8 @@ def report(args, device, r) -> dict:
         "bench": "chat", "device": device, "model": args.shape or args.model, "new_tokens": args.new_tokens,
         "rows": [dict(zip(("path", "ttft_s", "tokens_per_s_per_pane", "total_s"), row)) for row in rows],
         "ratio_ours4_per_pane_vs_plain": ours4 / plain,
-        "ratio_ours4_per_pane_vs_peft": ours4 / r["peft_seq"]["one"]["tokens_per_s"],
-        "speedup_ours4_vs_peft_one_by_one": r["peft_seq"]["four_total_s"] / r["ours"]["four"]["total_s"],
+        "ratio_ours4_per_pane_vs_peft": ours4 / r["peft_one"]["tokens_per_s"],
+        "speedup_ours4_vs_peft_one_by_one": r["peft_four"]["total_s"] / r["ours_four"]["total_s"],
     }
     print(f"ours 4 panes, per pane vs plain generate: {line['ratio_ours4_per_pane_vs_plain']:.2f}x; "
           f"vs peft with one adapter: {line['ratio_ours4_per_pane_vs_peft']:.2f}x; "

@@ -307,14 +307,14 @@ class ModelRegistry:
                 self._model.generate(**kwargs)
                 return
             rows = [self._attached.get(n) for n in names]  # None: the base, adapters off
-            if len(set(rows)) == 1:  # one model for the whole batch (Evaluate runs): peft's ordinary path
-                self._generate_one_model(rows[0], kwargs)
-                return
             fast = batched_lora(self._model, rows) if self.use_batched_lora else nullcontext(False)
             with fast as batched:
-                if not batched:  # peft's own mixed batch: each row through its adapter, "__base__" = adapters off
-                    kwargs["adapter_names"] = [r or PEFT_BASE for r in rows]
-                self._model.generate(**kwargs)
+                if batched:
+                    self._model.generate(**kwargs)
+                elif len(set(rows)) == 1:  # one model for the whole batch: peft's ordinary path
+                    self._generate_one_model(rows[0], kwargs)
+                else:  # peft's own mixed batch: each row through its adapter, "__base__" = adapters off
+                    self._model.generate(adapter_names=[r or PEFT_BASE for r in rows], **kwargs)
         except Exception as exc:  # handed to the consuming thread, which re-raises it
             if isinstance(exc, ValueError) and not isinstance(exc, RegistryError):  # peft/transformers refusals
                 exc = RegistryError(f"{', '.join(sorted(set(names)))}: {exc}")

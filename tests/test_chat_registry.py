@@ -102,6 +102,21 @@ def test_dora_adapter_falls_back_and_stays_exact(tiny):
         registry.generate_panes([(None, CHAT), ("dora", CHAT)], GREEDY)
 
 
+def test_layers_no_row_uses_stay_plain(tiny, references):
+    # lora.0 touches q, v and down; "attn-only" touches k and o only: each row must see exactly its own layers.
+    root, base = tiny
+    registry = ModelRegistry(str(base), root / "data")
+    registry.add_adapter(str(build_adapter(base, root / "more" / "attn-only", seed=21, targets=("k_proj", "o_proj"))))
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    alone = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), root / "more" / "attn-only")
+    expected = plain_answer(alone.eval(), AutoTokenizer.from_pretrained(base), CHAT)
+    answers = registry.generate_panes([("attn-only", CHAT), (None, CHAT), ("lora.0", OTHER)], GREEDY)
+    assert answers == [expected, references[None][0], references["lora.0"][1]]
+    assert registry.generate([CHAT], adapter=None, settings=GREEDY) == [references[None][0]]
+
+
 def test_batched_generate_matches_one_by_one(registry, references):
     assert registry.generate([CHAT, OTHER], adapter="lora.0", settings=GREEDY, batch_size=2) == references["lora.0"]
     assert registry.generate([CHAT, OTHER], adapter=None, settings=GREEDY, batch_size=1) == references[None]
