@@ -149,7 +149,7 @@ def build(ctx: AppContext) -> None:
         method = gr.Radio(t("evaluate.method_choices", lang).split("|"), value=t("evaluate.method_choices", lang)
                           .split("|")[0], type="index", label=t("evaluate.method", lang), info=t("evaluate.method_info", lang))
         batch_size = gr.Number(8, precision=0, minimum=1, label=t("evaluate.batch_size", lang))
-        limit = gr.Number(None, precision=0, minimum=1, label=t("evaluate.limit", lang))
+        limit = gr.Number(0, precision=0, minimum=0, label=t("evaluate.limit", lang))
         max_new = gr.Number(256, precision=0, minimum=1, label=t("evaluate.max_new_tokens", lang))
     with gr.Accordion(t("evaluate.prompt_options", lang), open=False):
         system = gr.Textbox(DEFAULT_SYSTEM, label=t("evaluate.system", lang))

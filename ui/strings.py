@@ -251,7 +251,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "evaluate.method_info": ("Likelihood is fast and never unparsed; generate reads the letters from the reply.",
                              "似然速度快且不会无法解析；生成则从回答中提取选项字母。"),
     "evaluate.batch_size": ("Batch size", "批大小"),
-    "evaluate.limit": ("First N items per set (empty = all)", "每个数据集前 N 题（留空为全部）"),
+    "evaluate.limit": ("First N items per set (0 = all)", "每个数据集前 N 题（0 为全部）"),
     "evaluate.max_new_tokens": ("Max new tokens (free-form)", "最大生成词元数（问答题）"),
     "evaluate.prompt_options": ("Prompt and k-shot examples", "提示词与少样本示例"),
     "evaluate.system": ("System prompt (empty = none)", "系统提示词（留空则不使用）"),
