@@ -22,12 +22,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def prepare_demo_model() -> None:
+    """Build the demo model before serving, so the first user does not wait for it inside a request."""
+    from finetune.demo_model import cache_root, demo_model_dir
+
+    print(f"Preparing the built-in demo model (built once, about a minute on a CPU; cached under {cache_root()})...",
+          flush=True)
+    print(f"Demo model ready: {demo_model_dir()}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     ctx = AppContext(model=args.model, lang=args.lang)
     if args.data_dir:
         ctx = AppContext(model=args.model, lang=args.lang, data_dir=Path(args.data_dir))
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
+    if ctx.is_demo_model:
+        prepare_demo_model()
     build_app(ctx).queue().launch(server_name=args.host, server_port=args.port, show_error=True)
 
 

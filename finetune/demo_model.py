@@ -81,6 +81,7 @@ def build_demo_model(out_dir: Path, recipe: DemoRecipe = DemoRecipe()) -> Path:
         (tmp / "demo_recipe.json").write_text(
             json.dumps({"version": RECIPE_VERSION, **asdict(recipe)}, indent=2), encoding="utf-8"
         )
+        tmp.chmod(0o755)  # mkdtemp makes it private; the model is read by whoever runs the app
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
