@@ -83,8 +83,6 @@ def attach_lora(model, cfg: TrainConfig):
         model = get_peft_model(model, lora)
     except ValueError as exc:  # peft names the modules it could not find
         raise ConfigError("lora_targets", str(exc)) from None
-    # The adapter records the reference the user gave ("demo", a hub id), not this machine's cache path.
-    model.peft_config["default"].base_model_name_or_path = cfg.model
     return model
 
 
@@ -177,6 +175,17 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: li
     return trainer
 
 
+def record_base_reference(adapter_config: Path, model_ref: str) -> None:
+    """The adapter records the reference the user gave ("demo", a hub id), not this machine's cache path.
+
+    Set only in the saved file: during training peft keeps the resolved local path, so its save-time checks read
+    the local config instead of asking the hub about "demo".
+    """
+    config = json.loads(adapter_config.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = model_ref
+    adapter_config.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path) -> Path:
     """Atomic: everything goes into a temp dir beside the final one, which is renamed into place at the end."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -185,11 +194,13 @@ def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path) -> Path
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         model.save_pretrained(tmp)
+        record_base_reference(tmp / "adapter_config.json", cfg.model)
         cfg.save(tmp / "train_config.yaml")
         if files.metrics.exists():
             shutil.copyfile(files.metrics, tmp / "metrics.jsonl")
         if files.data_report.exists():
             shutil.copyfile(files.data_report, tmp / "data_report.json")
+        tmp.chmod(0o755)  # mkdtemp makes it private; the chat and evaluate tabs may run as another user
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
