@@ -26,6 +26,7 @@ faster, because it keeps the expensive libraries' *semantics* but not their per-
 """
 from __future__ import annotations
 
+import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -35,6 +36,8 @@ import jieba
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from rouge_chinese import Rouge
 from rouge_chinese.rouge_score import f_r_p_rouge_n
+
+jieba.setLogLevel(logging.WARNING)  # its "Building prefix dict..." lines would clutter every report and CLI run
 
 QA_METRICS = ("rouge-1", "rouge-2", "rouge-l", "bleu-4")
 
