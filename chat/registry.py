@@ -83,6 +83,7 @@ class ModelRegistry:
         self.use_batched_lora = batched_lora  # our two-bmm mixed batch (chat/batched_lora.py); False: peft's own
         self.queue = GenerationQueue()
         self._load_lock = threading.Lock()
+        self._modules_lock = threading.Lock()  # attaching changes the module tree that memory accounting walks
         self._model = None  # the transformers model, wrapped in a PeftModel once an adapter is attached
         self._tokenizer = None
         self._extra: dict[str, str] = {}  # adapters added by path or hub id: name -> source
@@ -146,7 +147,10 @@ class ModelRegistry:
 
     def models(self) -> list[ModelInfo]:
         """The base first, then every adapter known now, with memory (loaded) or disk size, and compatibility."""
-        rows = [ModelInfo(self.base_name, "base", self.base_name, self._model is not None, self._base_bytes())]
+        with self._modules_lock:
+            base_bytes = self._base_bytes()
+            loaded_bytes = {name: self._adapter_bytes(name) for name in list(self._attached)}
+        rows = [ModelInfo(self.base_name, "base", self.base_name, self._model is not None, base_bytes)]
         for name, source in self._scan().items():
             try:
                 base = self._adapter_base(source)
@@ -155,8 +159,8 @@ class ModelRegistry:
                 ok, reason = False, str(exc)
             if name == self.base_name:
                 ok, reason = False, "its name is the base model's name"
-            loaded = name in self._attached
-            size = self._adapter_bytes(name) if loaded else _disk_bytes(Path(source))
+            loaded = name in loaded_bytes
+            size = loaded_bytes[name] if loaded else _disk_bytes(Path(source))
             rows.append(ModelInfo(name, "adapter", source, loaded, size, ok, "" if ok else reason))
         return rows
 
@@ -226,16 +230,18 @@ class ModelRegistry:
         if name in self._attached:
             if self._stamps.get(name) == stamp:
                 return
-            self._model.delete_adapter(self._attached.pop(name))  # retrained under the same name: reload it
+            with self._modules_lock:  # retrained under the same name: reload it
+                self._model.delete_adapter(self._attached.pop(name))
         peft_name = _peft_safe(name)
         self._ensure_base()
         from peft import PeftModel
 
         try:
-            if isinstance(self._model, PeftModel):
-                self._model.load_adapter(source, adapter_name=peft_name)
-            else:
-                self._model = PeftModel.from_pretrained(self._model, source, adapter_name=peft_name)
+            with self._modules_lock:
+                if isinstance(self._model, PeftModel):
+                    self._model.load_adapter(source, adapter_name=peft_name)
+                else:
+                    self._model = PeftModel.from_pretrained(self._model, source, adapter_name=peft_name)
         except (OSError, ValueError, RuntimeError) as exc:
             raise RegistryError(f"adapter {name!r} from {source} cannot be attached: {exc}") from exc
         self._model.eval()
