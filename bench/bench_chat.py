@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
 import sys
 import tempfile
 import threading
@@ -164,10 +166,18 @@ def registry_run(registry, panes, settings) -> dict:
 def main(argv=None) -> dict:
     args = parse_args(argv)
     from chat.registry import pick_device_dtype
-    from finetune.demo_model import resolve_model
 
     device, _ = pick_device_dtype(args.device, "float32")
     work = Path(tempfile.mkdtemp(prefix="bench-chat-"))
+    try:
+        return measure(args, device, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the random 0.5B-shape model alone is 2 GB
+
+
+def measure(args, device, work: Path) -> dict:
+    from finetune.demo_model import resolve_model
+
     path = random_shape_model(work / "model") if args.shape else resolve_model(args.model)
     ref = path if args.shape else args.model
     adapters = work / "data" / "adapters"
@@ -212,7 +222,7 @@ def report(args, device, r) -> dict:
     ]
     print(f"device={device} model={args.shape or args.model} new_tokens={args.new_tokens} rank={args.rank} "
           f"best_of={args.repeat} "
-          f"torch_threads={torch.get_num_threads()} machine={platform.processor() or platform.machine()}")
+          f"torch_threads={torch.get_num_threads()} cpus={os.cpu_count()} machine={platform.processor() or platform.machine()}")
     print(f"{'path':32s} {'TTFT (worst pane) s':>20s} {'tokens/s per pane':>18s} {'total s':>9s}")
     for name, ttft, tps, total in rows:
         print(f"{name:32s} {ttft:20.3f} {tps:18.1f} {total:9.2f}")
