@@ -231,11 +231,3 @@ def test_queue_is_first_come_first_served():
     queue.leave(tickets[2])  # giving up a place in line
     queue.leave(tickets[1])
     assert len(queue) == 0 and queue.ahead(tickets[1]) == -1
-
-
-def test_chat_package_never_imports_gradio():
-    # tests/test_layering.py imports every backend module in a fresh interpreter; this is the quick static check.
-    chat_dir = Path(__file__).resolve().parent.parent / "chat"
-    for source in chat_dir.glob("*.py"):
-        text = source.read_text(encoding="utf-8")
-        assert "import gradio" not in text and "from gradio" not in text, source

@@ -2,7 +2,6 @@
 the trained tokens; Show command gives the CLI line."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 

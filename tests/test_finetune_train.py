@@ -7,12 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import torch
 import yaml
 
 from finetune.config import TrainConfig
-from finetune.jobs import JobFiles, create_job, read_job, read_jsonl, start_job, stop_job, wait_job
+from finetune.jobs import create_job, read_job, read_jsonl, start_job, stop_job, wait_job
 from finetune.train import run
 from tests.finetune_fixtures import QA, write_alpaca
 

@@ -18,7 +18,7 @@ import pandas as pd
 from finetune.config import LORA_TARGET_PRESETS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
 from finetune.jobs import (
-    TERMINAL, JobError, JobFiles, create_job, jobs_root, list_jobs, read_job, read_jsonl, running_jobs, start_job,
+    JobError, JobFiles, create_job, jobs_root, list_jobs, read_job, read_jsonl, running_jobs, start_job,
     stop_job,
 )
 from ui.context import AppContext
