@@ -193,6 +193,12 @@ class RowError(ValueError):
         self.fix = fix
 
 
+def row_problem(row: Row, err: RowError, default_fix: str = "") -> Problem:
+    """A row that could not be read, as a problem whose message always names the field."""
+    message = str(err) if f"'{err.field}'" in str(err) else f"field '{err.field}': {err}"
+    return Problem(row.line, row_id(row), f"bad_{err.field}", message, fix=err.fix or default_fix)
+
+
 def row_id(row: Row) -> str | None:
     value = row.data.get("id")
     return None if value is None or value == "" else str(value)
@@ -358,8 +364,7 @@ def load_dataset(path: str | Path, task: str = "auto") -> Dataset:
         try:
             items.append(parse(row))
         except RowError as err:
-            problems.append(Problem(row.line, row_id(row), f"bad_{err.field}", f"field '{err.field}': {err}",
-                                    fix=err.fix))
+            problems.append(row_problem(row, err))
     problems.extend(_duplicate_id_problems(items))
     return Dataset(str(path), task, items, problems)
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluation.data import (
-    Dataset, DataFileError, MCItem, Problem, QAItem, Row, RowError, load_dataset, read_rows, row_id, text_field,
+    Dataset, DataFileError, MCItem, Problem, QAItem, Row, RowError, load_dataset, read_rows, row_id, row_problem,
+    text_field,
 )
 from evaluation.extract import extract_answer
 from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
@@ -82,8 +83,7 @@ def read_predictions(path: str | Path) -> tuple[list[Prediction], list[Problem]]
         try:
             slots.append((row.line, _prediction(row)))
         except RowError as err:
-            problems.append(Problem(row.line, row_id(row), f"bad_{err.field}", f"field '{err.field}': {err}",
-                                    fix=err.fix or 'each line needs "output": "<your model\'s answer>"'))
+            problems.append(row_problem(row, err, 'each line needs "output": "<your model\'s answer>"'))
             slots.append((row.line, Prediction(row.line, row_id(row), "", None, broken=True)))
     return [prediction for _, prediction in sorted(slots, key=lambda slot: slot[0])], problems
 

@@ -73,3 +73,21 @@ def tiny_chat_model(tmp_path_factory) -> Path:
     from tests.finetune_fixtures import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-chat-model"))
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Debian's headless Chromium through playwright (no browser download); skips where it is not installed."""
+    import shutil
+
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium fonts-noto-cjk)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        # Without the background-networking flags Chromium keeps calling out to a network this machine lacks.
+        browser = pw.chromium.launch(executable_path=executable, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"])
+        yield browser
+        browser.close()

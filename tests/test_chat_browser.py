@@ -1,27 +1,19 @@
 """The Chat tab in a real headless Chromium: ask, watch the panes fill, vote blind, see the names."""
 
-import shutil
-
 import pytest
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")
 
 
 @pytest.fixture(scope="module")
-def page(chat_app):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(chat_app[0])
-        page.get_by_role("tab", name="Chat & compare").click()
-        page.get_by_text("System prompt and decoding").click()
-        max_new = page.get_by_label("number input for Max new tokens")
-        max_new.fill("24")
-        max_new.press("Enter")
-        yield page
-        browser.close()
+def page(chat_app, chromium):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(chat_app[0])
+    page.get_by_role("tab", name="Chat & compare").click()
+    page.get_by_text("System prompt and decoding").click()
+    max_new = page.get_by_label("number input for Max new tokens")
+    max_new.fill("24")
+    max_new.press("Enter")
+    yield page
+    page.close()
 
 
 def test_side_by_side_in_the_browser(page):

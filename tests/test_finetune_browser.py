@@ -1,18 +1,12 @@
 """The Fine-tune tab in a real headless Chromium: a reloaded page re-attaches to a finished job; Preview highlights
 the trained tokens; Show command gives the CLI line."""
 
-import shutil
-
 import pytest
 
 from finetune.jobs import create_job
 from finetune.train import run
 from tests.finetune_fixtures import write_alpaca
 from tests.test_finetune_train import quick_config
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")
-
 
 @pytest.fixture(scope="module")
 def finished_app(tmp_path_factory, tiny_chat_model, medtune_home):
@@ -30,22 +24,19 @@ def finished_app(tmp_path_factory, tiny_chat_model, medtune_home):
     app.close()
 
 
-def test_reload_reattaches_and_preview_highlights(finished_app):
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_reload_reattaches_and_preview_highlights(finished_app, chromium):
     url, job_id = finished_app
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1600})
-        page.goto(url)
-        page.get_by_role("tab", name="Fine-tune").click()
-        status = page.locator("#finetune-status")
-        status.get_by_text("step 2/2").wait_for(timeout=30_000)
-        assert job_id in status.inner_text() and "completed" in status.inner_text()
-        assert "Adapter" in status.inner_text()
+    page = chromium.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(url)
+    page.get_by_role("tab", name="Fine-tune").click()
+    status = page.locator("#finetune-status")
+    status.get_by_text("step 2/2").wait_for(timeout=30_000)
+    assert job_id in status.inner_text() and "completed" in status.inner_text()
+    assert "Adapter" in status.inner_text()
 
-        page.get_by_role("button", name="Preview", exact=True).click()
-        page.get_by_text("rows kept").wait_for(timeout=60_000)
-        assert page.get_by_text("trained", exact=True).first.is_visible()  # the legend of highlighted tokens
-        page.get_by_role("button", name="Show command").click()
-        page.get_by_text("python -m finetune train --config run.yaml").wait_for(timeout=20_000)
-        browser.close()
+    page.get_by_role("button", name="Preview", exact=True).click()
+    page.get_by_text("rows kept").wait_for(timeout=60_000)
+    assert page.get_by_text("trained", exact=True).first.is_visible()  # the legend of highlighted tokens
+    page.get_by_role("button", name="Show command").click()
+    page.get_by_text("python -m finetune train --config run.yaml").wait_for(timeout=20_000)
+    page.close()
