@@ -33,9 +33,8 @@ def prepare_demo_model() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    ctx = AppContext(model=args.model, lang=args.lang)
-    if args.data_dir:
-        ctx = AppContext(model=args.model, lang=args.lang, data_dir=Path(args.data_dir))
+    extra = {"data_dir": Path(args.data_dir)} if args.data_dir else {}  # else AppContext's default (env or ./runs)
+    ctx = AppContext(model=args.model, lang=args.lang, **extra)
     ctx.data_dir.mkdir(parents=True, exist_ok=True)
     if ctx.is_demo_model:
         prepare_demo_model()
