@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from evaluation.data import DataFileError
@@ -26,14 +27,16 @@ exit status: 0 done; 2 wrong usage; 3 a data file is malformed (nothing run); 6 
 def add_run_parser(commands) -> None:
     run = commands.add_parser("run", help="evaluate a base model and adapters on validation sets", epilog=RUN_EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("--model", default="demo", help="base model: hub id, local directory or 'demo' (default)")
+    run.add_argument("--model", default=os.environ.get("MEDTUNE_MODEL", "demo"),
+                     help="base model: hub id, local directory or 'demo' (default; env MEDTUNE_MODEL)")
     run.add_argument("--adapter", action="append", default=[],
                      help="LoRA adapter directory, hub id, or name under <data-dir>/adapters (repeatable)")
     run.add_argument("--no-base", action="store_true", help="evaluate only the adapters, not the base model")
     run.add_argument("--data", action="append", required=True,
                      help="validation set: multiple choice or free-form, JSONL/JSON/CSV (repeatable)")
     run.add_argument("--out", required=True, help="results folder")
-    run.add_argument("--data-dir", help="app data folder whose adapters/ holds named adapters")
+    run.add_argument("--data-dir", default=os.environ.get("MEDTUNE_DATA_DIR", "runs"),
+                     help="app data folder whose adapters/ holds named adapters (env MEDTUNE_DATA_DIR; default ./runs)")
     run.add_argument("--method", choices=METHODS, default="likelihood", help="multiple-choice method")
     run.add_argument("--batch-size", type=int, default=8)
     run.add_argument("--limit", type=int, help="evaluate the first N items of each set")

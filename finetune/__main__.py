@@ -69,7 +69,7 @@ def config_from_args(args) -> TrainConfig:
 
 
 def cmd_train(args) -> int:
-    from finetune.jobs import JobFiles, create_job, jobs_root
+    from finetune.jobs import JobFiles, create_job, is_alive, jobs_root
     from finetune.train import run
 
     data_dir = Path(args.data_dir)
@@ -77,6 +77,8 @@ def cmd_train(args) -> int:
         files = JobFiles(jobs_root(data_dir) / args.resume)
         if not files.config.exists():
             raise DataError(f"{files.dir}: no such job")
+        if is_alive(files):  # a second trainer would write into the same job directory
+            raise DataError(f"{files.dir}: still running; stop it first (python -m finetune stop {args.resume})")
         if files.read_status().get("state") == "completed":
             raise DataError(f"{files.dir}: already completed ({files.read_status().get('adapter_dir')})")
         with tee_to(files.log):

@@ -334,7 +334,10 @@ def read_csv(path: Path, column_map: dict[str, str]) -> RawRows:
 def read_xlsx(path: Path, column_map: dict[str, str]) -> RawRows:
     import openpyxl
 
-    sheet = openpyxl.load_workbook(path, read_only=True, data_only=True).active
+    try:
+        sheet = openpyxl.load_workbook(path, read_only=True, data_only=True).active
+    except Exception as exc:  # openpyxl raises zip, XML and key errors for files that are not real .xlsx
+        raise DataError(f"{path}: not a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
     rows = ((i, list(values)) for i, values in enumerate(sheet.iter_rows(values_only=True), start=1))
     first = next(rows, None)
     if first is None:

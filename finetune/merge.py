@@ -53,6 +53,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, model: str | Non
         for extra in ("train_config.yaml", "metrics.jsonl"):
             if (adapter_dir / extra).exists():
                 shutil.copyfile(adapter_dir / extra, tmp / extra)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a merged model is read by other tools and users
         tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from finetune.demo_model import CHATML_TEMPLATE
-from finetune.formats import Conversation
+from finetune.formats import Conversation, DataError
 
 IGNORE_INDEX = -100  # label value the loss skips (the default ignore_index of torch's cross entropy)
 
 
-class TemplateError(ValueError):
-    """The chat template does not render a conversation as a prefix of its continuation."""
+class TemplateError(DataError):
+    """The chat template does not render a conversation as a prefix of its continuation (a data problem to the UI)."""
 
 
 @dataclass

@@ -172,7 +172,10 @@ def do_resume(job_id, ctx: AppContext):
         raise gr.Error(t("finetune.busy", ctx.lang).format(job=busy[0].job_id))
     if not list(files.checkpoints.glob("checkpoint-*")):
         gr.Warning(t("finetune.no_checkpoint", ctx.lang).format(job=job_id))
-    start_job(files, resume=True)
+    try:
+        start_job(files, resume=True)
+    except JobError as exc:
+        raise gr.Error(str(exc)) from None
     return do_status(job_id, ctx)
 
 

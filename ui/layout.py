@@ -23,5 +23,4 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 chat_tab.build(ctx)
             with gr.Tab(t("evaluate.tab", ctx.lang), id="evaluate"):
                 evaluate_tab.build(ctx)
-            # Further tabs (Fine-tune, Chat, Evaluate) are added here, each as `with gr.Tab(...): module.build(ctx)`.
     return app
