@@ -284,7 +284,3 @@ def list_jobs(data_dir: Path) -> list[JobFiles]:
 def running_jobs(data_dir: Path) -> list[JobFiles]:
     return [f for f in list_jobs(data_dir) if read_job(f).get("state") not in TERMINAL + ("created",)]
 
-
-def list_adapters(data_dir: Path) -> list[Path]:
-    root = Path(data_dir) / "adapters"
-    return sorted(p.parent for p in root.glob("*/adapter_config.json")) if root.is_dir() else []
