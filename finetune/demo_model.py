@@ -12,10 +12,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from finetune.atomic import atomic_dir
 
 DEMO_MODEL_NAME = "demo"  # what users type (`--model demo`) and what the UI shows, labelled as a demo
 RECIPE_VERSION = 3  # bump when anything below changes the built model, so caches rebuild
@@ -67,26 +67,18 @@ def demo_model_dir(recipe: DemoRecipe = DemoRecipe()) -> Path:
 
 
 def build_demo_model(out_dir: Path, recipe: DemoRecipe = DemoRecipe()) -> Path:
-    """Build the model into out_dir atomically (temp dir, then rename), so a crash never leaves half a model."""
-    tmp = Path(tempfile.mkdtemp(prefix=".demo-build-", dir=out_dir.parent))
-    try:
-        texts = sample_texts()
-        tokenizer = train_tokenizer(texts, recipe)
-        model = init_model(tokenizer, recipe)
-        conversations = sample_conversations()
-        pretrain(model, tokenizer, conversations, recipe)
-        model.generation_config.do_sample = False
+    """Build the model and write it to out_dir atomically, so a crash never leaves half a model."""
+    texts = sample_texts()
+    tokenizer = train_tokenizer(texts, recipe)
+    model = init_model(tokenizer, recipe)
+    pretrain(model, tokenizer, sample_conversations(), recipe)
+    model.generation_config.do_sample = False
+    with atomic_dir(out_dir, replace=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "demo_recipe.json").write_text(
             json.dumps({"version": RECIPE_VERSION, **asdict(recipe)}, indent=2), encoding="utf-8"
         )
-        tmp.chmod(0o755)  # mkdtemp makes it private; the model is read by whoever runs the app
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
+from finetune.atomic import atomic_dir
 from finetune.demo_model import resolve_model
 from finetune.tokenization import ensure_chat_template
 
@@ -45,16 +45,10 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, model: str | Non
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     ensure_chat_template(tokenizer)  # the template the adapter was trained with travels with the merged model
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         for extra in ("train_config.yaml", "metrics.jsonl"):
             if (adapter_dir / extra).exists():
                 shutil.copyfile(adapter_dir / extra, tmp / extra)
-        tmp.chmod(0o755)  # mkdtemp makes it private; a merged model is read by other tools and users
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir

@@ -10,12 +10,12 @@ import json
 import os
 import shutil
 import signal
-import tempfile
 import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+from finetune.atomic import atomic_dir
 from finetune.config import ConfigError, TrainConfig, resolved_precision
 from finetune.demo_model import resolve_model
 from finetune.formats import DataError, load_data, split_conversations
@@ -188,11 +188,9 @@ def record_base_reference(adapter_config: Path, model_ref: str) -> None:
 
 def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path) -> Path:
     """Atomic: everything goes into a temp dir beside the final one, which is renamed into place at the end."""
-    final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists():  # another run took the name meanwhile: never overwrite someone's adapter
         final = final.with_name(f"{final.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
+    with atomic_dir(final) as tmp:
         model.save_pretrained(tmp)
         record_base_reference(tmp / "adapter_config.json", cfg.model)
         cfg.save(tmp / "train_config.yaml")
@@ -200,10 +198,6 @@ def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path) -> Path
             shutil.copyfile(files.metrics, tmp / "metrics.jsonl")
         if files.data_report.exists():
             shutil.copyfile(files.data_report, tmp / "data_report.json")
-        tmp.chmod(0o755)  # mkdtemp makes it private; the chat and evaluate tabs may run as another user
-        os.rename(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
