@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hosting.roles import Policy
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -15,6 +17,8 @@ class AppContext:
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("MEDTUNE_DATA_DIR", PROJECT_ROOT / "runs")))
     lang: str = "en"
     sample_dir: Path = PROJECT_ROOT / "data"
+    users: object | None = None  # hosting.users.UserStore when logins are configured; None: one local admin
+    policy: Policy = Policy()
 
     @property
     def is_demo_model(self) -> bool:

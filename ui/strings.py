@@ -18,6 +18,18 @@ STRINGS: dict[str, tuple[str, str]] = {
         "当前使用内置**演示**模型（极小，只在自带样例上训练过，不具备医学知识）。"
         "用 `--model Qwen/Qwen2.5-0.5B-Instruct` 或设置 `MEDTUNE_MODEL` 以使用真实模型。",
     ),
+    # --- access ---
+    "access.denied": (
+        "User {user} (role {role}) may not {action}. Ask the admin for a role that may.",
+        "用户 {user}（角色 {role}）无权{action}。请向管理员申请相应角色。",
+    ),
+    "access.action.score": ("score submissions", "评测提交文件"),
+    "access.action.chat": ("chat with models", "与模型对话"),
+    "access.action.vote": ("vote", "投票"),
+    "access.action.evaluate": ("run evaluations", "运行评测"),
+    "access.action.train": ("start training", "开始训练"),
+    "access.action.manage_models": ("load or unload models", "加载或卸载模型"),
+    "access.action.manage_all_jobs": ("manage other users' jobs", "管理其他用户的任务"),
     # --- score tab ---
     "score.tab": ("Score a submission", "评测提交文件"),
     "score.intro": (

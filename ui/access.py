@@ -1,0 +1,31 @@
+"""The signed-in user of a request, and the role checks every tab applies before it does something."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from hosting.roles import LOCAL_USER, User
+from ui.context import AppContext
+from ui.strings import t
+
+
+def current_user(request: gr.Request | None, ctx: AppContext) -> User:
+    """The request's user; the local admin when the app runs without logins."""
+    name = getattr(request, "username", None) if request is not None else None
+    if ctx.users is None or not name:
+        return User(LOCAL_USER, "admin")
+    return ctx.users.user(name) or User(name, "guest")  # removed from the users file since login: least rights
+
+
+def allowed(request: gr.Request | None, ctx: AppContext, action: str) -> bool:
+    return ctx.policy.can(current_user(request, ctx), action)
+
+
+def require(request: gr.Request | None, ctx: AppContext, action: str) -> User:
+    """The user, or a gr.Error that says which role may do this."""
+    user = current_user(request, ctx)
+    if not ctx.policy.can(user, action):
+        raise gr.Error(t("access.denied", ctx.lang).format(user=user.name, role=user.role,
+                                                           action=t(f"access.action.{action}", ctx.lang)),
+                       print_exception=False)
+    return user
