@@ -19,6 +19,8 @@ class AppContext:
     sample_dir: Path = PROJECT_ROOT / "data"
     users: object | None = None  # hosting.users.UserStore when logins are configured; None: one local admin
     policy: Policy = Policy()
+    max_running_jobs: int = 1  # training / evaluation jobs run at once from the shared queue (one GPU: 1)
+    memory_budget_gb: float | None = None  # loaded models beyond this are unloaded least-recently-used; None: no cap
 
     @property
     def is_demo_model(self) -> bool:
