@@ -292,9 +292,11 @@ def evaluate(registry, config: EvalConfig, progress: Callable[[Progress], None] 
     identities = [model_identity(registry, m) for m in config.models]  # fail before any work on an unknown name
     results = [evaluate_cell(registry, config, identity, eset, shots, progress, stop)
                for identity in identities for eset in sets]
-    Path(config.out_dir, "summary.json").write_text(json.dumps(
-        [{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics, "dir": r.dir}
-         for r in results], ensure_ascii=False, indent=2), encoding="utf-8")
+    # Several users' runs share out_dir: write a private temp file and rename, so no reader sees half a summary.
+    tmp = Path(config.out_dir, f".summary.json.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps([{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics,
+                                "dir": r.dir} for r in results], ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(tmp, Path(config.out_dir, "summary.json"))
     return results
 
 
