@@ -1,25 +1,114 @@
-"""Start the app: `python app.py [--model M] [--host H] [--port P]`. Launch only; the UI lives under ui/."""
+"""Start the app: `python app.py [--model M] [--host H] [--port P] ...`. Launch only; the UI lives under ui/.
+
+Every flag has an environment variable (for Docker); README.md's "Hosting on a shared server" lists them all.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
+import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from hosting.roles import Policy
+from hosting.users import USERS_FILE_ENV, UsersError, UserStore
 from ui.context import AppContext
-from ui.layout import build_app
+
+_SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def upload_size(text: str) -> int | None:
+    """ "50mb" -> bytes; "none" -> no limit."""
+    value = text.strip().lower().replace(" ", "")
+    if value in ("none", "0", "unlimited"):
+        return None
+    digits = value.rstrip("kmgb")
+    unit = value[len(digits):] or "b"
+    try:
+        number = float(digits)
+    except ValueError:
+        number = -1.0
+    if unit not in _SIZE_UNITS or number <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 500kb, 50mb, 2gb or none")
+    return int(number * _SIZE_UNITS[unit])
+
+
+def positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+        return value
+    return parse
+
+
+def env_bool(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        sys.exit(f"medtune: {name}={value!r} is not one of 1/0, true/false, yes/no, on/off")
+    return value in _TRUE
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
     parser = argparse.ArgumentParser(description="Medical model workbench (Gradio app)")
-    parser.add_argument("--model", default=os.environ.get("MEDTUNE_MODEL", "demo"),
+    # String defaults go through `type` like typed values, so a bad environment variable fails here with a message.
+    parser.add_argument("--model", default=env("MEDTUNE_MODEL", "demo"),
                         help='base model: hub id, local directory, or "demo" (default; env MEDTUNE_MODEL)')
-    parser.add_argument("--host", default=os.environ.get("MEDTUNE_HOST", "127.0.0.1"), help="env MEDTUNE_HOST")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("MEDTUNE_PORT", "7860")), help="env MEDTUNE_PORT")
-    parser.add_argument("--data-dir", default=os.environ.get("MEDTUNE_DATA_DIR"),
-                        help="where jobs, runs and reports are kept (env MEDTUNE_DATA_DIR; default ./runs)")
-    parser.add_argument("--lang", choices=["en", "zh"], default=os.environ.get("MEDTUNE_LANG", "en"))
+    parser.add_argument("--host", default=env("MEDTUNE_HOST", "127.0.0.1"),
+                        help="address to listen on; 0.0.0.0 for every interface (env MEDTUNE_HOST)")
+    parser.add_argument("--port", type=positive(int), default=env("MEDTUNE_PORT", "7860"), help="env MEDTUNE_PORT")
+    parser.add_argument("--root-path", default=env("MEDTUNE_ROOT_PATH", ""),
+                        help="public sub-path behind a reverse proxy that strips it, e.g. /medtune "
+                             "(env MEDTUNE_ROOT_PATH)")
+    parser.add_argument("--data-dir", default=env("MEDTUNE_DATA_DIR"),
+                        help="where jobs, runs, votes, reports and the session key are kept "
+                             "(env MEDTUNE_DATA_DIR; default ./runs)")
+    parser.add_argument("--max-upload-size", type=upload_size, default=env("MEDTUNE_MAX_UPLOAD_SIZE", "200mb"),
+                        help='largest file a user may upload, e.g. 50mb, or "none" (env MEDTUNE_MAX_UPLOAD_SIZE; '
+                             "default 200mb)")
+    parser.add_argument("--concurrency", type=positive(int), default=env("MEDTUNE_CONCURRENCY", "1"),
+                        help="requests of one event run at once; more wait in line (env MEDTUNE_CONCURRENCY)")
+    parser.add_argument("--max-running-jobs", type=positive(int), default=env("MEDTUNE_MAX_RUNNING_JOBS", "1"),
+                        help="training/evaluation jobs run at once from the shared queue "
+                             "(env MEDTUNE_MAX_RUNNING_JOBS)")
+    parser.add_argument("--memory-budget-gb", type=positive(float), default=env("MEDTUNE_MEMORY_BUDGET_GB"),
+                        help="unload least-recently-used models beyond this many GB (env MEDTUNE_MEMORY_BUDGET_GB; "
+                             "default: no cap)")
+    parser.add_argument("--lang", choices=["en", "zh"], default=env("MEDTUNE_LANG", "en"),
+                        help="language at /; the other one is served at /zh/ or /en/ (env MEDTUNE_LANG)")
+    parser.add_argument("--users", default=env(USERS_FILE_ENV),
+                        help="users file, which turns logins on (env MEDTUNE_USERS_FILE; default "
+                             "<data dir>/users.yaml if it exists). MEDTUNE_ADMIN_PASSWORD and MEDTUNE_USERS add users")
+    parser.add_argument("--members-can-train", action=argparse.BooleanOptionalAction,
+                        default=env_bool("MEDTUNE_MEMBERS_CAN_TRAIN"),
+                        help="let the member role start training (env MEDTUNE_MEMBERS_CAN_TRAIN=1; default off)")
     return parser.parse_args(argv)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_open_to_network(host: str, port: int) -> None:
+    bar = "!" * 78
+    print(f"\n{bar}\n"
+          f"!!  WARNING: listening on {host}:{port} with NO LOGIN configured.\n"
+          "!!  Anyone who can reach this address is admin: they can train, load models and stop any job.\n"
+          "!!  Add users:  python -m hosting.users add NAME --role admin   (then restart)\n"
+          "!!  or set MEDTUNE_ADMIN_PASSWORD / MEDTUNE_USERS, or listen on --host 127.0.0.1.\n"
+          f"{bar}\n", file=sys.stderr, flush=True)
 
 
 def prepare_demo_model() -> None:
@@ -31,14 +120,50 @@ def prepare_demo_model() -> None:
     print(f"Demo model ready: {demo_model_dir()}", flush=True)
 
 
+def load_users(args: argparse.Namespace, data_dir: Path) -> UserStore | None:
+    default = data_dir / "users.yaml"
+    users_file = Path(args.users) if args.users else (default if default.exists() else None)
+    try:
+        return UserStore.from_settings(users_file)
+    except UsersError as exc:
+        sys.exit(f"medtune: {exc}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    extra = {"data_dir": Path(args.data_dir)} if args.data_dir else {}  # else AppContext's default (env or ./runs)
-    ctx = AppContext(model=args.model, lang=args.lang, **extra)
-    ctx.data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(args.data_dir) if args.data_dir else AppContext().data_dir  # else the default (env or ./runs)
+    users = load_users(args, data_dir)
+    ctx = AppContext(model=args.model, lang=args.lang, data_dir=data_dir, users=users,
+                     policy=Policy(members_can_train=args.members_can_train),
+                     max_running_jobs=args.max_running_jobs, memory_budget_gb=args.memory_budget_gb)
+    try:
+        ctx.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        sys.exit(f"medtune: cannot create the data directory {ctx.data_dir}: {exc}")
+    open_warning = users is None and not is_loopback(args.host)
+    if open_warning:
+        warn_open_to_network(args.host, args.port)
     if ctx.is_demo_model:
         prepare_demo_model()
-    build_app(ctx).queue().launch(server_name=args.host, server_port=args.port, show_error=True)
+    serve(ctx, args, open_warning)
+
+
+def serve(ctx: AppContext, args: argparse.Namespace, open_warning: bool) -> None:
+    import uvicorn
+
+    from ui.server import ServerSettings, create_server
+
+    settings = ServerSettings(max_file_size=args.max_upload_size, concurrency=args.concurrency,
+                              open_warning=open_warning)
+    server = create_server(ctx, settings)
+    other = "zh" if ctx.lang == "en" else "en"
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    logins = f"logins on ({len(ctx.users.names())} users)" if ctx.users else "no login"
+    print(f"Running on http://{shown}:{args.port}/ (the {other} page at /{other}/; {logins})", flush=True)
+    # Open queue connections would hold a graceful shutdown forever: give them a few seconds after SIGTERM.
+    # The root path goes to uvicorn, which adds it to every request's scope: Gradio builds its URLs from that.
+    uvicorn.run(server, host=args.host, port=args.port, root_path=urlsplit(args.root_path).path.rstrip("/"),
+                log_level="warning", access_log=False, timeout_graceful_shutdown=5)
 
 
 if __name__ == "__main__":

@@ -7,17 +7,28 @@ The base answers with every adapter switched off. Several panes are answered in 
 row exactly what that adapter alone gives (tests/test_chat_registry.py checks it token for token).
 
 All work on the model (attaching adapters, generating) goes through one FIFO `GenerationQueue`.
+
+Memory budget: with `memory_budget_bytes` set, attaching an adapter that would take the loaded models (the base plus
+attached adapters) past the budget first detaches the least recently used adapters; never one the current request
+uses (only the request holding the queue turn generates, so nothing else is in use). The base is never unloaded to
+make room: when a request's models do not fit even beside the base alone, it gets a RegistryError that says what is
+loaded and how to raise the budget. Every unload is recorded (`unloads`, and the request's `on_unload` callback),
+so the UI can say what went and why. A detached adapter attaches again on its next use.
 """
 
 from __future__ import annotations
 
+import gc
+import itertools
 import json
 import re
 import threading
+import time
+from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from chat.batched_lora import batched_lora
 from chat.queue import GenerationQueue
@@ -42,6 +53,25 @@ class ModelInfo:
     bytes: int  # in memory when loaded, else the weights' size on disk (0 if unknown)
     compatible: bool = True
     reason: str = ""  # why an adapter cannot be used with this base
+
+
+@dataclass(frozen=True)
+class Unload:
+    """A model taken out of memory: which, how much it freed, and why."""
+
+    name: str
+    kind: str  # "base" or "adapter"
+    bytes: int
+    reason: str  # "lru" (made room under the memory budget) or "request" (someone asked for it)
+    budget_bytes: int | None
+    at: float  # time.time()
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
 
 
 def _peft_safe(name: str) -> str:
@@ -75,7 +105,7 @@ def pick_device_dtype(device: str | None = None, dtype: str | None = None):
 class ModelRegistry:
     def __init__(self, base: str = "demo", data_dir: Path | str | None = None, *, device: str | None = None,
                  dtype: str | None = None, load_in_4bit: bool = False, trust_remote_code: bool = False,
-                 batched_lora: bool = True):
+                 batched_lora: bool = True, memory_budget_bytes: int | None = None):
         self.base_name = base
         self.adapters_dir = Path(data_dir) / "adapters" if data_dir is not None else None
         self.device_request, self.dtype_request = device, dtype
@@ -89,6 +119,12 @@ class ModelRegistry:
         self._extra: dict[str, str] = {}  # adapters added by path or hub id: name -> source
         self._attached: dict[str, str] = {}  # adapter name -> peft adapter name
         self._stamps: dict[str, tuple] = {}  # adapter name -> its weights file's (mtime, size) when attached
+        self.memory_budget_bytes = memory_budget_bytes  # base + attached adapters; None: no cap
+        self._base_size = 0  # bytes, measured once when the base loads
+        self._sizes: dict[str, int] = {}  # attached adapter -> bytes in memory
+        self._uses = itertools.count()
+        self._last_used: dict[str, int] = {}  # adapter -> when a request last used it (a counter: no clock ties)
+        self.unloads: deque[Unload] = deque(maxlen=50)  # most recent last
 
     # ---- discovery -------------------------------------------------------------------------------------------
     def add_adapter(self, source: str, name: str | None = None) -> str:
@@ -148,8 +184,7 @@ class ModelRegistry:
     def models(self) -> list[ModelInfo]:
         """The base first, then every adapter known now, with memory (loaded) or disk size, and compatibility."""
         with self._modules_lock:
-            base_bytes = self._base_bytes()
-            loaded_bytes = {name: self._adapter_bytes(name) for name in list(self._attached)}
+            base_bytes, loaded_bytes = self._base_size, dict(self._sizes)
         rows = [ModelInfo(self.base_name, "base", self.base_name, self._model is not None, base_bytes)]
         for name, source in self._scan().items():
             try:
@@ -183,7 +218,10 @@ class ModelRegistry:
             return
         with self._load_lock:
             if self._model is None:
-                self._tokenizer, self._model = self._load_base()
+                tokenizer, model = self._load_base()
+                with self._modules_lock:
+                    self._tokenizer, self._model = tokenizer, model
+                    self._base_size = self._base_bytes()
 
     def _load_base(self):
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -215,25 +253,31 @@ class ModelRegistry:
             tokenizer.chat_template = CHATML_TEMPLATE
         return tokenizer, model
 
-    def attach(self, name: str) -> None:
-        """Load an adapter into memory now (generation does it on first use anyway)."""
+    def attach(self, name: str) -> list[Unload]:
+        """Load a model into memory now (generation does it on first use anyway); returns what it unloaded."""
+        unloaded: list[Unload] = []
         with self.queue.turn():
-            self._attach_locked(name)
+            self._attach_locked(name, {name}, unloaded.append)
+        return unloaded
 
-    def _attach_locked(self, name: str) -> None:
-        """Attach, holding the queue turn: injecting LoRA layers while another request generates would corrupt it."""
+    def _attach_locked(self, name: str, keep: set[str] = frozenset(),
+                       on_unload: Callable[[Unload], None] | None = None) -> None:
+        """Attach, holding the queue turn: injecting LoRA layers while another request generates would corrupt it.
+
+        `keep`: the adapters the current request uses, which making room under the budget must not detach."""
+        self._ensure_base()
         if name == self.base_name:
             return
         self._check_known(name)
         source = self._scan()[name]
         stamp = _stamp(Path(source))
+        self._last_used[name] = next(self._uses)
         if name in self._attached:
             if self._stamps.get(name) == stamp:
                 return
-            with self._modules_lock:  # retrained under the same name: reload it
-                self._model.delete_adapter(self._attached.pop(name))
+            self._detach(name)  # retrained under the same name: reload it
+        self._make_room(name, _disk_bytes(Path(source)), keep, on_unload)
         peft_name = _peft_safe(name)
-        self._ensure_base()
         from peft import PeftModel
 
         try:
@@ -245,7 +289,97 @@ class ModelRegistry:
         except (OSError, ValueError, RuntimeError) as exc:
             raise RegistryError(f"adapter {name!r} from {source} cannot be attached: {exc}") from exc
         self._model.eval()
-        self._attached[name], self._stamps[name] = peft_name, stamp
+        with self._modules_lock:
+            self._attached[name], self._stamps[name] = peft_name, stamp
+            self._sizes[name] = self._adapter_bytes(name)
+        try:  # the size on disk was an estimate (an fp16 file can take twice that in memory; a hub id is unknown)
+            self._make_room(name, 0, keep | {name}, on_unload)
+        except RegistryError:
+            self._detach(name)
+            raise
+
+    def _make_room(self, incoming: str, extra: int, keep: set[str], on_unload) -> None:
+        """Detach least-recently-used adapters, none in `keep`, until the loaded models plus `extra` fit the budget."""
+        budget = self.memory_budget_bytes
+        if budget is None:
+            return
+        while self._loaded_bytes() + extra > budget:
+            idle = [n for n in self._attached if n not in keep]
+            if not idle:
+                raise RegistryError(self._over_budget(incoming, extra))
+            self._detach(min(idle, key=lambda n: self._last_used.get(n, -1)), "lru", on_unload)
+
+    def _loaded_bytes(self) -> int:
+        with self._modules_lock:
+            return self._base_size + sum(self._sizes.values())
+
+    def _over_budget(self, incoming: str, extra: int) -> str:
+        with self._modules_lock:
+            loaded = [f"{self.base_name} (base, {human_bytes(self._base_size)})"]
+            loaded += [f"{n} (adapter, {human_bytes(b)}, in use by this request)" for n, b in self._sizes.items()]
+        need = f" ({human_bytes(extra)})" if extra else ""
+        return (f"adapter {incoming!r}{need} does not fit in the memory budget of "
+                f"{human_bytes(self.memory_budget_bytes)}: loaded are {', '.join(loaded)}, and no other adapter "
+                f"is left to unload. Ask the admin to raise the budget (python app.py --memory-budget-gb N), or pick "
+                f"fewer adapters at once.")
+
+    def _detach(self, name: str, reason: str | None = None, on_unload=None) -> None:
+        """Take an adapter out of the model (holding the queue turn); recorded when a `reason` is given."""
+        with self._modules_lock:
+            peft_name = self._attached.pop(name)
+            size = self._sizes.pop(name, 0)
+            self._stamps.pop(name, None)
+            if self._attached:
+                self._model.set_adapter(next(iter(self._attached.values())))  # peft warns when the active one goes
+                self._model.delete_adapter(peft_name)
+            else:  # the last one: back to the plain model, with peft's LoRA layers gone (as fast as before any)
+                self._model = self._model.unload()
+        self._free_memory()
+        if reason is not None:
+            self._record(Unload(name, "adapter", size, reason, self.memory_budget_bytes, time.time()), on_unload)
+
+    def _record(self, event: Unload, on_unload) -> None:
+        self.unloads.append(event)
+        if on_unload is not None:
+            on_unload(event)
+
+    @staticmethod
+    def _free_memory() -> None:
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()  # else the freed blocks stay reserved here and nvidia-smi shows no change
+
+    def unload(self, name: str) -> list[Unload]:
+        """Take a model out of memory on request: an adapter, or the base (with every adapter). Loads again on use."""
+        events: list[Unload] = []
+        with self.queue.turn():
+            if name in self._attached:
+                self._detach(name, "request", events.append)
+            elif name == self.base_name and self._model is not None:
+                for adapter in list(self._attached):
+                    self._detach(adapter, "request", events.append)
+                with self._modules_lock:
+                    size, self._model, self._base_size = self._base_size, None, 0
+                self._free_memory()
+                self._record(Unload(name, "base", size, "request", self.memory_budget_bytes, time.time()),
+                             events.append)
+            else:
+                raise RegistryError(f"{name!r} is not loaded; loaded: {', '.join(self.loaded()) or 'nothing'}")
+        return events
+
+    def loaded(self) -> list[str]:
+        """Names of the models in memory: the base (when loaded), then adapters, most recently used first."""
+        with self._modules_lock:
+            adapters = sorted(self._attached, key=lambda n: -self._last_used.get(n, -1))
+            return ([self.base_name] if self._model is not None else []) + adapters
+
+    def set_memory_budget(self, budget_bytes: int | None) -> None:
+        """Takes effect at the next attach (nothing is unloaded now: a request may be generating)."""
+        if budget_bytes is not None and budget_bytes <= 0:
+            raise RegistryError(f"the memory budget must be positive, got {budget_bytes} bytes")
+        self.memory_budget_bytes = budget_bytes
 
     # ---- memory ----------------------------------------------------------------------------------------------
     def _base_bytes(self) -> int:
@@ -265,11 +399,13 @@ class ModelRegistry:
         return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
     def stream(self, panes: Sequence[tuple[str | None, Prompt]], settings: GenerationSettings = GenerationSettings(),
-               stop: threading.Event | None = None) -> Iterator[StreamState]:
+               stop: threading.Event | None = None,
+               on_unload: Callable[[Unload], None] | None = None) -> Iterator[StreamState]:
         """Answer several (model, prompt) panes in one batch, yielding every pane's text so far after each step.
 
         `model` is an adapter name, or None / `base_name` for the base. Leaving the loop early (or setting `stop`)
-        stops the generation and frees the queue.
+        stops the generation and frees the queue. `on_unload` hears of every adapter detached to make room for this
+        request (called from the generating thread).
         """
         if not panes:
             raise RegistryError("no model selected")
@@ -282,7 +418,7 @@ class ModelRegistry:
         streamer = PaneStreamer(self.tokenizer, len(panes), self._eos_ids(), batch["input_ids"].shape[1])
         ticket = self.queue.enter()
         worker = threading.Thread(target=self._generate_worker, name="chat-generate", daemon=True,
-                                  args=(ticket, names, batch, settings, streamer, stop))
+                                  args=(ticket, names, batch, settings, streamer, stop, on_unload))
         worker.start()
         try:
             for state in streamer.states(lambda: self.queue.ahead(ticket)):
@@ -293,15 +429,15 @@ class ModelRegistry:
             worker.join()
             self.queue.leave(ticket)
 
-    def _generate_worker(self, ticket, names, batch, settings, streamer, stop) -> None:
+    def _generate_worker(self, ticket, names, batch, settings, streamer, stop, on_unload) -> None:
         import torch
 
         try:
             while not self.queue.wait(ticket, timeout=0.1):
                 if stop.is_set():
                     return
-            for name in set(names):
-                self._attach_locked(name)
+            for name in dict.fromkeys(names):
+                self._attach_locked(name, set(names), on_unload)
             kwargs = settings.generate_kwargs()
             if not settings.greedy:
                 torch.manual_seed(settings.seed)  # under the queue turn, so no other request touches the RNG
@@ -339,7 +475,7 @@ class ModelRegistry:
 
     def _encode(self, texts: list[str], settings: GenerationSettings):
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        limit = getattr(self._model.config, "max_position_embeddings", None)
+        limit = getattr(self.model.config, "max_position_embeddings", None)
         longest = int(batch["attention_mask"].sum(dim=1).max())
         if limit and longest + settings.max_new_tokens > limit:
             raise RegistryError(
@@ -349,7 +485,7 @@ class ModelRegistry:
         return batch
 
     def _eos_ids(self) -> set[int]:
-        eos = self._model.generation_config.eos_token_id
+        eos = self.model.generation_config.eos_token_id
         ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if self._tokenizer.eos_token_id is not None:
             ids.add(self._tokenizer.eos_token_id)
@@ -389,7 +525,7 @@ class ModelRegistry:
             self._check_known(name)
         texts = [self.render(p) for p in prompts]
         with self.queue.turn():
-            self._attach_locked(name)
+            self._attach_locked(name, {name})
             batch = self._encode(texts, GenerationSettings(max_new_tokens=1))
             mask = batch["attention_mask"]
             device = self._model.device
@@ -409,10 +545,19 @@ _SHARED: dict[tuple, ModelRegistry] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_registry(base: str, data_dir: Path | str | None = None, **options) -> ModelRegistry:
-    """The one registry per (base, data_dir) in this process: every user and every tab shares its loaded model."""
+_KEEP = object()
+
+
+def shared_registry(base: str, data_dir: Path | str | None = None, *, memory_budget_bytes=_KEEP,
+                    **options) -> ModelRegistry:
+    """The one registry per (base, data_dir) in this process: every user and every tab shares its loaded model.
+
+    The memory budget is not part of the key (a tab that does not name one gets the same registry); given, it is set.
+    """
     key = (base, str(data_dir), tuple(sorted(options.items())))
     with _SHARED_LOCK:
         if key not in _SHARED:
             _SHARED[key] = ModelRegistry(base, data_dir, **options)
+        if memory_budget_bytes is not _KEEP:
+            _SHARED[key].set_memory_budget(memory_budget_bytes)
         return _SHARED[key]

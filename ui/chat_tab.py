@@ -16,10 +16,11 @@ import gradio as gr
 import pandas as pd
 
 from chat.leaderboard import head_to_head, leaderboard
-from chat.registry import ModelRegistry, RegistryError, shared_registry
+from chat.registry import ModelRegistry, RegistryError, Unload, human_bytes, shared_registry
 from chat.session import MAX_PANES, Battle, add_turn, check_selection, drop_last_turn, new_battle, with_system
 from chat.settings import GenerationSettings
 from chat.votes import OUTCOMES, VoteStore
+from ui.access import allowed, require
 from ui.context import AppContext
 from ui.strings import t
 
@@ -79,7 +80,8 @@ class ChatHandlers:
 
     def __init__(self, ctx: AppContext):
         self.ctx, self.lang = ctx, ctx.lang
-        self.registry: ModelRegistry = shared_registry(ctx.model, ctx.data_dir)
+        budget = None if ctx.memory_budget_gb is None else int(ctx.memory_budget_gb * 1e9)
+        self.registry: ModelRegistry = shared_registry(ctx.model, ctx.data_dir, memory_budget_bytes=budget)
         self.votes = VoteStore(Path(ctx.data_dir) / "chat" / "votes.sqlite")
 
     # ---- models ------------------------------------------------------------------------------------------
@@ -105,15 +107,68 @@ class ChatHandlers:
     def select(self, models: list[str], histories: dict):
         return pane_values(models or [], histories or {})
 
+    # ---- load / unload (admin) ---------------------------------------------------------------------------
+    def unload_message(self, event: Unload) -> str:
+        budget = human_bytes(event.budget_bytes) if event.budget_bytes is not None else ""
+        return t(f"models.unloaded_{event.reason}", self.lang).format(name=event.name, size=human_bytes(event.bytes),
+                                                                      budget=budget)
+
+    def manage_intro(self) -> str:
+        budget = self.registry.memory_budget_bytes
+        note = t("models.no_budget", self.lang) if budget is None else \
+            t("models.budget", self.lang).format(budget=human_bytes(budget))
+        return t("models.intro", self.lang).format(budget=note)
+
+    def manage_box(self, request: gr.Request):
+        """Shown to those who may load and unload models (the admin), with the current model names."""
+        names = [m.name for m in self.registry.models() if m.compatible]
+        return gr.update(visible=allowed(request, self.ctx, "manage_models")), gr.update(choices=names)
+
+    def load_model(self, name: str, request: gr.Request):
+        require(request, self.ctx, "manage_models")
+        if not (name or "").strip():
+            raise gr.Error(t("models.need_name", self.lang))
+        try:
+            if name.strip() not in self.registry.usable_models():
+                name = self.registry.add_adapter(name.strip())
+            events = self.registry.attach(name)
+        except RegistryError as exc:
+            raise gr.Error(str(exc)) from None
+        size = {m.name: m.bytes for m in self.registry.models()}.get(name, 0)
+        lines = [self.unload_message(e) for e in events] + [t("models.loaded", self.lang).format(
+            name=name, size=human_bytes(size))]
+        return "  \n".join(lines), self.model_table()
+
+    def unload_model(self, name: str, request: gr.Request):
+        require(request, self.ctx, "manage_models")
+        if not (name or "").strip():
+            raise gr.Error(t("models.need_name", self.lang))
+        try:
+            events = self.registry.unload(name.strip())
+        except RegistryError as exc:
+            raise gr.Error(str(exc)) from None
+        return "  \n".join(self.unload_message(e) for e in events), self.model_table()
+
     # ---- side by side ------------------------------------------------------------------------------------
     def _stream(self, panes, settings, request, kind: str):
-        """Registry stream, thinned to a few updates a second; RegistryError becomes a message for the user."""
-        last, key, stop = 0.0, _stop_key(request, kind), threading.Event()
+        """Registry stream, thinned to a few updates a second; RegistryError becomes a message for the user.
+
+        While waiting in line, only a new place in line is sent: the registry reports it every 0.25 s, and with
+        20 users each waiting request re-sending the same status cost CPU that the one generating request needed.
+        """
+        last, shown_place, key, stop = 0.0, None, _stop_key(request, kind), threading.Event()
         _STOPS[key] = stop
+        unloaded: list[Unload] = []  # appended by the generating thread; told here, in the request's own thread
         try:
-            for state in self.registry.stream(panes, settings, stop=stop):
+            for state in self.registry.stream(panes, settings, stop=stop, on_unload=unloaded.append):
+                while unloaded:
+                    gr.Warning(self.unload_message(unloaded.pop(0)))
                 now = time.perf_counter()
-                if state.finished or state.waiting or now - last >= STREAM_INTERVAL_S:
+                if state.waiting:
+                    if state.waiting != shown_place:
+                        shown_place = state.waiting
+                        yield state
+                elif state.finished or now - last >= STREAM_INTERVAL_S:
                     last = now
                     yield state
         except RegistryError as exc:
@@ -124,6 +179,7 @@ class ChatHandlers:
 
     def send(self, prompt, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
              request: gr.Request):
+        require(request, self.ctx, "chat")
         settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed)
         prompt, histories = (prompt or "").strip(), histories or {}
         if not prompt:
@@ -180,6 +236,7 @@ class ChatHandlers:
 
     def blind_send(self, prompt, system, max_new, temperature, top_p, top_k, rep, seed, battle: Battle | None,
                    request: gr.Request):
+        require(request, self.ctx, "chat")
         settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed)
         prompt = (prompt or "").strip()
         if battle is None or battle.voted:
@@ -201,6 +258,7 @@ class ChatHandlers:
                        status_line(state, self.lang), *[gr.skip()] * len(OUTCOMES))
 
     def blind_vote(self, outcome: str, battle: Battle | None, request: gr.Request):
+        require(request, self.ctx, "vote")
         if battle is None:
             raise gr.Error(t("chat.blind_need_battle", self.lang))
         if outcome not in OUTCOMES:
@@ -273,6 +331,7 @@ def build_side_by_side(h: ChatHandlers, decoding: list) -> None:
         refresh = gr.Button(t("chat.refresh", lang), scale=1, size="sm")
     with gr.Accordion(t("chat.model_table", lang), open=False):
         table = gr.Dataframe(h.model_table(), interactive=False, wrap=True)
+    build_manage(h, table)
     with gr.Row(equal_height=True):
         panes = [gr.Chatbot(label=m, visible=i < len(usable), height=420, buttons=["copy", "copy_all"],
                             elem_id=f"chat-pane-{i}") for i, m in enumerate((usable + [""] * MAX_PANES)[:MAX_PANES])]
@@ -294,6 +353,23 @@ def build_side_by_side(h: ChatHandlers, decoding: list) -> None:
     clear.click(h.clear, models, [histories, status, *panes], api_name="chat_clear")
     models.change(h.select, [models, histories], panes, api_name="chat_select")
     refresh.click(h.refresh, models, [models, table], api_name="chat_models")
+
+
+def build_manage(h: ChatHandlers, table: gr.Dataframe) -> None:
+    """The admin's load / unload box: hidden until the page's load event finds that the user may manage models."""
+    lang = h.lang
+    with gr.Accordion(t("models.manage", lang), open=False, visible=False, elem_id="models-manage") as box:
+        gr.Markdown(h.manage_intro)
+        with gr.Row():
+            name = gr.Dropdown(h.registry.usable_models(), value=None, allow_custom_value=True,
+                               label=t("models.name", lang), scale=4)
+            load = gr.Button(t("models.load", lang), scale=1)
+            unload = gr.Button(t("models.unload", lang), scale=1)
+        note = gr.Markdown(elem_id="models-status")
+    load.click(h.load_model, name, [note, table], api_name="models_load")
+    unload.click(h.unload_model, name, [note, table], api_name="models_unload")
+    gr.on(None, h.manage_box, None, [box, name], api_visibility="private", concurrency_limit=None,
+          show_progress="hidden")  # no trigger and no inputs: the page's load
 
 
 def build_blind(h: ChatHandlers, decoding: list) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ui import chat_tab, evaluate_tab, finetune_tab, score_tab
+from ui import footer
 from ui.context import AppContext
 from ui.strings import t
 
@@ -23,4 +24,5 @@ def build_app(ctx: AppContext) -> gr.Blocks:
                 chat_tab.build(ctx)
             with gr.Tab(t("evaluate.tab", ctx.lang), id="evaluate"):
                 evaluate_tab.build(ctx)
+        footer.build(ctx)
     return app

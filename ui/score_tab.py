@@ -11,6 +11,7 @@ import pandas as pd
 from evaluation.data import DataFileError
 from evaluation.report import write_json, write_per_item
 from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError, score_submission
+from ui.access import require
 from ui.context import AppContext
 from ui.strings import t
 
@@ -111,5 +112,10 @@ def build(ctx: AppContext) -> None:
                             column_widths=["8%", "6%", "14%", "14%", "33%", "25%"])
     items = gr.Dataframe(label=t("score.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
-    run.click(lambda *args: score(*args, ctx=ctx), [sample, reference, predictions, task, weights],
+
+    def run_score(sample_, reference_, predictions_, task_, weights_, request: gr.Request):
+        require(request, ctx, "score")
+        return score(sample_, reference_, predictions_, task_, weights_, ctx)
+
+    run.click(run_score, [sample, reference, predictions, task, weights],
               [summary, scores, problems, items, downloads], api_name="score_submission")

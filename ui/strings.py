@@ -287,6 +287,40 @@ STRINGS: dict[str, tuple[str, str]] = {
     "evaluate.nothing_running": ("No evaluation is running.", "没有正在运行的评测。"),
     "evaluate.summary": ("**Done**: {models} model(s) × {sets} set(s). Files are kept in `{out}`.",
                          "**完成**：{models} 个模型 × {sets} 个数据集。文件保存在 `{out}`。"),
+    # --- footer --- (and the Chat tab's admin-only "Models" box, whose messages the footer repeats)
+    "footer.unknown": ("unknown", "未知"),
+    "footer.memory": ("**Memory** app {app} · machine {free} free of {total}", "**内存** 本应用 {app} · 本机可用 {free}，共 {total}"),
+    "footer.gpu": ("**GPU {index}** {name}: {used} of {total} used (this app {app})",
+                   "**GPU {index}** {name}：已用 {used}，共 {total}（本应用 {app}）"),
+    "footer.gpu_no_used": ("**GPU {index}** {name}: {total}, this app holds {app}",
+                           "**GPU {index}** {name}：共 {total}，本应用占用 {app}"),
+    "footer.models": ("**Models in memory** {models}", "**已加载模型** {models}"),
+    "footer.models_none": ("**Models in memory** none yet (the base loads on the first question)",
+                           "**已加载模型** 暂无（首次提问时加载基座模型）"),
+    "footer.model_item": ("{name} ({kind}, {size})", "{name}（{kind}，{size}）"),
+    "footer.budget": ("{used} of the {budget} budget", "预算 {budget}，已用 {used}"),
+    "footer.last_unload": ("last unloaded: {name} ({reason})", "最近卸载：{name}（{reason}）"),
+    "footer.jobs": ("**Jobs** {running} running, {queued} queued", "**任务** 运行中 {running} 个，排队 {queued} 个"),
+    "models.manage": ("Load / unload models (admin)", "加载 / 卸载模型（管理员）"),
+    "models.intro": (
+        "Load a model into memory now, or unload one to free memory (it loads again when someone uses it). "
+        "Pick a name, or type an adapter directory or hub id (owner/name). {budget}",
+        "立即将模型加载到内存，或卸载以释放内存（有人使用时会重新加载）。"
+        "选择名称，或输入适配器目录或 Hub id（owner/name）。{budget}",
+    ),
+    "models.budget": ("Memory budget: {budget}; beyond it the least recently used adapter is unloaded.",
+                      "内存预算：{budget}；超出时卸载最久未使用的适配器。"),
+    "models.no_budget": ("No memory budget is set (--memory-budget-gb).", "未设置内存预算（--memory-budget-gb）。"),
+    "models.name": ("Model or adapter", "模型或适配器"),
+    "models.load": ("Load", "加载"),
+    "models.unload": ("Unload", "卸载"),
+    "models.need_name": ("Pick a model or adapter first.", "请先选择模型或适配器。"),
+    "models.loaded": ("Loaded {name} ({size} in memory).", "已加载 {name}（占用 {size}）。"),
+    "models.unloaded_lru": ("Unloaded adapter {name} (least recently used) to stay under the {budget} budget.",
+                            "已卸载适配器 {name}（最久未使用），以保持在 {budget} 预算之内。"),
+    "models.unloaded_request": ("Unloaded {name} ({size} freed).", "已卸载 {name}（释放 {size}）。"),
+    "models.reason_lru": ("least recently used, over the budget", "最久未使用，超出预算"),
+    "models.reason_request": ("unloaded by the admin", "管理员卸载"),
 }
 
 
