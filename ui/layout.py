@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 
 from ui import chat_tab, evaluate_tab, finetune_tab, score_tab
 from ui import footer
+from ui.access import current_user
 from ui.context import AppContext
 from ui.strings import t
 
 
-def build_app(ctx: AppContext) -> gr.Blocks:
+def header_bar(ctx: AppContext, switch_href: str | None, logout_href: str | None,
+               request: gr.Request | None = None) -> str:
+    """The language switch, and with logins on the signed-in user and a log-out link; relative links (see
+    ui/server.py), so they work under a reverse proxy's sub-path too."""
+    parts = []
+    if switch_href:
+        parts.append(f'<a id="lang-switch" href="{html.escape(switch_href)}">{t("server.switch", ctx.lang)}</a>')
+    if ctx.users is not None and request is not None:
+        user = current_user(request, ctx)
+        parts.append(t("server.signed_in_as", ctx.lang).format(user=html.escape(user.name),
+                                                               role=t(f"server.role.{user.role}", ctx.lang)))
+        if logout_href:
+            parts.append(f'<a id="log-out" href="{html.escape(logout_href)}">{t("server.log_out", ctx.lang)}</a>')
+    return f'<div id="header-bar" style="text-align:right">{" · ".join(parts)}</div>'
+
+
+def build_app(ctx: AppContext, switch_href: str | None = None, logout_href: str | None = None,
+              open_warning: bool = False) -> gr.Blocks:
+    """The app; ui/server.py passes the header links and whether to warn that it is open to the network."""
     with gr.Blocks(title=t("app.title", ctx.lang)) as app:
+        if switch_href or ctx.users is not None:
+            bar = gr.HTML(header_bar(ctx, switch_href, None), js_on_load=None)
+            if ctx.users is not None:  # the user is known per request only
+
+                def signed_in_bar(request: gr.Request) -> str:
+                    return header_bar(ctx, switch_href, logout_href, request)
+
+                app.load(signed_in_bar, None, bar, api_visibility="private", concurrency_limit=None,
+                         show_progress="hidden")
         gr.Markdown(f"# {t('app.title', ctx.lang)}\n{t('app.subtitle', ctx.lang)}")
+        if open_warning:
+            gr.Markdown(t("server.open_warning", ctx.lang), elem_id="open-warning")
         if ctx.is_demo_model:
             gr.Markdown(t("app.demo_model_note", ctx.lang), elem_id="demo-model-note")
         with gr.Tabs():
