@@ -50,26 +50,6 @@ STRINGS: dict[str, tuple[str, str]] = {
         "⚠️ **未配置登录且本应用可从网络访问**：任何知道地址的人都能以管理员身份训练、加载模型和停止任务。"
         "请添加用户（`python -m hosting.users add NAME --role admin`）或设置 `MEDTUNE_ADMIN_PASSWORD` 后重启。",
     ),
-    # --- server ---
-    "server.login_title": ("Sign in", "登录"),
-    "server.username": ("User name", "用户名"),
-    "server.password": ("Password", "密码"),
-    "server.sign_in": ("Sign in", "登录"),
-    "server.bad_login": ("Wrong user name or password.", "用户名或密码错误。"),
-    "server.login_note": ("Ask the admin of this server for an account.", "请向本服务器的管理员申请账号。"),
-    "server.switch": ("中文", "English"),  # the link to the other language, in that language
-    "server.signed_in_as": ("Signed in as <b>{user}</b> ({role})", "当前用户：<b>{user}</b>（{role}）"),
-    "server.log_out": ("Log out", "退出登录"),
-    "server.role.admin": ("admin", "管理员"),
-    "server.role.member": ("member", "成员"),
-    "server.role.guest": ("guest", "访客"),
-    "server.open_warning": (
-        "⚠️ **No login is configured and this app is reachable from the network**: anyone who finds the address "
-        "can train, load models and stop jobs as admin. Add users (`python -m hosting.users add NAME --role admin`) "
-        "or set `MEDTUNE_ADMIN_PASSWORD`, then restart.",
-        "⚠️ **未配置登录且本应用可从网络访问**：任何知道地址的人都能以管理员身份训练、加载模型和停止任务。"
-        "请添加用户（`python -m hosting.users add NAME --role admin`）或设置 `MEDTUNE_ADMIN_PASSWORD` 后重启。",
-    ),
     # --- score tab ---
     "score.tab": ("Score a submission", "评测提交文件"),
     "score.intro": (
