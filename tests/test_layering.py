@@ -1,4 +1,5 @@
-"""DESIGN.md: imports go app.py -> ui/ -> backends; nothing under chat/, finetune/ or evaluation/ imports gradio."""
+"""DESIGN.md: imports go app.py -> ui/ -> backends; nothing under chat/, finetune/, evaluation/ or hosting/ imports
+gradio."""
 
 import pkgutil
 import subprocess
@@ -6,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ["evaluation", "finetune", "chat"]
+BACKENDS = ["evaluation", "finetune", "chat", "hosting"]
 
 
 def backend_modules() -> list[str]:

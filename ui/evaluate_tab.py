@@ -1,13 +1,17 @@
 """The Evaluate tab: models (base + adapters) x validation sets -> a results table, a bar chart, breakdowns, a
-per-item side-by-side view (worst first) and downloads. The run itself is evaluation/run.py; results live under
-`<data_dir>/evaluations/`, so Run again with the same settings (after a reload or a Stop) resumes or reads back.
+per-item side-by-side view (worst first) and downloads. Run puts an evaluation job in the shared queue
+(hosting/queue.py), which runs evaluation/run.py when the jobs ahead have finished, and follows it; the job goes on if
+the browser goes away. Results live under `<data_dir>/evaluations/`, so Run again with the same settings (after a
+reload, a Stop or a restart) follows the job still running, or resumes, or reads back.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
-import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -17,14 +21,17 @@ from chat.registry import RegistryError, shared_registry
 from evaluation.data import DataFileError
 from evaluation.metrics import QA_METRICS
 from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
-from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalCancelled, EvalConfig, EvalError, evaluate, \
-    side_by_side
+from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
+    load_sets, model_identity, side_by_side
+from hosting.queue import ACTIVE, Job, QueueError, eval_config_to_dict
+from ui.access import current_user, require
 from ui.context import AppContext
+from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
 from ui.strings import t
 
 SAMPLES = ["mc_sample.jsonl", "qa_sample.jsonl"]
 FILE_TYPES = [".jsonl", ".json", ".csv"]
-_STOPS: dict[str, threading.Event] = {}  # browser session -> its running evaluation's stop flag
+_SESSION_JOBS: dict[str, str] = {}  # browser session -> the evaluation job it last ran or joined
 
 
 def metric_names(task: str) -> list[str]:
@@ -70,13 +77,14 @@ class EvaluateHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx, self.lang = ctx, ctx.lang
         self.registry = shared_registry(ctx.model, ctx.data_dir)
+        self.queue = job_queue(ctx)
 
     def refresh(self, selected):
         usable = self.registry.usable_models()
         return gr.update(choices=usable, value=[m for m in (selected or []) if m in usable] or usable[:1])
 
     def config(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system):
-        paths = [str(self.ctx.sample_dir / s) for s in samples or []] + [_path(f) for f in uploads or []]
+        paths = [str(self.ctx.sample_dir / s) for s in samples or []] + [self.keep(f) for f in uploads or []]
         if not paths:
             raise gr.Error(t("evaluate.need_data", self.lang))
         if not models:
@@ -86,34 +94,86 @@ class EvaluateHandlers:
             return EvalConfig(data=tuple(paths), out_dir=str(Path(self.ctx.data_dir) / "evaluations"), models=names,
                               method=METHODS[method or 0], batch_size=int(batch_size or 8),
                               limit=int(limit) if limit else None, shots=int(shots or 0),
-                              shots_data=(_path(shots_file),) if shots_file else (),
+                              shots_data=(self.keep(shots_file),) if shots_file else (),
                               qa_max_new_tokens=int(max_new or 256),
                               prompt=PromptConfig(system=system if system is not None else DEFAULT_SYSTEM))
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
+    def keep(self, file) -> str:
+        """gradio's upload cache is temporary, and a queued or resumed job may run after it is gone: keep a copy
+        under its own name (the set's name in the results) in a folder named by its content."""
+        path = Path(_path(file))
+        kept = Path(self.ctx.data_dir) / "uploads" / file_sha256(path)[:16] / path.name
+        if not kept.exists():
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            tmp = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, kept)
+        return str(kept)
+
+    def check(self, config: EvalConfig) -> None:
+        """Bad files and unknown models are refused at once, before the job waits its turn in the queue."""
+        try:
+            load_sets(config.data)
+            for model in config.models:
+                model_identity(self.registry, model)
+        except (DataFileError, EvalError, RegistryError, ValueError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    def submit(self, config: EvalConfig, user) -> Job:
+        """A new job, or the same run already queued or running (a reload, another user): then follow that one."""
+        params = json.loads(json.dumps({"config": eval_config_to_dict(config), "model": self.ctx.model,
+                                        "data_dir": str(self.ctx.data_dir)}))
+        for job in self.queue.jobs():
+            if job.kind == "evaluate" and job.state in ACTIVE and job.params == params:
+                return job
+        names = ", ".join(m or self.registry.base_name for m in config.models)
+        label = f"{names} × {', '.join(Path(d).stem for d in config.data)}"
+        try:
+            return self.queue.submit("evaluate", user.name, params, label=label[:120])
+        except QueueError as exc:
+            raise queue_error(exc, self.lang) from None
+
+    def follow(self, job_id: str, progress) -> Job:
+        while (job := self.queue.get(job_id)).state in ACTIVE:
+            if job.state == "queued":
+                progress(0.0, desc=t("jobs.queued_progress", self.lang).format(
+                    position=job.position, wait=duration(job.wait_s, self.lang)))
+            elif job.total:
+                info, eta = job.info, duration(job.eta_s, self.lang) if job.eta_s is not None else "…"
+                progress((job.done or 0, job.total), desc=t("evaluate.progress", self.lang).format(
+                    model=info.get("model", ""), set=info.get("set", ""), done=job.done or 0, total=job.total,
+                    rate=info.get("items_per_s") or 0.0, eta=eta))
+            time.sleep(0.5)
+        return job
+
+    def ended(self, job: Job) -> gr.Error:
+        if job.state == "cancelled":
+            return gr.Error(t("evaluate.stopped", self.lang).format(detail=job.error or ""), print_exception=False)
+        return gr.Error(job.error or waiting_text(job, self.lang) or job.state, print_exception=False)
+
+    def results(self, job: Job, config: EvalConfig) -> list[CellResult]:
+        """The finished job's results; read back from disk when they are no longer in memory (e.g. a restart)."""
+        results = self.queue.output(job.id)
+        if results is None:
+            try:
+                results = evaluate(self.registry, config)  # every cell is complete on disk: nothing is recomputed
+            except (DataFileError, EvalError, RegistryError, ValueError) as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
+        return results
+
     def run(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system,
             request: gr.Request, progress=gr.Progress()):
+        user = require(request, self.ctx, "evaluate")
         config = self.config(models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system)
-        key = getattr(request, "session_hash", None) or "anonymous"
-        stop = _STOPS[key] = threading.Event()
-
-        def show(p):
-            eta = f"{p.eta_s:.0f} s" if p.eta_s is not None else "…"
-            progress((p.done, p.total), desc=t("evaluate.progress", self.lang).format(
-                model=p.model, set=p.dataset, done=p.done, total=p.total, rate=p.items_per_s, eta=eta))
-
-        try:
-            results = evaluate(self.registry, config, progress=show, stop=stop)
-        except EvalCancelled as exc:
-            raise gr.Error(t("evaluate.stopped", self.lang).format(detail=exc), print_exception=False) from None
-        except DataFileError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        except (EvalError, RegistryError, ValueError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        finally:
-            if _STOPS.get(key) is stop:
-                del _STOPS[key]
+        self.check(config)
+        job = self.submit(config, user)
+        _SESSION_JOBS[getattr(request, "session_hash", None) or "anonymous"] = job.id
+        job = self.follow(job.id, progress)
+        if job.state != "completed":
+            raise self.ended(job)
+        results = self.results(job, config)
         sets = list(dict.fromkeys(r.dataset for r in results))
         summary = t("evaluate.summary", self.lang).format(models=len(set(r.model for r in results)), sets=len(sets),
                                                            out=config.out_dir)
@@ -122,10 +182,18 @@ class EvaluateHandlers:
                 download_files(results), results)
 
     def stop(self, request: gr.Request):
-        event = _STOPS.get(getattr(request, "session_hash", None) or "anonymous")
-        if event is not None:
-            event.set()
-        return t("evaluate.stopping" if event else "evaluate.nothing_running", self.lang)
+        """Cancels this user's own evaluation job: the one this page ran, else their running or next queued one."""
+        user = current_user(request, self.ctx)
+        mine = [j for j in self.queue.jobs() if j.kind == "evaluate" and j.state in ACTIVE and j.owner == user.name]
+        session_job = _SESSION_JOBS.get(getattr(request, "session_hash", None) or "anonymous")
+        job = next((j for j in mine if j.id == session_job), mine[0] if mine else None)
+        if job is None:
+            return t("evaluate.nothing_running", self.lang)
+        try:
+            self.queue.cancel(job.id, user, self.ctx.policy)
+        except QueueError as exc:
+            raise queue_error(exc, self.lang) from None
+        return t("evaluate.stopping", self.lang)
 
     def items(self, dataset, results):
         return pd.DataFrame(side_by_side(results or [], dataset)) if dataset else pd.DataFrame()

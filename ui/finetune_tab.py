@@ -1,7 +1,9 @@
 """The Fine-tune tab: data preview, training settings, Start / Stop / Resume, and live progress of a job.
 
-Jobs run in their own process group (finetune/jobs.py); this tab only writes configs and reads job directories, so a
-page reload, a second browser or an app restart re-attaches to running and finished jobs.
+Start writes the job directory and puts the job in the shared queue (hosting/queue.py), which runs it in its own
+process group (finetune/jobs.py) when the jobs ahead have finished; Stop and Resume go through the queue with its owner
+check. This tab only writes configs and reads job directories and the queue, so a page reload, a second browser or an
+app restart re-attaches to running and finished jobs.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ import pandas as pd
 
 from finetune.config import LORA_TARGET_PRESETS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
-from finetune.jobs import (
-    JobError, JobFiles, create_job, jobs_root, list_jobs, read_job, read_jsonl, running_jobs, start_job,
-    stop_job,
-)
+from finetune.jobs import JobFiles, create_job, is_alive, jobs_root, list_jobs, read_job, read_jsonl, stop_job
+from hosting.queue import JobNotFound, QueueError
+from ui.access import current_user, require
 from ui.context import AppContext
+from ui.jobs_tab import find_job, job_queue, queue_error, waiting_text, with_ctx
 from ui.strings import t
 
 # (TrainConfig field, advanced?) in the order the widgets appear; start/command events take them in this order.
@@ -125,10 +127,10 @@ def job_dropdown(ctx: AppContext, value: str | None = None):
     return gr.Dropdown(choices=ids, value=value if value in ids else (ids[0] if ids else None))
 
 
-def do_start(model, upload, sample, data_format, column_map, *values, ctx: AppContext):
-    busy = running_jobs(ctx.data_dir)
-    if busy:  # one GPU (or CPU) per server: a second run would only make both crawl or run out of memory
-        raise gr.Error(t("finetune.busy", ctx.lang).format(job=busy[0].job_id))
+def do_start(request: gr.Request, model, upload, sample, data_format, column_map, *values, ctx: AppContext):
+    """Create the job directory and put the job in the shared queue: it runs when the jobs ahead have finished
+    (one GPU or CPU per server: two runs at once would only crawl or run out of memory)."""
+    user = require(request, ctx, "train")
     path = data_path(upload, sample, ctx)
     if upload:  # gradio's upload cache is temporary: keep the file with the runs so the job can be re-run
         kept = Path(ctx.data_dir) / "uploads" / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(path).name}"
@@ -136,10 +138,19 @@ def do_start(model, upload, sample, data_format, column_map, *values, ctx: AppCo
         path = str(shutil.copyfile(path, kept))
     try:
         files = create_job(config_from_widgets(model, path, data_format, column_map, list(values)), ctx.data_dir)
-        start_job(files)
-    except (ConfigError, DataError, JobError) as exc:
+    except (ConfigError, DataError) as exc:
         raise gr.Error(str(exc)) from None
+    submit_training(files, user, ctx)
     return job_dropdown(ctx, files.job_id)
+
+
+def submit_training(files: JobFiles, user, ctx: AppContext, resume: bool = False) -> None:
+    label = files.read_status().get("adapter_name") or files.job_id
+    try:
+        job_queue(ctx).submit("train", user.name, {"job_dir": str(files.dir)}, label=label, job_id=files.job_id,
+                              resume=resume)
+    except QueueError as exc:
+        raise queue_error(exc, ctx.lang) from None
 
 
 def do_command(model, upload, sample, data_format, column_map, *values, ctx: AppContext):
@@ -158,25 +169,41 @@ def job_files(job_id: str | None, ctx: AppContext) -> JobFiles:
     return JobFiles(jobs_root(ctx.data_dir) / job_id)
 
 
-def do_stop(job_id, ctx: AppContext):
-    stop_job(job_files(job_id, ctx))
+def do_stop(job_id, request: gr.Request, ctx: AppContext):
+    """Through the queue: a queued job leaves the line, a running one saves a checkpoint and stops."""
+    files, user = job_files(job_id, ctx), current_user(request, ctx)
+    try:
+        job_queue(ctx).cancel(job_id, user, ctx.policy)
+    except JobNotFound:  # started outside the queue (the command line)
+        require_admin_for_outside_job(files, user, ctx)
+        stop_job(files)
+    except QueueError as exc:
+        raise queue_error(exc, ctx.lang) from None
     return do_status(job_id, ctx)
 
 
-def do_resume(job_id, ctx: AppContext):
-    files = job_files(job_id, ctx)
+def do_resume(job_id, request: gr.Request, ctx: AppContext):
+    """Back in the queue, to continue from the last checkpoint when its turn comes."""
+    files, user = job_files(job_id, ctx), require(request, ctx, "train")
     if read_job(files).get("state") == "completed":
         raise gr.Error(t("finetune.already_done", ctx.lang).format(job=job_id))
-    busy = running_jobs(ctx.data_dir)
-    if busy:
-        raise gr.Error(t("finetune.busy", ctx.lang).format(job=busy[0].job_id))
+    try:
+        job_queue(ctx).resume(job_id, user, ctx.policy)
+    except JobNotFound:
+        require_admin_for_outside_job(files, user, ctx)
+        if is_alive(files):
+            raise gr.Error(t("finetune.busy", ctx.lang).format(job=job_id)) from None
+        submit_training(files, user, ctx, resume=True)
+    except QueueError as exc:
+        raise queue_error(exc, ctx.lang) from None
     if not list(files.checkpoints.glob("checkpoint-*")):
         gr.Warning(t("finetune.no_checkpoint", ctx.lang).format(job=job_id))
-    try:
-        start_job(files, resume=True)
-    except JobError as exc:
-        raise gr.Error(str(exc)) from None
     return do_status(job_id, ctx)
+
+
+def require_admin_for_outside_job(files: JobFiles, user, ctx: AppContext) -> None:
+    if not ctx.policy.can(user, "manage_all_jobs"):
+        raise gr.Error(t("jobs.not_in_queue", ctx.lang).format(job=files.job_id), print_exception=False)
 
 
 def _fmt(value, spec: str = ".4f") -> str:
@@ -222,8 +249,12 @@ def do_status(job_id, ctx: AppContext):
     if not job_id:
         return t("finetune.no_jobs", ctx.lang), pd.DataFrame(columns=["step", "loss", "series"]), "", "", {}
     files = JobFiles(jobs_root(ctx.data_dir) / job_id)
-    status = read_job(files)
+    status, job = read_job(files), find_job(ctx, job_id)
+    if job is not None and (job.state in ("queued", "interrupted") or status.get("state") == "created"):
+        status = {**status, "state": job.state, "position": job.position}  # the job file cannot know these
     text = status_text(status, ctx.lang, data_summary(files))
+    note = waiting_text(job, ctx.lang) if job is not None else ""
+    text = f"{note}\n\n{text}" if note else text
     return text, loss_frame(files), files.log_tail(), samples_text(files), status
 
 
@@ -301,12 +332,12 @@ def build(ctx: AppContext) -> None:
     status_fn = functools.partial(do_status, ctx=ctx)
     preview_btn.click(functools.partial(do_preview, ctx=ctx), data_inputs + [widgets["cutoff_len"]],
                       [preview_summary, rejected, examples], api_name="finetune_preview")
-    start_btn.click(functools.partial(do_start, ctx=ctx), data_inputs + settings, job,
+    start_btn.click(with_ctx(do_start, ctx), data_inputs + settings, job,
                     api_name="finetune_start").then(status_fn, job, outputs)
     command_btn.click(functools.partial(do_command, ctx=ctx), data_inputs + settings, command,
                       api_name="finetune_command")
-    stop_btn.click(functools.partial(do_stop, ctx=ctx), job, outputs, api_name="finetune_stop")
-    resume_btn.click(functools.partial(do_resume, ctx=ctx), job, outputs, api_name="finetune_resume")
+    stop_btn.click(with_ctx(do_stop, ctx), job, outputs, api_name="finetune_stop")
+    resume_btn.click(with_ctx(do_resume, ctx), job, outputs, api_name="finetune_resume")
     job.change(status_fn, job, outputs, api_name="finetune_status")
     refresh_btn.click(lambda value: job_dropdown(ctx, value), job, job, api_name="finetune_jobs")
     gr.Timer(2.0).tick(status_fn, job, outputs, show_progress="hidden", api_visibility="private")

@@ -7,6 +7,7 @@ import html
 import gradio as gr
 
 from ui import chat_tab, evaluate_tab, finetune_tab, score_tab
+from ui import jobs_tab
 from ui import footer
 from ui.access import current_user
 from ui.context import AppContext
@@ -56,5 +57,7 @@ def build_app(ctx: AppContext, switch_href: str | None = None, logout_href: str 
                 chat_tab.build(ctx)
             with gr.Tab(t("evaluate.tab", ctx.lang), id="evaluate"):
                 evaluate_tab.build(ctx)
+            with gr.Tab(t("jobs.tab", ctx.lang), id="jobs"):
+                jobs_tab.build(ctx)
         footer.build(ctx)
     return app

@@ -261,6 +261,62 @@ STRINGS: dict[str, tuple[str, str]] = {
     "finetune.max_samples": ("Max samples (0 = all)", "最大样本数（0 表示全部）"),
     "finetune.dedup": ("Drop duplicate rows", "去除重复行"),
     "finetune.adapter_name": ("Adapter name (empty = job id)", "适配器名称（留空则用任务 ID）"),
+    # --- jobs ---
+    "jobs.tab": ("Jobs", "任务队列"),
+    "jobs.intro": (
+        "Training and evaluation jobs of all users wait in one line and run {slots} at a time, oldest first. You "
+        "may cancel or resume your own jobs (the admin: any job). Jobs, logs and metrics are kept on disk: after a "
+        "server restart a job that was running shows as *interrupted*; **Resume** continues it (training from its "
+        "last checkpoint, an evaluation from the last finished batch).",
+        "所有用户的训练与评测任务排成一队，按提交顺序每次运行 {slots} 个。你可以取消或继续自己的任务（管理员可管理所有任务）。"
+        "任务、日志与指标都保存在磁盘上：服务器重启后，原先运行中的任务显示为*已中断*；点击**继续**即可接着运行"
+        "（训练从最后一个检查点继续，评测从最后完成的批次继续）。",
+    ),
+    "jobs.table": ("All jobs", "全部任务"),
+    "jobs.columns": ("id|kind|label|owner|state|position|progress|ETA|created",
+                     "编号|类型|名称|提交者|状态|排队位置|进度|预计剩余|创建时间"),
+    "jobs.kind.train": ("training", "训练"),
+    "jobs.kind.evaluate": ("evaluation", "评测"),
+    "jobs.state.queued": ("queued", "排队中"),
+    "jobs.state.running": ("running", "运行中"),
+    "jobs.state.completed": ("completed", "已完成"),
+    "jobs.state.failed": ("failed", "失败"),
+    "jobs.state.cancelled": ("cancelled", "已取消"),
+    "jobs.state.interrupted": ("interrupted", "已中断"),
+    "jobs.stopping": (" (stopping)", "（正在停止）"),
+    "jobs.unknown": ("unknown", "未知"),
+    "jobs.starts_in": ("starts in {eta}", "{eta} 后开始"),
+    "jobs.queued_status": ("Job {job} is **queued**, position {position} in line; starts in {wait}.",
+                           "任务 {job} **排队中**，排在第 {position} 位；预计 {wait} 后开始。"),
+    "jobs.interrupted_status": (
+        "Job {job} was **interrupted** (the server stopped while it ran). Resume continues it.",
+        "任务 {job} **已中断**（运行时服务器停止了）。点击继续即可接着运行。",
+    ),
+    "jobs.job": ("Job", "任务"),
+    "jobs.refresh": ("Refresh", "刷新"),
+    "jobs.cancel": ("Cancel", "取消任务"),
+    "jobs.resume": ("Resume", "继续"),
+    "jobs.log": ("Log (last lines) / progress", "日志（最后几行）/ 进度"),
+    "jobs.need_job": ("Pick a job first.", "请先选择任务。"),
+    "jobs.none_selected": ("No job selected.", "未选择任务。"),
+    "jobs.detail": ("**{job}** · {kind} · owner {owner} · **{state}** · created {created}, started {started}, "
+                    "finished {finished}",
+                    "**{job}** · {kind} · 提交者 {owner} · **{state}** · 创建 {created}，开始 {started}，结束 {finished}"),
+    "jobs.error": ("Error: {error}", "错误：{error}"),
+    "jobs.action.cancel": ("cancel", "取消"),
+    "jobs.action.resume": ("resume", "继续"),
+    "jobs.not_allowed": ("User {user} may not {action} job {job}: it belongs to {owner}; only its owner or the admin may.",
+                         "用户 {user} 无权{action}任务 {job}：该任务属于 {owner}，只有提交者或管理员可以操作。"),
+    "jobs.cannot_cancel": ("Job {job} is {state}: only a queued, running or interrupted job can be cancelled.",
+                           "任务 {job} 当前{state}：只有排队中、运行中或已中断的任务可以取消。"),
+    "jobs.cannot_resume": ("Job {job} is {state}: only an interrupted, cancelled or failed job can be resumed.",
+                           "任务 {job} 当前{state}：只有已中断、已取消或失败的任务可以继续。"),
+    "jobs.not_found": ("No job {job} in the queue.", "队列中没有任务 {job}。"),
+    "jobs.not_in_queue": ("Job {job} was not started from this app's queue (e.g. from the command line): only the "
+                          "admin may stop or resume it here.",
+                          "任务 {job} 不是通过本应用的队列启动的（例如来自命令行）：只有管理员可以在这里停止或继续它。"),
+    "jobs.queued_progress": ("Queued: position {position} in line, starts in {wait}",
+                             "排队中：第 {position} 位，预计 {wait} 后开始"),
     # --- evaluate tab ---
     "evaluate.tab": ("Evaluate", "模型评测"),
     "evaluate.intro": (

@@ -1,0 +1,175 @@
+"""The Jobs tab: every user's training and evaluation jobs in the one shared queue (hosting/queue.py), with place
+in line, progress and ETA; Cancel and Resume for one's own jobs (the admin: any job); the selected job's log or error.
+Also the helpers the Fine-tune and Evaluate tabs use to submit to the queue and to show where a job stands.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from hosting.queue import Job, JobNotFound, JobQueue, JobStateError, NotAllowed, QueueError, shared_queue
+from ui.access import current_user, require
+from ui.context import AppContext
+from ui.strings import t
+
+
+def with_ctx(fn, ctx: AppContext):
+    """fn with ctx bound. Unlike functools.partial this keeps fn's signature and type hints, by which gradio finds
+    the gr.Request (and gr.Progress) parameters it fills in."""
+
+    @functools.wraps(fn)
+    def bound(*args, **kwargs):
+        return fn(*args, **kwargs, ctx=ctx)
+
+    signature = inspect.signature(fn)
+    bound.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name != "ctx"])
+    return bound
+
+
+def job_queue(ctx: AppContext) -> JobQueue:
+    return shared_queue(ctx.data_dir, ctx.max_running_jobs)
+
+
+def find_job(ctx: AppContext, job_id: str | None) -> Job | None:
+    try:
+        return job_queue(ctx).get(job_id) if job_id else None
+    except JobNotFound:
+        return None
+
+
+def queue_error(exc: QueueError, lang: str) -> gr.Error:
+    """A queue exception as a message in the user's language, naming the job (and its owner)."""
+    if isinstance(exc, NotAllowed):
+        text = t("jobs.not_allowed", lang).format(user=exc.user, job=exc.job_id, owner=exc.owner,
+                                                  action=t(f"jobs.action.{exc.action}", lang))
+    elif isinstance(exc, JobStateError):
+        text = t(f"jobs.cannot_{exc.action}", lang).format(job=exc.job_id, state=t(f"jobs.state.{exc.state}", lang))
+    elif isinstance(exc, JobNotFound):
+        text = t("jobs.not_found", lang).format(job=exc.job_id)
+    else:
+        text = str(exc)
+    return gr.Error(text, print_exception=False)
+
+
+def duration(seconds: float | None, lang: str) -> str:
+    if seconds is None:
+        return t("jobs.unknown", lang)
+    return time.strftime("%H:%M:%S", time.gmtime(max(0.0, seconds)))
+
+
+def state_text(job: Job, lang: str) -> str:
+    text = t(f"jobs.state.{job.state}", lang)
+    return text + t("jobs.stopping", lang) if job.state == "running" and job.stop_requested else text
+
+
+def eta_text(job: Job, lang: str) -> str:
+    if job.state == "queued":
+        return t("jobs.starts_in", lang).format(eta=duration(job.wait_s, lang))
+    if job.state == "running":
+        return duration(job.eta_s, lang)
+    return ""
+
+
+def waiting_text(job: Job, lang: str) -> str:
+    """One line for the tab that submitted the job: queued (place, wait) or interrupted (what Resume does)."""
+    if job.state == "queued":
+        return t("jobs.queued_status", lang).format(job=job.id, position=job.position, wait=duration(job.wait_s, lang))
+    if job.state == "interrupted":
+        return t("jobs.interrupted_status", lang).format(job=job.id)
+    return ""
+
+
+def jobs_frame(jobs: list[Job], lang: str) -> pd.DataFrame:
+    rows = [[j.id, t(f"jobs.kind.{j.kind}", lang), j.label, j.owner, state_text(j, lang), j.position or "",
+             f"{j.done or 0}/{j.total}" if j.total else "", eta_text(j, lang),
+             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at))] for j in jobs]
+    return pd.DataFrame(rows, columns=t("jobs.columns", lang).split("|"))
+
+
+def job_detail(job: Job | None, lang: str) -> tuple[str, str]:
+    """The selected job's summary (with its error) and its log tail (training) or progress note (evaluation)."""
+    if job is None:
+        return t("jobs.none_selected", lang), ""
+    when = {k: time.strftime("%H:%M:%S", time.localtime(v)) if v else "–"
+            for k, v in (("created", job.created_at), ("started", job.started_at), ("finished", job.finished_at))}
+    text = t("jobs.detail", lang).format(job=job.id, kind=t(f"jobs.kind.{job.kind}", lang), owner=job.owner,
+                                         state=state_text(job, lang), **when)
+    note = waiting_text(job, lang)
+    text += f"\n\n{note}" if note else ""
+    if job.error:  # a failure's error, or what a cancelled job kept
+        text += "\n\n" + (t("jobs.error", lang).format(error=job.error) if job.state == "failed" else job.error)
+    if job.kind == "train":
+        from finetune.jobs import JobFiles
+
+        return text, JobFiles(Path(job.params["job_dir"])).log_tail()
+    info = ", ".join(f"{k}: {round(v, 2) if isinstance(v, float) else v}" for k, v in job.info.items() if v is not None)
+    return text, info
+
+
+def do_list(selected, ctx: AppContext):
+    jobs = job_queue(ctx).jobs()
+    ids = [j.id for j in jobs]
+    value = selected if selected in ids else (ids[0] if ids else None)
+    return jobs_frame(jobs, ctx.lang), gr.update(choices=ids, value=value)
+
+
+def do_detail(job_id, ctx: AppContext):
+    return job_detail(find_job(ctx, job_id), ctx.lang)
+
+
+def do_cancel(job_id, request: gr.Request, ctx: AppContext):
+    if not job_id:
+        raise gr.Error(t("jobs.need_job", ctx.lang))
+    try:
+        job_queue(ctx).cancel(job_id, current_user(request, ctx), ctx.policy)
+    except QueueError as exc:
+        raise queue_error(exc, ctx.lang) from None
+    return (*do_list(job_id, ctx), *do_detail(job_id, ctx))
+
+
+def do_resume(job_id, request: gr.Request, ctx: AppContext):
+    job = find_job(ctx, job_id)
+    if job is None:
+        raise gr.Error(t("jobs.need_job", ctx.lang) if not job_id else t("jobs.not_found", ctx.lang).format(job=job_id))
+    user = require(request, ctx, "train" if job.kind == "train" else "evaluate")
+    try:
+        job_queue(ctx).resume(job_id, user, ctx.policy)
+    except QueueError as exc:
+        raise queue_error(exc, ctx.lang) from None
+    return (*do_list(job_id, ctx), *do_detail(job_id, ctx))
+
+
+def select_row(event: gr.SelectData):
+    return (event.row_value or [None])[0]
+
+
+def build(ctx: AppContext) -> None:
+    lang = ctx.lang
+    gr.Markdown(t("jobs.intro", lang).format(slots=ctx.max_running_jobs))
+    table = gr.Dataframe(jobs_frame(job_queue(ctx).jobs(), lang), label=t("jobs.table", lang), interactive=False,
+                         max_height=420, elem_id="jobs-table")
+    with gr.Row():
+        job = gr.Dropdown([], label=t("jobs.job", lang), scale=4)
+        refresh = gr.Button(t("jobs.refresh", lang), scale=0)
+        cancel = gr.Button(t("jobs.cancel", lang), variant="stop", scale=0)
+        resume = gr.Button(t("jobs.resume", lang), scale=0)
+    detail = gr.Markdown(elem_id="jobs-detail")
+    log = gr.Textbox(label=t("jobs.log", lang), lines=10, max_lines=10, autoscroll=True)
+
+    list_fn, detail_fn = with_ctx(do_list, ctx), with_ctx(do_detail, ctx)
+    refresh.click(list_fn, job, [table, job], api_name="jobs_list").then(detail_fn, job, [detail, log])
+    cancel.click(with_ctx(do_cancel, ctx), job, [table, job, detail, log], api_name="jobs_cancel")
+    resume.click(with_ctx(do_resume, ctx), job, [table, job, detail, log], api_name="jobs_resume")
+    job.change(detail_fn, job, [detail, log], api_visibility="private")
+    table.select(select_row, None, job, api_visibility="private")
+    # The table and the selected job's state are read again every few seconds; the picker only on Refresh, so that
+    # it does not change under the user's cursor.
+    gr.Timer(3.0).tick(lambda value: (list_fn(value)[0], *detail_fn(value)), job, [table, detail, log],
+                       show_progress="hidden", api_visibility="private")
+    gr.context.Context.root_block.load(list_fn, job, [table, job], api_visibility="private")
