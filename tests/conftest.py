@@ -91,3 +91,11 @@ def chromium():
             "--no-first-run"])
         yield browser
         browser.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Marks a test whose body failed (`request.node.failed`), so browser fixtures can keep a screenshot of it."""
+    outcome = yield
+    if outcome.get_result().when == "call" and outcome.get_result().failed:
+        item.failed = True

@@ -29,3 +29,20 @@ def require(request: gr.Request | None, ctx: AppContext, action: str) -> User:
                                                            action=t(f"access.action.{action}", ctx.lang)),
                        print_exception=False)
     return user
+
+
+def gate_on_load(ctx: AppContext, action: str, buttons: list, note) -> None:
+    """When the page loads, disable `buttons` for a user whose role may not do `action`, and say why in `note`.
+    The handlers check again (require), so the API refuses too."""
+    if ctx.users is None:  # no logins: the local admin may do everything
+        return
+
+    def apply(request: gr.Request):
+        user = current_user(request, ctx)
+        ok = ctx.policy.can(user, action)
+        text = "" if ok else t("access.denied", ctx.lang).format(user=user.name, role=user.role,
+                                                                 action=t(f"access.action.{action}", ctx.lang))
+        return [gr.update(interactive=ok) for _ in buttons] + [gr.update(value=text, visible=not ok)]
+
+    gr.context.Context.root_block.load(apply, None, [*buttons, note], api_visibility="private",
+                                       show_progress="hidden", concurrency_limit=None)

@@ -24,7 +24,7 @@ from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
 from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
     load_sets, model_identity, side_by_side
 from hosting.queue import ACTIVE, Job, QueueError, eval_config_to_dict
-from ui.access import current_user, require
+from ui.access import current_user, gate_on_load, require
 from ui.context import AppContext
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
 from ui.strings import t
@@ -50,8 +50,11 @@ def results_frame(results: list[CellResult]) -> pd.DataFrame:
 
 
 def chart_frame(results: list[CellResult]) -> pd.DataFrame:
-    return pd.DataFrame([{"model": r.model, "score": f"{r.dataset} · {m}", "value": round(r.metrics[m], 2)}
-                         for r in results for m in metric_names(r.task)], columns=["model", "score", "value"])
+    """One bar per (score, model). gradio's BarPlot stacks bars of one x value, which would add up the models'
+    scores: so each model gets its own x value, next to the other models' bars of the same score."""
+    rows = [{"bar": f"{r.dataset} · {m} · {r.model}", "model": r.model, "value": round(r.metrics[m], 2)}
+            for r in results for m in metric_names(r.task)]
+    return pd.DataFrame(rows, columns=["bar", "model", "value"])
 
 
 def breakdown_frame(results: list[CellResult]) -> pd.DataFrame:
@@ -208,8 +211,9 @@ def build(ctx: AppContext) -> None:
     gr.Markdown(t("evaluate.intro", lang))
     usable = h.registry.usable_models()
     with gr.Row():
-        models = gr.CheckboxGroup(usable, value=usable[:1], label=t("evaluate.models", lang), scale=3)
-        refresh = gr.Button(t("evaluate.refresh", lang), scale=0)
+        models = gr.CheckboxGroup(usable, value=usable[:1], label=t("evaluate.models", lang), scale=3,
+                                  elem_id="evaluate-models")
+        refresh = gr.Button(t("evaluate.refresh", lang), scale=0, elem_id="evaluate-refresh")
     with gr.Row():
         samples = gr.CheckboxGroup(SAMPLES, value=SAMPLES, label=t("evaluate.samples", lang))
         uploads = gr.File(label=t("evaluate.uploads", lang), file_count="multiple", file_types=FILE_TYPES)
@@ -227,9 +231,11 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         run = gr.Button(t("evaluate.run", lang), variant="primary")
         stop = gr.Button(t("evaluate.stop", lang), variant="stop")
+    role_note = gr.Markdown(visible=False, elem_id="evaluate-role-note")
     summary = gr.Markdown(elem_id="evaluate-summary")
     table = gr.Dataframe(label=t("evaluate.results", lang), interactive=False)
-    chart = gr.BarPlot(x="score", y="value", color="model", label=t("evaluate.chart", lang), height=300)
+    chart = gr.BarPlot(x="bar", y="value", color="model", x_title=" ", x_label_angle=-20, height=300,
+                       label=t("evaluate.chart", lang), elem_id="evaluate-chart")
     with gr.Accordion(t("evaluate.breakdown", lang), open=False):
         breakdown = gr.Dataframe(interactive=False)
     item_set = gr.Dropdown([], label=t("evaluate.item_set", lang))
@@ -238,6 +244,7 @@ def build(ctx: AppContext) -> None:
     downloads = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
     results = gr.State([])
     inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system]
+    gate_on_load(ctx, "evaluate", [run], role_note)
     run.click(h.run, inputs, [summary, table, chart, breakdown, item_set, items, downloads, results],
               api_name="evaluate_run", concurrency_limit=4)
     stop.click(h.stop, None, summary, api_name="evaluate_stop", queue=False)

@@ -21,7 +21,7 @@ from finetune.config import LORA_TARGET_PRESETS, PRECISIONS, SCHEDULERS, ConfigE
 from finetune.formats import FORMATS, DataError, parse_column_map
 from finetune.jobs import JobFiles, create_job, is_alive, jobs_root, list_jobs, read_job, read_jsonl, stop_job
 from hosting.queue import JobNotFound, QueueError
-from ui.access import current_user, require
+from ui.access import current_user, gate_on_load, require
 from ui.context import AppContext
 from ui.jobs_tab import find_job, job_queue, queue_error, waiting_text, with_ctx
 from ui.strings import t
@@ -316,6 +316,7 @@ def build(ctx: AppContext) -> None:
         stop_btn = gr.Button(t("finetune.stop", lang), variant="stop")
         resume_btn = gr.Button(t("finetune.resume", lang))
         command_btn = gr.Button(t("finetune.show_command", lang))
+    role_note = gr.Markdown(visible=False, elem_id="finetune-role-note")
     command = gr.Code(language="yaml", visible=False, value="", interactive=False)
     with gr.Row():
         ids = [f.job_id for f in list_jobs(ctx.data_dir)]
@@ -343,3 +344,4 @@ def build(ctx: AppContext) -> None:
     gr.Timer(2.0).tick(status_fn, job, outputs, show_progress="hidden", api_visibility="private")
     # A reload re-attaches: the job list and the newest job's progress are read again from disk.
     gr.context.Context.root_block.load(lambda: job_dropdown(ctx), None, job, api_visibility="private")
+    gate_on_load(ctx, "train", [start_btn], role_note)

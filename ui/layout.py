@@ -6,9 +6,7 @@ import html
 
 import gradio as gr
 
-from ui import chat_tab, evaluate_tab, finetune_tab, score_tab
-from ui import jobs_tab
-from ui import footer
+from ui import chat_tab, evaluate_tab, finetune_tab, footer, jobs_tab, score_tab
 from ui.access import current_user
 from ui.context import AppContext
 from ui.strings import t
@@ -35,7 +33,7 @@ def build_app(ctx: AppContext, switch_href: str | None = None, logout_href: str 
     """The app; ui/server.py passes the header links and whether to warn that it is open to the network."""
     with gr.Blocks(title=t("app.title", ctx.lang)) as app:
         if switch_href or ctx.users is not None:
-            bar = gr.HTML(header_bar(ctx, switch_href, None), js_on_load=None)
+            bar = gr.HTML(header_bar(ctx, switch_href, None))
             if ctx.users is not None:  # the user is known per request only
 
                 def signed_in_bar(request: gr.Request) -> str:
