@@ -2,6 +2,7 @@
 admin's load / unload box, and role checks, driven over HTTP with gradio_client against the running app."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import subprocess
 import sys
 
@@ -100,7 +101,10 @@ def chat_with_logs(client: Client, model: str) -> tuple[list, list[str]]:
     async def logs():
         return [u.log[0] for u in [u async for u in job] if isinstance(u, StatusUpdate) and u.log]
 
-    messages = asyncio.run(logs())
+    # In a thread of its own: the session's Chromium fixture (playwright's sync API) keeps an event loop running in
+    # this one, where asyncio.run would refuse to start.
+    with ThreadPoolExecutor(1) as pool:
+        messages = pool.submit(asyncio.run, logs()).result()
     return job.result(), messages
 
 

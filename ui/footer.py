@@ -8,6 +8,7 @@ from __future__ import annotations
 import gradio as gr
 
 from chat.registry import human_bytes, shared_registry
+from hosting.queue import shared_queue
 from hosting.resources import snapshot
 from ui.context import AppContext
 from ui.strings import t
@@ -52,12 +53,8 @@ def models_line(ctx: AppContext) -> str:
     return line
 
 
-def jobs_line(ctx: AppContext) -> str | None:
-    """Running / queued training and evaluation jobs; None where the app has no job queue."""
-    try:
-        from hosting.queue import shared_queue
-    except ImportError:
-        return None
+def jobs_line(ctx: AppContext) -> str:
+    """Running / queued training and evaluation jobs."""
     states = [job.state for job in shared_queue(ctx.data_dir, ctx.max_running_jobs).jobs()]
     return t("footer.jobs", ctx.lang).format(running=states.count("running"), queued=states.count("queued"))
 
