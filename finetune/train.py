@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -223,15 +224,30 @@ def run(job_dir: Path, resume: bool = False) -> int:
     return 0
 
 
+def last_complete_checkpoint(folder: Path) -> str | None:
+    """The newest checkpoint the Trainer finished writing (trainer_state.json is its last file). A job killed while
+    saving (out of memory, a server restart) leaves a partial checkpoint-N that Resume must not load: it is removed."""
+    if not folder.is_dir():
+        return None
+    found = sorted((int(m.group(1)), p) for p in folder.iterdir()
+                   if p.is_dir() and (m := re.fullmatch(r"checkpoint-(\d+)", p.name)))
+    for _, path in reversed(found):
+        if (path / "trainer_state.json").is_file():
+            return str(path)
+        if is_writer():
+            print(f"[job] removing {path.name}: incomplete (the job ended while saving it)", flush=True)
+            shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
 def _train(cfg: TrainConfig, files: JobFiles, stop: StopFlag, resume: bool) -> dict:
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     set_seed(cfg.seed)
     model, tokenizer = load_model_and_tokenizer(cfg)
     train, val, report = prepare_data(cfg, tokenizer, files)
     model = attach_lora(model, cfg)
-    checkpoint = get_last_checkpoint(str(files.checkpoints)) if resume and files.checkpoints.is_dir() else None
+    checkpoint = last_complete_checkpoint(files.checkpoints) if resume else None
     if resume:
         print(f"[job] resuming from {checkpoint or 'the start (no checkpoint was saved)'}", flush=True)
     if resume and is_writer():

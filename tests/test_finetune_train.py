@@ -117,3 +117,17 @@ def test_cli_preview_and_bad_config(tmp_path, tiny_chat_model):
     done = subprocess.run([sys.executable, "-m", "finetune", "train", "--data", str(data), "--lora-rank", "0",
                            "--data-dir", str(tmp_path / "runs")], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "lora_rank: must be a positive integer" in done.stderr
+
+
+def test_resume_skips_a_checkpoint_cut_off_while_saving(tmp_path, capsys):
+    from finetune.train import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "none") is None
+    for step, complete in ((2, True), (4, True), (10, False)):  # 10 > 4: sorted by number, not by name
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "adapter_model.safetensors").write_bytes(b"")
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")
+    assert not (tmp_path / "checkpoint-10").exists() and "removing checkpoint-10: incomplete" in capsys.readouterr().out
