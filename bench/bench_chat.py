@@ -32,6 +32,7 @@ import torch  # noqa: E402
 
 from chat.registry import ModelRegistry  # noqa: E402
 from chat.settings import GenerationSettings  # noqa: E402
+from bench.report import emit_json  # noqa: E402
 
 PROMPT = [{"role": "system", "content": "你是一名专业、严谨的医学助手。"},
           {"role": "user", "content": "高血压患者在饮食上需要注意什么？请详细说明。"}]
@@ -236,10 +237,7 @@ def report(args, device, r) -> dict:
     print(f"ours 4 panes, per pane vs plain generate: {line['ratio_ours4_per_pane_vs_plain']:.2f}x; "
           f"vs peft with one adapter: {line['ratio_ours4_per_pane_vs_peft']:.2f}x; "
           f"4 answers vs peft one by one: {line['speedup_ours4_vs_peft_one_by_one']:.2f}x faster")
-    print(json.dumps(line, ensure_ascii=False))
-    if args.json_out:
-        with args.json_out.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    emit_json([line], args.json_out)
     return line
 
 

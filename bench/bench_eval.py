@@ -17,7 +17,6 @@ Prints the figures and the ratios, and one JSON line per result (appended to --j
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -31,6 +30,7 @@ import torch  # noqa: E402
 
 from chat.registry import ModelRegistry  # noqa: E402
 from chat.settings import GenerationSettings  # noqa: E402
+from bench.report import emit_json  # noqa: E402
 from evaluation.data import load_dataset  # noqa: E402
 from evaluation.prompts import PromptConfig, build_messages  # noqa: E402
 from evaluation.run import mc_generate_rows, mc_likelihood_rows, qa_rows  # noqa: E402
@@ -135,11 +135,7 @@ def main(argv=None) -> list[dict]:
         figures = ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in line.items()
                             if k not in common)
         print(f"{line['case']:15s} {figures}")
-    for line in lines:
-        print(json.dumps(line, ensure_ascii=False))
-    if args.json_out:
-        with args.json_out.open("a", encoding="utf-8") as f:
-            f.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    emit_json(lines, args.json_out)
     return lines
 
 

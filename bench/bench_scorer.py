@@ -30,6 +30,7 @@ from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu  # noqa: 
 from rouge_chinese import Rouge  # noqa: E402
 
 from evaluation.metrics import QA_METRICS, plain_qa_item_scores, qa_item_scores  # noqa: E402
+from bench.report import emit_json  # noqa: E402
 
 PUBLIC = ROOT.parent / "shared" / "data" / "public"
 SEED = 20240601
@@ -160,12 +161,7 @@ def main() -> int:
               f"{row['ratio']:>7.1f}x{row['ratio_with_init']:>8.1f}x  {row['agree_1e-9']}", flush=True)
         if args.breakdown:
             print("    " + ", ".join(f"{k} {v:.2f}" for k, v in row["breakdown"].items()), flush=True)
-    for row in rows:
-        line = json.dumps(row, ensure_ascii=False)
-        print(line)
-        if args.json_out:
-            with args.json_out.open("a", encoding="utf-8") as f:
-                f.write(line + "\n")
+    emit_json(rows, args.json_out)
     return 0 if all(row["agree_1e-9"] for row in rows) else 1
 
 

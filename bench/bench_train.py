@@ -17,7 +17,6 @@ table, the ratio against the baseline, and one JSON line (appended to --json-out
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import platform
 import random
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from bench.report import emit_json  # noqa: E402
 from finetune.tokenization import (  # noqa: E402
     IGNORE_INDEX, Encoded, ListDataset, PackedCollator, PadCollator, as_features, pack,
 )
@@ -168,11 +168,7 @@ def main(argv=None) -> int:
     record = {"bench": "train", "machine": machine, "shape": shape, "dtype": str(dtype), "mean_len": mean_len,
               "batch_size": args.batch_size, "rows_per_step": rows_per_step, "pack_len": pack_len, "steps": steps,
               "plain": plain, "ours": ours, "ratio": ratio, "torch": torch.__version__, "time": time.time()}
-    line = json.dumps(record)
-    print(line)
-    if args.json_out:
-        with args.json_out.open("a", encoding="utf-8") as f:
-            f.write(line + "\n")
+    emit_json([record], args.json_out)
     return 0
 
 

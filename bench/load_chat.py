@@ -15,7 +15,6 @@ Prints p50/p95 latencies, errors, requests/s, the p50 ratio N sessions vs 1 sess
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -30,6 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.report import emit_json  # noqa: E402
+
 CONNECT_TIMEOUT_S = 60.0
 PROMPTS = ["高血压患者饮食要注意什么？", "感冒了需要吃抗生素吗？", "糖尿病有哪些典型症状？", "头痛应该怎么办？",
            "发烧到38.5度要去医院吗？", "What are the symptoms of a common cold?"]
@@ -253,10 +256,7 @@ def report(args, where: str, model: str, base: dict, many: dict, errors: list[st
     print(f"p50 latency, {many['sessions']} sessions vs 1: {line['ratio_p50_n_vs_1']}x; "
           f"throughput: {line['ratio_requests_per_s_n_vs_1']}x; errors: {many['errors']}")
     print(f"footer at the end: {footer}")
-    print(json.dumps(line, ensure_ascii=False))
-    if args.json_out:
-        with args.json_out.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    emit_json([line], args.json_out)
     return line
 
 
