@@ -18,6 +18,7 @@ so the UI can say what went and why. A detached adapter attaches again on its ne
 
 from __future__ import annotations
 
+import functools
 import gc
 import itertools
 import json
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from chat.batched_lora import batched_lora
+from chat.decode import greedy_decode, lean_decode_supported
 from chat.queue import GenerationQueue
 from chat.settings import GenerationSettings
 from chat.streaming import PaneStreamer, StopOnEvent, StreamState
@@ -105,12 +107,13 @@ def pick_device_dtype(device: str | None = None, dtype: str | None = None):
 class ModelRegistry:
     def __init__(self, base: str = "demo", data_dir: Path | str | None = None, *, device: str | None = None,
                  dtype: str | None = None, load_in_4bit: bool = False, trust_remote_code: bool = False,
-                 batched_lora: bool = True, memory_budget_bytes: int | None = None):
+                 batched_lora: bool = True, lean_decode: bool = True, memory_budget_bytes: int | None = None):
         self.base_name = base
         self.adapters_dir = Path(data_dir) / "adapters" if data_dir is not None else None
         self.device_request, self.dtype_request = device, dtype
         self.load_in_4bit, self.trust_remote_code = load_in_4bit, trust_remote_code
         self.use_batched_lora = batched_lora  # our two-bmm mixed batch (chat/batched_lora.py); False: peft's own
+        self.use_lean_decode = lean_decode  # greedy answers by chat/decode.py's loop; False: always `generate`
         self.queue = GenerationQueue()
         self._load_lock = threading.Lock()
         self._modules_lock = threading.Lock()  # attaching changes the module tree that memory accounting walks
@@ -445,16 +448,17 @@ class ModelRegistry:
             kwargs.update(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
                           streamer=streamer, stopping_criteria=[StopOnEvent(stop)],
                           pad_token_id=self._tokenizer.pad_token_id)
+            decode = functools.partial(self._decode, settings, stop)
             if not self._attached:  # no adapter ever attached: the plain model
-                self._model.generate(**kwargs)
+                decode(kwargs)
                 return
             rows = [self._attached.get(n) for n in names]  # None: the base, adapters off
             fast = batched_lora(self._model, rows) if self.use_batched_lora else nullcontext(False)
             with fast as batched:
                 if batched:
-                    self._model.generate(**kwargs)
+                    decode(kwargs)
                 elif len(set(rows)) == 1:  # one model for the whole batch: peft's ordinary path
-                    self._generate_one_model(rows[0], kwargs)
+                    self._generate_one_model(rows[0], kwargs, decode)
                 else:  # peft's own mixed batch: each row through its adapter, "__base__" = adapters off
                     self._model.generate(adapter_names=[r or PEFT_BASE for r in rows], **kwargs)
         except Exception as exc:  # handed to the consuming thread, which re-raises it
@@ -465,12 +469,21 @@ class ModelRegistry:
             self.queue.leave(ticket)
             streamer.end()
 
-    def _generate_one_model(self, peft_name: str | None, kwargs: dict) -> None:
+    def _generate_one_model(self, peft_name: str | None, kwargs: dict, decode: Callable[[dict], None]) -> None:
         if peft_name is None:
             with self._model.disable_adapter():
-                self._model.generate(**kwargs)
+                decode(kwargs)
         else:
             self._model.set_adapter(peft_name)
+            decode(kwargs)
+
+    def _decode(self, settings: GenerationSettings, stop: threading.Event, kwargs: dict) -> None:
+        """`generate`, or chat/decode.py's lean greedy loop where it gives the same answers (greedy, nothing else
+        asked by the model's generation config)."""
+        if self.use_lean_decode and lean_decode_supported(self._model.generation_config, settings):
+            greedy_decode(self._model, kwargs["input_ids"], kwargs["attention_mask"], settings, self._eos_ids(),
+                          kwargs["pad_token_id"], kwargs["streamer"], stop)
+        else:
             self._model.generate(**kwargs)
 
     def _encode(self, texts: list[str], settings: GenerationSettings):

@@ -231,3 +231,20 @@ def test_queue_is_first_come_first_served():
     queue.leave(tickets[2])  # giving up a place in line
     queue.leave(tickets[1])
     assert len(queue) == 0 and queue.ahead(tickets[1]) == -1
+
+
+def test_lean_greedy_loop_gives_what_generate_gives(tiny):
+    """chat/decode.py's loop against `generate` on the same panes, with the knobs it implements itself."""
+    from transformers import GenerationConfig
+
+    from chat.decode import lean_decode_supported
+
+    root, base = tiny
+    lean, plain = (ModelRegistry(str(base), root / "data", lean_decode=flag) for flag in (True, False))
+    panes = [(None, CHAT), ("lora.0", OTHER), ("lora.1", CHAT), (None, OTHER)]
+    for settings in (GREEDY, GenerationSettings(max_new_tokens=20, repetition_penalty=1.3, min_new_tokens=12)):
+        assert lean.generate_panes(panes, settings) == plain.generate_panes(panes, settings)
+        assert lean.generate_panes(panes[:1], settings) == plain.generate_panes(panes[:1], settings)
+    assert lean_decode_supported(lean.model.generation_config, GREEDY)  # so the loop really answered above
+    assert not lean_decode_supported(GenerationConfig(), GenerationSettings(temperature=0.7))  # sampling: generate
+    assert not lean_decode_supported(GenerationConfig(no_repeat_ngram_size=3), GREEDY)  # a rule the loop lacks
