@@ -21,13 +21,15 @@ def allowed(request: gr.Request | None, ctx: AppContext, action: str) -> bool:
     return ctx.policy.can(current_user(request, ctx), action)
 
 
+def denied_text(user: User, action: str, lang: str) -> str:
+    return t("access.denied", lang).format(user=user.name, role=user.role, action=t(f"access.action.{action}", lang))
+
+
 def require(request: gr.Request | None, ctx: AppContext, action: str) -> User:
     """The user, or a gr.Error that says which role may do this."""
     user = current_user(request, ctx)
     if not ctx.policy.can(user, action):
-        raise gr.Error(t("access.denied", ctx.lang).format(user=user.name, role=user.role,
-                                                           action=t(f"access.action.{action}", ctx.lang)),
-                       print_exception=False)
+        raise gr.Error(denied_text(user, action, ctx.lang), print_exception=False)
     return user
 
 
@@ -40,8 +42,7 @@ def gate_on_load(ctx: AppContext, action: str, buttons: list, note) -> None:
     def apply(request: gr.Request):
         user = current_user(request, ctx)
         ok = ctx.policy.can(user, action)
-        text = "" if ok else t("access.denied", ctx.lang).format(user=user.name, role=user.role,
-                                                                 action=t(f"access.action.{action}", ctx.lang))
+        text = "" if ok else denied_text(user, action, ctx.lang)
         return [gr.update(interactive=ok) for _ in buttons] + [gr.update(value=text, visible=not ok)]
 
     gr.context.Context.root_block.load(apply, None, [*buttons, note], api_visibility="private",

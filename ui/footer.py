@@ -60,8 +60,7 @@ def jobs_line(ctx: AppContext) -> str:
 
 
 def footer_text(ctx: AppContext) -> str:
-    lines = [memory_line(ctx.lang), models_line(ctx), jobs_line(ctx)]
-    return "  \n".join(line for line in lines if line)
+    return "  \n".join([memory_line(ctx.lang), models_line(ctx), jobs_line(ctx)])
 
 
 def build(ctx: AppContext) -> None:
