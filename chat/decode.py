@@ -28,11 +28,16 @@ def lean_decode_supported(generation_config, settings) -> bool:
 
 
 def greedy_decode(model, input_ids, attention_mask, settings, eos_ids: set[int], pad_token_id: int, streamer,
-                  stop: threading.Event) -> None:
-    """Greedy answers for a left-padded batch, handed to `streamer` step by step as `generate` would."""
+                  stop: threading.Event, fast_step: bool = True) -> None:
+    """Greedy answers for a left-padded batch, handed to `streamer` step by step as `generate` would.
+
+    With `fast_step` (and a model chat/fast_step.py supports), the steps after the prompt skip the model's full
+    forward."""
     import torch
     from transformers import DynamicCache
     from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
+
+    from chat.fast_step import FastStep
 
     device = input_ids.device
     penalty = (RepetitionPenaltyLogitsProcessor(settings.repetition_penalty)
@@ -42,22 +47,31 @@ def greedy_decode(model, input_ids, attention_mask, settings, eos_ids: set[int],
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
     unfinished = torch.ones(input_ids.shape[0], dtype=torch.bool, device=device)
     cache, sequences, step_ids = DynamicCache(config=model.config), input_ids, input_ids
+    fast = None
     streamer.put(input_ids.cpu())
     with torch.inference_mode():
         for step in range(settings.max_new_tokens):
-            out = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=positions,
-                        past_key_values=cache, use_cache=True, logits_to_keep=1)
-            scores = out.logits[:, -1].to(dtype=torch.float32, copy=True)
+            if fast is not None:
+                logits = fast(step_ids[:, 0], positions)
+            else:
+                logits = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=positions,
+                               past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+                if step == 0 and fast_step and FastStep.supported(model):
+                    fast = FastStep(model, cache, attention_mask, settings.max_new_tokens)
+                    cache = None
+            scores = logits.to(dtype=torch.float32, copy=True)
             if penalty is not None:
                 scores = penalty(sequences, scores)
             if step < settings.min_new_tokens:  # as MinNewTokensLengthLogitsProcessor
                 scores[:, eos] = -float("inf")
             next_tokens = torch.where(unfinished, scores.argmax(-1), pad)
-            sequences = torch.cat([sequences, next_tokens[:, None]], dim=-1)
+            if penalty is not None:  # the only reader of the whole sequence
+                sequences = torch.cat([sequences, next_tokens[:, None]], dim=-1)
             streamer.put(next_tokens.cpu())
             unfinished &= ~torch.isin(next_tokens, eos)
             if stop.is_set() or not unfinished.any():
                 break
             step_ids = next_tokens[:, None]
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], 1))], -1)
+            if fast is None:
+                attention_mask = torch.cat([attention_mask, attention_mask.new_ones((attention_mask.shape[0], 1))], -1)
             positions = positions[:, -1:] + 1

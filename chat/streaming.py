@@ -2,7 +2,10 @@
 
 transformers' TextIteratorStreamer only takes batch size 1; this one keeps one token list per row, stops
 recording a row at its end-of-sequence token (generate pads finished rows from then on), and decodes each row's
-whole answer on every step, so multi-byte characters split across tokens never show up half-decoded for long.
+whole answer for every update, so multi-byte characters split across tokens never show up half-decoded for long.
+
+Updates come at most every `interval_s` (the first token and the end at once): a browser shows no more than that,
+and decoding the texts on every step competes with the generating thread for the interpreter (bench_chat.py).
 """
 
 from __future__ import annotations
@@ -51,9 +54,14 @@ class StopOnEvent(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+UPDATE_INTERVAL_S = 0.05  # 20 updates a second
+
+
 class PaneStreamer(BaseStreamer):
-    def __init__(self, tokenizer, n_panes: int, eos_ids: set[int], prompt_len: int):
+    def __init__(self, tokenizer, n_panes: int, eos_ids: set[int], prompt_len: int,
+                 interval_s: float = UPDATE_INTERVAL_S):
         self.tokenizer = tokenizer
+        self.interval_s = interval_s
         self.eos_ids = eos_ids
         self.prompt_len = prompt_len
         self.ids: list[list[int]] = [[] for _ in range(n_panes)]
@@ -91,8 +99,22 @@ class PaneStreamer(BaseStreamer):
         # A character split across tokens decodes to U+FFFD until its last byte arrives: hide it until then.
         return texts if final else [t.rstrip("\ufffd") for t in texts]
 
+    def _absorb_until(self, deadline: float) -> None:
+        """Take in the steps that arrive before `deadline` (or the end, which stays queued)."""
+        while True:
+            remaining = deadline - time.perf_counter()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is _END:
+                self._queue.put(_END)
+                return
+            self._absorb(item)
+
     def states(self, waiting: Callable[[], int]) -> Iterator[StreamState]:
         state = StreamState([""] * len(self.ids), [0] * len(self.ids), list(self.done))
+        last_update = None
         while True:
             try:
                 item = self._queue.get(timeout=0.25)
@@ -106,14 +128,12 @@ class PaneStreamer(BaseStreamer):
             if item is _END:
                 break
             self._absorb(item)
-            while not self._queue.empty():  # catch up in one update when the reader is slower than the model
-                nxt = self._queue.get()
-                if nxt is _END:
-                    self._queue.put(_END)
-                    break
-                self._absorb(nxt)
+            if last_update is not None:  # the first token shows at once; later ones at most every interval_s
+                self._absorb_until(last_update + self.interval_s)
+                state.elapsed_s = time.perf_counter() - state.started
             if state.first_token_s is None:
                 state.first_token_s = state.elapsed_s
+            last_update = time.perf_counter()
             state.texts, state.tokens, state.done = self._texts(False), [len(r) for r in self.ids], list(self.done)
             yield state
         if self._error is not None:
