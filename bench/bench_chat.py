@@ -4,8 +4,10 @@ Compared in one run, on the same prompt, every answer forced to the same length 
   plain        transformers `generate` on the bare base model, batch 1: the baseline
   peft-seq     through peft with the adapters attached, one pane after another (what a naive UI does)
   peft-mixed   one batch, peft's `generate(..., adapter_names=[...])`
-  ours         the registry's path: one batch, chat/batched_lora.py, chat/decode.py's greedy loop, streamed
-  (and the same with `generate` instead of that loop, to show what the loop brings)
+  ours         the registry's path: one batch, chat/batched_lora.py, chat/decode.py's greedy loop with
+               chat/fast_step.py's decoding step, streamed
+  (and the same with `generate` instead of that loop, and with the model's full forward instead of the fast step,
+   to show what each brings)
 
     python bench/bench_chat.py                         # demo model, 256 new tokens, on this machine's device
     python bench/bench_chat.py --model Qwen/Qwen2.5-0.5B-Instruct --json-out bench/results.jsonl
@@ -189,6 +191,7 @@ def measure(args, device, work: Path) -> dict:
     ours = ModelRegistry(ref, work / "data", device=device, dtype="float32")
     peft_mixed = ModelRegistry(ref, work / "data", device=device, dtype="float32", batched_lora=False)
     ours_generate = ModelRegistry(ref, work / "data", device=device, dtype="float32", lean_decode=False)
+    ours_forward = ModelRegistry(ref, work / "data", device=device, dtype="float32", fast_step=False)
     inputs = ours.tokenizer(ours.render(PROMPT), return_tensors="pt", add_special_tokens=False).to(device)
     plain, peft = load_plain(path, device), load_peft(path, adapters, names, device)
     paths = {
@@ -199,6 +202,7 @@ def measure(args, device, work: Path) -> dict:
         "ours_one": lambda s: registry_run(ours, [names[0]], s),
         "ours_four": lambda s: registry_run(ours, four, s),
         "ours_four_generate": lambda s: registry_run(ours_generate, four, s),
+        "ours_four_forward": lambda s: registry_run(ours_forward, four, s),
     }
     warm = GenerationSettings(max_new_tokens=4)
     for run in paths.values():
@@ -225,6 +229,8 @@ def report(args, device, r) -> dict:
         ("ours, 4 panes (base + 3)", r["ours_four"]["ttft_s"], ours4, r["ours_four"]["total_s"]),
         ("ours, 4 panes, via generate", r["ours_four_generate"]["ttft_s"], min(r["ours_four_generate"]["tokens_per_s"]),
          r["ours_four_generate"]["total_s"]),
+        ("ours, 4 panes, full forward", r["ours_four_forward"]["ttft_s"], min(r["ours_four_forward"]["tokens_per_s"]),
+         r["ours_four_forward"]["total_s"]),
     ]
     print(f"device={device} model={args.shape or args.model} new_tokens={args.new_tokens} rank={args.rank} "
           f"best_of={args.repeat} "

@@ -107,13 +107,15 @@ def pick_device_dtype(device: str | None = None, dtype: str | None = None):
 class ModelRegistry:
     def __init__(self, base: str = "demo", data_dir: Path | str | None = None, *, device: str | None = None,
                  dtype: str | None = None, load_in_4bit: bool = False, trust_remote_code: bool = False,
-                 batched_lora: bool = True, lean_decode: bool = True, memory_budget_bytes: int | None = None):
+                 batched_lora: bool = True, lean_decode: bool = True, fast_step: bool = True,
+                 memory_budget_bytes: int | None = None):
         self.base_name = base
         self.adapters_dir = Path(data_dir) / "adapters" if data_dir is not None else None
         self.device_request, self.dtype_request = device, dtype
         self.load_in_4bit, self.trust_remote_code = load_in_4bit, trust_remote_code
         self.use_batched_lora = batched_lora  # our two-bmm mixed batch (chat/batched_lora.py); False: peft's own
         self.use_lean_decode = lean_decode  # greedy answers by chat/decode.py's loop; False: always `generate`
+        self.use_fast_step = fast_step  # in that loop, chat/fast_step.py's step where it applies; False: the forward
         self.queue = GenerationQueue()
         self._load_lock = threading.Lock()
         self._modules_lock = threading.Lock()  # attaching changes the module tree that memory accounting walks
@@ -482,7 +484,7 @@ class ModelRegistry:
         asked by the model's generation config)."""
         if self.use_lean_decode and lean_decode_supported(self._model.generation_config, settings):
             greedy_decode(self._model, kwargs["input_ids"], kwargs["attention_mask"], settings, self._eos_ids(),
-                          kwargs["pad_token_id"], kwargs["streamer"], stop)
+                          kwargs["pad_token_id"], kwargs["streamer"], stop, fast_step=self.use_fast_step)
         else:
             self._model.generate(**kwargs)
 

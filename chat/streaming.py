@@ -69,6 +69,7 @@ class PaneStreamer(BaseStreamer):
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._prompt_seen = False
+        self._ended = threading.Event()
 
     # -- called by generate, in the generating thread --
     def put(self, value) -> None:
@@ -79,6 +80,7 @@ class PaneStreamer(BaseStreamer):
 
     def end(self) -> None:
         self._queue.put(_END)
+        self._ended.set()
 
     def fail(self, exc: BaseException) -> None:
         self._error = exc
@@ -100,11 +102,12 @@ class PaneStreamer(BaseStreamer):
         return texts if final else [t.rstrip("\ufffd") for t in texts]
 
     def _absorb_until(self, deadline: float) -> None:
-        """Take in the steps that arrive before `deadline` (or the end, which stays queued)."""
+        """Take in the steps that arrived by `deadline`, or by the end (which stays queued). Sleeping rather than
+        waking for every step leaves the interpreter to the generating thread."""
+        self._ended.wait(max(deadline - time.perf_counter(), 0.0))
         while True:
-            remaining = deadline - time.perf_counter()
             try:
-                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 return
             if item is _END:
