@@ -35,7 +35,7 @@ from chat.batched_lora import batched_lora
 from chat.decode import greedy_decode, lean_decode_supported
 from chat.queue import GenerationQueue
 from chat.settings import GenerationSettings
-from chat.streaming import PaneStreamer, StopOnEvent, StreamState
+from chat.streaming import UPDATE_INTERVAL_S, PaneStreamer, StopOnEvent, StreamState
 
 PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 Messages = list[dict[str, str]]
@@ -116,6 +116,7 @@ class ModelRegistry:
         self.use_batched_lora = batched_lora  # our two-bmm mixed batch (chat/batched_lora.py); False: peft's own
         self.use_lean_decode = lean_decode  # greedy answers by chat/decode.py's loop; False: always `generate`
         self.use_fast_step = fast_step  # in that loop, chat/fast_step.py's step where it applies; False: the forward
+        self.update_interval_s = UPDATE_INTERVAL_S  # least time between two streamed updates (not the first, the end)
         self.queue = GenerationQueue()
         self._load_lock = threading.Lock()
         self._modules_lock = threading.Lock()  # attaching changes the module tree that memory accounting walks
@@ -420,7 +421,8 @@ class ModelRegistry:
                 self._check_known(name)
         batch = self._encode([self.render(p) for _, p in panes], settings)
         stop = stop or threading.Event()
-        streamer = PaneStreamer(self.tokenizer, len(panes), self._eos_ids(), batch["input_ids"].shape[1])
+        streamer = PaneStreamer(self.tokenizer, len(panes), self._eos_ids(), batch["input_ids"].shape[1],
+                                self.update_interval_s)
         ticket = self.queue.enter()
         worker = threading.Thread(target=self._generate_worker, name="chat-generate", daemon=True,
                                   args=(ticket, names, batch, settings, streamer, stop, on_unload))

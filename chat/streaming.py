@@ -101,18 +101,18 @@ class PaneStreamer(BaseStreamer):
         # A character split across tokens decodes to U+FFFD until its last byte arrives: hide it until then.
         return texts if final else [t.rstrip("\ufffd") for t in texts]
 
-    def _absorb_until(self, deadline: float) -> None:
-        """Take in the steps that arrived by `deadline`, or by the end (which stays queued). Sleeping rather than
-        waking for every step leaves the interpreter to the generating thread."""
+    def _absorb_until(self, deadline: float) -> bool:
+        """Take in the steps that arrived by `deadline`, or by the end (which stays queued; True then). Sleeping
+        rather than waking for every step leaves the interpreter to the generating thread."""
         self._ended.wait(max(deadline - time.perf_counter(), 0.0))
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                return
+                return False
             if item is _END:
                 self._queue.put(_END)
-                return
+                return True
             self._absorb(item)
 
     def states(self, waiting: Callable[[], int]) -> Iterator[StreamState]:
@@ -132,7 +132,8 @@ class PaneStreamer(BaseStreamer):
                 break
             self._absorb(item)
             if last_update is not None:  # the first token shows at once; later ones at most every interval_s
-                self._absorb_until(last_update + self.interval_s)
+                if self._absorb_until(last_update + self.interval_s):
+                    continue  # the final state follows at once
                 state.elapsed_s = time.perf_counter() - state.started
             if state.first_token_s is None:
                 state.first_token_s = state.elapsed_s

@@ -146,12 +146,26 @@ def test_new_adapter_appears_without_restart_and_retrained_one_reloads(registry,
     assert registry.generate_panes([("late", CHAT)], GREEDY)[0] != first
 
 
-def test_streaming_yields_growing_text_then_final(registry, references):
+def test_streaming_yields_growing_text_then_final(registry, references, monkeypatch):
+    monkeypatch.setattr(registry, "update_interval_s", 0.0)  # an update for every step
     states = [(list(s.texts), s.finished) for s in registry.stream([(None, CHAT), ("lora.0", CHAT)], GREEDY)]
     assert len(states) > 3 and states[-1][1] and not states[0][1]
     assert states[-1][0] == [references[None][0], references["lora.0"][0]]
     lengths = [len(texts[0]) for texts, _ in states]
     assert lengths == sorted(lengths)
+
+
+def test_streamed_updates_come_at_most_every_interval(registry, monkeypatch):
+    """The first token at once, then one update per interval with every step since, then the end."""
+    monkeypatch.setattr(registry, "update_interval_s", 0.1)
+    settings = GenerationSettings(max_new_tokens=150, min_new_tokens=150)
+    seen = [(s.elapsed_s, s.tokens[0], s.finished) for s in registry.stream([(None, CHAT)], settings)]
+    assert seen[0][1] == 1 and seen[-1][1:] == (150, True)
+    middle = seen[1:-1]
+    assert middle, "a 150-token answer lasts more than one interval on this model"
+    gaps = [b[0] - a[0] for a, b in zip(seen, middle)]
+    assert min(gaps) >= 0.1
+    assert all(a[1] < b[1] for a, b in zip(seen, seen[1:-1]))  # each update brings new tokens
 
 
 def test_stop_event_ends_early_and_frees_the_queue(registry):
