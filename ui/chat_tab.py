@@ -6,7 +6,6 @@ session keeps its own conversations in gr.State. Handlers are methods of `ChatHa
 """
 
 import random
-import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -22,6 +21,7 @@ from chat.settings import GenerationSettings
 from chat.votes import OUTCOMES, VoteStore
 from ui.access import allowed, require
 from ui.context import AppContext
+from ui.scratch import download_dir
 from ui.strings import t
 
 STREAM_INTERVAL_S = 0.08  # at most ~12 UI updates a second per request, however fast the model is
@@ -287,7 +287,7 @@ class ChatHandlers:
         battles = [(v.model_a, v.model_b, v.outcome) for v in votes]
         summary = t("chat.board_summary" if votes else "chat.board_empty", self.lang).format(
             n=len(votes), base=self.registry.base_name)
-        csv_path = self.votes.export_csv(Path(tempfile.mkdtemp(prefix="votes-")) / "votes.csv",
+        csv_path = self.votes.export_csv(download_dir("votes-") / "votes.csv",
                                          base_model=self.registry.base_name)
         return summary, self.standings_frame(battles), self.h2h_frame(battles), str(csv_path)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalErr
 from hosting.queue import ACTIVE, Job, QueueError, eval_config_to_dict
 from ui.access import current_user, gate_on_load, require
 from ui.context import AppContext
+from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
 from ui.strings import t
 
@@ -66,7 +66,7 @@ def breakdown_frame(results: list[CellResult]) -> pd.DataFrame:
 
 def download_files(results: list[CellResult]) -> list[str]:
     """Every cell's files, renamed <model>__<set>__<file> so that the download list tells them apart."""
-    out = Path(tempfile.mkdtemp(prefix="evaluate-"))
+    out = download_dir("evaluate-")
     paths = []
     for r in results:
         for src in map(Path, r.files):

@@ -31,7 +31,9 @@ def header_bar(ctx: AppContext, switch_href: str | None, logout_href: str | None
 def build_app(ctx: AppContext, switch_href: str | None = None, logout_href: str | None = None,
               open_warning: bool = False) -> gr.Blocks:
     """The app; ui/server.py passes the header links and whether to warn that it is open to the network."""
-    with gr.Blocks(title=t("app.title", ctx.lang)) as app:
+    # gradio keeps every upload and download in its cache; on a long-running server, files older than a day go
+    # (uploads a job needs are copied under the data dir when it is submitted).
+    with gr.Blocks(title=t("app.title", ctx.lang), delete_cache=(3600, 86400)) as app:
         if switch_href or ctx.users is not None:
             bar = gr.HTML(header_bar(ctx, switch_href, None))
             if ctx.users is not None:  # the user is known per request only

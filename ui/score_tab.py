@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -13,6 +11,7 @@ from evaluation.report import write_json, write_per_item
 from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError, score_submission
 from ui.access import require
 from ui.context import AppContext
+from ui.scratch import download_dir
 from ui.strings import t
 
 SAMPLES = {  # label key -> (reference, predictions), relative to the sample directory
@@ -64,7 +63,7 @@ def _path(file) -> str:
 
 
 def write_downloads(report: ScoreReport) -> list[str]:
-    out = Path(tempfile.mkdtemp(prefix="score-"))
+    out = download_dir("score-")
     write_json(report, out / "report.json")
     write_per_item(report, out / "items.jsonl")
     return [str(out / "report.json"), str(out / "items.jsonl")]
