@@ -149,12 +149,24 @@ class ModelRegistry:
         return name
 
     def _check_known(self, name: str) -> str:
-        info = {m.name: m for m in self.models()}.get(name)
-        if info is None:
+        """`name` is an adapter known now and made for this base (reads that adapter's config only)."""
+        source = self._scan().get(name)
+        if source is None:
             raise RegistryError(f"unknown model {name!r}; known: {', '.join(m.name for m in self.models())}")
-        if not info.compatible:
-            raise RegistryError(f"adapter {name!r} cannot be used with base {self.base_name!r}: {info.reason}")
+        ok, reason = self._compatibility(name, source)
+        if not ok:
+            raise RegistryError(f"adapter {name!r} cannot be used with base {self.base_name!r}: {reason}")
         return name
+
+    def _compatibility(self, name: str, source: str) -> tuple[bool, str]:
+        """(usable with this base, why not)."""
+        try:
+            base = self._adapter_base(source)
+        except RegistryError as exc:
+            return False, str(exc)
+        if name == self.base_name:
+            return False, "its name is the base model's name"
+        return (True, "") if self._same_base(base) else (False, f"trained on {base!r}")
 
     def _scan(self) -> dict[str, str]:
         """Adapters on disk, re-read on every call so that newly trained ones appear without a restart."""
@@ -193,16 +205,10 @@ class ModelRegistry:
             base_bytes, loaded_bytes = self._base_size, dict(self._sizes)
         rows = [ModelInfo(self.base_name, "base", self.base_name, self._model is not None, base_bytes)]
         for name, source in self._scan().items():
-            try:
-                base = self._adapter_base(source)
-                ok, reason = self._same_base(base), f"trained on {base!r}"
-            except RegistryError as exc:
-                ok, reason = False, str(exc)
-            if name == self.base_name:
-                ok, reason = False, "its name is the base model's name"
+            ok, reason = self._compatibility(name, source)
             loaded = name in loaded_bytes
             size = loaded_bytes[name] if loaded else _disk_bytes(Path(source))
-            rows.append(ModelInfo(name, "adapter", source, loaded, size, ok, "" if ok else reason))
+            rows.append(ModelInfo(name, "adapter", source, loaded, size, ok, reason))
         return rows
 
     def usable_models(self) -> list[str]:
