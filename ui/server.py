@@ -4,6 +4,10 @@
     /login       GET: the sign-in form; POST: username, password (browsers and gradio_client's `auth=`)
     /logout      ends the session                     /healthz         {"status": "ok"}, no login needed
 
+Failed logins are limited per user name and per client address (hosting.login_limit): over the limit, /login answers
+429 with Retry-After before checking the password. The address is the socket's, or the X-Forwarded-For of a proxy
+uvicorn trusts (by default one on 127.0.0.1 / ::1; uvicorn's FORWARDED_ALLOW_IPS changes that).
+
 The login cookie holds a token signed by hosting.users.Sessions, checked against the users on every request (Gradio's
 `auth_dependency`), so a user removed from the users file is signed out at once. Links and redirects are relative,
 so the app also works behind a reverse proxy that serves it under a sub-path.
@@ -20,6 +24,7 @@ import gradio as gr
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
+from hosting.login_limit import LoginLimiter
 from hosting.users import SESSION_SECONDS, Sessions, load_secret
 from ui.context import AppContext
 from ui.layout import build_app
@@ -59,14 +64,17 @@ def _safe_next(target: str) -> str:
     return target
 
 
-def login_page(lang: str, next_page: str = "", error: bool = False) -> str:
-    """A small form in both languages, the page's language first; posts to `login` beside it."""
+def login_page(lang: str, next_page: str = "", error: bool = False, wait_s: int = 0) -> str:
+    """A small form in both languages, the page's language first; posts to `login` beside it. `error`: the last
+    password was wrong; `wait_s`: too many failures, try again in that many seconds."""
     langs = (lang, "en" if lang == "zh" else "zh")
 
-    def both(key: str) -> str:
-        return " · ".join(html.escape(t(key, x)) for x in langs)
+    def both(key: str, **values) -> str:
+        return " · ".join(html.escape(t(key, x).format(**values) if values else t(key, x)) for x in langs)
 
-    message = f'<p class="error" role="alert">{both("server.bad_login")}</p>' if error else ""
+    message = (both("server.login_limited", seconds=wait_s) if wait_s else both("server.bad_login") if error
+               else "")
+    message = f'<p class="error" role="alert">{message}</p>' if message else ""
     return f"""<!doctype html>
 <html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{both("server.login_title")}</title>
@@ -106,6 +114,7 @@ def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) 
     """The FastAPI app to serve with uvicorn: our routes, then the app in the other language, then the default."""
     other = "zh" if ctx.lang == "en" else "en"
     sessions = Sessions(load_secret(ctx.data_dir), ctx.users) if ctx.users is not None else None
+    limiter = LoginLimiter()  # one for both languages' /login, or each would allow the limit again
 
     def session_user(request: Request) -> str | None:
         user = sessions.user(request.cookies.get(COOKIE)) if sessions else None
@@ -118,7 +127,7 @@ def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) 
         return {"status": "ok"}
 
     for prefix, lang in (("", ctx.lang), (f"/{other}", other)):
-        add_login_routes(server, prefix, lang, sessions, session_user)
+        add_login_routes(server, prefix, lang, sessions, session_user, limiter)
 
     for path, lang in ((f"/{other}", other), ("/", ctx.lang)):  # the sub-path first: "/" would catch everything
         page_ctx = dataclasses.replace(ctx, lang=lang)
@@ -136,7 +145,8 @@ def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) 
     return server
 
 
-def add_login_routes(server: FastAPI, prefix: str, lang: str, sessions: Sessions | None, session_user) -> None:
+def add_login_routes(server: FastAPI, prefix: str, lang: str, sessions: Sessions | None, session_user,
+                     limiter: LoginLimiter) -> None:
     """/login and /logout at `prefix` too: gradio_client posts to `<its URL>/login`, e.g. /zh/login."""
 
     @server.get(f"{prefix}/login", response_class=HTMLResponse)
@@ -151,9 +161,17 @@ def add_login_routes(server: FastAPI, prefix: str, lang: str, sessions: Sessions
         browser = "text/html" in request.headers.get("accept", "")
         if sessions is None:  # logins are off: everyone is the local admin
             return JSONResponse({"success": True})
+        # The socket's address, or the X-Forwarded-For of a proxy uvicorn trusts (its proxy headers middleware).
+        address = request.client.host if request.client else ""
+        wait_s = limiter.retry_after(username, address)
+        if wait_s:  # refused before the password hash: a guesser over the limit costs no CPU
+            return HTMLResponse(login_page(lang, _safe_next(next), wait_s=wait_s), status_code=429,
+                                headers={"Retry-After": str(wait_s)})
         user = sessions.store.verify(username, password)
         if user is None:
+            limiter.failed(username, address)
             return HTMLResponse(login_page(lang, _safe_next(next), error=True), status_code=400)
+        limiter.succeeded(username)
         if browser:
             response = RedirectResponse(_up(route_path(request)) + _safe_next(next), status_code=303)
         else:  # gradio_client: a 2xx and the cookie

@@ -36,6 +36,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "server.password": ("Password", "密码"),
     "server.sign_in": ("Sign in", "登录"),
     "server.bad_login": ("Wrong user name or password.", "用户名或密码错误。"),
+    "server.login_limited": (
+        "Too many failed sign-ins. Wait {seconds} s, then try again.",
+        "登录失败次数过多，请等待 {seconds} 秒后再试。",
+    ),
     "server.login_note": ("Ask the admin of this server for an account.", "请向本服务器的管理员申请账号。"),
     "server.switch": ("中文", "English"),  # the link to the other language, in that language
     "server.signed_in_as": ("Signed in as <b>{user}</b> ({role})", "当前用户：<b>{user}</b>（{role}）"),
