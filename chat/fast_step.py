@@ -5,12 +5,15 @@ output dataclasses, mask construction, the attention-function registry, cache ob
 and on the CPU that costs more than the arithmetic (bench/bench_chat.py). This step calls the model's own modules
 (embedding, norms, projections, MLP, rotary embedding, lm_head) in the order its forward does, with the same tensor
 operations for attention, and keeps the keys and values in buffers allocated once per request. The projections are
-module calls, so chat/batched_lora.py's per-row adapters apply here as they do in the full forward.
+the modules' own forwards, so chat/batched_lora.py's per-row adapters apply here as they do in the full forward;
+bare linear layers take chat/row_matmul.py's product, which on some CPUs is faster for a few rows in another layout
+(and then differs from the forward in the last bits).
 
 Only the single-token decoding step is done here; the prompt goes through the model's forward. Models that are
 not plain Llama-family decoders with SDPA attention (sliding windows, other attention implementations, other
 architectures) are refused by `FastStep.supported`, and chat/decode.py then uses the full forward.
-tests/test_chat_fast_step.py checks the logits and the answers against the full forward.
+tests/test_chat_fast_step.py checks the logits (bit for bit with that layout off) and the answers against the full
+forward.
 """
 
 from __future__ import annotations
@@ -29,12 +32,20 @@ def _causal_lm(model):
 
 def _direct(module):
     """`module.forward` itself when no hook would run around it (skips nn.Module.__call__), else the module. Read
-    once per request, so chat/batched_lora.py's per-request forwards are the ones taken."""
+    once per request, so chat/batched_lora.py's per-request forwards are the ones taken. A bare nn.Linear becomes
+    chat/row_matmul.py's product (F.linear, or a faster layout for a few rows on the CPU)."""
     from torch.nn.modules import module as nn_module
+
+    from chat import row_matmul
 
     hooks = (module._forward_hooks, module._forward_pre_hooks, nn_module._global_forward_hooks,
              nn_module._global_forward_pre_hooks)
-    return module if any(hooks) else module.forward
+    if any(hooks):
+        return module
+    if type(module) is torch.nn.Linear:
+        weight, bias = module.weight, module.bias
+        return lambda x: row_matmul.linear(x, weight, bias)
+    return module.forward
 
 
 class _Layer:
