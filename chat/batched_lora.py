@@ -20,6 +20,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from chat import row_matmul
+
 
 def _lora_linears(model) -> list:
     from peft.tuners.lora.layer import LoraLayer
@@ -84,24 +86,13 @@ def batched_lora(peft_model, rows: Sequence[str | None]) -> Iterator[bool]:
             del module.forward
 
 
-def _plain_linear(layer):
-    """`layer`'s forward as one call of what it computes when it is a bare nn.Linear (F.linear, or the faster
-    layout for a few rows on the CPU: chat/row_matmul.py), else the module."""
-    from chat import row_matmul
-
-    if type(layer) is torch.nn.Linear and not (layer._forward_hooks or layer._forward_pre_hooks):
-        weight, bias = layer.weight, layer.bias
-        return lambda x, *args, **kwargs: row_matmul.linear(x, weight, bias)
-    return layer
-
-
 def _power_of_two(scale: torch.Tensor) -> bool:
     """Multiplying by a power of two only changes exponents, so (h @ B) * s == h @ (B * s) exactly."""
     return all(s == 0 or math.frexp(s)[0] == 0.5 for s in scale.flatten().tolist())
 
 
 def _fast_forward(base_layer, stacks):
-    linear = _plain_linear(base_layer)
+    linear = row_matmul.bare_linear(base_layer) or base_layer  # the same product, F.linear or a faster layout
     if stacks is None:  # no row uses this layer: the base layer alone, exactly
         # A function, not the module itself: assigning a Module would register a submodule, not shadow forward.
         return lambda x, *args, **kwargs: linear(x, *args, **kwargs)

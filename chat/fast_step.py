@@ -22,6 +22,8 @@ import sys
 
 import torch
 
+from chat import row_matmul
+
 _ARCHITECTURES = {"llama", "qwen2"}  # decoder layers: norm, attention with rotary, residual, norm, gated MLP, residual
 
 
@@ -34,18 +36,9 @@ def _direct(module):
     """`module.forward` itself when no hook would run around it (skips nn.Module.__call__), else the module. Read
     once per request, so chat/batched_lora.py's per-request forwards are the ones taken. A bare nn.Linear becomes
     chat/row_matmul.py's product (F.linear, or a faster layout for a few rows on the CPU)."""
-    from torch.nn.modules import module as nn_module
-
-    from chat import row_matmul
-
-    hooks = (module._forward_hooks, module._forward_pre_hooks, nn_module._global_forward_hooks,
-             nn_module._global_forward_pre_hooks)
-    if any(hooks):
+    if row_matmul.hooked(module):
         return module
-    if type(module) is torch.nn.Linear:
-        weight, bias = module.weight, module.bias
-        return lambda x: row_matmul.linear(x, weight, bias)
-    return module.forward
+    return row_matmul.bare_linear(module) or module.forward
 
 
 class _Layer:
@@ -82,7 +75,7 @@ class FastStep:
         """`cache`: the DynamicCache filled by the prompt's forward; `attention_mask`: the prompt's [batch, length]
         mask (left padding). Room is made for `max_new_tokens` more positions."""
         lm = _causal_lm(model)
-        self.inner, self.layers = lm.model, [_Layer(layer) for layer in lm.model.layers]
+        self.layers = [_Layer(layer) for layer in lm.model.layers]
         self.embed, self.rotary_emb = _direct(lm.model.embed_tokens), _direct(lm.model.rotary_emb)
         self.norm, self.lm_head = _direct(lm.model.norm), _direct(lm.lm_head)
         batch, prompt_len = attention_mask.shape

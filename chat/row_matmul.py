@@ -47,6 +47,23 @@ def transposed_is_faster(weight: torch.Tensor, rows: int) -> bool:
         return _faster[key]
 
 
+def hooked(module) -> bool:
+    """Some forward hook (the module's own, or a global one) would run around `module`'s forward."""
+    from torch.nn.modules import module as nn_module
+
+    return any((module._forward_hooks, module._forward_pre_hooks, nn_module._global_forward_hooks,
+                nn_module._global_forward_pre_hooks))
+
+
+def bare_linear(module):
+    """`module`'s forward as one call of `linear` when it is a bare nn.Linear with no hook to run around it (the
+    same product, without nn.Module.__call__); None for anything else."""
+    if type(module) is not torch.nn.Linear or hooked(module):
+        return None
+    weight, bias = module.weight, module.bias
+    return lambda x, *args, **kwargs: linear(x, weight, bias)
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """What `F.linear(x, weight, bias)` computes."""
     rows = x.numel() // x.shape[-1]
