@@ -36,17 +36,19 @@ _FIRST_RUN = re.compile(r"[\s(\[【「{*\"“‘'】\]):]*" + _RUN)
 # Joins the letters of a multi-answer: B、D / B,D / B和D / B and D / "B D". Not a newline: the line after an
 # answer may start an option-by-option explanation. "或" is not a joiner but a hedge (see _HEDGE).
 # 、/和/与 bind a list ("A、B、C都是…" is one subject); a comma or space may end the answer ("答案是B，C项错误").
-_NEXT_RUN = re.compile(r"[ \t]*(?:(?P<list>[、&]|以及|和|与|及|\band\b)|[,/;])?[ \t*]*" + _RUN)
+_NEXT_RUN = re.compile(r"[ \t]*+(?:(?P<list>[、&]|以及|和|与|及|\band\b)|[,/;])?[ \t*]*+" + _RUN)
 # What may follow a letter that closes an answer, e.g. the D of "B、D" or the BD of "答案：BD两项".
-_TAIL = re.compile(r"[ \t*]*(?:选项|项|两项|三项|四项)?\s*(?:也|都|均)?(?:$|[、,/&;:.。!?()\[\]【】「」{}<*\"”'’\n]|和|与|及|或"
-                   r"|正确|是正确|对的|\b(?:and|or|is|are)\b)")
+# Written without nested backtracking (see _no_backtracking below): a "*" right after the spaces, or a newline in
+# the whitespace, ends the answer as the terminator class below would.
+_TAIL = re.compile(r"[ \t]*+(?:\*|(?:选项|项|两项|三项|四项)?(?:[^\S\n]*+\n|\s*+(?:也|都|均)?"
+                   r"(?:$|[、,/&;:.。!?()\[\]【】「」{}<*\"”'’\n]|和|与|及|或|正确|是正确|对的|\b(?:and|or|is|are)\b)))")
 # A letter that begins a medical term is not an answer: B超, A型血, B族链球菌, A组链球菌, C反应蛋白, E抗原,
 # CD分子, ACE抑制剂, 维生素C, 辅酶A.
 _TERM_AFTER = re.compile(r"\s?(?:型|超|族|组|群|类|级|波|肝|细胞|淋巴|抗原|抗体|受体|因子|蛋白|反应|链|二聚体"
                          r"|分子|缺乏|抑制剂|阻滞剂|中毒)")
 _TERM_BEFORE = re.compile(r"(?:维生素|维他命|蛋白|辅酶|因子|血型(?:为|是)?)\s?$")
 # After a cue, a letter that starts a clause about itself is discussed, not chosen: "答案：\nA项错误，…".
-_CLAUSE_AFTER = re.compile(r"\s*(?:选项|项)?\s*(?:错|不|也|是|虽|看似|可能|的|中|描述|叙述|说法|正确|对|吗|呢)")
+_CLAUSE_AFTER = re.compile(r"\s*+(?:选项|项)?\s*+(?:错|不|也|是|虽|看似|可能|的|中|描述|叙述|说法|正确|对|吗|呢)")
 # 不选A, 不能选A, 而不是C: a negation right before a cue, with at most one character between.
 _NEGATION = re.compile(r"[不非没未别勿][\u4e00-\u9fff]?$")
 
@@ -71,7 +73,7 @@ _LATER_ALTERNATIVE = re.compile(r"(?:也可能|也有可能)(?:是|选)?\s*[A-F]
 # "B正确", "选项B正确", "B、D项是正确的", "C，正确", "B为正确答案", "B is correct"; not "A项正确的说法是…",
 # which only introduces a statement.
 _VERDICT = re.compile(
-    r"\s*(?:选项|项)?(?:的)?(?:说法|描述|叙述)?\s*[:,]?\s*(?:也|都|均)?(?:是|为)?\s*"
+    r"\s*+(?:选项|项)?(?:的)?(?:说法|描述|叙述)?\s*+[:,]?\s*+(?:也|都|均)?(?:是|为)?\s*+"
     r"(?:正确|对的|当选|符合题意|最符合|最合适|最佳|(?:正确|最佳)?答案)"
     r"(?!的?(?:说法|描述|叙述|表述|是|在于|之处|原因))"
     r"|(?i:\s+(?:is|are)\s+(?:correct|right)\b)"
@@ -79,14 +81,17 @@ _VERDICT = re.compile(
 # One option's analysis, a line or a sentence, that ends in a verdict: "B项带状疱疹，正确。",
 # "B. 带状疱疹：沿神经分布，伴神经痛，正确", "B. 带状疱疹 √".
 _LINE_VERDICT = re.compile(
-    r"(?m)(?:^|(?<=[。;!?]))[ \t*#>(\[【]*([A-F])(?:[.、:)\]】]|选项|项)[^。;!?\n]*[,:.\s]\s*"
+    # The text between the letter and its verdict steps over a run of spaces whole, so that a long run is not
+    # tried once per position; a verdict after a newline is still found through [,:.\s]\s*.
+    r"(?m)(?:^|(?<=[。;!?]))[ \t*#>(\[【]*+([A-F])(?:[.、:)\]】]|选项|项)(?:[^。;!?\s]|[^\S\n]++)*?[,:.\s]\s*+"
     r"(?:正确|符合题意|当选|[√✓✔])[ \t*]*(?=[。.!;\n]|$)")
 
 # --- 3. A reply that opens with its answer -----------------------------------------------------------------
 _LEAD = re.compile(r"[\s*#>\"“‘'(\[【「]*")
 _LEAD_TAIL = re.compile(r"(?:选项|项)?(?:\s|$|[、,/&;:.。!?()\[\]【】「」*\"”'’])")
 # Lines of an option-by-option analysis ("A. …错误\nB. …") start with a letter as a bare answer does.
-_LINE_LETTER = re.compile(r"(?m)^[\s*#>(\[【]*[A-F](?:[.、:)\]】]|选项|项)")
+# Counted from the last line start before the letter, so blank lines are not rescanned from every line start.
+_LINE_LETTER = re.compile(r"(?m)^(?:[^\S\n]|[*#>(\[【])*+[A-F](?:[.、:)\]】]|选项|项)")
 # Only a reply that is nothing but letters may be lowercase ("b"); elsewhere "a" is an English article.
 _BARE = re.compile(r"[\W_]*[A-Za-z]{1,6}[\W_]*")
 
@@ -95,13 +100,13 @@ _CONCLUSION_CUE = re.compile(
     r"(?:综上所述|综上|综合分析|因此|所以|故而|故|因而|总之|由此可见)[,:\s]*(?:应该|应当|应|最可能|可能)?(?:是|为|选)?"
     r"|(?:我认为|我觉得|应该|应当|最可能)?(?:是|为)|(?:首先|应|可)?考虑(?:为|是)?|对应(?:的)?(?:选项|答案)?(?:是|为)?"
 )
-_SENTENCE_END = re.compile(r"[ \t*]*(?:选项|项)?\s*(?:$|[。.!?,;\n()\[\]【】」\"”])")
+_SENTENCE_END = re.compile(r"[ \t*]*+(?:选项|项)?(?:[^\S\n]*+\n|\s*+(?:$|[。.!?,;\n()\[\]【】」\"”]))")
 
 # --- No usable answer --------------------------------------------------------------------------------------
 # Two options held open, or no decision: "可能是B也可能是C", "B或C", "无法确定".
 _HEDGE = re.compile(
     r"也可能是|也有可能|都有可能|均有可能|无法确定|不能确定|难以确定|无法判断|不能判断|难以判断|不好说|拿不准"
-    r"|(?<![A-Za-z0-9])[A-F](?:选项|项)?\s*(?:或者?|还是|or)\s*(?:是)?\s*[A-F](?![A-Za-z0-9])"
+    r"|(?<![A-Za-z0-9])[A-F](?:选项|项)?\s*+(?:或者?|还是|or)\s*+(?:是)?\s*+[A-F](?![A-Za-z0-9])"
     r"|(?i:\bcould\s+(?:also|either)\s+be\b)"
 )
 _REFUSAL = re.compile(
