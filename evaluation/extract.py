@@ -19,12 +19,17 @@ so does a chosen letter that is not among the item's options (unless the reply i
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 import unicodedata
 from collections.abc import Mapping
 from typing import NamedTuple
 
 _UNIVERSE = frozenset("ABCDEF")
+# The most candidate places (cues followed by a letter, verdicts) one reading looks at. Real replies have a few
+# dozen; the bound keeps a reply made of millions of cues (an attack, or a generation stuck in a loop) from
+# costing seconds. The statement and conclusion readings look at the last ones, the verdicts at the first.
+MAX_CANDIDATES = 2_000
 
 # --- Letters ---------------------------------------------------------------------------------------------
 # A run of ASCII letters glued neither to letters or digits (DNA, HBV, IgE, B12, CD4+) nor to a hyphen
@@ -64,6 +69,12 @@ _ANSWER_CUE = re.compile(
     r"|\b(?:choose|select|pick)\s+(?:option\s*)?)"
     r"|<answer>|\\boxed\{"                            # <answer>B</answer> and \boxed{B} of reasoning models
 )
+# A cue can start an answer only where a letter follows it, after what _FIRST_RUN skips.
+_BEFORE_LETTER = r"[\s(\[【「{*\"“‘'】\]):]*+[A-Za-z]"
+# The leading lookahead names every character a cue can start with (or a line start): the regex engine then
+# skips the other positions at once instead of trying each alternative there (6x faster on long Chinese text).
+_ANSWER_CUE_BEFORE_LETTER = re.compile(r"(?=[正最标参答回解应故所因本我选不错<\\]|(?m:^)|\b(?i:[cfbarsp]))"
+                                       f"(?>{_ANSWER_CUE.pattern})(?={_BEFORE_LETTER})")
 # Sentence ends; not "." since "B. 带状疱疹" is one answer.
 _SENTENCE_BREAK = re.compile(r"[。!?\n]")
 # An alternative offered after the answer, in any later sentence: "答案可能是B。也可能是C。"
@@ -86,6 +97,11 @@ _LINE_VERDICT = re.compile(
     r"(?m)(?:^|(?<=[。;!?]))[ \t*#>(\[【]*+([A-F])(?:[.、:)\]】]|选项|项)(?:[^。;!?\s]|[^\S\n]++)*?[,:.\s]\s*+"
     r"(?:正确|符合题意|当选|[√✓✔])[ \t*]*(?=[。.!;\n]|$)")
 
+# Where a verdict follows a letter: the only places a group said to be correct can end.
+_VERDICT_SPOT = re.compile(f"(?<=[A-Za-z])(?=[\\s选项的说描叙:,也都均是为正对当符最答])(?={_VERDICT.pattern})")
+_RUN_REVERSED = re.compile(_RUN)
+_GROUP_RUNS = 12  # six letters and five "and" between them, plus one to spare
+
 # --- 3. A reply that opens with its answer -----------------------------------------------------------------
 _LEAD = re.compile(r"[\s*#>\"“‘'(\[【「]*")
 _LEAD_TAIL = re.compile(r"(?:选项|项)?(?:\s|$|[、,/&;:.。!?()\[\]【】「」*\"”'’])")
@@ -100,19 +116,23 @@ _CONCLUSION_CUE = re.compile(
     r"(?:综上所述|综上|综合分析|因此|所以|故而|故|因而|总之|由此可见)[,:\s]*(?:应该|应当|应|最可能|可能)?(?:是|为|选)?"
     r"|(?:我认为|我觉得|应该|应当|最可能)?(?:是|为)|(?:首先|应|可)?考虑(?:为|是)?|对应(?:的)?(?:选项|答案)?(?:是|为)?"
 )
+_CONCLUSION_CUE_BEFORE_LETTER = re.compile(r"(?=[综因所故总由我应最是为首可考对])"
+                                           f"(?>{_CONCLUSION_CUE.pattern})(?={_BEFORE_LETTER})")
 _SENTENCE_END = re.compile(r"[ \t*]*+(?:选项|项)?(?:[^\S\n]*+\n|\s*+(?:$|[。.!?,;\n()\[\]【】」\"”]))")
 
 # --- No usable answer --------------------------------------------------------------------------------------
 # Two options held open, or no decision: "可能是B也可能是C", "B或C", "无法确定".
 _HEDGE = re.compile(
-    r"也可能是|也有可能|都有可能|均有可能|无法确定|不能确定|难以确定|无法判断|不能判断|难以判断|不好说|拿不准"
+    r"(?=[也都均无不难拿]|(?<![A-Za-z0-9])[A-F]|\b(?i:c))"  # the characters a hedge starts with (see _ANSWER_CUE_BEFORE_LETTER)
+    r"(?:也可能是|也有可能|都有可能|均有可能|无法确定|不能确定|难以确定|无法判断|不能判断|难以判断|不好说|拿不准"
     r"|(?<![A-Za-z0-9])[A-F](?:选项|项)?\s*+(?:或者?|还是|or)\s*+(?:是)?\s*+[A-F](?![A-Za-z0-9])"
-    r"|(?i:\bcould\s+(?:also|either)\s+be\b)"
+    r"|(?i:\bcould\s+(?:also|either)\s+be\b))"
 )
 _REFUSAL = re.compile(
-    r"无法回答|不能回答|无法作答|不能作答|无法提供|不能提供|无法给出|不能给出|不便回答|拒绝回答"
+    r"(?=[无不拒作]|\b(?i:[ia]))"
+    r"(?:无法回答|不能回答|无法作答|不能作答|无法提供|不能提供|无法给出|不能给出|不便回答|拒绝回答"
     r"|作为(?:一个|一名)?(?:AI|人工智能|语言模型)"
-    r"|(?i:\bI\s+(?:cannot|can't|am\s+unable\s+to)\s+(?:answer|provide|help)|\bas\s+an\s+AI\b)"
+    r"|(?i:\bI\s+(?:cannot|can't|am\s+unable\s+to)\s+(?:answer|provide|help)|\bas\s+an\s+AI\b))"
 )
 
 # --- 5. A letter beside its own option's text: "选项D：带状疱疹", "带状疱疹（D）" ---------------------------------
@@ -148,9 +168,8 @@ def extract_answer(text: str | None, options: Mapping[str, str]) -> str | None:
     masked = _mask_option_terms(text, options)
     # Hedge and refusal phrases inside an option's own text ("在不能确定…的情况下，不能销售") are not the model's.
     blanked = _blank_options(text, options)
-    statements = _answer_statements(masked)
-    if statements:
-        last = statements[-1]
+    last = _last_answer_statement(masked)
+    if last:
         if _HEDGE.search(_sentence(blanked, last)) or _LATER_ALTERNATIVE.search(blanked, last.start):
             return None
         return _checked(last.letters, valid) or _option_text(text, options, exact_only=True)
@@ -241,13 +260,22 @@ def _negated(text: str, start: int) -> bool:
     return bool(_NEGATION.search(text, max(0, start - 2), start))
 
 
-def _answer_statements(text: str) -> list[_Group]:
-    found = []
-    for cue in _ANSWER_CUE.finditer(text):
-        group = _read_group(text, cue.end(), allow_lower=True, after_cue=True)
-        if group and not _negated(text, cue.start()):
-            found.append(group._replace(start=cue.start()))
-    return found
+def _cue_ends(cues: re.Pattern, text: str) -> list[tuple[int, int]]:
+    """(start, end) of each cue that a letter follows (after brackets, quotes, spaces): only those can start an
+    answer, and the regex engine finds them without a Python step per cue ("选" two million times is no cue)."""
+    return [m.span() for m in cues.finditer(text)]
+
+
+def _last_answer_statement(text: str) -> _Group | None:
+    """The last answer statement ("the last one wins"), read from the end: a long reply with many statements
+    costs one reading of the last of them, not one per statement."""
+    for tries, (start, end) in enumerate(reversed(_cue_ends(_ANSWER_CUE_BEFORE_LETTER, text))):
+        if tries >= MAX_CANDIDATES:
+            break
+        group = _read_group(text, end, allow_lower=True, after_cue=True)
+        if group and not _negated(text, start):
+            return group._replace(start=start)
+    return None
 
 
 def _sentence(text: str, statement: _Group) -> str:
@@ -259,14 +287,29 @@ def _sentence(text: str, statement: _Group) -> str:
 
 def _verdicts(text: str, blanked: str) -> str:
     """Letters said to be correct. An analysis line is read with the options' texts blanked out, since they
-    may hold anything, even the sentence breaks that end a line ("甘遂入丸散;0.5~1g")."""
-    letters, pos = "".join(_LINE_VERDICT.findall(blanked)), 0
-    for m in re.finditer(_RUN, text):
-        if m.start() < pos:
-            continue
-        group = _read_group(text, m.start())
-        if group and _VERDICT.match(text, group.end):
-            letters, pos = letters + group.letters, group.end
+    may hold anything, even the sentence breaks that end a line ("甘遂入丸散;0.5~1g").
+
+    A group said to be correct ends right before its verdict, so only the runs just before a verdict (a "spot")
+    are read: a group holds at most six letters, joined by at most five "and", so its first run is among the
+    _GROUP_RUNS runs before the spot. Those runs are found in the reversed text (a run reads the same both
+    ways), so a reply of a million letters and no verdict costs one regex scan."""
+    letters, pos, done = "".join(_LINE_VERDICT.findall(blanked)), 0, -1
+    reverse = None
+    for tries, spot in enumerate(_VERDICT_SPOT.finditer(text)):
+        if tries >= MAX_CANDIDATES:
+            break
+        if reverse is None:
+            reverse = text[::-1]
+        end = spot.start()
+        starts = [len(text) - m.end() for m in itertools.islice(_RUN_REVERSED.finditer(reverse, len(text) - end),
+                                                                    _GROUP_RUNS)]
+        for start in sorted(st for st in starts if st > done):
+            done = start
+            if start < pos:
+                continue
+            group = _read_group(text, start)
+            if group and _VERDICT.match(text, group.end):
+                letters, pos = letters + group.letters, group.end
     return letters
 
 
@@ -279,12 +322,14 @@ def _leading_answer(text: str) -> str | None:
 
 
 def _conclusion(text: str) -> str | None:
-    letters = None
-    for cue in _CONCLUSION_CUE.finditer(text):
-        group = _read_group(text, cue.end(), after_cue=True)
-        if group and _SENTENCE_END.match(text, group.end) and not _negated(text, cue.start()):
-            letters = group.letters
-    return letters
+    """The last soft conclusion, read from the end like the last answer statement."""
+    for tries, (start, end) in enumerate(reversed(_cue_ends(_CONCLUSION_CUE_BEFORE_LETTER, text))):
+        if tries >= MAX_CANDIDATES:
+            break
+        group = _read_group(text, end, after_cue=True)
+        if group and _SENTENCE_END.match(text, group.end) and not _negated(text, start):
+            return group.letters
+    return None
 
 
 def _paired(text: str, options: Mapping[str, str]) -> str | None:
@@ -308,7 +353,10 @@ def _core(text: str) -> str:
     """Text for comparing with an option: without spaces and punctuation."""
     text = unicodedata.normalize("NFKC", text)
     # Dashes, and symbols such as < > + ↑, tell options apart ("心房率<心室率" / "心房率>心室率", "-0.507" / "0.507").
-    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in _DROPPED_PUNCTUATION)
+    # Decided once per distinct character and dropped by str.translate, in C: a long reply costs milliseconds.
+    dropped = {ord(ch): None for ch in set(text)
+               if ch.isspace() or unicodedata.category(ch) in _DROPPED_PUNCTUATION}
+    return text.translate(dropped)
 
 
 def _no_space(text: str) -> str:
@@ -326,11 +374,14 @@ def _option_text(text: str, options: Mapping[str, str], *, exact_only: bool) -> 
     reply = _ANSWER_PREFIX.sub("", text, count=1)
     texts = {unicodedata.normalize("NFKC", str(k)).strip().upper(): str(v) for k, v in options.items()}
     # From the strictest comparison to the loosest: punctuation tells "1.75" from "175", case "Bb" from "bb".
-    for same in (_no_space, _core, _core_casefold):
-        exact = [k for k, v in texts.items() if same(v) and same(v) == same(reply)]
+    # The reply's forms are computed once each: it may be millions of characters long.
+    core = _core(reply)
+    said = core.casefold()
+    for same, reply_form in ((_no_space, _no_space(reply)), (_core, core), (_core_casefold, said)):
+        exact = [k for k, v in texts.items() if same(v) and same(v) == reply_form]
         if exact:
             return exact[0] if len(exact) == 1 else None
-    said, cores = _core_casefold(reply), {k: _core_casefold(v) for k, v in texts.items()}
+    cores = {k: _core_casefold(v) for k, v in texts.items()}
     if exact_only or not said:
         return None
     # One option inside a short reply ("考虑为大叶性肺炎"); an option contained in another one that is also
