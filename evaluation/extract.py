@@ -73,7 +73,7 @@ _ANSWER_CUE = re.compile(
 _BEFORE_LETTER = r"[\s(\[【「{*\"“‘'】\]):]*+[A-Za-z]"
 # The leading lookahead names every character a cue can start with (or a line start): the regex engine then
 # skips the other positions at once instead of trying each alternative there (6x faster on long Chinese text).
-_ANSWER_CUE_BEFORE_LETTER = re.compile(r"(?=[正最标参答回解应故所因本我选不错<\\]|(?m:^)|\b(?i:[cfbarsp]))"
+_ANSWER_CUE_BEFORE_LETTER = re.compile(r"(?=[正最标参答回解应故所因本我选不错<\\]|(?m:^)|\b(?i:correct|final|best|answer|right|choose|select|pick))"
                                        f"(?>{_ANSWER_CUE.pattern})(?={_BEFORE_LETTER})")
 # Sentence ends; not "." since "B. 带状疱疹" is one answer.
 _SENTENCE_BREAK = re.compile(r"[。!?\n]")
@@ -94,7 +94,7 @@ _VERDICT = re.compile(
 _LINE_VERDICT = re.compile(
     # The text between the letter and its verdict steps over a run of spaces whole, so that a long run is not
     # tried once per position; a verdict after a newline is still found through [,:.\s]\s*.
-    r"(?m)(?:^|(?<=[。;!?]))[ \t*#>(\[【]*+([A-F])(?:[.、:)\]】]|选项|项)(?:[^。;!?\s]|[^\S\n]++)*?[,:.\s]\s*+"
+    r"(?m)(?:^|[。;!?])[ \t*#>(\[【]*+([A-F])(?:[.、:)\]】]|选项|项)(?:[^。;!?\s]|[^\S\n]++)*?[,:.\s]\s*+"
     r"(?:正确|符合题意|当选|[√✓✔])[ \t*]*(?=[。.!;\n]|$)")
 
 # Where a verdict follows a letter: the only places a group said to be correct can end.
@@ -123,13 +123,13 @@ _SENTENCE_END = re.compile(r"[ \t*]*+(?:选项|项)?(?:[^\S\n]*+\n|\s*+(?:$|[。
 # --- No usable answer --------------------------------------------------------------------------------------
 # Two options held open, or no decision: "可能是B也可能是C", "B或C", "无法确定".
 _HEDGE = re.compile(
-    r"(?=[也都均无不难拿]|(?<![A-Za-z0-9])[A-F]|\b(?i:c))"  # the characters a hedge starts with (see _ANSWER_CUE_BEFORE_LETTER)
+    r"(?=[也都均无不难拿]|(?<![A-Za-z0-9])[A-F][选项\s或还o]|\b(?i:could))"  # the characters a hedge starts with (see _ANSWER_CUE_BEFORE_LETTER)
     r"(?:也可能是|也有可能|都有可能|均有可能|无法确定|不能确定|难以确定|无法判断|不能判断|难以判断|不好说|拿不准"
     r"|(?<![A-Za-z0-9])[A-F](?:选项|项)?\s*+(?:或者?|还是|or)\s*+(?:是)?\s*+[A-F](?![A-Za-z0-9])"
     r"|(?i:\bcould\s+(?:also|either)\s+be\b))"
 )
 _REFUSAL = re.compile(
-    r"(?=[无不拒作]|\b(?i:[ia]))"
+    r"(?=[无不拒作]|\b(?i:i\s|as\s))"
     r"(?:无法回答|不能回答|无法作答|不能作答|无法提供|不能提供|无法给出|不能给出|不便回答|拒绝回答"
     r"|作为(?:一个|一名)?(?:AI|人工智能|语言模型)"
     r"|(?i:\bI\s+(?:cannot|can't|am\s+unable\s+to)\s+(?:answer|provide|help)|\bas\s+an\s+AI\b))"
