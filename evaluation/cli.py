@@ -10,7 +10,8 @@ from evaluation.data import DataFileError
 from evaluation.run_cli import add_run_parser, run_command
 from evaluation.report import render_file_error, render_text, write_json, write_per_item
 from evaluation.submission import (
-    EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError, score_submission,
+    DEFAULT_MAX_ANSWER_CHARS, EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError,
+    score_submission,
 )
 
 EPILOG = """exit status:
@@ -20,6 +21,16 @@ EPILOG = """exit status:
   4  the predictions file is malformed (broken lines, missing or wrong fields; the rest is scored)
   5  the predictions do not match the reference (missing, unknown or duplicate ids, lines out of order)
 """
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="multiple choice (mc) or free-form (qa); detected from the reference by default")
     score.add_argument("--weights", help="combined score, e.g. 'rouge-l=0.5,bleu-4=0.5' (default: accuracy for mc, "
                                          "rouge-l for qa)")
+    score.add_argument("--max-answer-chars", type=_positive_int, default=DEFAULT_MAX_ANSWER_CHARS, metavar="N",
+                       help="cut answers longer than N characters before extraction and ROUGE/BLEU, with a warning "
+                            f"on their line (default {DEFAULT_MAX_ANSWER_CHARS:,})")
     score.add_argument("--json", dest="json_out", help="write the report as JSON to this file")
     score.add_argument("--per-item", help="write one scored row per reference item to this JSONL file")
     add_run_parser(commands)
@@ -41,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def score_command(args: argparse.Namespace) -> int:
     try:
-        report = score_submission(args.ref, args.pred, args.task, args.weights)
+        report = score_submission(args.ref, args.pred, args.task, args.weights, args.max_answer_chars)
     except ReferenceMalformed as err:
         print(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED), file=sys.stderr)
         return EXIT_REFERENCE_MALFORMED
