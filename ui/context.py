@@ -21,6 +21,7 @@ class AppContext:
     policy: Policy = Policy()
     max_running_jobs: int = 1  # training / evaluation jobs run at once from the shared queue (one GPU: 1)
     memory_budget_gb: float | None = None  # loaded models beyond this are unloaded least-recently-used; None: no cap
+    score_concurrency: int = 2  # Score tab requests run at once, apart from every other event's limit
 
     @property
     def is_demo_model(self) -> bool:

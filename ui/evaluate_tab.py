@@ -25,6 +25,7 @@ from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalErr
 from hosting.queue import ACTIVE, Job, QueueError, eval_config_to_dict
 from ui.access import current_user, gate_on_load, require
 from ui.context import AppContext
+from ui.errors import backend_error
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
 from ui.strings import t
@@ -122,7 +123,7 @@ class EvaluateHandlers:
             for model in config.models:
                 model_identity(self.registry, model)
         except (DataFileError, EvalError, RegistryError, ValueError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise backend_error(exc, self.lang, "evaluate") from None
 
     def submit(self, config: EvalConfig, user) -> Job:
         """A new job, or the same run already queued or running (a reload, another user): then follow that one."""
@@ -163,7 +164,7 @@ class EvaluateHandlers:
             try:
                 results = evaluate(self.registry, config)  # every cell is complete on disk: nothing is recomputed
             except (DataFileError, EvalError, RegistryError, ValueError) as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                raise backend_error(exc, self.lang, "evaluate") from None
         return results
 
     def run(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system,

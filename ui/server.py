@@ -138,7 +138,7 @@ def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) 
         # No root_path here: uvicorn's (app.py) puts it in every request's scope, where Gradio finds it, and a
         # Gradio root_path on a sub-mount would break that mount's routing.
         gr.mount_gradio_app(server, blocks, path=path, auth_dependency=session_user if sessions else None,
-                            show_error=True, max_file_size=settings.max_file_size, ssr_mode=False)
+                            show_error=False, max_file_size=settings.max_file_size, ssr_mode=False)
     if sessions is not None:
         server.add_middleware(LoginRedirect, pages={"/", f"/{other}", f"/{other}/"},
                               signed_in=lambda request: session_user(request) is not None)

@@ -18,6 +18,12 @@ STRINGS: dict[str, tuple[str, str]] = {
         "当前使用内置**演示**模型（极小，只在自带样例上训练过，不具备医学知识）。"
         "用 `--model Qwen/Qwen2.5-0.5B-Instruct` 或设置 `MEDTUNE_MODEL` 以使用真实模型。",
     ),
+    # --- errors (ui/errors.py) ---
+    "error.unexpected": (
+        "Something went wrong on the server (request id {request_id}). Please try again; if it keeps happening, "
+        "give the admin this request id.",
+        "服务器出错了（请求编号 {request_id}）。请重试；如果反复出现，请把这个请求编号告诉管理员。",
+    ),
     # --- access ---
     "access.denied": (
         "User {user} (role {role}) may not {action}. Ask the admin for a role that may.",
