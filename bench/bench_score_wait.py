@@ -11,7 +11,8 @@ endpoint with gradio_client, as two browser users would. Two large files, each a
   heavy  a legitimate large free-form file (--heavy-items answers of --heavy-chars characters each), which takes
          seconds to score however fast extraction is: what the Score tab's own concurrency is for
 
-For each: the small file alone, then the large file followed 0.3 s later by the small one. The "wait" is the small
+For each: the small file alone, then the large file and, 0.3 s after the server starts running it, the
+small one. The "wait" is the small
 request's latency while the large one runs. Baseline, in the same run: `--score-concurrency 1` (one slot, as before
 the Score tab had its own limit); measured: the app's default. Prints the ratio baseline wait / measured wait.
 Against a checkout without --score-concurrency (e.g. main before this change) only its own default runs.
@@ -28,7 +29,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import emit_json  # noqa: E402
+from ui.strings import t  # noqa: E402
 
 DELAY_S = 0.3  # the second user sends this long after the first
 
@@ -111,29 +112,42 @@ def start_app(app_root: Path, data_dir: Path, flags: list[str]) -> tuple[subproc
     raise SystemExit(f"the app did not answer at {url} within 300 s; log: {data_dir / 'app.log'}")
 
 
+def client_for(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, httpx_kwargs={"timeout": 600})
+
+
+def submit(client, ref: Path, pred: Path):
+    from gradio_client import handle_file
+
+    return client.submit(t("score.sample_none"), handle_file(str(ref)), handle_file(str(pred)), "auto", "",
+                         api_name="/score_submission")
+
+
 def score(url: str, ref: Path, pred: Path) -> float:
     """Seconds for one /score_submission request from a fresh client (its own session, as a second browser)."""
-    from gradio_client import Client, handle_file
-
-    client = Client(url, verbose=False, httpx_kwargs={"timeout": 600})
+    client = client_for(url)
     start = time.perf_counter()
-    client.predict("", handle_file(str(ref)), handle_file(str(pred)), "auto", "", api_name="/score_submission")
+    submit(client, ref, pred).result()
     return time.perf_counter() - start
 
 
 def contended(url: str, files: dict[str, Path]) -> dict:
-    """The large file, then the small one DELAY_S later; each one's latency."""
-    result: dict = {}
+    """The large file; once the server runs it (upload done), the small one DELAY_S later; each one's latency."""
+    from gradio_client.utils import Status
 
-    def large():
-        result["large_s"] = score(url, files["ref"], files["large"])
-
-    thread = threading.Thread(target=large)
-    thread.start()
+    first, second = client_for(url), client_for(url)
+    start = time.perf_counter()
+    large = submit(first, files["ref"], files["large"])
+    while large.status().code != Status.PROCESSING and not large.done():
+        time.sleep(0.02)
     time.sleep(DELAY_S)
-    result["small_wait_s"] = score(url, files.get("small_ref", files["ref"]), files["small"])
-    thread.join()
-    return result
+    sent = time.perf_counter()
+    submit(second, files.get("small_ref", files["ref"]), files["small"]).result()
+    small_wait = time.perf_counter() - sent
+    large.result()
+    return {"large_s": time.perf_counter() - start, "small_wait_s": small_wait}
 
 
 def measure_setting(args, files, flags: list[str], work: Path) -> dict:
