@@ -43,7 +43,7 @@ def check_file(path, limits: Limits | None = None) -> int:
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise SafeReadError(path, None, "", "no such file", "missing_file") from None
+        raise SafeReadError(path, None, "", "file not found", "missing_file") from None
     except OSError as exc:
         raise SafeReadError(path, None, "", f"cannot be read ({exc.strerror})", "missing_file") from None
     if stat.S_ISDIR(info.st_mode):
