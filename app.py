@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import safeio
 from hosting.roles import Policy
 from hosting.users import USERS_FILE_ENV, UsersError, UserStore
 from ui.context import AppContext
@@ -89,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members-can-train", action=argparse.BooleanOptionalAction,
                         default=env_bool("MEDTUNE_MEMBERS_CAN_TRAIN"),
                         help="let the member role start training (env MEDTUNE_MEMBERS_CAN_TRAIN=1; default off)")
+    safeio.add_arguments(parser)  # --max-rows, --max-field-length, ...: bounds on every data file read
     return parser.parse_args(argv)
 
 
@@ -131,6 +133,12 @@ def load_users(args: argparse.Namespace, data_dir: Path) -> UserStore | None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    try:
+        limits = safeio.from_args(args)
+    except ValueError as exc:  # a bad MEDTUNE_MAX_* value
+        sys.exit(f"medtune: {exc}")
+    safeio.set_current(limits)
+    os.environ.update(safeio.limits.to_env(limits))  # training and evaluation job processes read within them too
     data_dir = Path(args.data_dir) if args.data_dir else AppContext().data_dir  # else the default (env or ./runs)
     users = load_users(args, data_dir)
     ctx = AppContext(model=args.model, lang=args.lang, data_dir=data_dir, users=users,

@@ -394,9 +394,9 @@ class Dataset:
     problems: list[Problem]
 
 
-def load_dataset(path: str | Path, task: str = "auto") -> Dataset:
+def load_dataset(path: str | Path, task: str = "auto", limits: Limits | None = None) -> Dataset:
     """Read and parse an evaluation file; problems are collected (check `problems`), never skipped silently."""
-    read = read_rows(path)
+    read = read_rows(path, limits)
     if task == "auto":
         task = detect_task(read.rows)
     parse = parse_mc_row if task == "mc" else parse_qa_row
@@ -408,6 +408,20 @@ def load_dataset(path: str | Path, task: str = "auto") -> Dataset:
             problems.append(row_problem(row, err))
     problems.extend(_duplicate_id_problems(items))
     return Dataset(str(path), task, items, problems)
+
+
+def check_datasets(paths: list[str], limits: Limits | None = None) -> list[int]:
+    """Each file read and parsed, and refused whole on any problem, as an evaluation run does; the item counts.
+    What the app runs in a worker process (safeio.worker) before it queues a job: no items cross back."""
+    counts = []
+    for path in paths:
+        dataset = load_dataset(path, limits=limits)
+        if dataset.problems:
+            raise DataFileError(path, dataset.problems)
+        if not dataset.items:
+            raise DataFileError(path, [Problem(None, None, "empty_file", "no items to evaluate")])
+        counts.append(len(dataset.items))
+    return counts
 
 
 def _duplicate_id_problems(items) -> list[Problem]:

@@ -8,9 +8,10 @@ from safeio.limits import Limits, add_arguments, current, from_args, from_env, s
 from safeio.readers import (
     check_file, check_xlsx, iter_csv, iter_json_array, iter_lines, iter_xlsx, json_loads, read_bytes, single_object,
 )
+from safeio.text import printable
 
 __all__ = [
     "LimitExceeded", "Limits", "SafeReadError", "add_arguments", "check_file", "check_xlsx", "current", "from_args",
-    "from_env", "iter_csv", "iter_json_array", "iter_lines", "iter_xlsx", "json_loads", "read_bytes", "set_current",
+    "from_env", "iter_csv", "iter_json_array", "iter_lines", "iter_xlsx", "json_loads", "printable", "read_bytes", "set_current",
     "single_object",
 ]

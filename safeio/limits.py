@@ -120,6 +120,11 @@ def from_args(args: argparse.Namespace) -> Limits:
     return replace(base, **changes)
 
 
+def to_env(limits: Limits) -> dict[str, str]:
+    """The limits as MEDTUNE_MAX_* variables: set in the app's environment, its job processes inherit them."""
+    return {SETTINGS[name][1]: str(getattr(limits, name)) for name in SETTINGS}
+
+
 def describe(name: str, value: int) -> str:
     if SETTINGS[name][2] != "size":
         return f"{value:,}"

@@ -30,6 +30,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "access.action.train": ("start training", "开始训练"),
     "access.action.manage_models": ("load or unload models", "加载或卸载模型"),
     "access.action.manage_all_jobs": ("manage other users' jobs", "管理其他用户的任务"),
+    # --- upload worker (safeio.worker): parsing of uploads runs in a memory-limited process ---
+    "safeio.worker_memory": (
+        "The file needs more memory than one request may use ({detail}). Split it into smaller files, or ask the "
+        "admin to raise MEDTUNE_WORKER_MEMORY_MB.",
+        "该文件所需内存超出单个请求的上限（{detail}）。请拆分为较小的文件，或请管理员调高 MEDTUNE_WORKER_MEMORY_MB。",
+    ),
+    "safeio.worker_timeout": (
+        "Reading the file took too long ({detail}). Split it into smaller files, or ask the admin to raise "
+        "MEDTUNE_WORKER_TIMEOUT_S.",
+        "读取该文件耗时过长（{detail}）。请拆分为较小的文件，或请管理员调高 MEDTUNE_WORKER_TIMEOUT_S。",
+    ),
     # --- server ---
     "server.login_title": ("Sign in", "登录"),
     "server.username": ("User name", "用户名"),
