@@ -100,7 +100,7 @@ def _workers() -> queue.Queue:
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = queue.Queue()
+            _pool = queue.LifoQueue()  # the last used worker first: it has the modules and tokenizers loaded
             for _ in range(max(1, POOL_SIZE)):
                 _pool.put(_Worker())
     return _pool
@@ -146,9 +146,14 @@ def serve(fd: int) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     while True:
         try:
-            func, args, kwargs, memory_mb, limits = conn.recv()  # unpickling imports func's module: not counted
+            message = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent went away
+        try:
+            func, args, kwargs, memory_mb, limits = pickle.loads(message)  # imports func's module: not counted
+        except Exception as exc:  # noqa: BLE001 - e.g. a function that is not importable by name
+            conn.send(("error", RuntimeError(f"the worker cannot take this call ({type(exc).__name__}: {exc})")))
+            continue
         set_current(limits)
         soft = _mapped_bytes() + memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
@@ -175,3 +180,10 @@ def _sendable(reply: tuple, elapsed: float) -> tuple:
         value = reply[1]
         what = f"{type(value).__name__}: {value}" if reply[0] == "error" else f"an unpicklable result ({exc})"
         return "error", RuntimeError(f"{what} (after {elapsed:.1f} s in the worker)")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (Linux reports KB); run_limited(peak_rss_mb) asks a worker."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
