@@ -15,6 +15,10 @@ from finetune.tokenization import encode_all, segments
 CHARS_PER_TOKEN_BOUND = 8
 
 
+# What preview_upload's worker imports before its memory limit is set (safeio.worker.run_limited's preload).
+PRELOAD = ("torch", "transformers")
+
+
 class ModelLoadError(RuntimeError):
     """The tokenizer of the model named for the preview cannot be loaded (unknown id offline, no tokenizer files)."""
 

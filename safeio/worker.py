@@ -13,6 +13,7 @@ imports do not eat the budget; the limit is lifted after the call. A call past i
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import queue
@@ -68,13 +69,13 @@ class _Worker:
             self.conn.close()
         self.proc = self.conn = None
 
-    def call(self, func, args, kwargs, memory_mb: int, timeout_s: float):
+    def call(self, func, args, kwargs, memory_mb: int, timeout_s: float, preload: tuple[str, ...] = ()):
         if self.proc is None or self.proc.poll() is not None or self.calls >= MAX_CALLS:
             self.stop()
             self.start()
         self.calls += 1
         try:
-            self.conn.send((func, args, kwargs, memory_mb, current()))
+            self.conn.send((func, args, kwargs, memory_mb, current(), preload))
             if not self.conn.poll(timeout_s):
                 self.stop()
                 raise WorkerError("timeout", f"stopped after {timeout_s:g} s")
@@ -106,13 +107,16 @@ def _workers() -> queue.Queue:
     return _pool
 
 
-def run_limited(func, *args, memory_mb: int | None = None, timeout_s: float | None = None, **kwargs):
+def run_limited(func, *args, memory_mb: int | None = None, timeout_s: float | None = None,
+                preload: tuple[str, ...] = (), **kwargs):
     """func(*args, **kwargs) in a warm worker process with at most memory_mb more address space and timeout_s
-    seconds. Its exceptions are raised here; WorkerError when it ran out of memory or time."""
+    seconds. Its exceptions are raised here; WorkerError when it ran out of memory or time. `preload` names
+    modules imported before the limit is set (torch maps over a GB of libraries: not the upload's doing)."""
     pool = _workers()
     worker = pool.get()  # waits while every worker is busy: parsing uploads is bounded to POOL_SIZE at once
     try:
-        return worker.call(func, args, kwargs, memory_mb or DEFAULT_MEMORY_MB, timeout_s or DEFAULT_TIMEOUT_S)
+        return worker.call(func, args, kwargs, memory_mb or DEFAULT_MEMORY_MB, timeout_s or DEFAULT_TIMEOUT_S,
+                           tuple(preload))
     finally:
         pool.put(worker)
 
@@ -150,7 +154,9 @@ def serve(fd: int) -> None:
         except (EOFError, OSError):
             return  # the parent went away
         try:
-            func, args, kwargs, memory_mb, limits = pickle.loads(message)  # imports func's module: not counted
+            func, args, kwargs, memory_mb, limits, preload = pickle.loads(message)  # imports func's module
+            for module in preload:
+                importlib.import_module(module)  # before the limit: imports are not the upload's memory
         except Exception as exc:  # noqa: BLE001 - e.g. a function that is not importable by name
             conn.send(("error", RuntimeError(f"the worker cannot take this call ({type(exc).__name__}: {exc})")))
             continue

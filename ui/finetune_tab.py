@@ -90,13 +90,13 @@ def do_preview(request: gr.Request, model, upload, sample, data_format, column_m
     """Reads and tokenises the file in a memory-limited worker process (safeio.worker): an upload built to exhaust
     memory ends this request with a message, not the server. Only a user who may train may preview: it loads
     tokenizers and parses large files."""
-    from finetune.preview import ModelLoadError, preview_upload
+    from finetune.preview import PRELOAD, ModelLoadError, preview_upload
 
     require(request, ctx, "train")
     path = data_path(upload, sample, ctx)
     try:
         result = run_limited(preview_upload, path, data_format or "auto", parse_column_map(column_map),
-                             (model or "demo").strip(), int(cutoff_len or 1024))
+                             (model or "demo").strip(), int(cutoff_len or 1024), preload=PRELOAD)
     except ModelLoadError as exc:
         raise gr.Error(t("finetune.bad_model", ctx.lang).format(model=model, error=exc)) from None
     except DataError as exc:
