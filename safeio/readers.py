@@ -63,6 +63,9 @@ def check_text_head(path, head: bytes) -> None:
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SafeReadError(path, 1, "", "the file is UTF-16 (Excel's 'Unicode text'); save it as UTF-8 "
                                          "(Excel: 'CSV UTF-8')", "encoding")
+    if head.startswith(b"PK\x03\x04"):
+        raise SafeReadError(path, None, "", "a zip archive (an .xlsx workbook?), not text: save it as CSV UTF-8 or "
+                                            "JSON Lines", "encoding")
     nul = head.find(b"\x00")
     if nul < 0:
         return
@@ -79,11 +82,11 @@ def check_text_head(path, head: bytes) -> None:
 def read_bytes(path, limits: Limits | None = None) -> bytes:
     """The whole file (at most max_bytes), for formats parsed as a whole (a JSON array, CSV)."""
     limits = limits or current()
-    check_file(path, limits)
+    size = check_file(path, limits)
     with open(path, "rb") as f:
-        raw = f.read(limits.max_bytes + 1)
-    if len(raw) > limits.max_bytes:  # it grew since the stat
-        raise over(path, None, "", "the file is larger", "max_bytes", limits)
+        raw = f.read(size)  # read(n) allocates n bytes up front: the file's size, never the limit
+        if f.read(1):
+            raise SafeReadError(path, None, "", "the file grew while it was read; try again when it is complete")
     check_text_head(path, raw[:CHUNK])
     return raw
 
