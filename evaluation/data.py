@@ -329,7 +329,8 @@ def parse_answer_letters(value: Any, options: dict[str, str], field_name: str) -
                        fix='write the answer as letters, e.g. "B" or "BD"')
     unknown = sorted(set(letters) - set(options))
     if unknown:
-        raise RowError(field_name, f"answer {short(value)} names option {', '.join(unknown)}, which the item does not have",
+        raise RowError(field_name, f"answer {short(value)} names option {', '.join(unknown)}, which the item does not "
+                                   "have",
                        fix=f"the options are {', '.join(options)}")
     return "".join(sorted(set(letters)))
 

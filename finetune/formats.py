@@ -281,9 +281,13 @@ def read_jsonl(path: Path, limits: Limits | None = None) -> RawRows:
             except SafeReadError as exc:
                 raise RowError(exc.field, exc.reason) from None
             checked_single = True
-            yield lineno, row if isinstance(row, dict) else RowError("", f"expected a JSON object, got {type(row).__name__}")
+            yield lineno, row if isinstance(row, dict) else _not_object(row)
         except RowError as exc:
             yield lineno, exc
+
+
+def _not_object(value) -> RowError:
+    return RowError("", f"expected a JSON object, got {type(value).__name__}")
 
 
 def _decode_whole(path: Path, raw: bytes, fix: str) -> str:
@@ -299,7 +303,7 @@ def read_json_array(path: Path, limits: Limits | None = None) -> RawRows:
     text = _decode_whole(path, read_bytes(path, limits), "save the file as UTF-8")
     try:
         for line, row in iter_json_array(text, path, limits):
-            yield line, row if isinstance(row, dict) else RowError("", f"expected a JSON object, got {type(row).__name__}")
+            yield line, row if isinstance(row, dict) else _not_object(row)
     except json.JSONDecodeError as exc:
         # After a syntax error inside an array the rest cannot be located reliably: report it and stop.
         raise DataError(f"{path}:{exc.lineno}: broken JSON ({exc.msg} at column {exc.colno})") from None
@@ -401,8 +405,9 @@ def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_s
                 result.format = detect_format(row) or "auto"
                 if result.format == "auto":
                     raise DataError(
-                        f"{path}:{line}: cannot tell the data format from the fields {_names(sorted(row))}; expected one of "
-                        f"{', '.join(FORMATS)} (see `python -m finetune preview --help`), or map columns with column_map"
+                        f"{path}:{line}: cannot tell the data format from the fields {_names(sorted(row))}; "
+                        f"expected one of {', '.join(FORMATS)} (see `python -m finetune preview --help`), or map "
+                        "columns with column_map"
                     )
             conversation = to_conversation(PARSERS[result.format](row), line)
         except RowError as exc:
