@@ -401,6 +401,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "models.unloaded_request": ("Unloaded {name} ({size} freed).", "已卸载 {name}（释放 {size}）。"),
     "models.reason_lru": ("least recently used, over the budget", "最久未使用，超出预算"),
     "models.reason_request": ("unloaded by the admin", "管理员卸载"),
+    # --- guard (ui/guard.py: sessions and cached files belong to the user who first used them) ---
+    "guard.sign_in": ("Sign in first.", "请先登录。"),
+    "guard.not_yours": ("This session or file belongs to another user.", "该会话或文件属于其他用户。"),
+    "guard.deep_links_off": ("Deep links are turned off on this server.", "此服务器已关闭深度链接。"),
+    "guard.too_large": ("The request is too large.", "请求过大。"),
 }
 
 
