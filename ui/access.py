@@ -17,6 +17,13 @@ def current_user(request: gr.Request | None, ctx: AppContext) -> User:
     return ctx.users.user(name) or User(name, "guest")  # removed from the users file since login: least rights
 
 
+def session_key(request: gr.Request | None, ctx: AppContext) -> tuple[str, str]:
+    """(user, browser session): the key of per-page state kept outside gr.State (a running chat's stop flag, the
+    job a page follows). The user comes from the login; gradio's session hash, which the client chooses, only tells
+    one user's pages apart (ui/guard.py refuses a hash to any other user)."""
+    return current_user(request, ctx).name, getattr(request, "session_hash", None) or "anonymous"
+
+
 def allowed(request: gr.Request | None, ctx: AppContext, action: str) -> bool:
     return ctx.policy.can(current_user(request, ctx), action)
 

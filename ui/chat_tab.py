@@ -19,22 +19,22 @@ from chat.registry import ModelRegistry, RegistryError, Unload, human_bytes, sha
 from chat.session import MAX_PANES, Battle, add_turn, check_selection, drop_last_turn, new_battle, with_system
 from chat.settings import GenerationSettings
 from chat.votes import OUTCOMES, VoteStore
-from ui.access import allowed, require
+from ui.access import allowed, require, session_key
 from ui.context import AppContext
 from ui.scratch import download_dir
 from ui.strings import t
 
 STREAM_INTERVAL_S = 0.08  # at most ~12 UI updates a second per request, however fast the model is
 GENERATE_CONCURRENCY = 8  # requests let through to the registry's own FIFO queue (which shows the place in line)
-_STOPS: dict[str, threading.Event] = {}  # browser session -> its running generation's stop flag
+_STOPS: dict[tuple[str, str, str], threading.Event] = {}  # (user, browser session, kind) -> running generation's stop
 
 
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.1f} KiB"
 
 
-def _stop_key(request: gr.Request | None, kind: str) -> tuple[str, str]:
-    return getattr(request, "session_hash", None) or "anonymous", kind
+def _stop_key(request: gr.Request | None, ctx: AppContext, kind: str) -> tuple[str, str, str]:
+    return *session_key(request, ctx), kind
 
 
 def decoding_settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed) -> GenerationSettings:
@@ -211,7 +211,7 @@ class ChatHandlers:
                              request)
 
     def _stop(self, request: gr.Request | None, kind: str) -> str:
-        event = _STOPS.get(_stop_key(request, kind))
+        event = _STOPS.get(_stop_key(request, self.ctx, kind))
         if event is not None:
             event.set()
         return t("chat.status_stopped", self.lang)
