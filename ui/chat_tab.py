@@ -156,7 +156,7 @@ class ChatHandlers:
         While waiting in line, only a new place in line is sent: the registry reports it every 0.25 s, and with
         20 users each waiting request re-sending the same status cost CPU that the one generating request needed.
         """
-        last, shown_place, key, stop = 0.0, None, _stop_key(request, kind), threading.Event()
+        last, shown_place, key, stop = 0.0, None, _stop_key(request, self.ctx, kind), threading.Event()
         _STOPS[key] = stop
         unloaded: list[Unload] = []  # appended by the generating thread; told here, in the request's own thread
         try:
