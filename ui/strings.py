@@ -30,6 +30,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "access.action.train": ("start training", "开始训练"),
     "access.action.manage_models": ("load or unload models", "加载或卸载模型"),
     "access.action.manage_all_jobs": ("manage other users' jobs", "管理其他用户的任务"),
+    "access.action.export_votes": ("export every voter's votes", "导出所有人的投票记录"),
     # --- server ---
     "server.login_title": ("Sign in", "登录"),
     "server.username": ("User name", "用户名"),
@@ -174,7 +175,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "chat.board_refresh": ("Refresh leaderboard", "刷新排行榜"),
     "chat.board_standings": ("Ratings", "评分"),
     "chat.board_h2h": ("Head-to-head (row's score against column)", "对战矩阵（行模型对列模型的得分）"),
-    "chat.board_csv": ("All votes (CSV)", "全部投票（CSV）"),
+    "chat.board_csv": ("Ratings and head-to-head (CSV)", "评分与对战矩阵（CSV）"),
+    "chat.board_export": ("Votes export (admin)", "投票导出（管理员）"),
+    "chat.board_export_intro": (
+        "Every vote with its prompt, both answers and conversations, the voter's user name and the vote's id. "
+        "These are other people's words: keep the file private.",
+        "每一票的提问、两个回答与完整对话、投票用户名和投票编号。这些是他人的内容，请勿公开此文件。",
+    ),
+    "chat.board_export_button": ("Export all votes (CSV)", "导出全部投票（CSV）"),
+    "chat.board_export_file": ("All votes (CSV)", "全部投票（CSV）"),
     "chat.board_summary": ("{n} votes on base model **{base}**.", "基座模型 **{base}** 上共 {n} 票。"),
     "chat.board_empty": ("No votes yet: vote in the Blind test first.", "还没有投票：请先在盲测中投票。"),
     "chat.col_battles": ("battles", "对战数"),
