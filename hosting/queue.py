@@ -461,7 +461,8 @@ def training_final_report(job: Job) -> dict:
     from finetune.jobs import JobFiles
 
     status = JobFiles(Path(job.params["job_dir"])).read_status()
-    report = {key: status[src] for key, src in (("done", "step"), ("total", "total_steps")) if status.get(src) is not None}
+    report = {key: status[src] for key, src in (("done", "step"), ("total", "total_steps"))
+              if status.get(src) is not None}
     if status.get("state") == "failed" and status.get("error"):
         report["error"] = str(status["error"])
     return report

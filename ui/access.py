@@ -47,3 +47,15 @@ def gate_on_load(ctx: AppContext, action: str, buttons: list, note) -> None:
 
     gr.context.Context.root_block.load(apply, None, [*buttons, note], api_visibility="private",
                                        show_progress="hidden", concurrency_limit=None)
+
+
+def checked_model_ref(text, ctx: AppContext) -> str:
+    """A model reference a user typed, if they may use it (hosting/model_refs.py: a hub id, or a directory under the
+    admin's model roots); else a gr.Error that is the same whatever the reason, so it tells nothing about the disk."""
+    from hosting.model_refs import ModelRefError, check_model_ref
+
+    try:
+        return check_model_ref(text, ctx.allowed_model_roots(), always=("demo", ctx.model))
+    except ModelRefError as exc:
+        shown = ascii(exc.text[:80])
+        raise gr.Error(t("access.bad_model_ref", ctx.lang).format(model=shown), print_exception=False) from None

@@ -19,7 +19,7 @@ from chat.registry import ModelRegistry, RegistryError, Unload, human_bytes, sha
 from chat.session import MAX_PANES, Battle, add_turn, check_selection, drop_last_turn, new_battle, with_system
 from chat.settings import GenerationSettings
 from chat.votes import OUTCOMES, VoteStore
-from ui.access import allowed, require
+from ui.access import allowed, checked_model_ref, require
 from ui.context import AppContext
 from ui.scratch import download_dir
 from ui.strings import t
@@ -128,9 +128,12 @@ class ChatHandlers:
         require(request, self.ctx, "manage_models")
         if not (name or "").strip():
             raise gr.Error(t("models.need_name", self.lang))
+        name = name.strip()
+        if name not in {m.name for m in self.registry.models()}:  # a new path or hub id: only inside the roots
+            name = checked_model_ref(name, self.ctx)
         try:
-            if name.strip() not in self.registry.usable_models():
-                name = self.registry.add_adapter(name.strip())
+            if name not in self.registry.usable_models():
+                name = self.registry.add_adapter(name)
             events = self.registry.attach(name)
         except RegistryError as exc:
             raise gr.Error(str(exc)) from None
