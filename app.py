@@ -92,8 +92,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="let the member role start training (env MEDTUNE_MEMBERS_CAN_TRAIN=1; default off)")
     parser.add_argument("--model-roots", default=env("MEDTUNE_MODEL_ROOTS", ""),
                         help=f"directories users may name as models, separated by '{os.pathsep}' (env "
-                             "MEDTUNE_MODEL_ROOTS; default: the data dir, the medtune cache and the Hugging Face "
-                             "cache). Hub ids (owner/name) are always allowed")
+                             "MEDTUNE_MODEL_ROOTS; default with logins: the data dir, the medtune cache and the "
+                             "Hugging Face cache; without logins and without this flag: any). Hub ids (owner/name) "
+                             "are always allowed")
     return parser.parse_args(argv)
 
 
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     ctx = AppContext(model=args.model, lang=args.lang, data_dir=data_dir, users=users,
                      policy=Policy(members_can_train=args.members_can_train),
                      max_running_jobs=args.max_running_jobs, memory_budget_gb=args.memory_budget_gb,
-                     model_roots=parse_model_roots(args.model_roots, data_dir))
+                     model_roots=parse_model_roots(args.model_roots, data_dir) if args.model_roots else None)
     try:
         ctx.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -151,6 +151,12 @@ def test_model_refs_outside_the_roots_are_refused_with_one_message(tmp_path, mon
         messages.add(str(caught.value).split(": ", 1)[1])
     assert len(messages) == 1  # the same words whether the path exists, is outside, or is a file
 
+    from hosting.model_refs import parse_model_roots
+
+    defaults = parse_model_roots("", tmp_path / "data")  # with logins and no --model-roots
+    assert defaults[0] == tmp_path / "data" and len(defaults) == 3
+    assert parse_model_roots(f"/a{os.pathsep}/b", tmp_path) == (Path("/a"), Path("/b"))
+
 
 def test_start_and_models_load_refuse_a_path_outside_the_roots(ctx, tmp_path):
     from ui.chat_tab import ChatHandlers

@@ -54,6 +54,10 @@ def checked_model_ref(text, ctx: AppContext) -> str:
     admin's model roots); else a gr.Error that is the same whatever the reason, so it tells nothing about the disk."""
     from hosting.model_refs import ModelRefError, check_model_ref
 
+    if ctx.users is None and ctx.model_roots is None:
+        # No logins and no roots given: a single-user install (the local user is the admin of their own machine,
+        # and app.py warns loudly when that is open to a network); any directory of theirs is theirs to name.
+        return (text or "").strip() if isinstance(text, str) else str(text)
     try:
         return check_model_ref(text, ctx.allowed_model_roots(), always=("demo", ctx.model))
     except ModelRefError as exc:
