@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import safeio
+from hosting.model_refs import parse_model_roots
 from hosting.roles import Policy
 from hosting.users import USERS_FILE_ENV, UsersError, UserStore
 from ui.context import AppContext
@@ -90,6 +91,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--members-can-train", action=argparse.BooleanOptionalAction,
                         default=env_bool("MEDTUNE_MEMBERS_CAN_TRAIN"),
                         help="let the member role start training (env MEDTUNE_MEMBERS_CAN_TRAIN=1; default off)")
+    parser.add_argument("--model-roots", default=env("MEDTUNE_MODEL_ROOTS", ""),
+                        help=f"directories users may name as models, separated by '{os.pathsep}' (env "
+                             "MEDTUNE_MODEL_ROOTS; default with logins: the data dir, the medtune cache and the "
+                             "Hugging Face cache; without logins and without this flag: any). Hub ids (owner/name) "
+                             "are always allowed")
     safeio.add_arguments(parser)  # --max-rows, --max-field-length, ...: bounds on every data file read
     return parser.parse_args(argv)
 
@@ -122,6 +128,15 @@ def prepare_demo_model() -> None:
     print(f"Demo model ready: {demo_model_dir()}", flush=True)
 
 
+def clean_adapter_temp_dirs(data_dir: Path) -> None:
+    """A job killed while writing its adapter leaves `.NAME.tmp-…` in adapters/: remove those whose writer is gone
+    (never listed as models anyway, but they take disk space)."""
+    from finetune.atomic import clean_stale_temp_dirs
+
+    for path in clean_stale_temp_dirs(data_dir / "adapters"):
+        print(f"Removed an adapter left half-written by a stopped job: {path}", flush=True)
+
+
 def load_users(args: argparse.Namespace, data_dir: Path) -> UserStore | None:
     default = data_dir / "users.yaml"
     users_file = Path(args.users) if args.users else (default if default.exists() else None)
@@ -143,11 +158,13 @@ def main(argv: list[str] | None = None) -> None:
     users = load_users(args, data_dir)
     ctx = AppContext(model=args.model, lang=args.lang, data_dir=data_dir, users=users,
                      policy=Policy(members_can_train=args.members_can_train),
-                     max_running_jobs=args.max_running_jobs, memory_budget_gb=args.memory_budget_gb)
+                     max_running_jobs=args.max_running_jobs, memory_budget_gb=args.memory_budget_gb,
+                     model_roots=parse_model_roots(args.model_roots, data_dir) if args.model_roots else None)
     try:
         ctx.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         sys.exit(f"medtune: cannot create the data directory {ctx.data_dir}: {exc}")
+    clean_adapter_temp_dirs(ctx.data_dir)
     open_warning = users is None and not is_loopback(args.host)
     if open_warning:
         warn_open_to_network(args.host, args.port)

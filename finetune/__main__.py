@@ -75,14 +75,12 @@ def config_from_args(args) -> TrainConfig:
 
 
 def cmd_train(args) -> int:
-    from finetune.jobs import JobFiles, create_job, is_alive, jobs_root
+    from finetune.jobs import JobFiles, check_job_id, create_job, is_alive, job_files, jobs_root
     from finetune.train import run
 
     data_dir = Path(args.data_dir)
     if args.resume:
-        files = JobFiles(jobs_root(data_dir) / args.resume)
-        if not files.config.exists():
-            raise DataError(f"{files.dir}: no such job")
+        files = job_files(data_dir, args.resume)
         if is_alive(files):  # a second trainer would write into the same job directory
             raise DataError(f"{files.dir}: still running; stop it first (python -m finetune stop {args.resume})")
         if files.read_status().get("state") == "completed":
@@ -93,7 +91,8 @@ def cmd_train(args) -> int:
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # accelerate launch / torchrun: every rank runs this; they agree on one job dir named from the config.
-        job_id = args.job_id or "dist-" + hashlib.sha1(cfg.to_yaml().encode()).hexdigest()[:10]
+        digest = hashlib.sha1(cfg.to_yaml().encode()).hexdigest()[:10]
+        job_id = check_job_id(args.job_id) if args.job_id else f"dist-{digest}"
         files = JobFiles(jobs_root(data_dir) / job_id)
         if rank == 0 and not files.config.exists():
             create_job(cfg, data_dir, job_id=job_id)
@@ -163,9 +162,9 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    from finetune.jobs import JobFiles, jobs_root, stop_job
+    from finetune.jobs import job_files, stop_job
 
-    files = JobFiles(jobs_root(Path(args.data_dir)) / args.job_id)
+    files = job_files(Path(args.data_dir), args.job_id)  # a plain name of an existing job: nothing is written else
     stop_job(files, wait=True)
     print(f"{args.job_id}: {files.read_status().get('state')}")
     return 0
@@ -221,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from finetune.jobs import BadJobId
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         return args.func(args)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, BadJobId) as exc:
         print(safeio.printable(f"error: {exc}"), file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - merge / model load errors: one line, not a traceback

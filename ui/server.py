@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from hosting.login_limit import LoginLimiter
 from hosting.users import SESSION_SECONDS, Sessions, load_secret
 from ui.context import AppContext
+from ui.guard import SessionGuard
 from ui.layout import build_app
 from ui.strings import t
 
@@ -142,6 +143,7 @@ def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) 
     if sessions is not None:
         server.add_middleware(LoginRedirect, pages={"/", f"/{other}", f"/{other}/"},
                               signed_in=lambda request: session_user(request) is not None)
+        server.add_middleware(SessionGuard, user_of=session_user)  # sessions and cached files: their user's only
     return server
 
 
