@@ -160,7 +160,7 @@ def _read_jsonl(path: Path, limits: Limits | None) -> ReadResult:
         try:
             value = json_loads(line, path, number, limits)
         except json.JSONDecodeError as err:
-            whole = single_object(decode_text(path, read_bytes(path, limits)), path, limits) if first else None
+            whole = single_object(path, limits) if first else None
             if whole is not None:  # a pretty-printed object: one clear problem, not "broken JSON" on every line
                 raise whole from None
             result.problems.append(Problem(

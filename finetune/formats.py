@@ -274,7 +274,7 @@ def read_jsonl(path: Path, limits: Limits | None = None) -> RawRows:
             except json.JSONDecodeError as exc:
                 if not checked_single and text.startswith("{"):
                     checked_single = True  # line 1 of a pretty-printed object: say that, not "broken JSON" x N
-                    whole = single_object(read_bytes(path, limits).decode("utf-8-sig", "replace"), path, limits)
+                    whole = single_object(path, limits)
                     if whole is not None:
                         raise DataError(str(whole)) from None
                 raise RowError("", f"broken JSON ({exc.msg} at column {exc.colno})") from None

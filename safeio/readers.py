@@ -224,9 +224,14 @@ def iter_json_array(text: str, path, limits: Limits | None = None) -> Iterator[t
         yield line, value
 
 
-def single_object(text: str, path, limits: Limits | None = None) -> SafeReadError | None:
+def single_object(path, limits: Limits | None = None) -> SafeReadError | None:
     """The error for a file that is one JSON object written over several lines (a pretty-printed row, or a
-    {"data": [...]} wrapper) instead of rows; None if it is not that. Called when line 1 is not valid JSON."""
+    {"data": [...]} wrapper) instead of rows; None if it is not that. Called when line 1 is not valid JSON. Such a
+    file is one JSON value, so it is looked at only within the line limit (a bigger one is refused as a long line)."""
+    limits = limits or current()
+    if check_file(path, limits) > limits.max_line_bytes:
+        return None
+    text = read_bytes(path, limits).decode("utf-8-sig", "replace")
     if not text.lstrip().startswith("{") or text.count("\n") < 1:
         return None
     try:
@@ -235,7 +240,7 @@ def single_object(text: str, path, limits: Limits | None = None) -> SafeReadErro
         return None
     if not isinstance(value, dict):
         return None
-    keys = ", ".join(list(value)[:8])
+    keys = ", ".join(str(k)[:40] for k in list(value)[:8])
     return SafeReadError(path, 1, "", f"the file is one JSON object over several lines (fields: {keys}), not rows: "
                                       "write one object per line (JSONL) or an array [ {...}, {...} ]", "bad_json")
 
