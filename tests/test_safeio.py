@@ -282,3 +282,42 @@ def test_load_dataset_within_explicit_limits(tmp_path):
     problem, = load_dataset(path, limits=Limits(max_field_chars=100)).problems
     assert problem.kind == "limit" and "field 'output': 500 characters, over the limit of 100" in problem.message
     assert isinstance(LimitExceeded(path, 1, "", "x"), SafeReadError)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The scorer's command line: the "should fix" items that are not about reading
+
+
+def run_score(*argv: str) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from evaluation.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            code = main(["score", *argv])
+        except SystemExit as exc:
+            code = exc.code
+    return code, out.getvalue()
+
+
+def test_score_cli_weights_outputs_and_escape_codes(tmp_path):
+    root = Path(__file__).resolve().parent.parent / "data"
+    ref, pred = str(root / "qa_sample_competition.jsonl"), str(root / "qa_sample_predictions.jsonl")
+    for weights in ("rouge-l=nan", "rouge-l=inf", "bleu-4=-1"):
+        code, text = run_score("--ref", ref, "--pred", pred, "--weights", weights)
+        assert code == 2 and "with a finite weight >= 0" in text and "score nan" not in text
+    for option in ("--json", "--per-item"):
+        code, text = run_score("--ref", ref, "--pred", pred, option, str(tmp_path / "missing" / "out.json"))
+        assert code == 2 and f"{option} " in text and "does not exist" in text and "Traceback" not in text
+        code, text = run_score("--ref", ref, "--pred", pred, option, str(tmp_path))
+        assert code == 2 and "is a folder" in text
+    mc_ref = tmp_path / "ref.jsonl"
+    mc_ref.write_text(json.dumps({"id": "\x1b]0;owned\x07\x1b[2J", "question": "q", "options": {"A": "a", "B": "b"},
+                                  "answer": "A"}) + "\n", encoding="utf-8")
+    (tmp_path / "pred.jsonl").write_text(json.dumps({"id": "\u202eevil", "output": "A"}) + "\n", encoding="utf-8")
+    code, text = run_score("--ref", str(mc_ref), "--pred", str(tmp_path / "pred.jsonl"))
+    assert code == 5 and "\x1b" not in text and "\u202e" not in text
+    assert "\\x1b]0;owned\\x07\\x1b[2J" in text and "\\u202eevil" in text  # shown, escaped

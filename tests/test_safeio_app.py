@@ -31,6 +31,12 @@ def stop_workers():
     safeio.worker.shutdown()
 
 
+def resident_mb() -> float:
+    """This process's resident memory now (Linux)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
 def test_preview_is_refused_to_guests_and_members_who_may_not_train(tmp_path):
     users = UserStore(None, env={"MEDTUNE_USERS": "gus:guest:gus-pw,alice:member:alice-pw",
                                  "MEDTUNE_ADMIN_PASSWORD": "admin-pw"})
@@ -56,8 +62,11 @@ def test_a_bomb_preview_ends_that_request_and_the_app_goes_on(app_url, tmp_path,
     safeio.set_current(Limits(max_field_chars=100_000_000))
     monkeypatch.setattr(safeio.worker, "DEFAULT_MEMORY_MB", 64)
     bomb = write_xlsx(tmp_path / "bomb.xlsx", [["instruction", "output"], ["病" * 16_000_000, "多休息。"]])
+    before = resident_mb()
     with pytest.raises(Exception, match="needs more memory than one request may use"):
         client.predict("demo", handle_file(str(bomb)), None, "auto", "", 256, api_name="/finetune_preview")
+    # The app runs in this process: parsing the bomb here would have taken a few hundred MB.
+    assert resident_mb() - before < 64
     monkeypatch.setattr(safeio.worker, "DEFAULT_MEMORY_MB", 4096)
     summary, _, examples = client.predict("demo", handle_file(str(good)), None, "auto", "", 256,
                                           api_name="/finetune_preview")
