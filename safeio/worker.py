@@ -80,8 +80,11 @@ class _Worker:
                 self.stop()
                 raise WorkerError("timeout", f"stopped after {timeout_s:g} s")
             status, value = self.conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
-            code = self.proc.wait() if self.proc is not None else None
+        except (EOFError, OSError):
+            try:  # the pipe closed: the worker died (killed for memory, or aborted in C code)
+                code = self.proc.wait(timeout=5) if self.proc is not None else None
+            except subprocess.TimeoutExpired:
+                code = None
             self.stop()
             raise WorkerError("memory", f"the worker process ended (exit status {code}); most likely it ran out "
                                         f"of its {memory_mb} MB") from None
