@@ -32,7 +32,7 @@ WINDOW_S = 300  # failures older than 5 minutes are forgotten
 MAX_FAILURES_PER_PAIR = 5  # per (user name, address): a person who mistypes is not stopped, a guesser is
 MAX_FAILURES_PER_ADDRESS = 20  # per client address: several people behind one NAT still get in
 MAX_FAILURES_PER_USER = 100  # per user name from all addresses together: many addresses guessing one password
-MAX_KEYS = 10_000  # pairs, addresses and user names tracked (each); the least recently failing one is dropped beyond this
+MAX_KEYS = 10_000  # pairs, addresses and names tracked (each); the least recently failing go beyond this
 MAX_NAME_CHARS = 64  # no user name is longer (hosting.users.NAME_RE): longer keys would only cost memory
 
 

@@ -187,6 +187,7 @@ def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) 
 
     for prefix, lang in (("", ctx.lang), (f"/{other}", other)):
         add_login_routes(server, prefix, lang, auth)
+        add_logout_routes(server, prefix, lang, auth)
 
     for path, lang in ((f"/{other}", other), ("/", ctx.lang)):  # the sub-path first: "/" would catch everything
         page_ctx = dataclasses.replace(ctx, lang=lang)
@@ -221,7 +222,7 @@ def _set_cookie(response, request: Request, name: str, value: str, max_age: int)
 
 
 def add_login_routes(server: FastAPI, prefix: str, lang: str, auth: _Auth) -> None:
-    """/login and /logout at `prefix` too: gradio_client posts to `<its URL>/login`, e.g. /zh/login."""
+    """/login at `prefix` too: gradio_client posts to `<its URL>/login`, e.g. /zh/login."""
     sessions, limiter = auth.sessions, auth.limiter
 
     def form(request: Request, next_page: str, status: int = 200, headers: dict | None = None, **flags):
@@ -272,6 +273,11 @@ def add_login_routes(server: FastAPI, prefix: str, lang: str, auth: _Auth) -> No
         _set_cookie(response, request, COOKIE, token, SESSION_SECONDS)
         return response
 
+
+
+def add_logout_routes(server: FastAPI, prefix: str, lang: str, auth: _Auth) -> None:
+    """/logout at `prefix`: GET asks, POST with the session's CSRF token (from the page's header) ends it."""
+
     @server.get(f"{prefix}/logout", response_class=HTMLResponse)
     def logout_form(request: Request):
         # A GET changes nothing (a link or an image on another site must not sign anyone out): it asks.
@@ -287,7 +293,7 @@ def add_login_routes(server: FastAPI, prefix: str, lang: str, auth: _Auth) -> No
             if from_browser(request.headers) and not csrf_ok(auth.secret, "logout", found[0].id, csrf):
                 return HTMLResponse(logout_page(lang, auth.logout_token(request), refused=True), status_code=403,
                                     headers={"Cache-Control": "no-store"})
-            sessions.store.revoke(found[0].id)
+            auth.sessions.store.revoke(found[0].id)
         response = RedirectResponse("login", status_code=303)  # the form beside it, in the same language
         response.delete_cookie(COOKIE, path="/")
         return response
