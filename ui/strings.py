@@ -50,6 +50,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "server.switch": ("中文", "English"),  # the link to the other language, in that language
     "server.signed_in_as": ("Signed in as <b>{user}</b> ({role})", "当前用户：<b>{user}</b>（{role}）"),
     "server.log_out": ("Log out", "退出登录"),
+    "server.log_out_question": ("Log out of this server?", "确定退出登录？"),
+    "server.form_expired": (
+        "This form has expired or was sent from another site. Please try again.",
+        "此表单已过期或来自其他网站，请重试。",
+    ),
+    "server.cross_site": ("Refused: this request came from another site.", "已拒绝：此请求来自其他网站。"),
     "server.role.admin": ("admin", "管理员"),
     "server.role.member": ("member", "成员"),
     "server.role.guest": ("guest", "访客"),
