@@ -36,6 +36,7 @@ from chat.decode import greedy_decode, lean_decode_supported
 from chat.queue import GenerationQueue
 from chat.settings import GenerationSettings
 from chat.streaming import UPDATE_INTERVAL_S, PaneStreamer, StopOnEvent, StreamState
+from finetune.atomic import is_temp_name
 
 PEFT_BASE = "__base__"  # peft's name for "no adapter" in a mixed-adapter batch
 Messages = list[dict[str, str]]
@@ -136,6 +137,8 @@ class ModelRegistry:
     def add_adapter(self, source: str, name: str | None = None) -> str:
         """Make an adapter known by a local directory or hub id (not loaded yet); returns its name."""
         path = Path(source)
+        if is_temp_name(path.name):  # an adapter still being written (or left by a killed job): not a model
+            raise RegistryError(f"adapter {source!r}: no such adapter")
         if path.is_dir() and not (path / "adapter_config.json").exists():
             raise RegistryError(f"{path}: no adapter_config.json, so this is not a PEFT adapter directory")
         if not path.is_dir() and self.adapters_dir is not None and (self.adapters_dir / source).is_dir():
@@ -173,7 +176,10 @@ class ModelRegistry:
         found: dict[str, str] = {}
         if self.adapters_dir is not None and self.adapters_dir.is_dir():
             for config in sorted(self.adapters_dir.glob("*/adapter_config.json")):
-                found[config.parent.name] = str(config.parent)
+                # atomic_dir's temp dirs hold an adapter_config.json before they are renamed, and keep it when the
+                # writer was killed: listed, they would be drawn into blind battles and voted on.
+                if not is_temp_name(config.parent.name):
+                    found[config.parent.name] = str(config.parent)
         found.update(self._extra)
         return found
 
@@ -299,6 +305,9 @@ class ModelRegistry:
                 else:
                     self._model = PeftModel.from_pretrained(self._model, source, adapter_name=peft_name)
         except (OSError, ValueError, RuntimeError) as exc:
+            # An added path or hub id that does not load (a typo, no network) would otherwise stay in every user's
+            # model list until a restart: forget it. Adapters found on disk are listed by the scan anyway.
+            self._extra.pop(name, None)
             raise RegistryError(f"adapter {name!r} from {source} cannot be attached: {exc}") from exc
         self._model.eval()
         with self._modules_lock:

@@ -75,14 +75,14 @@ class Battle:
                        history_b=self.history_b + turn + ({"role": "assistant", "content": answer_b},),
                        settings=settings)
 
-    def vote(self, outcome: str, session_id: str, base_model: str) -> Vote:
+    def vote(self, outcome: str, voter: str, base_model: str) -> Vote:
         if self.voted:
             raise ValueError("this battle has been voted on already; start a new battle")
         if not self.history_a:
             raise ValueError("ask a question and read both answers before voting")
         return Vote(model_a=self.model_a, model_b=self.model_b, outcome=outcome, prompt=self.last_prompt,
                     answer_a=self.history_a[-1]["content"], answer_b=self.history_b[-1]["content"],
-                    session_id=session_id, base_model=base_model, settings=dict(self.settings),
+                    voter=voter, base_model=base_model, settings=dict(self.settings),
                     conversation_a=list(self.history_a), conversation_b=list(self.history_b))
 
 

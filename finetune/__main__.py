@@ -5,6 +5,10 @@
     python -m finetune train --resume JOB_ID              # continue a stopped run from its last checkpoint
     python -m finetune merge --adapter DIR --out merged/ [--model M]
     python -m finetune jobs | stop JOB_ID
+
+exit status: 0 done; 1 nothing usable (preview: no row kept) or a failure (a model, a merge); 2 wrong usage, or a
+data file or config that cannot be used (the message names file, line and field, and the limit when one was hit).
+Data files are read within limits (--max-rows, --max-field-length, ...: see `python -m finetune preview --help`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+import safeio
 from finetune.config import ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
 
@@ -36,12 +41,13 @@ def cmd_preview(args) -> int:
     tokenizer = load_tokenizer(args.model) if args.model else None
     result = preview_data(args.data, args.format, parse_column_map(args.column_map), tokenizer, args.n,
                           args.cutoff_len)
+    # The data is the user's: its control characters are shown escaped, never sent to the terminal raw.
     for i, pieces in enumerate(result.examples, 1):
         print(f"--- example {i} (trained text between ⟦ and ⟧) ---")
-        print("".join(f"⟦{text}⟧" if trained else text for text, trained in pieces))
+        print(safeio.printable("".join(f"⟦{text}⟧" if trained else text for text, trained in pieces)))
     for rejected in result.loaded.rejected:
-        print(f"rejected: {rejected}", file=sys.stderr)
-    print(result.summary())
+        print(safeio.printable(f"rejected: {rejected}"), file=sys.stderr)
+    print(safeio.printable(result.summary()))
     return 0 if result.loaded.conversations else 1
 
 
@@ -69,14 +75,12 @@ def config_from_args(args) -> TrainConfig:
 
 
 def cmd_train(args) -> int:
-    from finetune.jobs import JobFiles, create_job, is_alive, jobs_root
+    from finetune.jobs import JobFiles, check_job_id, create_job, is_alive, job_files, jobs_root
     from finetune.train import run
 
     data_dir = Path(args.data_dir)
     if args.resume:
-        files = JobFiles(jobs_root(data_dir) / args.resume)
-        if not files.config.exists():
-            raise DataError(f"{files.dir}: no such job")
+        files = job_files(data_dir, args.resume)
         if is_alive(files):  # a second trainer would write into the same job directory
             raise DataError(f"{files.dir}: still running; stop it first (python -m finetune stop {args.resume})")
         if files.read_status().get("state") == "completed":
@@ -87,7 +91,8 @@ def cmd_train(args) -> int:
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # accelerate launch / torchrun: every rank runs this; they agree on one job dir named from the config.
-        job_id = args.job_id or "dist-" + hashlib.sha1(cfg.to_yaml().encode()).hexdigest()[:10]
+        digest = hashlib.sha1(cfg.to_yaml().encode()).hexdigest()[:10]
+        job_id = check_job_id(args.job_id) if args.job_id else f"dist-{digest}"
         files = JobFiles(jobs_root(data_dir) / job_id)
         if rank == 0 and not files.config.exists():
             create_job(cfg, data_dir, job_id=job_id)
@@ -157,9 +162,9 @@ def cmd_jobs(args) -> int:
 
 
 def cmd_stop(args) -> int:
-    from finetune.jobs import JobFiles, jobs_root, stop_job
+    from finetune.jobs import job_files, stop_job
 
-    files = JobFiles(jobs_root(Path(args.data_dir)) / args.job_id)
+    files = job_files(Path(args.data_dir), args.job_id)  # a plain name of an existing job: nothing is written else
     stop_job(files, wait=True)
     print(f"{args.job_id}: {files.read_status().get('state')}")
     return 0
@@ -176,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="render with this model's chat template and count tokens")
     p.add_argument("--cutoff-len", type=int, default=1024)
     p.add_argument("-n", type=int, default=3, help="examples to show")
+    safeio.add_arguments(p)
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("train", help="train a LoRA adapter (runs in the foreground; the app runs the same code)")
@@ -193,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="jobs and adapters (env MEDTUNE_DATA_DIR)")
     p.add_argument("--job-id", default=None)
     p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
+    safeio.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("merge", help="merge an adapter into its base model")
@@ -213,16 +220,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from finetune.jobs import BadJobId
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        safeio.set_current(safeio.from_args(args))  # flags over MEDTUNE_MAX_* over the defaults
+    except ValueError as exc:  # a bad MEDTUNE_MAX_* value
+        parser.error(str(exc))
     try:
         return args.func(args)
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, DataError, BadJobId) as exc:
+        print(safeio.printable(f"error: {exc}"), file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - merge / model load errors: one line, not a traceback
         if os.environ.get("MEDTUNE_DEBUG"):
             raise
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(safeio.printable(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,11 +29,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TERMINAL = ("completed", "failed", "stopped")
+# A job id names a directory under <data_dir>/jobs: no separators, no leading dot (hidden names are temp dirs),
+# printable ASCII only, so that an id from a user (the tab, the API, `python -m finetune stop ID`) cannot point
+# anywhere else, and shows as itself in a terminal or a page.
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 STOP_GRACE_S = 60.0  # how long a job may take to save its checkpoint after Stop before the group is killed
 
 
 class JobError(RuntimeError):
     pass
+
+
+class BadJobId(JobError, ValueError):
+    """A job id that is not a plain name (a path, control characters, too long), or names no job."""
+
+
+def check_job_id(job_id) -> str:
+    """`job_id` if it is a plain job name; else BadJobId, which shows the id escaped (never raw control codes)."""
+    if not isinstance(job_id, str) or not JOB_ID_RE.match(job_id):
+        shown = ascii(job_id)[:80] if isinstance(job_id, str) else type(job_id).__name__
+        raise BadJobId(f"job id {shown} is not a job name: letters, digits, '.', '_' and '-' only "
+                       "(at most 128, not starting with '.'); `python -m finetune jobs` lists them")
+    return job_id
+
+
+def job_files(data_dir: Path, job_id, must_exist: bool = True) -> "JobFiles":
+    """The files of job `job_id` under data_dir, the id checked first; `must_exist`: BadJobId when there is none."""
+    files = JobFiles(jobs_root(data_dir) / check_job_id(job_id))
+    if must_exist and not files.config.is_file():
+        raise BadJobId(f"no job {job_id!r} in {jobs_root(data_dir)}; `python -m finetune jobs` lists them")
+    return files
 
 
 def is_writer() -> bool:
@@ -131,14 +157,17 @@ def jobs_root(data_dir: Path) -> Path:
 
 
 def new_job_id(cfg) -> str:
-    model = Path(cfg.model.rstrip("/")).name or "model"
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-lora".replace(" ", "_")
+    """<time>-<model's last path part>-lora, made of safe characters whatever the model text was (a user typed it:
+    `<img src=x onerror=...>` once became a directory name)."""
+    model = Path(cfg.model.rstrip("/")).name
+    model = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("._-")[:48] or "model"
+    return check_job_id(f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-lora")
 
 
 def create_job(cfg, data_dir: Path, job_id: str | None = None) -> JobFiles:
     """Validate, resolve and write the config into a fresh job directory. Nothing runs yet."""
     cfg = dataclasses.replace(cfg).validate()  # a copy: the caller's config keeps its own values
-    job_id = job_id or new_job_id(cfg)
+    job_id = check_job_id(job_id) if job_id else new_job_id(cfg)
     root = jobs_root(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     base, n = job_id, 1
@@ -278,7 +307,8 @@ def list_jobs(data_dir: Path) -> list[JobFiles]:
     root = jobs_root(data_dir)
     if not root.is_dir():
         return []
-    return [JobFiles(p) for p in sorted(root.iterdir(), reverse=True) if (p / "config.yaml").exists()]
+    return [JobFiles(p) for p in sorted(root.iterdir(), reverse=True)
+            if JOB_ID_RE.match(p.name) and (p / "config.yaml").exists()]
 
 
 def running_jobs(data_dir: Path) -> list[JobFiles]:

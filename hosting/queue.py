@@ -141,12 +141,20 @@ def _interrupted(job: Job) -> str:
     return "interrupted"
 
 
+def _nothing_known(job: Job) -> dict:
+    return {}
+
+
 @dataclass(frozen=True)
 class Runner:
     run: Callable[[Job, Control], object]
     # The state of a job found "running" when a queue starts: "running" (its work goes on elsewhere: follow it),
-    # "completed", or "interrupted".
+    # "completed", "failed", or "interrupted".
     after_restart: Callable[[Job], str] = _interrupted
+    # What the job's own files say it reached, read when a queue starts and finds it ended while no app was
+    # watching: {"done", "total", "error"} (any of them). Else the row keeps the last progress seen before the
+    # restart, and a finished job shows "completed, 1/45".
+    final_report: Callable[[Job], dict] = _nothing_known
 
 
 RUNNERS: dict[str, Runner] = {}
@@ -312,9 +320,13 @@ class JobQueue:
                     self._stops[job.id].set()
                 threading.Thread(target=self._work, args=(job,), daemon=True).start()
                 continue
+            report = runner.final_report(job) if runner is not None else {}
             with self._lock:
-                self._db.execute("UPDATE jobs SET state = ?, worker = NULL, finished_at = ? WHERE id = ?",
-                                 (outcome, time.time() if outcome in FINAL else None, job.id))
+                self._db.execute("UPDATE jobs SET state = ?, worker = NULL, finished_at = ?, done = ?, total = ?, "
+                                 "eta_s = ?, error = ? WHERE id = ?",
+                                 (outcome, time.time() if outcome in FINAL else None, report.get("done", job.done),
+                                  report.get("total", job.total), 0.0 if outcome in FINAL else job.eta_s,
+                                  report.get("error", job.error), job.id))
 
     def _schedule_loop(self) -> None:
         while not self._closed.is_set():
@@ -402,8 +414,11 @@ def run_training(job: Job, control: Control) -> None:
     from finetune.jobs import JobFiles, is_alive, read_job, start_job
 
     files = JobFiles(Path(job.params["job_dir"]))
-    if read_job(files).get("state") == "completed":
-        return  # it finished while nobody was watching (e.g. during an app restart)
+    status = read_job(files)
+    if status.get("state") == "completed":  # it finished while nobody was watching (e.g. during an app restart)
+        control.progress(status.get("step"), status.get("total_steps"), 0.0, loss=status.get("loss"),
+                         tokens_per_s=status.get("tokens_per_s"), stage="completed")
+        return
     if not is_alive(files):  # alive: a job this queue found still running after a restart; follow it
         start_job(files, resume=job.resume)
     status = follow_training(files, control)
@@ -435,7 +450,22 @@ def training_after_restart(job: Job) -> str:
     files = JobFiles(Path(job.params["job_dir"]))
     if is_alive(files):
         return "running"
-    return "completed" if files.read_status().get("state") == "completed" else "interrupted"
+    state = files.read_status().get("state")
+    # A failure the job recorded itself (bad data, out of memory) stays a failure with its error; a job cut off
+    # without a word (killed with the app) is interrupted, and Resume continues it from its last checkpoint.
+    return {"completed": "completed", "failed": "failed"}.get(state, "interrupted")
+
+
+def training_final_report(job: Job) -> dict:
+    """The step reached and the error, from the job's status.json (the job process writes it to its end)."""
+    from finetune.jobs import JobFiles
+
+    status = JobFiles(Path(job.params["job_dir"])).read_status()
+    report = {key: status[src] for key, src in (("done", "step"), ("total", "total_steps"))
+              if status.get(src) is not None}
+    if status.get("state") == "failed" and status.get("error"):
+        report["error"] = str(status["error"])
+    return report
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -487,5 +517,5 @@ def run_evaluation(job: Job, control: Control) -> list:
         raise JobCancelled(str(exc)) from None
 
 
-register_runner("train", Runner(run_training, training_after_restart))
+register_runner("train", Runner(run_training, training_after_restart, training_final_report))
 register_runner("evaluate", Runner(run_evaluation))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ROLES = ("admin", "member", "guest")
-ACTIONS = ("score", "chat", "vote", "evaluate", "train", "manage_models", "manage_all_jobs")
+# export_votes: every vote's prompt and conversations, whoever cast it: the admin only (others see the leaderboard).
+ACTIONS = ("score", "chat", "vote", "evaluate", "train", "manage_models", "manage_all_jobs", "export_votes")
 LOCAL_USER = "local"
 
 _ALLOWED = {

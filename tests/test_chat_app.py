@@ -107,11 +107,14 @@ def test_blind_vote_is_stored_revealed_once_and_counted(chat_app):
 
     votes = VoteStore(data_dir / "chat" / "votes.sqlite").all()  # a new store on the app's file
     assert len(votes) == 1 and votes[0].outcome == "tie" and votes[0].prompt == "头痛怎么办？"
-    assert {votes[0].model_a, votes[0].model_b} <= set(MODELS) and votes[0].session_id
+    assert {votes[0].model_a, votes[0].model_b} <= set(MODELS) and votes[0].voter == "local" and votes[0].uid
     assert votes[0].settings["max_new_tokens"] == 16 and votes[0].answer_a == messages(pane_a)[-1][1]
     assert f"**{votes[0].model_a}**" in reveal.split(",")[0]
 
     summary, standings, h2h, csv_path = client.predict(api_name="/leaderboard")
     assert summary.startswith("1 votes") and len(standings["data"]) == 2
     assert all(row[4] == 1 for row in standings["data"])  # one tie each
-    assert open(csv_path, encoding="utf-8-sig").read().count("头痛怎么办？") >= 1
+    board_csv = open(csv_path, encoding="utf-8-sig").read()  # public: aggregates only, no one's prompt
+    assert "头痛怎么办？" not in board_csv and all(m in board_csv for m in (votes[0].model_a, votes[0].model_b))
+    export = client.predict(api_name="/votes_export")  # the local user is the admin: the full export
+    assert open(export, encoding="utf-8-sig").read().count("头痛怎么办？") >= 1

@@ -90,7 +90,7 @@ def test_an_unexpected_error_shows_a_request_id_and_logs_the_traceback(score_app
     def broken(*args, **kwargs):
         raise OSError("cannot open /srv/secret/other-user/upload.jsonl")
 
-    monkeypatch.setattr(ui.score_tab, "score_submission", broken)
+    monkeypatch.setattr(ui.score_tab, "run_limited", broken)  # the handler's call into the scorer
     caplog.set_level(logging.ERROR, logger="medtune.ui")
     with pytest.raises(Exception) as error:
         submit(Client(score_app, verbose=False), SMALL_REF, SMALL_PRED).result()

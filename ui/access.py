@@ -17,6 +17,13 @@ def current_user(request: gr.Request | None, ctx: AppContext) -> User:
     return ctx.users.user(name) or User(name, "guest")  # removed from the users file since login: least rights
 
 
+def session_key(request: gr.Request | None, ctx: AppContext) -> tuple[str, str]:
+    """(user, browser session): the key of per-page state kept outside gr.State (a running chat's stop flag, the
+    job a page follows). The user comes from the login; gradio's session hash, which the client chooses, only tells
+    one user's pages apart (ui/guard.py refuses a hash to any other user)."""
+    return current_user(request, ctx).name, getattr(request, "session_hash", None) or "anonymous"
+
+
 def allowed(request: gr.Request | None, ctx: AppContext, action: str) -> bool:
     return ctx.policy.can(current_user(request, ctx), action)
 
@@ -47,3 +54,19 @@ def gate_on_load(ctx: AppContext, action: str, buttons: list, note) -> None:
 
     gr.context.Context.root_block.load(apply, None, [*buttons, note], api_visibility="private",
                                        show_progress="hidden", concurrency_limit=None)
+
+
+def checked_model_ref(text, ctx: AppContext) -> str:
+    """A model reference a user typed, if they may use it (hosting/model_refs.py: a hub id, or a directory under the
+    admin's model roots); else a gr.Error that is the same whatever the reason, so it tells nothing about the disk."""
+    from hosting.model_refs import ModelRefError, check_model_ref
+
+    if ctx.users is None and ctx.model_roots is None:
+        # No logins and no roots given: a single-user install (the local user is the admin of their own machine,
+        # and app.py warns loudly when that is open to a network); any directory of theirs is theirs to name.
+        return (text or "").strip() if isinstance(text, str) else str(text)
+    try:
+        return check_model_ref(text, ctx.allowed_model_roots(), always=("demo", ctx.model))
+    except ModelRefError as exc:
+        shown = ascii(exc.text[:80])
+        raise gr.Error(t("access.bad_model_ref", ctx.lang).format(model=shown), print_exception=False) from None

@@ -19,7 +19,7 @@ from chat.registry import ModelRegistry, RegistryError, Unload, human_bytes, sha
 from chat.session import MAX_PANES, Battle, add_turn, check_selection, drop_last_turn, new_battle, with_system
 from chat.settings import GenerationSettings
 from chat.votes import OUTCOMES, VoteStore
-from ui.access import allowed, require
+from ui.access import allowed, checked_model_ref, require, session_key
 from ui.context import AppContext
 from ui.errors import backend_error
 from ui.scratch import download_dir
@@ -27,15 +27,15 @@ from ui.strings import t
 
 STREAM_INTERVAL_S = 0.08  # at most ~12 UI updates a second per request, however fast the model is
 GENERATE_CONCURRENCY = 8  # requests let through to the registry's own FIFO queue (which shows the place in line)
-_STOPS: dict[str, threading.Event] = {}  # browser session -> its running generation's stop flag
+_STOPS: dict[tuple[str, str, str], threading.Event] = {}  # (user, browser session, kind) -> running generation's stop
 
 
 def _size(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.1f} KiB"
 
 
-def _stop_key(request: gr.Request | None, kind: str) -> tuple[str, str]:
-    return getattr(request, "session_hash", None) or "anonymous", kind
+def _stop_key(request: gr.Request | None, ctx: AppContext, kind: str) -> tuple[str, str, str]:
+    return *session_key(request, ctx), kind
 
 
 def decoding_settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed) -> GenerationSettings:
@@ -129,9 +129,12 @@ class ChatHandlers:
         require(request, self.ctx, "manage_models")
         if not (name or "").strip():
             raise gr.Error(t("models.need_name", self.lang))
+        name = name.strip()
+        if name not in {m.name for m in self.registry.models()}:  # a new path or hub id: only inside the roots
+            name = checked_model_ref(name, self.ctx)
         try:
-            if name.strip() not in self.registry.usable_models():
-                name = self.registry.add_adapter(name.strip())
+            if name not in self.registry.usable_models():
+                name = self.registry.add_adapter(name)
             events = self.registry.attach(name)
         except RegistryError as exc:  # a failed load wraps the library's text: shown as a request id (ui/errors.py)
             raise backend_error(exc, self.lang, "chat") from None
@@ -157,7 +160,7 @@ class ChatHandlers:
         While waiting in line, only a new place in line is sent: the registry reports it every 0.25 s, and with
         20 users each waiting request re-sending the same status cost CPU that the one generating request needed.
         """
-        last, shown_place, key, stop = 0.0, None, _stop_key(request, kind), threading.Event()
+        last, shown_place, key, stop = 0.0, None, _stop_key(request, self.ctx, kind), threading.Event()
         _STOPS[key] = stop
         unloaded: list[Unload] = []  # appended by the generating thread; told here, in the request's own thread
         try:
@@ -212,7 +215,7 @@ class ChatHandlers:
                              request)
 
     def _stop(self, request: gr.Request | None, kind: str) -> str:
-        event = _STOPS.get(_stop_key(request, kind))
+        event = _STOPS.get(_stop_key(request, self.ctx, kind))
         if event is not None:
             event.set()
         return t("chat.status_stopped", self.lang)
@@ -259,13 +262,14 @@ class ChatHandlers:
                        status_line(state, self.lang), *[gr.skip()] * len(OUTCOMES))
 
     def blind_vote(self, outcome: str, battle: Battle | None, request: gr.Request):
-        require(request, self.ctx, "vote")
+        voter = require(request, self.ctx, "vote").name
         if battle is None:
             raise gr.Error(t("chat.blind_need_battle", self.lang))
         if outcome not in OUTCOMES:
             raise gr.Error(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
         try:
-            vote = battle.vote(outcome, getattr(request, "session_hash", "") or "", self.registry.base_name)
+            # The user's name, never the session hash: that would let whoever reads votes take over the session.
+            vote = battle.vote(outcome, voter, self.registry.base_name)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         self.votes.add(vote)
@@ -284,13 +288,26 @@ class ChatHandlers:
 
     # ---- leaderboard -------------------------------------------------------------------------------------
     def board(self):
-        votes = self.votes.all(base_model=self.registry.base_name)
-        battles = [(v.model_a, v.model_b, v.outcome) for v in votes]
-        summary = t("chat.board_summary" if votes else "chat.board_empty", self.lang).format(
-            n=len(votes), base=self.registry.base_name)
-        csv_path = self.votes.export_csv(download_dir("votes-") / "votes.csv",
-                                         base_model=self.registry.base_name)
-        return summary, self.standings_frame(battles), self.h2h_frame(battles), str(csv_path)
+        """The public leaderboard: aggregates only (ratings, intervals, head-to-head counts), and those as CSV.
+        Never the votes themselves: they hold every voter's prompts and conversations (see export_votes)."""
+        battles = self.votes.battles(base_model=self.registry.base_name)
+        summary = t("chat.board_summary" if battles else "chat.board_empty", self.lang).format(
+            n=len(battles), base=self.registry.base_name)
+        standings, h2h = self.standings_frame(battles), self.h2h_frame(battles)
+        csv_path = download_dir("leaderboard-") / "leaderboard.csv"
+        with csv_path.open("w", encoding="utf-8-sig", newline="") as f:  # BOM: Excel shows Chinese right
+            standings.to_csv(f, index=False)
+            f.write("\n")
+            h2h.to_csv(f, index=False)
+        return summary, standings, h2h, str(csv_path)
+
+    def export_box(self, request: gr.Request):
+        """The votes export is shown to those who may export (the admin); its handler checks again."""
+        return gr.update(visible=allowed(request, self.ctx, "export_votes"))
+
+    def export_votes(self, request: gr.Request) -> str:
+        require(request, self.ctx, "export_votes")
+        return str(self.votes.export_csv(download_dir("votes-") / "votes.csv", base_model=self.registry.base_name))
 
     def standings_frame(self, battles) -> pd.DataFrame:
         keys = ("model", "battles", "wins", "losses", "ties", "win_rate", "elo", "elo_ci", "bt", "bt_ci")
@@ -412,6 +429,13 @@ def build_leaderboard(h: ChatHandlers, tab: gr.Tab) -> None:
     csv = gr.File(label=t("chat.board_csv", lang), interactive=False)
     refresh.click(h.board, None, [summary, standings, h2h, csv], api_name="leaderboard")
     tab.select(h.board, None, [summary, standings, h2h, csv], api_name=False)  # fresh whenever it is opened
+    with gr.Accordion(t("chat.board_export", lang), open=False, visible=False, elem_id="votes-export") as box:
+        gr.Markdown(t("chat.board_export_intro", lang))
+        export = gr.Button(t("chat.board_export_button", lang))
+        export_file = gr.File(label=t("chat.board_export_file", lang), interactive=False)
+    export.click(h.export_votes, None, export_file, api_name="votes_export")
+    gr.on(None, h.export_box, None, box, api_visibility="private", concurrency_limit=None,
+          show_progress="hidden")  # no trigger and no inputs: the page's load
 
 
 def build(ctx: AppContext) -> None:

@@ -21,8 +21,16 @@ class AppContext:
     policy: Policy = Policy()
     max_running_jobs: int = 1  # training / evaluation jobs run at once from the shared queue (one GPU: 1)
     memory_budget_gb: float | None = None  # loaded models beyond this are unloaded least-recently-used; None: no cap
+    # Directories users may name as models (hosting/model_refs.py); None: the defaults for data_dir with logins on,
+    # no limit without logins (a single-user install)
+    model_roots: tuple[Path, ...] | None = None
     score_concurrency: int = 2  # Score tab requests run at once, apart from every other event's limit
 
     @property
     def is_demo_model(self) -> bool:
         return self.model == "demo"
+
+    def allowed_model_roots(self) -> tuple[Path, ...]:
+        from hosting.model_refs import default_model_roots
+
+        return self.model_roots if self.model_roots is not None else default_model_roots(self.data_dir)

@@ -17,13 +17,14 @@ import gradio as gr
 import pandas as pd
 
 from chat.registry import RegistryError, shared_registry
-from evaluation.data import DataFileError
+from evaluation.data import DataFileError, check_datasets
 from evaluation.metrics import QA_METRICS
 from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
 from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
-    load_sets, model_identity, side_by_side
+    model_identity, side_by_side
 from hosting.queue import ACTIVE, Job, QueueError, eval_config_to_dict
-from ui.access import current_user, gate_on_load, require
+from safeio.worker import WorkerError, run_limited
+from ui.access import current_user, gate_on_load, require, session_key
 from ui.context import AppContext
 from ui.errors import backend_error
 from ui.scratch import download_dir
@@ -32,7 +33,8 @@ from ui.strings import t
 
 SAMPLES = ["mc_sample.jsonl", "qa_sample.jsonl"]
 FILE_TYPES = [".jsonl", ".json", ".csv"]
-_SESSION_JOBS: dict[str, str] = {}  # browser session -> the evaluation job it last ran or joined
+MAX_SESSION_JOBS = 10000
+_SESSION_JOBS: dict[tuple[str, str], str] = {}  # (user, browser session) -> the evaluation job it last ran or joined
 
 
 def metric_names(task: str) -> list[str]:
@@ -119,7 +121,14 @@ class EvaluateHandlers:
     def check(self, config: EvalConfig) -> None:
         """Bad files and unknown models are refused at once, before the job waits its turn in the queue."""
         try:
-            load_sets(config.data)
+            # Parsed in a memory-limited worker process: a hostile upload ends this request, not the server.
+            run_limited(check_datasets, list(config.data) + list(config.shots_data))
+        except WorkerError as exc:
+            raise gr.Error(t(f"safeio.worker_{exc.kind}", self.lang).format(detail=exc), print_exception=False) \
+                from None
+        except DataFileError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        try:
             for model in config.models:
                 model_identity(self.registry, model)
         except (DataFileError, EvalError, RegistryError, ValueError) as exc:
@@ -173,7 +182,9 @@ class EvaluateHandlers:
         config = self.config(models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system)
         self.check(config)
         job = self.submit(config, user)
-        _SESSION_JOBS[getattr(request, "session_hash", None) or "anonymous"] = job.id
+        _SESSION_JOBS[session_key(request, self.ctx)] = job.id
+        while len(_SESSION_JOBS) > MAX_SESSION_JOBS:  # a long-running server: forget the oldest pages first
+            del _SESSION_JOBS[next(iter(_SESSION_JOBS))]
         job = self.follow(job.id, progress)
         if job.state != "completed":
             raise self.ended(job)
@@ -189,7 +200,7 @@ class EvaluateHandlers:
         """Cancels this user's own evaluation job: the one this page ran, else their running or next queued one."""
         user = current_user(request, self.ctx)
         mine = [j for j in self.queue.jobs() if j.kind == "evaluate" and j.state in ACTIVE and j.owner == user.name]
-        session_job = _SESSION_JOBS.get(getattr(request, "session_hash", None) or "anonymous")
+        session_job = _SESSION_JOBS.get(session_key(request, self.ctx))
         job = next((j for j in mine if j.id == session_job), mine[0] if mine else None)
         if job is None:
             return t("evaluate.nothing_running", self.lang)

@@ -19,11 +19,14 @@ import pandas as pd
 
 from finetune.config import LORA_TARGET_PRESETS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
-from finetune.jobs import JobFiles, create_job, is_alive, jobs_root, list_jobs, read_job, read_jsonl, stop_job
+from finetune.jobs import (BadJobId, JobFiles, check_job_id, create_job, is_alive, jobs_root, list_jobs, read_job,
+                           read_jsonl, stop_job)
 from hosting.queue import JobNotFound, QueueError
-from ui.access import current_user, gate_on_load, require
+from safeio.worker import WorkerError, run_limited
+from ui.access import checked_model_ref, current_user, gate_on_load, require
 from ui.context import AppContext
-from ui.jobs_tab import find_job, job_queue, queue_error, waiting_text, with_ctx
+from ui.jobs_tab import (find_job, job_detail, job_queue, path_redactor, queue_error, viewer_level, waiting_text,
+                         with_ctx)
 from ui.strings import t
 
 # (TrainConfig field, advanced?) in the order the widgets appear; start/command events take them in this order.
@@ -85,32 +88,30 @@ def config_from_widgets(model: str, path: str, data_format: str, column_map: str
     return cfg
 
 
-@functools.lru_cache(maxsize=4)
-def cached_tokenizer(model: str):
-    from finetune.preview import load_tokenizer
+def do_preview(request: gr.Request, model, upload, sample, data_format, column_map, cutoff_len, ctx: AppContext):
+    """Reads and tokenises the file in a memory-limited worker process (safeio.worker): an upload built to exhaust
+    memory ends this request with a message, not the server. Only a user who may train may preview: it loads
+    tokenizers and parses large files."""
+    from finetune.preview import PRELOAD, ModelLoadError, preview_upload
 
-    return load_tokenizer(model)
-
-
-def do_preview(model, upload, sample, data_format, column_map, cutoff_len, ctx: AppContext):
-    from finetune.preview import preview_data
-
+    require(request, ctx, "train")
+    model = checked_model_ref((model or "").strip() or "demo", ctx)  # a hub id or a directory under the roots
     path = data_path(upload, sample, ctx)
     try:
-        tokenizer = cached_tokenizer((model or "demo").strip())
-    except (OSError, ValueError) as exc:  # unknown hub id offline, a directory without a tokenizer
+        result = run_limited(preview_upload, path, data_format or "auto", parse_column_map(column_map), model,
+                             int(cutoff_len or 1024), preload=PRELOAD)
+    except ModelLoadError as exc:
         raise gr.Error(t("finetune.bad_model", ctx.lang).format(model=model, error=exc)) from None
-    try:
-        result = preview_data(path, data_format or "auto", parse_column_map(column_map), tokenizer,
-                              cutoff_len=int(cutoff_len or 1024))
     except DataError as exc:
         raise gr.Error(str(exc)) from None
+    except WorkerError as exc:
+        raise gr.Error(t(f"safeio.worker_{exc.kind}", ctx.lang).format(detail=exc), print_exception=False) from None
     loaded, lang = result.loaded, ctx.lang
     tokens = t("finetune.preview_tokens", lang).format(
         tokens=result.tokens, trained=result.trained_tokens, truncated=result.truncated,
         cutoff=int(cutoff_len or 1024), dropped=len(result.dropped))
     summary = t("finetune.preview_summary", lang).format(
-        kept=len(loaded.conversations), total=loaded.total_rows, fmt=loaded.format, rejected=len(loaded.rejected),
+        kept=result.kept, total=loaded.total_rows, fmt=loaded.format, rejected=result.rejected,
         dup=loaded.duplicates, tokens=tokens)
     rejected = pd.DataFrame([{"line": r.line, "field": r.field, "reason": r.reason} for r in loaded.rejected]
                             + [{"line": line, "field": "", "reason": why} for line, why in result.dropped],
@@ -131,6 +132,7 @@ def do_start(request: gr.Request, model, upload, sample, data_format, column_map
     """Create the job directory and put the job in the shared queue: it runs when the jobs ahead have finished
     (one GPU or CPU per server: two runs at once would only crawl or run out of memory)."""
     user = require(request, ctx, "train")
+    model = checked_model_ref((model or "").strip() or "demo", ctx)  # a hub id or a directory under the roots
     path = data_path(upload, sample, ctx)
     if upload:  # gradio's upload cache is temporary: keep the file with the runs so the job can be re-run
         kept = Path(ctx.data_dir) / "uploads" / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(path).name}"
@@ -164,9 +166,14 @@ def do_command(model, upload, sample, data_format, column_map, *values, ctx: App
 
 
 def job_files(job_id: str | None, ctx: AppContext) -> JobFiles:
+    """The job's files; its id checked first (a plain name: `../..` would reach outside the jobs folder)."""
     if not job_id:
         raise gr.Error(t("finetune.need_job", ctx.lang))
-    return JobFiles(jobs_root(ctx.data_dir) / job_id)
+    try:
+        return JobFiles(jobs_root(ctx.data_dir) / check_job_id(job_id))
+    except BadJobId:
+        raise gr.Error(t("finetune.bad_job", ctx.lang).format(job=ascii(str(job_id))[:80]),
+                       print_exception=False) from None
 
 
 def do_stop(job_id, request: gr.Request, ctx: AppContext):
@@ -179,7 +186,7 @@ def do_stop(job_id, request: gr.Request, ctx: AppContext):
         stop_job(files)
     except QueueError as exc:
         raise queue_error(exc, ctx.lang) from None
-    return do_status(job_id, ctx)
+    return do_status(job_id, request, ctx)
 
 
 def do_resume(job_id, request: gr.Request, ctx: AppContext):
@@ -198,7 +205,7 @@ def do_resume(job_id, request: gr.Request, ctx: AppContext):
         raise queue_error(exc, ctx.lang) from None
     if not list(files.checkpoints.glob("checkpoint-*")):
         gr.Warning(t("finetune.no_checkpoint", ctx.lang).format(job=job_id))
-    return do_status(job_id, ctx)
+    return do_status(job_id, request, ctx)
 
 
 def require_admin_for_outside_job(files: JobFiles, user, ctx: AppContext) -> None:
@@ -245,17 +252,31 @@ def samples_text(files: JobFiles) -> str:
     return "\n\n".join(f"**step {r['step']}** · {r['prompt']}\n\n> {r['answer'] or '(empty)'}" for r in rows)
 
 
-def do_status(job_id, ctx: AppContext):
+def do_status(job_id, request: gr.Request, ctx: AppContext):
+    """The job's progress, loss curve, log and samples for its owner and the admin; for anyone else its line in the
+    queue only (owner, state, place), as the Jobs tab shows it to everyone."""
+    empty = pd.DataFrame(columns=["step", "loss", "series"])
     if not job_id:
-        return t("finetune.no_jobs", ctx.lang), pd.DataFrame(columns=["step", "loss", "series"]), "", "", {}
-    files = JobFiles(jobs_root(ctx.data_dir) / job_id)
-    status, job = read_job(files), find_job(ctx, job_id)
+        return t("finetune.no_jobs", ctx.lang), empty, "", "", {}
+    files, job = job_files(job_id, ctx), find_job(ctx, job_id)
+    level = viewer_level(job, request, ctx)
+    if level == "other":
+        line = {"job_id": files.job_id, "owner": job.owner if job else None, "state": job.state if job else None,
+                "position": job.position if job else None}
+        text = job_detail(job, ctx.lang, "other")[0] if job else t("finetune.not_yours", ctx.lang).format(job=job_id)
+        return text, empty, "", "", line
+    status = read_job(files)
     if job is not None and (job.state in ("queued", "interrupted") or status.get("state") == "created"):
         status = {**status, "state": job.state, "position": job.position}  # the job file cannot know these
     text = status_text(status, ctx.lang, data_summary(files))
     note = waiting_text(job, ctx.lang) if job is not None else ""
     text = f"{note}\n\n{text}" if note else text
-    return text, loss_frame(files), files.log_tail(), samples_text(files), status
+    log, samples = files.log_tail(), samples_text(files)
+    if level == "owner":  # their own job, but not the server's paths (the upload's by its file name)
+        redact = path_redactor(ctx.data_dir, files.dir)
+        text, log, samples = redact(text), redact(log), redact(samples)
+        status = {k: redact(v) for k, v in status.items() if k != "pid"}
+    return text, loss_frame(files), log, samples, status
 
 
 def data_summary(files: JobFiles) -> str:
@@ -330,8 +351,8 @@ def build(ctx: AppContext) -> None:
     raw = gr.JSON(visible=False)
     outputs = [status_md, plot, log, samples_md, raw]
 
-    status_fn = functools.partial(do_status, ctx=ctx)
-    preview_btn.click(functools.partial(do_preview, ctx=ctx), data_inputs + [widgets["cutoff_len"]],
+    status_fn = with_ctx(do_status, ctx)  # keeps the gr.Request parameter visible to gradio
+    preview_btn.click(with_ctx(do_preview, ctx), data_inputs + [widgets["cutoff_len"]],
                       [preview_summary, rejected, examples], api_name="finetune_preview")
     start_btn.click(with_ctx(do_start, ctx), data_inputs + settings, job,
                     api_name="finetune_start").then(status_fn, job, outputs)
@@ -344,4 +365,4 @@ def build(ctx: AppContext) -> None:
     gr.Timer(2.0).tick(status_fn, job, outputs, show_progress="hidden", api_visibility="private")
     # A reload re-attaches: the job list and the newest job's progress are read again from disk.
     gr.context.Context.root_block.load(lambda: job_dropdown(ctx), None, job, api_visibility="private")
-    gate_on_load(ctx, "train", [start_btn], role_note)
+    gate_on_load(ctx, "train", [start_btn, preview_btn], role_note)

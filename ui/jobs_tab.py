@@ -9,9 +9,11 @@ import functools
 import inspect
 import time
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 import pandas as pd
+import yaml
 
 from hosting.queue import Job, JobNotFound, JobQueue, JobStateError, NotAllowed, QueueError, shared_queue
 from ui.access import current_user, require
@@ -92,8 +94,44 @@ def jobs_frame(jobs: list[Job], lang: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=t("jobs.columns", lang).split("|"))
 
 
-def job_detail(job: Job | None, lang: str) -> tuple[str, str]:
-    """The selected job's summary (with its error) and its log tail (training) or progress note (evaluation)."""
+def viewer_level(job: Job | None, request: gr.Request | None, ctx: AppContext) -> str:
+    """How much of a job this request's user may see: "admin" (everything), "owner" (everything but the server's
+    paths) or "other" (the queue line: owner, state, place). A job outside the queue (started on the command line)
+    has no known owner: the admin's only."""
+    user = current_user(request, ctx)
+    if ctx.policy.can(user, "manage_all_jobs"):
+        return "admin"
+    return "owner" if job is not None and job.owner == user.name else "other"
+
+
+def path_redactor(data_dir: Path, job_dir: Path | None = None) -> Callable[[str], str]:
+    """For a job's owner who is not the admin: the uploaded data file by its name, and the data dir's own path as
+    `<data>`, in any text shown (status, data report, log, error). The server's layout is none of their business."""
+    pairs: list[tuple[str, str]] = []
+    config = job_dir / "config.yaml" if job_dir is not None else None
+    if config is not None and config.is_file():
+        try:
+            data = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data")
+        except (OSError, yaml.YAMLError):
+            data = None
+        if isinstance(data, str) and data:
+            pairs.append((data, Path(data).name))
+    for root in dict.fromkeys((str(Path(data_dir).resolve()), str(data_dir))):
+        pairs.append((root, "<data>"))
+
+    def redact(text):
+        if not isinstance(text, str):
+            return text
+        for old, new in pairs:
+            text = text.replace(old, new)
+        return text
+
+    return redact
+
+
+def job_detail(job: Job | None, lang: str, level: str = "admin", data_dir: Path | None = None) -> tuple[str, str]:
+    """The selected job's summary (with its error) and its log tail (training) or progress note (evaluation).
+    `level` (viewer_level): "other" gets the summary line only, "owner" gets it all with paths redacted."""
     if job is None:
         return t("jobs.none_selected", lang), ""
     when = {k: time.strftime("%H:%M:%S", time.localtime(v)) if v else "–"
@@ -102,14 +140,18 @@ def job_detail(job: Job | None, lang: str) -> tuple[str, str]:
                                          state=state_text(job, lang), **when)
     note = waiting_text(job, lang)
     text += f"\n\n{note}" if note else ""
+    if level == "other":  # someone else's job: its line in the queue, not its log, error or data
+        return text + "\n\n" + t("jobs.not_yours", lang), ""
+    job_dir = Path(job.params["job_dir"]) if job.kind == "train" and job.params.get("job_dir") else None
+    redact = path_redactor(data_dir, job_dir) if level != "admin" and data_dir is not None else (lambda x: x)
     if job.error:  # a failure's error, or what a cancelled job kept
         text += "\n\n" + (t("jobs.error", lang).format(error=job.error) if job.state == "failed" else job.error)
-    if job.kind == "train":
+    if job_dir is not None:
         from finetune.jobs import JobFiles
 
-        return text, JobFiles(Path(job.params["job_dir"])).log_tail()
+        return redact(text), redact(JobFiles(job_dir).log_tail())
     info = ", ".join(f"{k}: {round(v, 2) if isinstance(v, float) else v}" for k, v in job.info.items() if v is not None)
-    return text, info
+    return redact(text), redact(info)
 
 
 def do_list(selected, ctx: AppContext):
@@ -119,8 +161,14 @@ def do_list(selected, ctx: AppContext):
     return jobs_frame(jobs, ctx.lang), gr.update(choices=ids, value=value)
 
 
-def do_detail(job_id, ctx: AppContext):
-    return job_detail(find_job(ctx, job_id), ctx.lang)
+def do_detail(job_id, request: gr.Request, ctx: AppContext):
+    job = find_job(ctx, job_id)
+    return job_detail(job, ctx.lang, viewer_level(job, request, ctx), ctx.data_dir)
+
+
+def do_tick(job_id, request: gr.Request, ctx: AppContext):
+    """The timer's refresh: the table and the selected job's detail, as this user may see it."""
+    return (do_list(job_id, ctx)[0], *do_detail(job_id, request, ctx))
 
 
 def do_cancel(job_id, request: gr.Request, ctx: AppContext):
@@ -130,7 +178,7 @@ def do_cancel(job_id, request: gr.Request, ctx: AppContext):
         job_queue(ctx).cancel(job_id, current_user(request, ctx), ctx.policy)
     except QueueError as exc:
         raise queue_error(exc, ctx.lang) from None
-    return (*do_list(job_id, ctx), *do_detail(job_id, ctx))
+    return (*do_list(job_id, ctx), *do_detail(job_id, request, ctx))
 
 
 def do_resume(job_id, request: gr.Request, ctx: AppContext):
@@ -142,7 +190,7 @@ def do_resume(job_id, request: gr.Request, ctx: AppContext):
         job_queue(ctx).resume(job_id, user, ctx.policy)
     except QueueError as exc:
         raise queue_error(exc, ctx.lang) from None
-    return (*do_list(job_id, ctx), *do_detail(job_id, ctx))
+    return (*do_list(job_id, ctx), *do_detail(job_id, request, ctx))
 
 
 def select_row(event: gr.SelectData):
@@ -170,6 +218,6 @@ def build(ctx: AppContext) -> None:
     table.select(select_row, None, job, api_visibility="private")
     # The table and the selected job's state are read again every few seconds; the picker only on Refresh, so that
     # it does not change under the user's cursor.
-    gr.Timer(3.0).tick(lambda value: (list_fn(value)[0], *detail_fn(value)), job, [table, detail, log],
-                       show_progress="hidden", api_visibility="private")
+    gr.Timer(3.0).tick(with_ctx(do_tick, ctx), job, [table, detail, log], show_progress="hidden",
+                       api_visibility="private")
     gr.context.Context.root_block.load(list_fn, job, [table, job], api_visibility="private")

@@ -36,6 +36,23 @@ STRINGS: dict[str, tuple[str, str]] = {
     "access.action.train": ("start training", "开始训练"),
     "access.action.manage_models": ("load or unload models", "加载或卸载模型"),
     "access.action.manage_all_jobs": ("manage other users' jobs", "管理其他用户的任务"),
+    # --- upload worker (safeio.worker): parsing of uploads runs in a memory-limited process ---
+    "safeio.worker_memory": (
+        "The file needs more memory than one request may use ({detail}). Split it into smaller files, or ask the "
+        "admin to raise MEDTUNE_WORKER_MEMORY_MB.",
+        "该文件所需内存超出单个请求的上限（{detail}）。请拆分为较小的文件，或请管理员调高 MEDTUNE_WORKER_MEMORY_MB。",
+    ),
+    "safeio.worker_timeout": (
+        "Reading the file took too long ({detail}). Split it into smaller files, or ask the admin to raise "
+        "MEDTUNE_WORKER_TIMEOUT_S.",
+        "读取该文件耗时过长（{detail}）。请拆分为较小的文件，或请管理员调高 MEDTUNE_WORKER_TIMEOUT_S。",
+    ),
+    "access.action.export_votes": ("export every voter's votes", "导出所有人的投票记录"),
+    "access.bad_model_ref": (
+        "model {model}: not a model you may use here. Give a hub id (owner/name) or a directory under the model "
+        "folders the admin allows (ask the admin which).",
+        "模型 {model}：此处不能使用该模型。请填写模型库 ID（owner/name）或管理员允许的模型目录下的目录（请向管理员询问）。",
+    ),
     # --- server ---
     "server.login_title": ("Sign in", "登录"),
     "server.username": ("User name", "用户名"),
@@ -50,6 +67,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "server.switch": ("中文", "English"),  # the link to the other language, in that language
     "server.signed_in_as": ("Signed in as <b>{user}</b> ({role})", "当前用户：<b>{user}</b>（{role}）"),
     "server.log_out": ("Log out", "退出登录"),
+    "server.log_out_question": ("Log out of this server?", "确定退出登录？"),
+    "server.form_expired": (
+        "This form has expired or was sent from another site. Please try again.",
+        "此表单已过期或来自其他网站，请重试。",
+    ),
+    "server.cross_site": ("Refused: this request came from another site.", "已拒绝：此请求来自其他网站。"),
     "server.role.admin": ("admin", "管理员"),
     "server.role.member": ("member", "成员"),
     "server.role.guest": ("guest", "访客"),
@@ -180,7 +203,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "chat.board_refresh": ("Refresh leaderboard", "刷新排行榜"),
     "chat.board_standings": ("Ratings", "评分"),
     "chat.board_h2h": ("Head-to-head (row's score against column)", "对战矩阵（行模型对列模型的得分）"),
-    "chat.board_csv": ("All votes (CSV)", "全部投票（CSV）"),
+    "chat.board_csv": ("Ratings and head-to-head (CSV)", "评分与对战矩阵（CSV）"),
+    "chat.board_export": ("Votes export (admin)", "投票导出（管理员）"),
+    "chat.board_export_intro": (
+        "Every vote with its prompt, both answers and conversations, the voter's user name and the vote's id. "
+        "These are other people's words: keep the file private.",
+        "每一票的提问、两个回答与完整对话、投票用户名和投票编号。这些是他人的内容，请勿公开此文件。",
+    ),
+    "chat.board_export_button": ("Export all votes (CSV)", "导出全部投票（CSV）"),
+    "chat.board_export_file": ("All votes (CSV)", "全部投票（CSV）"),
     "chat.board_summary": ("{n} votes on base model **{base}**.", "基座模型 **{base}** 上共 {n} 票。"),
     "chat.board_empty": ("No votes yet: vote in the Blind test first.", "还没有投票：请先在盲测中投票。"),
     "chat.col_battles": ("battles", "对战数"),
@@ -224,6 +255,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "finetune.samples": ("Answers to the fixed prompts during training", "训练中对固定提示的回答"),
     "finetune.need_data": ("Upload a data file or pick a sample first.", "请先上传数据文件或选择样例。"),
     "finetune.need_job": ("Pick a job first.", "请先选择训练任务。"),
+    "finetune.bad_job": ("No training job {job}: pick one from the list.", "没有训练任务 {job}：请从列表中选择。"),
+    "finetune.not_yours": (
+        "Job {job} is not in the queue under your name: its progress, log and data are shown to its owner and the "
+        "admin only.",
+        "任务 {job} 不是你在队列中提交的：其进度、日志和数据只对提交者和管理员可见。",
+    ),
     "finetune.busy": ("Job {job} is still running; stop it or wait for it to finish.", "任务 {job} 仍在运行；请先停止或等待其完成。"),
     "finetune.no_checkpoint": ("Job {job} has no checkpoint to resume from; it will start again from step 0.", "任务 {job} 没有可恢复的检查点，将从第 0 步重新开始。"),
     "finetune.already_done": ("Job {job} has already completed; start a new run instead.", "任务 {job} 已完成；请开始新的训练。"),
@@ -313,6 +350,10 @@ STRINGS: dict[str, tuple[str, str]] = {
                     "finished {finished}",
                     "**{job}** · {kind} · 提交者 {owner} · **{state}** · 创建 {created}，开始 {started}，结束 {finished}"),
     "jobs.error": ("Error: {error}", "错误：{error}"),
+    "jobs.not_yours": (
+        "This is another user's job: its log, progress details and data are shown to its owner and the admin only.",
+        "这是其他用户的任务：日志、进度详情和数据只对提交者和管理员可见。",
+    ),
     "jobs.action.cancel": ("cancel", "取消"),
     "jobs.action.resume": ("resume", "继续"),
     "jobs.not_allowed": ("User {user} may not {action} job {job}: it belongs to {owner}; only its owner or the admin may.",
@@ -407,6 +448,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "models.unloaded_request": ("Unloaded {name} ({size} freed).", "已卸载 {name}（释放 {size}）。"),
     "models.reason_lru": ("least recently used, over the budget", "最久未使用，超出预算"),
     "models.reason_request": ("unloaded by the admin", "管理员卸载"),
+    # --- guard (ui/guard.py: sessions and cached files belong to the user who first used them) ---
+    "guard.sign_in": ("Sign in first.", "请先登录。"),
+    "guard.not_yours": ("This session or file belongs to another user.", "该会话或文件属于其他用户。"),
+    "guard.deep_links_off": ("Deep links are turned off on this server.", "此服务器已关闭深度链接。"),
+    "guard.too_large": ("The request is too large.", "请求过大。"),
 }
 
 
