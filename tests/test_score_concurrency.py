@@ -70,7 +70,9 @@ def wait_until_processing(job, timeout_s: float = 60.0) -> None:
 def test_a_small_file_is_scored_while_a_large_one_runs(score_app, tmp_path):
     ref, pred = heavy_files(tmp_path)
     first, second = Client(score_app, verbose=False), Client(score_app, verbose=False)
-    submit(first, SMALL_REF, SMALL_PRED).result()  # warm-up: jieba's dictionary is loaded once per process
+    # Warm-up, two at once: each scoring worker process (safeio.worker) loads jieba's dictionary on first use.
+    warm = [submit(client, SMALL_REF, SMALL_PRED) for client in (first, second)]
+    [job.result() for job in warm]
     start = time.perf_counter()
     large = submit(first, ref, pred)
     wait_until_processing(large)
