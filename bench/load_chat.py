@@ -214,8 +214,10 @@ def large_files(work: Path, args) -> dict[str, Path]:
     refs = [{"id": f"q{i}", "input": text(40), "output": text(300)} for i in range(args.score_items)]
     return {"ref": write("score_ref.jsonl", refs),
             "pred": write("score_pred.jsonl", [{"id": r["id"], "output": text(args.score_chars)} for r in refs]),
-            "train": write("train_large.jsonl", [{**rows[i % len(rows)], "instruction": f"{i} " +
-                                                  rows[i % len(rows)]["instruction"]} for i in range(args.preview_rows)])}
+            # Distinct rows (a number in front of each instruction), so nothing is cached between them.
+            "train": write("train_large.jsonl", [{**row, "instruction": f"{i} {row['instruction']}"}
+                                                 for i, row in ((i, rows[i % len(rows)])
+                                                                for i in range(args.preview_rows))])}
 
 
 def background_loop(url: str, auth, out: Background, send, stop: threading.Event) -> None:
@@ -265,7 +267,8 @@ def mixed_phase(url: str, auth, model: str, args, app_pid: int | None, files: di
 
 def background_summary(user: Background) -> dict:
     return {"requests": len(user.durations), "errors": len(user.errors),
-            "p50_s": round(percentile(user.durations, 50), 3), "max_s": round(max(user.durations, default=float("nan")), 3)}
+            "p50_s": round(percentile(user.durations, 50), 3),
+            "max_s": round(max(user.durations, default=float("nan")), 3)}
 
 
 def free_port() -> int:
