@@ -382,25 +382,27 @@ def looks_like_mc(row: Row) -> bool:
 
 
 def detect_task(rows: list[Row]) -> str:
-    """"mc" when most rows are multiple choice (an options field, or inlined options with a letter answer)."""
-    mc = sum(looks_like_mc(r) for r in rows)
-    return "mc" if rows and mc * 2 > len(rows) else "qa"
+    """The task most rows look like (evaluation.tasks.DETECTORS), e.g. "mc" when most rows are multiple choice."""
+    from evaluation.tasks import detect_task as detect  # the task records import this module's parsers
+
+    return detect(rows)
 
 
 @dataclass
 class Dataset:
     path: str
-    task: str  # "mc" or "qa"
+    task: str  # a name in evaluation.tasks.TASKS: "mc" or "qa"
     items: list[MCItem] | list[QAItem]
     problems: list[Problem]
 
 
 def load_dataset(path: str | Path, task: str = "auto", limits: Limits | None = None) -> Dataset:
     """Read and parse an evaluation file; problems are collected (check `problems`), never skipped silently."""
+    from evaluation.tasks import get_task  # the task records import this module's parsers
+
     read = read_rows(path, limits)
-    if task == "auto":
-        task = detect_task(read.rows)
-    parse = parse_mc_row if task == "mc" else parse_qa_row
+    task = detect_task(read.rows) if task == "auto" else task
+    parse = get_task(task).parse_row
     items, problems = [], list(read.problems)
     for row in read.rows:
         try:

@@ -24,7 +24,6 @@ import re
 import secrets
 import sys
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -35,6 +34,7 @@ import yaml
 
 from hosting.roles import ROLES, User
 from hosting.sessions import SESSION_SECONDS, SESSIONS_FILE, SessionStore  # noqa: F401 (SESSION_SECONDS: re-exported)
+from safeio.atomic import write_text
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USERS_FILE_ENV = "MEDTUNE_USERS_FILE"
@@ -172,16 +172,7 @@ def write_users_file(path: Path, accounts: Mapping[str, Account]) -> None:
     data = {"users": {name: {"role": a.user.role, "password": a.password_hash} for name, a in accounts.items()}}
     text = ("# medtune logins; edit with `python -m hosting.users add|remove|list`\n"
             + yaml.safe_dump(data, sort_keys=True, allow_unicode=True))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text, mode=None, durable=True)  # mode None: mkstemp's 0600
 
 
 def env_accounts(env: Mapping[str, str]) -> dict[str, Account]:

@@ -9,6 +9,7 @@ import pandas as pd
 from evaluation.data import DataFileError
 from evaluation.report import write_json, write_per_item
 from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError, score_submission
+from evaluation.tasks import TASKS as TASK_RECORDS, get_task
 from safeio.worker import WorkerError, run_limited
 from ui.access import require
 from ui.context import AppContext
@@ -19,7 +20,7 @@ SAMPLES = {  # label key -> (reference, predictions), relative to the sample dir
     "score.sample_mc": ("mc_sample.jsonl", "mc_sample_predictions.jsonl"),
     "score.sample_qa": ("qa_sample_competition.jsonl", "qa_sample_predictions.jsonl"),
 }
-TASKS = ["auto", "mc", "qa"]
+TASKS = ["auto", *TASK_RECORDS]  # the radio's choices, in the order of score.task_choices
 FILE_TYPES = [".jsonl", ".json", ".csv"]
 PROBLEM_COLUMNS = ["severity", "line", "id", "kind", "message", "fix"]
 
@@ -32,22 +33,19 @@ def scores_frame(report: ScoreReport, lang: str) -> pd.DataFrame:
     rows = [[name, round(value, 2)] for name, value in report.metrics.items()] + [["score", round(report.score, 2)]]
     for title, groups in report.breakdown.items():
         for group, values in groups.items():
-            key = "accuracy" if report.task == "mc" else "rouge-l"
+            key = get_task(report.task).main_metric
             rows.append([f"{key} · {group} (n={int(values['n'])})", round(values[key], 2)])
     return pd.DataFrame(rows, columns=[t("score.col_metric", lang), t("score.col_value", lang)])
 
 
 def items_frame(report: ScoreReport) -> pd.DataFrame:
-    """Worst first: wrong/missing/unparsed before right for multiple choice, lowest ROUGE-L first for free-form."""
-    frame = pd.DataFrame(report.items)
-    if report.task == "mc":
-        frame = frame.sort_values(["correct", "line"], kind="stable")
-        columns = ["line", "id", "correct", "status", "answer", "extracted", "prediction", "question"]
-    else:
-        frame = frame.sort_values(["rouge-l", "line"], kind="stable")
-        columns = ["line", "id", "rouge-l", "rouge-1", "rouge-2", "bleu-4", "prediction", "reference", "input"]
-        frame[["rouge-1", "rouge-2", "rouge-l", "bleu-4"]] = frame[["rouge-1", "rouge-2", "rouge-l", "bleu-4"]].round(2)
-    return frame[columns]
+    """Worst first, by the task's sort columns: wrong/missing/unparsed before right for multiple choice, lowest
+    ROUGE-L first for free-form."""
+    task = get_task(report.task)
+    frame = pd.DataFrame(report.items).sort_values(list(task.sort_by), kind="stable")
+    if task.rounded:
+        frame[list(task.rounded)] = frame[list(task.rounded)].round(2)
+    return frame[list(task.item_columns)]
 
 
 def resolve_inputs(sample: str, reference, predictions, ctx: AppContext) -> tuple[str, str]:
