@@ -14,26 +14,11 @@ from typing import Any
 
 from safeio import Limits, SafeReadError
 from safeio.errors import NotUtf8
+from safeio.problems import Problem, from_read_error
 from safeio.records import read_records
 
 MAX_ANSWER_LETTERS = 6
 LETTERS = "ABCDEF"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a file. `line` is 1-based (None for the file as a whole or a missing item)."""
-
-    line: int | None
-    id: str | None
-    kind: str
-    message: str
-    fix: str = ""
-    severity: str = "error"  # "error" or "warning" (a warning still scores, e.g. an empty answer)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "id": self.id, "kind": self.kind, "message": self.message,
-                "fix": self.fix, "severity": self.severity}
 
 
 class DataFileError(Exception):
@@ -101,8 +86,7 @@ SAFE_READ_FIXES = {
 
 
 def safe_read_problem(err: SafeReadError) -> Problem:
-    message = f"field '{err.field}': {err.reason}" if err.field else err.reason
-    return Problem(err.line, None, err.kind, message, fix=SAFE_READ_FIXES.get(err.kind, ""))
+    return from_read_error(err, SAFE_READ_FIXES.get(err.kind, ""))
 
 
 def read_rows(path: str | Path, limits: Limits | None = None) -> ReadResult:
@@ -144,7 +128,8 @@ class RowError(ValueError):
 def row_problem(row: Row, err: RowError, default_fix: str = "") -> Problem:
     """A row that could not be read, as a problem whose message always names the field."""
     message = str(err) if f"'{err.field}'" in str(err) else f"field '{err.field}': {err}"
-    return Problem(row.line, row_id(row), f"bad_{err.field}", message, fix=err.fix or default_fix)
+    return Problem(row.line, row_id(row), f"bad_{err.field}", message, fix=err.fix or default_fix, field=err.field,
+                   params={"reason": str(err)})
 
 
 def row_id(row: Row) -> str | None:
@@ -351,7 +336,8 @@ def _duplicate_id_problems(items) -> list[Problem]:
         if item.id in first_line:
             problems.append(Problem(item.line, item.id, "duplicate_id",
                                     f"id {item.id!r} already used at line {first_line[item.id]}",
-                                    fix="give every item a unique id"))
+                                    fix="give every item a unique id", field="id",
+                                    params={"id": item.id, "first": first_line[item.id]}))
         else:
             first_line[item.id] = item.line
     return problems

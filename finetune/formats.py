@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from safeio import Limits, SafeReadError, check_file
+from safeio.problems import Problem
 from safeio.records import names_text, read_records
 
 FORMATS = ("alpaca", "openai", "sharegpt", "chatglm", "xtuner", "competition", "context")
@@ -34,12 +35,14 @@ class DataError(ValueError):
 
 
 class RowError(ValueError):
-    """One row rejected; `field` is the JSON path of the offending value (e.g. "messages[2].content")."""
+    """One row rejected; `field` is the JSON path of the offending value (e.g. "messages[2].content"), `kind` the
+    problem's code."""
 
-    def __init__(self, field: str, reason: str):
+    def __init__(self, field: str, reason: str, kind: str = "bad_field"):
         super().__init__(f"field '{field}': {reason}" if field else reason)
         self.field = field
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -57,16 +60,8 @@ class Conversation:
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
-@dataclass(frozen=True)
-class Rejected:
-    file: str
-    line: int
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
-        return f"{where}: field '{self.field}': {self.reason}" if self.field else f"{where}: {self.reason}"
+# A rejected row: the one problem type of the project (file, line, field, code, parameters).
+Rejected = Problem
 
 
 @dataclass
@@ -252,7 +247,7 @@ def read_rows(path: Path, column_map: dict[str, str] | None = None, limits: Limi
     if suffix not in SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .xlsx)")
     records = read_records(path, limits, sheets=True, columns=column_map)
-    return ((line, RowError(row.field, row.reason) if isinstance(row, SafeReadError) else row)
+    return ((line, RowError(row.field, row.reason, row.kind) if isinstance(row, SafeReadError) else row)
             for line, row in records)
 
 
@@ -300,12 +295,13 @@ def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_s
                     )
             conversation = to_conversation(PARSERS[result.format](row), line)
         except RowError as exc:
-            result.rejected.append(Rejected(str(path), line, exc.field, exc.reason))
+            result.rejected.append(Problem(line, None, exc.kind, exc.reason, file=str(path), field=exc.field))
             continue
         key = hashlib.sha1(json.dumps(conversation.as_dicts(), ensure_ascii=False).encode()).hexdigest()
         if dedup and key in seen:
             result.duplicates += 1
-            result.rejected.append(Rejected(str(path), line, "", f"duplicate of line {seen[key]}"))
+            result.rejected.append(Problem(line, None, "duplicate_row", f"duplicate of line {seen[key]}",
+                                           file=str(path), params={"first": seen[key]}))
             continue
         seen.setdefault(key, line)
         if max_samples and len(result.conversations) >= max_samples:
