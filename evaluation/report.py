@@ -37,7 +37,7 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_text(report: ScoreReport) -> str:
     lines = [f"Scored {report.predictions}", f"  against {report.reference}",
-             f"Task: {TASK_NAMES[report.task]}, {report.n} reference items, aligned by {report.alignment}", ""]
+             f"Task: {get_task(report.task).title}, {report.n} reference items, aligned by {report.alignment}", ""]
     metric_rows = [[name, _fmt(name, value, report.task)] for name, value in report.metrics.items()]
     metric_rows.append(["score", f"{report.score:.2f}"])
     lines += table(["metric", "value"], metric_rows) + [""]

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from evaluation.data import DataFileError, MCItem, QAItem, load_dataset
-from evaluation.metrics import CONVENTIONS
 from evaluation.prompts import PromptConfig, build_messages
 from evaluation.tasks import MULTIPLE_CHOICE, TASKS, Task, get_task, score_mc_letters
 from safeio.atomic import write_text
@@ -385,7 +384,7 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
     write_text(cell_dir / "predictions.jsonl", "".join(lines))
     report = {
         **settings, "n": len(rows), "limit": config.limit, "metrics": metrics, "breakdown": breakdown,
-        "conventions": {m: CONVENTIONS[m] for m in task.metrics},
+        "conventions": task.metric_conventions,
         "method_note": task.method_notes[settings["method"]],
         "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
                    "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,

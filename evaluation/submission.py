@@ -16,7 +16,6 @@ from evaluation.data import (
     Dataset, DataFileError, MCItem, Problem, QAItem, Row, RowError, load_dataset, read_rows, row_id, row_problem,
     text_field,
 )
-from evaluation.metrics import CONVENTIONS
 from evaluation.tasks import Task, get_task
 
 # Exit statuses of `python -m evaluation score`.
@@ -62,7 +61,8 @@ def load_reference(path: str | Path, task: str = "auto") -> Dataset:
         raise ReferenceMalformed(err.path, err.problems) from None
     problems = dataset.problems + [
         Problem(item.line, item.id, "empty_reference", "field 'output': the reference answer is empty",
-                fix="every reference item needs a non-empty answer; ROUGE and BLEU are undefined against nothing")
+                fix="every reference item needs a non-empty answer; ROUGE and BLEU are undefined against nothing",
+                field="output")
         for item in dataset.items if isinstance(item, QAItem) and not item.output.strip()]
     if problems:
         raise ReferenceMalformed(path, problems)
@@ -109,11 +109,12 @@ def _align_by_id(reference: Dataset, predictions: list[Prediction]) -> Alignment
     for pred in predictions:
         if pred.id not in known:
             problems.append(Problem(pred.line, pred.id, "unknown_id", f"id {pred.id!r} is not in the reference",
-                                    fix="remove this line or correct its id"))
+                                    fix="remove this line or correct its id", field="id", params={"id": pred.id}))
         elif pred.id in chosen:
             problems.append(Problem(pred.line, pred.id, "duplicate_id",
                                     f"id {pred.id!r} already answered at line {chosen[pred.id].line}; "
-                                    "the first answer is scored", fix="keep one answer per id"))
+                                    "the first answer is scored", fix="keep one answer per id", field="id",
+                                    params={"id": pred.id, "first": chosen[pred.id].line}))
         else:
             chosen[pred.id] = pred
     aligned = [chosen.get(item.id) for item in reference.items]
@@ -134,11 +135,13 @@ def _align_by_order(reference: Dataset, predictions: list[Prediction]) -> Alignm
             problems.append(Problem(pred.line, pred.id, "input_mismatch",
                                     f"input does not match reference line {item.line} "
                                     f"(reference starts {task.item_input(item)[:30]!r}, yours {pred.input[:30]!r})",
-                                    fix="keep the predictions in the reference's order, one line per item"))
+                                    fix="keep the predictions in the reference's order, one line per item",
+                                    field="input", params={"ref_line": item.line}))
     for pred in predictions[len(reference.items):]:
         problems.append(Problem(pred.line, pred.id, "extra_row",
                                 f"line {pred.line} is beyond the reference's {len(reference.items)} items",
-                                fix="remove extra lines; there must be exactly one prediction per reference item"))
+                                fix="remove extra lines; there must be exactly one prediction per reference item",
+                                params={"n": len(reference.items)}))
     aligned += [None] * (len(reference.items) - len(aligned))
     problems += [_missing(item) for item, pred in zip(reference.items, aligned) if pred is None]
     return Alignment(aligned, problems, "order")
@@ -147,7 +150,7 @@ def _align_by_order(reference: Dataset, predictions: list[Prediction]) -> Alignm
 def _missing(item: MCItem | QAItem) -> Problem:
     where = f"id {item.id!r}" if item.id is not None else f"reference line {item.line}"
     return Problem(None, item.id, "missing_prediction", f"no prediction for {where}; scored as wrong/empty",
-                   fix="add a line for this item")
+                   fix="add a line for this item", params={"where": where, "ref_line": item.line})
 
 
 def _input_matches(given: str, item: MCItem | QAItem, task: Task) -> bool:
@@ -200,7 +203,7 @@ def conventions(task: str, weights: dict[str, float]) -> dict[str, str]:
         formula = " + ".join(f"{w:g} x {k}" for k, w in weights.items())
         score = f"score = ({formula}) / {sum(weights.values()):g}"
     return {
-        **{k: CONVENTIONS[k] for k in get_task(task).metrics},
+        **get_task(task).metric_conventions,
         "score": score,
         "alignment": "by id when both files have ids, else by line order with the input checked; "
                      "a missing prediction counts as an empty (wrong) answer and stays in the denominator",
@@ -267,7 +270,8 @@ def score_items(task: Task, items: list, predictions: list[Prediction | None]) -
         warning = task.answer_problem(text, score) if ok else None
         if warning:
             kind, message, fix = warning
-            problems.append(Problem(pred.line, item.id, kind, message, fix=fix, severity="warning"))
+            problems.append(Problem(pred.line, item.id, kind, message, fix=fix, severity="warning", field="output",
+                                    params={"text": text[:40]}))
         status = ("missing" if pred is None else "invalid" if pred.broken else
                   "unparsed" if score.get("unparsed") else "ok")
         rows.append({"line": item.line, "pred_line": pred.line if pred else None, "id": item.id,

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from evaluation.data import MCItem, QAItem, Row, looks_like_mc, parse_mc_row, parse_qa_row
 from evaluation.extract import extract_answer
-from evaluation.metrics import QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
+from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
 
 # Scored rows carry these item fields under these names, whoever scored them (the scorer or a model run), so that
 # one summary function serves both.
@@ -56,6 +56,13 @@ class Task:
     item_fields: Callable[[Any], dict] = lambda item: {"input": item.input, "reference": item.output}  # noqa: E731
     # (answer text, its score fields) -> (kind, message, fix) of a warning about that answer, or None
     answer_problem: Callable[[str, dict], tuple[str, str, str] | None] = lambda text, score: None  # noqa: E731
+
+    conventions: dict[str, str] = field(default_factory=dict)  # a metric of its own: how it is computed
+
+    @property
+    def metric_conventions(self) -> dict[str, str]:
+        """What every report states about how each metric is computed (metrics.CONVENTIONS for the shared ones)."""
+        return {m: self.conventions.get(m) or CONVENTIONS[m] for m in self.metrics}
 
     @property
     def default_weights(self) -> dict[str, float]:

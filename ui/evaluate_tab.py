@@ -26,6 +26,7 @@ from safeio.atomic import copy_file
 from safeio.worker import WorkerError, run_limited
 from ui.access import current_user, gate_on_load, require, session_key
 from ui.context import AppContext
+from ui.problems import problems_message
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
 from ui.strings import t
@@ -122,8 +123,8 @@ class EvaluateHandlers:
         except WorkerError as exc:
             raise gr.Error(t(f"safeio.worker_{exc.kind}", self.lang).format(detail=exc), print_exception=False) \
                 from None
-        except DataFileError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        except DataFileError as exc:  # each problem with its file and line, in the page's language
+            raise gr.Error(problems_message(exc.problems, self.lang, exc.path), print_exception=False) from None
         try:
             for model in config.models:
                 model_identity(self.registry, model)

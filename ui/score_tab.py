@@ -13,6 +13,7 @@ from evaluation.tasks import TASKS as TASK_RECORDS, get_task
 from safeio.worker import WorkerError, run_limited
 from ui.access import require
 from ui.context import AppContext
+from ui.problems import fix_text, problem_text
 from ui.scratch import download_dir
 from ui.strings import t
 
@@ -25,8 +26,11 @@ FILE_TYPES = [".jsonl", ".json", ".csv"]
 PROBLEM_COLUMNS = ["severity", "line", "id", "kind", "message", "fix"]
 
 
-def problems_frame(problems) -> pd.DataFrame:
-    return pd.DataFrame([{c: p.to_dict()[c] for c in PROBLEM_COLUMNS} for p in problems], columns=PROBLEM_COLUMNS)
+def problems_frame(problems, lang: str = "en") -> pd.DataFrame:
+    """The problems as a table, each message and fix in the page's language (ui/problems.py)."""
+    rows = [{**{c: p.to_dict()[c] for c in PROBLEM_COLUMNS}, "message": problem_text(p, lang), "fix": fix_text(p, lang)}
+            for p in problems]
+    return pd.DataFrame(rows, columns=PROBLEM_COLUMNS)
 
 
 def scores_frame(report: ScoreReport, lang: str) -> pd.DataFrame:
@@ -78,16 +82,16 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
         raise gr.Error(t(f"safeio.worker_{err.kind}", lang).format(detail=err), print_exception=False) from None
     except ReferenceMalformed as err:
         gr.Warning(t("score.status_3", lang))
-        return f"**{t('score.status_3', lang)}**", None, problems_frame(err.problems), None, None
+        return f"**{t('score.status_3', lang)}**", None, problems_frame(err.problems, lang), None, None
     except DataFileError as err:
         gr.Warning(t("score.status_4", lang))
-        return f"**{t('score.status_4', lang)}**", None, problems_frame(err.problems), None, None
+        return f"**{t('score.status_4', lang)}**", None, problems_frame(err.problems, lang), None, None
     except WeightsError as err:
         raise gr.Error(str(err)) from None
     status = t("score.status_ok" if report.exit_status == 0 else f"score.status_{report.exit_status}", lang)
     task_name = t("score.task_choices", lang).split("|")[TASKS.index(report.task)]
     summary = t("score.summary", lang).format(score=report.score, task=task_name, n=report.n, status=status)
-    return (summary, scores_frame(report, lang), problems_frame(report.problems), items_frame(report),
+    return (summary, scores_frame(report, lang), problems_frame(report.problems, lang), items_frame(report),
             write_downloads(report))
 
 
