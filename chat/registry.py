@@ -505,6 +505,18 @@ class ModelRegistry:
         else:
             self._model.generate(**kwargs)
 
+    def decoding_path(self) -> str:
+        """How greedy chat answers are decoded on this base, for the model list: chat/fast_step.py's step, or the
+        model's full forward and why (both give the adapters' exact answers; the fast step is faster)."""
+        from chat.fast_step import FastStep
+
+        if not self.use_lean_decode:
+            return "generate (the lean decoding loop is switched off)"
+        if not self.use_fast_step:
+            return "full forward per step (the fast step is switched off)"
+        reason = FastStep.unsupported_reason(self.model)
+        return "fast step (chat/fast_step.py)" if reason is None else f"full forward per step: {reason}"
+
     def _encode(self, texts: list[str], settings: GenerationSettings):
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         limit = getattr(self.model.config, "max_position_embeddings", None)

@@ -74,7 +74,29 @@ def segments(tokenizer, conversation: Conversation) -> list[tuple[str, bool]]:
             )
         pieces += [(prompt[len(done):], False), (full[len(prompt):], True)]
         done = full
-    return [(text, trained) for text, trained in pieces if text]
+        if _unterminated(tokenizer, full[len(prompt):], message["content"]):
+            pieces.append((tokenizer.eos_token, True))
+    return [(text, trained) for text, trained in _move_stops(pieces, tokenizer.eos_token) if text]
+
+
+def _unterminated(tokenizer, answer: str, content: str) -> bool:
+    """The template ends an assistant turn with nothing after the content (GLM-4: the next turn's <|user|>, its eos
+    token, is what stops a reply). Trained as rendered, the model would never learn to stop, so the eos token is
+    trained after such an answer (as LLaMA-Factory's `efficient_eos` does)."""
+    eos = tokenizer.eos_token
+    return bool(eos) and eos not in answer and answer.rstrip().endswith(content.rstrip())
+
+
+def _move_stops(pieces: list[tuple[str, bool]], eos: str | None) -> list[tuple[str, bool]]:
+    """An eos appended after an answer that the next turn's prompt starts with anyway is taken from that prompt:
+    the tokens stay the template's own rendering, with the stop now trained."""
+    out: list[tuple[str, bool]] = []
+    for i, (text, trained) in enumerate(pieces):
+        appended = trained and text == eos and i > 0 and pieces[i - 1][1]
+        if appended and i + 1 < len(pieces) and pieces[i + 1][0].startswith(eos):
+            pieces[i + 1] = (pieces[i + 1][0][len(eos):], False)
+        out.append((text, trained))
+    return out
 
 
 def encode(tokenizer, conversation: Conversation, cutoff_len: int) -> Encoded:
