@@ -56,6 +56,7 @@ class ModelInfo:
     bytes: int  # in memory when loaded, else the weights' size on disk (0 if unknown)
     compatible: bool = True
     reason: str = ""  # why an adapter cannot be used with this base
+    decoding: str = ""  # the base, once loaded: how greedy answers are decoded (fast step, or why the full forward)
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,9 @@ class ModelRegistry:
         """The base first, then every adapter known now, with memory (loaded) or disk size, and compatibility."""
         with self._modules_lock:
             base_bytes, loaded_bytes = self._base_size, dict(self._sizes)
-        rows = [ModelInfo(self.base_name, "base", self.base_name, self._model is not None, base_bytes)]
+        loaded = self._model is not None
+        rows = [ModelInfo(self.base_name, "base", self.base_name, loaded, base_bytes,
+                          decoding=self.decoding_path() if loaded else "")]
         for name, source in self._scan().items():
             ok, reason = self._compatibility(name, source)
             loaded = name in loaded_bytes

@@ -67,6 +67,11 @@ def segments(tokenizer, conversation: Conversation) -> list[tuple[str, bool]]:
             continue
         prompt = render(tokenizer, messages[:i], add_generation_prompt=True)
         full = render(tokenizer, messages[: i + 1])
+        eos = tokenizer.eos_token
+        if done and eos and done.endswith(eos) and not prompt.startswith(done) and prompt.startswith(done[:-len(eos)]):
+            # Phi-3 closes a whole conversation with eos, absent when another turn follows: it ends the last answer
+            # only, and earlier answers end with their end-of-turn marker (<|end|>) as the template renders them.
+            pieces[-1], done = (pieces[-1][0][:-len(eos)], True), done[:-len(eos)]
         if not (prompt.startswith(done) and full.startswith(prompt)):
             raise TemplateError(
                 f"line {conversation.line}: the chat template does not render turn {i} as a continuation of the "

@@ -16,7 +16,7 @@ import torch
 
 from family_fixtures import FAMILIES, build_family_model
 from finetune.formats import Conversation, Message
-from finetune.tokenization import IGNORE_INDEX, PackedCollator, as_features, encode_all, pack
+from finetune.tokenization import IGNORE_INDEX, PackedCollator, TemplateError, as_features, encode_all, pack
 from tests.finetune_fixtures import QA
 
 NAMES = list(FAMILIES)
@@ -157,6 +157,20 @@ def test_family_preview_masks_exactly_the_answers(ws, name):
         assert conv.messages[-2].content in prompt and answer not in prompt
         if tokenizer.bos_token_id is not None:
             assert row.input_ids.count(tokenizer.bos_token_id) == 1, f"{name}: BOS twice"
+    # Two turns: each answer trained with its stop. Qwen3's template drops the thinking block of earlier answers,
+    # so a longer conversation is not a continuation of a shorter one: refused with the line, never mis-masked.
+    two = Conversation((Message("user", QA[0][0]), Message("assistant", QA[0][1]), Message("user", "谢谢"),
+                        Message("assistant", "不客气。")), line=7)
+    if name == "qwen3":
+        with pytest.raises(TemplateError, match="line 7: .*rewrite earlier turns"):
+            encode_all(tokenizer, [two], cutoff_len=512)
+        return
+    (row,), _ = encode_all(tokenizer, [two], cutoff_len=512)
+    spans = _spans(row.labels)
+    assert len(spans) == 2 and all(any(t in stops for t in span) for span in spans)
+    assert tokenizer.decode(spans[1], skip_special_tokens=True).strip() == "不客气。"
+    assert tokenizer.decode(row.input_ids) == tokenizer.apply_chat_template(two.as_dicts(), tokenize=False) \
+        + ("" if FAMILIES[name].name != "glm4" else tokenizer.eos_token)  # GLM-4: the last stop is added
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -219,6 +233,7 @@ def test_family_chat_panes_equal_each_model_alone(ws, name):
     assert expected[2] != expected[0]  # the random adapter changes the answer: the panes are not all the base
     path = registry.decoding_path()
     assert path.startswith("fast step") == FAMILIES[name].fast_step, path
+    assert registry.models()[0].decoding == path  # what the model list shows beside the base
 
 
 @pytest.mark.parametrize("name", NAMES)
