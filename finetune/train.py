@@ -136,6 +136,9 @@ def training_arguments(cfg: TrainConfig, files: JobFiles, has_val: bool):
         max_steps=cfg.max_steps or -1,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
+        # Without a GPU the Trainer must be told it runs on the CPU, else a chosen bf16 is refused ("Your setup
+        # doesn't support bf16/gpu") instead of running the CPU's own bf16 autocast.
+        use_cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
         # transformers 5 name for gradient checkpointing; non-reentrant works with frozen (LoRA) base weights
         activation_checkpointing=cfg.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,

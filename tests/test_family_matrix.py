@@ -89,19 +89,19 @@ def _targets(model) -> tuple[str, ...]:
     return tuple(n for n in ("q_proj", "v_proj", "qkv_proj", "down_proj") if n in names)
 
 
-def _train(ws: Workspace, name: str) -> Path:
+def _train(ws: Workspace, name: str, precision: str = "fp32", out_name: str = "trained") -> Path:
     from finetune.config import TrainConfig
     from finetune.jobs import create_job
     from finetune.train import run
 
-    out = ws.adapters(name) / "trained"
+    out = ws.root / name / out_name if precision != "fp32" else ws.adapters(name) / out_name
     cfg = TrainConfig(model=str(ws.model_dir(name)), data=str(ws.data_file()), val_split=0, max_steps=3,
                       batch_size=2, learning_rate=1e-2, lora_rank=4, lora_alpha=8, lora_dropout=0.0,
                       warmup_ratio=0.0, logging_steps=1, save_steps=0, sample_every=3,
                       sample_prompts=[QA[0][0]], sample_max_new_tokens=4, cutoff_len=128, pack_len=256,
-                      packing=True, output_dir=str(out))
+                      packing=True, output_dir=str(out), precision=precision)
     files = create_job(cfg, ws.root / name / "runs")
-    assert run(files.dir) == 0, files.log_tail() if hasattr(files, "log_tail") else files.read_status()
+    assert run(files.dir) == 0, files.read_status()
     status = files.read_status()
     assert status["state"] == "completed", status
     return out
@@ -275,3 +275,79 @@ def test_family_merge_answers_like_peft(ws, name, tmp_path):
     alone = PeftModel.from_pretrained(ws.base(name), adapter).eval()
     tokenizer = ws.tokenizer(name)
     assert _plain_answer(merged, tokenizer, CHAT_A, 12) == _plain_answer(alone, tokenizer, CHAT_A, 12)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Low precision on the CPU: what a GPU would run in (bf16, or fp16 on older cards), for the Llama-family shapes the
+# fast path serves. Dtype mismatches between the base, the adapters and our own kernels show up here first.
+
+LOW = [(n, d) for n in ("qwen2", "llama") for d in ("bf16", "fp16")]
+TORCH_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@pytest.mark.parametrize("name,precision", LOW)
+def test_family_low_precision_trains(ws, name, precision):
+    from peft import PeftModel
+
+    out = _train(ws, name, precision=precision, out_name=f"trained-{precision}")
+    losses = [m["loss"] for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in m]
+    fp32 = [m["loss"] for m in map(json.loads, (ws.trained(name) / "metrics.jsonl").read_text().splitlines())
+            if "loss" in m]
+    assert len(losses) == 3 and losses[0] == pytest.approx(fp32[0], abs=0.05)  # same data, same first step
+    PeftModel.from_pretrained(ws.base(name), out)  # plain peft reloads it
+
+
+@pytest.mark.parametrize("name,precision", LOW)
+def test_family_low_precision_chat_and_likelihood_equal_peft(ws, name, precision):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from chat.registry import ModelRegistry
+    from chat.settings import GenerationSettings
+
+    dtype = TORCH_DTYPE[precision]
+    ws.registry(name)  # adapters in place
+    registry = ModelRegistry(str(ws.model_dir(name)), ws.root / name / "data", dtype=str(dtype).split(".")[-1])
+    panes = [(None, CHAT_A), ("trained", CHAT_B), ("random", CHAT_A)]
+    answers = registry.generate_panes(panes, GenerationSettings(max_new_tokens=12))
+    assert registry.model.dtype == dtype
+    tokenizer = ws.tokenizer(name)
+
+    def alone(adapter):
+        base = AutoModelForCausalLM.from_pretrained(ws.model_dir(name), dtype=dtype).eval()
+        return base if adapter is None else PeftModel.from_pretrained(base, ws.adapters(name) / adapter).eval()
+
+    assert answers == [_plain_answer(alone(a), tokenizer, m, 12) for a, m in panes]
+    # Likelihood: the same next-token scores as the adapter alone through peft, to the dtype's precision.
+    prompts = [registry.render(CHAT_A), registry.render(CHAT_B)]
+    ours = registry.next_token_logits(prompts, "random")
+    model = alone("random")
+    for prompt, row in zip(prompts, ours):
+        ids = torch.tensor([tokenizer(prompt, add_special_tokens=False)["input_ids"]])
+        with torch.no_grad():
+            theirs = model(input_ids=ids).logits[0, -1].float()
+        assert row.argmax() == theirs.argmax()
+        torch.testing.assert_close(row, theirs, atol=0.1, rtol=0.02)
+
+
+@pytest.mark.parametrize("name,precision", LOW)
+def test_family_low_precision_lora_layer_equals_peft_bit_for_bit(ws, name, precision):
+    """peft keeps adapter weights in fp32 beside a bf16/fp16 base: the batched-LoRA layer rounds as peft does."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from chat.batched_lora import _lora_linears, batched_lora
+
+    dtype = TORCH_DTYPE[precision]
+    base = AutoModelForCausalLM.from_pretrained(ws.model_dir(name), dtype=dtype)
+    model = PeftModel.from_pretrained(base, ws.random_adapter(name), adapter_name="r").eval()
+    x = torch.randn(3, 5, base.config.hidden_size, generator=torch.Generator().manual_seed(0)).to(dtype)
+    for layer in _lora_linears(model):
+        if layer.base_layer.in_features != x.shape[-1]:
+            continue
+        assert layer.lora_A["r"].weight.dtype == torch.float32
+        with torch.no_grad():
+            expected = layer(x)
+            with batched_lora(model, ["r", "r", "r"]) as batched:
+                assert batched
+                assert torch.equal(layer(x), expected)
