@@ -210,7 +210,11 @@ def run(job_dir: Path, resume: bool = False) -> int:
     files = JobFiles(Path(job_dir))
     stop = StopFlag()
     stop.install()
-    files.update_status(state="loading", pid=os.getpid(), error=None, started_at=time.time())
+    # The process Stop signals: this one, or under torchrun / accelerate launch the launcher (the ranks' parent),
+    # which passes the signal on to every rank and ends them all when one fails.
+    launched = "TORCHELASTIC_RUN_ID" in os.environ
+    files.update_status(state="loading", pid=os.getppid() if launched else os.getpid(), error=None,
+                        started_at=time.time())
     try:
         cfg = TrainConfig.load(files.config).validate()
         outcome = _train(cfg, files, stop, resume)
