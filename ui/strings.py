@@ -302,6 +302,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "finetune.max_samples": ("Max samples (0 = all)", "最大样本数（0 表示全部）"),
     "finetune.dedup": ("Drop duplicate rows", "去除重复行"),
     "finetune.adapter_name": ("Adapter name (empty = job id)", "适配器名称（留空则用任务 ID）"),
+    "finetune.processes": ("Processes per machine (one per GPU; data parallel)",
+                           "每台机器的进程数（每块 GPU 一个；数据并行）"),
     # --- jobs ---
     "jobs.tab": ("Jobs", "任务队列"),
     "jobs.intro": (
