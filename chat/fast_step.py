@@ -1,4 +1,4 @@
-"""One decoding step of a Llama-family model (Llama, Qwen2) without transformers' per-step plumbing.
+"""One decoding step of a Llama-family model (Llama, Qwen2, Mistral) without transformers' per-step plumbing.
 
 After the prompt, every step of `generate` (or of chat/decode.py's loop) goes through the model's whole forward:
 output dataclasses, mask construction, the attention-function registry, cache objects, decorators. On small models
@@ -24,7 +24,9 @@ import torch
 
 from chat import row_matmul
 
-_ARCHITECTURES = {"llama", "qwen2"}  # decoder layers: norm, attention with rotary, residual, norm, gated MLP, residual
+# Decoder layers: norm, attention with rotary, residual, norm, gated MLP, residual. Mistral's layers are Llama's,
+# with a sliding window when its config sets one (then refused below).
+_ARCHITECTURES = {"llama", "qwen2", "mistral"}
 
 
 def _causal_lm(model):
@@ -77,6 +79,8 @@ class FastStep:
             return "pretraining_tp > 1 (split projections)"
         if any(kind != "full_attention" for kind in getattr(config, "layer_types", None) or ["full_attention"]):
             return "sliding-window attention layers"
+        if kind == "mistral" and getattr(config, "sliding_window", None) is not None:
+            return f"sliding-window attention (sliding_window={config.sliding_window})"
         inner = getattr(lm, "model", None)
         needed = ("embed_tokens", "layers", "norm", "rotary_emb")
         if inner is None or not all(hasattr(inner, n) for n in needed) or not hasattr(lm, "lm_head"):

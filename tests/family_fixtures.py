@@ -104,8 +104,8 @@ FAMILIES = {f.name: f for f in [
                        query_pre_attn_scalar=16)),
     Family("phi3", PHI3, "<|endoftext|>", ("<|system|>", "<|user|>", "<|assistant|>"), pad="<|endoftext|>",
            stop=("<|end|>", "<|assistant|>")),
-    Family("mistral", MISTRAL, "</s>", ("[INST]", "[/INST]"), bos="<s>", config=dict(head_dim=16,
-                                                                                      sliding_window=None)),
+    Family("mistral", MISTRAL, "</s>", ("[INST]", "[/INST]"), bos="<s>", config=dict(head_dim=16, sliding_window=None),
+           fast_step=True),
 ]}
 # Hunyuan's <｜hy_▁pad▁｜> etc. and Phi-3's <|end|> are special tokens too: listed by what the template names.
 _EXTRA_SPECIALS = {"phi3": ("<|end|>",), "ernie4_5": ("<unk>",), "internlm3": ("<unk>",)}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from family_fixtures import FAMILIES, build_family_model
+from family_fixtures import FAMILIES, SHAPE, build_family_model
 from finetune.formats import Conversation, Message
 from finetune.tokenization import IGNORE_INDEX, PackedCollator, TemplateError, as_features, encode_all, pack
 from tests.finetune_fixtures import QA
@@ -234,6 +234,23 @@ def test_family_chat_panes_equal_each_model_alone(ws, name):
     path = registry.decoding_path()
     assert path.startswith("fast step") == FAMILIES[name].fast_step, path
     assert registry.models()[0].decoding == path  # what the model list shows beside the base
+
+
+def test_family_fast_step_refuses_what_it_does_not_reproduce():
+    """Each refusal names its reason, which the model list shows; the chat test above checks the answers."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from chat.fast_step import FastStep
+
+    def reason(kind, **config):
+        shape = {**SHAPE, "vocab_size": 64, "num_hidden_layers": 1}
+        return FastStep.unsupported_reason(AutoModelForCausalLM.from_config(AutoConfig.for_model(kind, **shape,
+                                                                                                **config)).eval())
+
+    assert reason("mistral", sliding_window=None) is None
+    assert reason("mistral", sliding_window=8) == "sliding-window attention (sliding_window=8)"
+    assert "this model is qwen3" in reason("qwen3")
+    assert reason("llama", attn_implementation="eager").startswith("attention implementation 'eager'")
 
 
 @pytest.mark.parametrize("name", NAMES)
