@@ -16,7 +16,7 @@ import torch
 
 from family_fixtures import FAMILIES, SHAPE, build_family_model
 from finetune.formats import Conversation, Message
-from finetune.tokenization import IGNORE_INDEX, PackedCollator, TemplateError, as_features, encode_all, pack
+from finetune.tokenization import IGNORE_INDEX, PackedCollator, as_features, encode_all, pack
 from tests.finetune_fixtures import QA
 
 NAMES = list(FAMILIES)
@@ -157,17 +157,14 @@ def test_family_preview_masks_exactly_the_answers(ws, name):
         assert conv.messages[-2].content in prompt and answer not in prompt
         if tokenizer.bos_token_id is not None:
             assert row.input_ids.count(tokenizer.bos_token_id) == 1, f"{name}: BOS twice"
-    # Two turns: each answer trained with its stop. Qwen3's template drops the thinking block of earlier answers,
-    # so a longer conversation is not a continuation of a shorter one: refused with the line, never mis-masked.
+    # Two turns: each answer trained with its stop, the tokens being the template's rendering of the whole
+    # conversation. (Qwen3's template drops the thinking block of earlier answers once another turn follows.)
     two = Conversation((Message("user", QA[0][0]), Message("assistant", QA[0][1]), Message("user", "谢谢"),
                         Message("assistant", "不客气。")), line=7)
-    if name == "qwen3":
-        with pytest.raises(TemplateError, match="line 7: .*rewrite earlier turns"):
-            encode_all(tokenizer, [two], cutoff_len=512)
-        return
     (row,), _ = encode_all(tokenizer, [two], cutoff_len=512)
     spans = _spans(row.labels)
     assert len(spans) == 2 and all(any(t in stops for t in span) for span in spans)
+    assert tokenizer.decode(spans[0], skip_special_tokens=True).strip() == QA[0][1]
     assert tokenizer.decode(spans[1], skip_special_tokens=True).strip() == "不客气。"
     assert tokenizer.decode(row.input_ids) == tokenizer.apply_chat_template(two.as_dicts(), tokenize=False) \
         + ("" if FAMILIES[name].name != "glm4" else tokenizer.eos_token)  # GLM-4: the last stop is added
