@@ -141,6 +141,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "chat.kind_base": ("base", "基座"),
     "chat.kind_adapter": ("adapter", "适配器"),
     "chat.loaded": ("{size} in memory", "已加载，占用 {size}"),
+    "chat.decoding_path": ("; decoding: {path}", "；解码方式：{path}"),
     "chat.on_disk": ("not loaded ({size} on disk)", "未加载（磁盘 {size}）"),
     "chat.base_not_loaded": ("loads on first question", "首次提问时加载"),
     "chat.incompatible": ("cannot be used: {reason}", "不可用：{reason}"),
