@@ -141,6 +141,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "chat.kind_base": ("base", "基座"),
     "chat.kind_adapter": ("adapter", "适配器"),
     "chat.loaded": ("{size} in memory", "已加载，占用 {size}"),
+    "chat.decoding_path": ("; decoding: {path}", "；解码方式：{path}"),
     "chat.on_disk": ("not loaded ({size} on disk)", "未加载（磁盘 {size}）"),
     "chat.base_not_loaded": ("loads on first question", "首次提问时加载"),
     "chat.incompatible": ("cannot be used: {reason}", "不可用：{reason}"),
@@ -302,6 +303,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "finetune.max_samples": ("Max samples (0 = all)", "最大样本数（0 表示全部）"),
     "finetune.dedup": ("Drop duplicate rows", "去除重复行"),
     "finetune.adapter_name": ("Adapter name (empty = job id)", "适配器名称（留空则用任务 ID）"),
+    "finetune.processes": ("Processes per machine (one per GPU; data parallel)",
+                           "每台机器的进程数（每块 GPU 一个；数据并行）"),
     # --- jobs ---
     "jobs.tab": ("Jobs", "任务队列"),
     "jobs.intro": (
