@@ -195,3 +195,18 @@ def test_rejected_training_rows_are_problems(tmp_path):
 def test_detection_reads_the_records(tmp_path):
     assert tasks.detect_task([Row(1, {"input": "q", "output": "a"})]) == "qa"
     assert tasks.detect_task([Row(1, {"question": "q", "options": {"A": "x", "B": "y"}, "answer": "A"})]) == "mc"
+
+
+def test_chinese_score_page_shows_chinese_problems(tmp_path):
+    """The score tab's handler on a Chinese page: the problem table speaks Chinese, lines and ids kept."""
+    from ui.context import AppContext
+    from ui.score_tab import score
+    from ui.strings import t
+
+    ctx = AppContext(model="demo", lang="zh", data_dir=tmp_path)
+    summary, _, problems, items, _ = score(t("score.sample_mc", "zh"), None, None, 0, "", ctx)
+    messages = dict(zip(problems["kind"], problems["message"]))
+    assert messages["unknown_id"].startswith("id “") and messages["unknown_id"].endswith("不在参考答案中。")
+    assert messages["missing_prediction"].startswith("缺少对参考答案第")
+    assert problems["fix"][problems["kind"] == "unknown_id"].iloc[0] == "删除这一行或改正其 id。"
+    assert list(items.columns) == list(MULTIPLE_CHOICE.item_columns)
