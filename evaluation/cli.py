@@ -16,6 +16,7 @@ from evaluation.submission import (
     DEFAULT_MAX_ANSWER_CHARS, EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError,
     score_submission,
 )
+from evaluation.tasks import TASKS
 
 EPILOG = """exit status:
   0  scored; the predictions file is valid (warnings such as empty answers may be listed)
@@ -47,10 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     score.add_argument("--ref", required=True, help="reference file (JSONL, JSON array or CSV)")
     score.add_argument("--pred", required=True, help="predictions file: one {\"id\"?, \"output\"} per reference item")
-    score.add_argument("--task", choices=["auto", "mc", "qa"], default="auto",
-                       help="multiple choice (mc) or free-form (qa); detected from the reference by default")
-    score.add_argument("--weights", help="combined score, e.g. 'rouge-l=0.5,bleu-4=0.5' (default: accuracy for mc, "
-                                         "rouge-l for qa)")
+    score.add_argument("--task", choices=["auto", *TASKS], default="auto",
+                       help="; ".join(f"{t.title} ({t.name})" for t in TASKS.values())
+                       + "; detected from the reference by default")
+    score.add_argument("--weights", help="combined score, e.g. 'rouge-l=0.5,bleu-4=0.5' (default: "
+                                         + ", ".join(f"{t.main_metric} for {t.name}" for t in TASKS.values()) + ")")
     score.add_argument("--max-answer-chars", type=_positive_int, default=DEFAULT_MAX_ANSWER_CHARS, metavar="N",
                        help="cut answers longer than N characters before extraction and ROUGE/BLEU, with a warning "
                             f"on their line (default {DEFAULT_MAX_ANSWER_CHARS:,})")
