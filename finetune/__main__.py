@@ -32,7 +32,8 @@ FLAGS = {
     "lora_rank": int, "lora_alpha": int, "lora_dropout": float, "lora_targets": str, "learning_rate": float,
     "lr_scheduler": str, "num_epochs": float, "max_steps": int, "batch_size": int, "grad_accum": int,
     "seed": int, "adapter_name": str, "precision": str, "eval_steps": int, "save_steps": int, "sample_every": int,
-    "processes": int,
+    "processes": int, "eval_every": int, "eval_limit": int, "eval_max_new_tokens": int, "select_by": str,
+    "early_stop": int,
 }
 
 
@@ -72,6 +73,12 @@ def config_from_args(args) -> TrainConfig:
         cfg.load_in_4bit = True
     if args.column_map:
         cfg.column_map = parse_column_map(args.column_map)
+    if args.eval_data:
+        cfg.eval_sets = list(cfg.eval_sets) + list(args.eval_data)
+    # The job runs from its own directory's config: the sets are recorded by absolute path.
+    cfg.eval_sets = [str(Path(e).resolve()) if isinstance(e, str) else
+                     {**e, "path": str(Path(e["path"]).resolve())} if isinstance(e, dict) and isinstance(e.get("path"), str)
+                     else e for e in cfg.eval_sets]
     return cfg
 
 
@@ -86,9 +93,16 @@ def cmd_train(args) -> int:
             raise DataError(f"{files.dir}: still running; stop it first (python -m finetune stop {args.resume})")
         if files.read_status().get("state") == "completed":
             raise DataError(f"{files.dir}: already completed ({files.read_status().get('adapter_dir')})")
+        from finetune.job import evaluator_factory
+
         with tee_to(files.log):
-            return run(files.dir, resume=True)
+            return run(files.dir, resume=True, evaluator_factory=evaluator_factory)
     cfg = config_from_args(args)
+    if cfg.eval_sets:  # every set read and checked now: a bad row or a wrong task is refused before any job exists
+        from finetune.job import evaluator_factory
+
+        cfg.validate()
+        print(f"validation sets: {evaluator_factory(cfg).describe()}", flush=True)
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # accelerate launch / torchrun: every rank runs this; they agree on one job dir named from the config and
@@ -104,11 +118,14 @@ def cmd_train(args) -> int:
     else:
         files = create_job(cfg, data_dir, job_id=args.job_id)
     print(f"job {files.job_id}: {files.dir}", flush=True)
+    from finetune.job import evaluator_factory
+
     with tee_to(files.log):
-        code = run(files.dir)
+        code = run(files.dir, evaluator_factory=evaluator_factory)
     if rank == 0:  # the other ranks would print rank 0's status half-way through its save
         status = files.read_status()
-        print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
+        early = " (stopped early: no improvement)" if status.get("stopped_early") else ""
+        print(f"{status.get('state')}{early}: {status.get('adapter_dir') or status.get('error') or ''}")
     return code
 
 
@@ -230,6 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="jobs and adapters (env MEDTUNE_DATA_DIR)")
     p.add_argument("--job-id", default=None)
     p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
+    p.add_argument("--eval-data", nargs="+", metavar="FILE", default=None,
+                   help="validation sets scored during training (multiple choice / free-form / competition files, "
+                        "as the Evaluate tab reads); with --eval-every N, --eval-limit K, --select-by METRIC:SET, "
+                        "--early-stop P")
     safeio.add_arguments(p)
     p.set_defaults(func=cmd_train)
 

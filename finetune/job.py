@@ -14,7 +14,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from finetune.train import run
 
-    return run(args.job_dir, resume=args.resume)
+    return run(args.job_dir, resume=args.resume, evaluator_factory=evaluator_factory)
+
+
+def evaluator_factory(cfg):
+    """Task metrics during training come from the composition layer above finetune/ and evaluation/ (recipes/),
+    imported only by a run that names validation sets."""
+    from recipes.train_eval import build_evaluator
+
+    return build_evaluator(cfg)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from finetune.atomic import atomic_dir
-from finetune.config import ConfigError, TrainConfig, resolved_precision
+from finetune.config import ConfigError, TrainConfig, resolved_precision, select_metric
 from finetune.demo_model import resolve_model
 from finetune.formats import DataError, load_data, split_conversations
 from finetune.jobs import JobFiles, is_writer, write_json_atomic
@@ -160,7 +160,7 @@ def training_arguments(cfg: TrainConfig, files: JobFiles, has_val: bool):
 
 
 def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: list[dict], files: JobFiles,
-                  stop: StopFlag, data_report: dict):
+                  stop: StopFlag, data_report: dict, selection=None):
     from transformers import PrinterCallback, Trainer
 
     from finetune.progress import ProgressCallback
@@ -173,7 +173,7 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: li
         eval_dataset=ListDataset(val) if val else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[ProgressCallback(cfg, tokenizer, files, stop, data_report)],
+        callbacks=[ProgressCallback(cfg, tokenizer, files, stop, data_report)] + ([selection] if selection else []),
     )
     trainer.remove_callback(PrinterCallback)  # ProgressCallback prints one compact line per log instead
     return trainer
@@ -190,12 +190,21 @@ def record_base_reference(adapter_config: Path, model_ref: str) -> None:
     adapter_config.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path) -> Path:
-    """Atomic: everything goes into a temp dir beside the final one, which is renamed into place at the end."""
+def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path, weights_from: Path | None = None,
+                  selection: dict | None = None) -> Path:
+    """Atomic: everything goes into a temp dir beside the final one, which is renamed into place at the end.
+    `weights_from`: a saved adapter (the best checkpoint) to take the weights from instead of `model`."""
     if final.exists():  # another run took the name meanwhile: never overwrite someone's adapter
         final = final.with_name(f"{final.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     with atomic_dir(final) as tmp:
-        model.save_pretrained(tmp)
+        if weights_from is not None:
+            for path in weights_from.iterdir():
+                if path.is_file():
+                    shutil.copyfile(path, tmp / path.name)
+        else:
+            model.save_pretrained(tmp)
+        if selection is not None:  # which step these weights are and every metric there
+            write_json_atomic(tmp / "selection.json", selection)
         record_base_reference(tmp / "adapter_config.json", cfg.model)
         cfg.save(tmp / "train_config.yaml")
         if files.metrics.exists():
@@ -205,8 +214,11 @@ def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path) -> Path
     return final
 
 
-def run(job_dir: Path, resume: bool = False) -> int:
-    """The body of a job process. Returns the exit code; the outcome is in status.json either way."""
+def run(job_dir: Path, resume: bool = False, evaluator_factory=None) -> int:
+    """The body of a job process. Returns the exit code; the outcome is in status.json either way.
+
+    `evaluator_factory`: config -> an evaluator (model, tokenizer) -> {metric: value}, or None; it reads and checks
+    the validation sets, so it runs before the model loads (a bad set fails the job before any training)."""
     files = JobFiles(Path(job_dir))
     stop = StopFlag()
     stop.install()
@@ -217,7 +229,10 @@ def run(job_dir: Path, resume: bool = False) -> int:
                         started_at=time.time())
     try:
         cfg = TrainConfig.load(files.config).validate()
-        outcome = _train(cfg, files, stop, resume)
+        evaluator = evaluator_factory(cfg) if evaluator_factory and cfg.eval_sets else None
+        if cfg.eval_sets and evaluator is None:
+            raise ConfigError("eval_sets", "this entry point cannot score validation sets (use python -m finetune)")
+        outcome = _train(cfg, files, stop, resume, evaluator)
     except (ConfigError, DataError) as exc:
         print(f"[job] error: {exc}", flush=True)
         files.update_status(state="failed", error=str(exc))
@@ -247,8 +262,10 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     return None
 
 
-def _train(cfg: TrainConfig, files: JobFiles, stop: StopFlag, resume: bool) -> dict:
+def _train(cfg: TrainConfig, files: JobFiles, stop: StopFlag, resume: bool, evaluator=None) -> dict:
     from transformers import set_seed
+
+    from finetune.selection import SelectionCallback
 
     set_seed(cfg.seed)
     model, tokenizer = load_model_and_tokenizer(cfg)
@@ -261,7 +278,15 @@ def _train(cfg: TrainConfig, files: JobFiles, stop: StopFlag, resume: bool) -> d
         files.truncate_metrics(int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0)
     if stop.set:
         return {"state": "stopped"}
-    trainer = build_trainer(cfg, model, tokenizer, train, val, files, stop, report)
+    # Which checkpoint becomes the adapter: a task metric when validation sets are scored, else eval loss, else
+    # simply the last one (no validation at all).
+    metric = select_metric(cfg, evaluator.main_metrics if evaluator else [])
+    selection = None
+    if evaluator is not None or (val and metric == "eval_loss"):
+        selection = SelectionCallback(cfg, tokenizer, files, evaluator, metric, resume)
+        print(f"[job] the adapter is the checkpoint with the best {metric}"
+              + (f"; scoring {evaluator.describe()}" if evaluator else ""), flush=True)
+    trainer = build_trainer(cfg, model, tokenizer, train, val, files, stop, report, selection)
     files.update_status(state="training", resumed_from=checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
     if stop.set:
@@ -273,6 +298,31 @@ def _train(cfg: TrainConfig, files: JobFiles, stop: StopFlag, resume: bool) -> d
         return {}  # under torchrun / accelerate launch only rank 0 writes the adapter and the final status
     files.update_status(state="saving")
     final = Path(cfg.output_dir) if cfg.output_dir else files.default_adapter_dir(cfg)
-    adapter = write_adapter(trainer.model, cfg, files, final)
-    print(f"[job] adapter saved to {adapter}", flush=True)
-    return {"state": "completed", "adapter_dir": str(adapter), "finished_at": time.time()}
+    return save_outcome(trainer, cfg, files, final, selection)
+
+
+def save_outcome(trainer, cfg: TrainConfig, files: JobFiles, final: Path, selection) -> dict:
+    """The adapter under its name: the best checkpoint when one was selected, with the last beside it as
+    <name>-last; the final status says which step won, whether the run stopped early, and what evaluating cost."""
+    from finetune.selection import best_dir, read_best
+
+    best = read_best(files) if selection is not None else None
+    if best is None:  # nothing was selected (no validation): the adapter is the last state
+        adapter = write_adapter(trainer.model, cfg, files, final)
+        print(f"[job] adapter saved to {adapter}", flush=True)
+        return {"state": "completed", "adapter_dir": str(adapter), "finished_at": time.time()}
+    summary = selection.summary(trainer.state.global_step)
+    last = write_adapter(trainer.model, cfg, files, final.with_name(f"{final.name}-last"),
+                         selection={"this_is": "last", "step": trainer.state.global_step,
+                                    "metrics": selection.last_scores, "best_step": best["step"],
+                                    "select_by": best["select_by"], "best_value": best["value"]})
+    adapter = write_adapter(trainer.model, cfg, files, final, weights_from=best_dir(files),
+                            selection={**summary, "this_is": "best", "last_dir": str(last)})
+    print(f"[job] adapter saved to {adapter}: step {best['step']} of {trainer.state.global_step}, best "
+          f"{best['select_by']}={best['value']}; the last step's adapter is {last}; evaluating took "
+          f"{summary['eval_share']:.1%} of the run" + (" (stopped early)" if summary["stopped_early"] else ""),
+          flush=True)
+    return {"state": "completed", "adapter_dir": str(adapter), "last_adapter_dir": str(last),
+            "best_step": best["step"], "best_value": best["value"], "select_by": best["select_by"],
+            "stopped_early": summary["stopped_early"], "eval_share": summary["eval_share"],
+            "eval_seconds": summary["eval_seconds"], "finished_at": time.time()}

@@ -1,0 +1,1 @@
+"""Composition recipes: code that wires finetune/ and evaluation/ together (they never import each other)."""
