@@ -209,6 +209,35 @@ def cmd_jobs(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from finetune.compare import load_run, png_chart, table, task_metrics, text_chart
+    from finetune.jobs import JOB_ID_RE, jobs_root
+
+    runs = []
+    for run in args.runs:
+        path = Path(run)
+        if not path.is_dir() and JOB_ID_RE.match(run):
+            path = jobs_root(Path(args.data_dir)) / run
+        try:
+            runs.append(load_run(path))
+        except FileNotFoundError as exc:
+            raise DataError(str(exc)) from None
+    metrics = task_metrics(runs)
+    if not metrics:
+        raise DataError("none of these runs logged a task metric or eval_loss")
+    metric = args.metric or metrics[0]
+    rows = table(runs, metric)
+    print("\t".join(rows[0]))
+    for row in rows:
+        print(safeio.printable("\t".join("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+                                         for v in row.values())))
+    if args.chart:
+        print(f"chart: {png_chart(runs, metric, Path(args.chart))}")
+    else:
+        print(safeio.printable(text_chart(runs, metric)))
+    return 0
+
+
 def cmd_stop(args) -> int:
     from finetune.jobs import job_files, stop_job
 
@@ -261,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
     p.add_argument("--trust-remote-code", action="store_true")
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("compare", help="finished runs side by side: a table and a chart of a metric by step")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="job directories, job ids or adapter directories")
+    p.add_argument("--metric", default=None, help="e.g. accuracy:mc_val (default: the first task metric)")
+    p.add_argument("--chart", default=None, metavar="FILE.png", help="write the chart as PNG instead of printing it")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    p.set_defaults(func=cmd_compare)
 
     for name, func, text in (("jobs", cmd_jobs, "list jobs"), ("stop", cmd_stop, "stop a running job")):
         p = sub.add_parser(name, help=text)

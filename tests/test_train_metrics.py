@@ -64,7 +64,7 @@ def _same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)
 
 
-def test_best_checkpoint_becomes_the_adapter_and_early_stop_fires(tmp_path, tiny_chat_model, mc_data):
+def test_best_checkpoint_becomes_the_adapter_and_early_stop_fires(tmp_path, tiny_chat_model, mc_data, capsys):
     files = create_job(_config(tiny_chat_model, *mc_data, max_steps=10, early_stop=2, adapter_name="mc"),
                        tmp_path / "runs")
     assert run(files.dir, evaluator_factory=evaluator_factory) == 0
@@ -87,6 +87,14 @@ def test_best_checkpoint_becomes_the_adapter_and_early_stop_fires(tmp_path, tiny
     selection = json.loads((adapter / "selection.json").read_text())
     assert selection["step"] == best and selection["metrics"] == {"accuracy:mc_val": 100.0}
     assert selection["select_by"] == "accuracy:mc_val" and selection["stopped_early"] and 0 < selection["eval_share"] < 1
+
+    # python -m finetune compare: one row per run, the selected step and the best value; a PNG chart on request.
+    capsys.readouterr()
+    assert main(["compare", str(files.dir), str(last_dir), "--chart", str(tmp_path / "chart.png")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split("\t")[:7] == ["run", "lr", "rank", "steps", "selected_step", "select_by", "best accuracy:mc_val"]
+    assert out[1].split("\t")[4] == str(best) and out[1].split("\t")[6] == "100"
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_resume_keeps_the_best_so_far(tmp_path, tiny_chat_model, mc_data):
