@@ -26,7 +26,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from hosting.login_limit import LoginLimiter
 from hosting.users import SESSION_SECONDS, Sessions, load_secret
-from ui.context import AppContext
+from ui.context import AppContext, with_services
 from ui.guard import SessionGuard
 from ui.layout import build_app
 from ui.strings import t
@@ -114,6 +114,7 @@ class LoginRedirect:
 def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) -> FastAPI:
     """The FastAPI app to serve with uvicorn: our routes, then the app in the other language, then the default."""
     other = "zh" if ctx.lang == "en" else "en"
+    ctx = with_services(ctx)  # one job scheduler for both languages' apps
     sessions = Sessions(load_secret(ctx.data_dir), ctx.users) if ctx.users is not None else None
     limiter = LoginLimiter()  # one for both languages' /login, or each would allow the limit again
 
