@@ -120,7 +120,8 @@ class JobQueue:
         job = self.store.row(job_id)
         if job.state != JobStatus.QUEUED:
             return job
-        return next(j for j in self._with_positions(self.store.active()) if j.id == job_id)
+        placed = [j for j in self._with_positions(self.store.active()) if j.id == job_id]
+        return placed[0] if placed else self.store.row(job_id)  # it left the line between the two reads
 
     def output(self, job_id: str):
         """What the job's runner returned, if it completed in this process not long ago; else None."""
