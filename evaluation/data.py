@@ -6,14 +6,15 @@ so a user sees everything wrong with a file in one go; nothing is skipped silent
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from safeio import Limits, SafeReadError, check_file, iter_csv, iter_json_array, iter_lines, json_loads, read_bytes, \
+    single_object
 
 MAX_ANSWER_LETTERS = 6
 LETTERS = "ABCDEF"
@@ -44,6 +45,9 @@ class DataFileError(Exception):
         lines = [f"{self.path}{f':{p.line}' if p.line else ''}: {p.message}" for p in problems[:20]]
         more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
         super().__init__("\n".join(lines) + more)
+
+    def __reduce__(self):  # crosses the worker process boundary (safeio.worker) with its problems
+        return type(self), (self.path, self.problems)
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,12 @@ class ReadResult:
 # Raw rows
 
 
-def decode_text(path: Path, raw: bytes) -> str:
+def decode_text(path: Path, raw: bytes, first_line: int = 1) -> str:
     """UTF-8 with or without BOM; anything else is refused with the line of the first undecodable byte."""
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig" if first_line == 1 else "utf-8")
     except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
+        line = first_line + raw[: err.start].count(b"\n")
         hint = ""
         try:
             raw.decode("gb18030")
@@ -101,76 +105,102 @@ def decode_text(path: Path, raw: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def read_rows(path: str | Path) -> ReadResult:
-    """Rows of a JSONL, JSON (array of objects) or CSV file, each with its 1-based line number."""
+# What to do about a refusal of the bounded readers (safeio), by its kind.
+SAFE_READ_FIXES = {
+    "missing_file": "check the path", "not_a_file": "give the path of a data file",
+    "limit": "split the file, shorten the value, or raise the limit with the flag or variable named",
+    "encoding": "re-save the file as UTF-8 text", "bad_json": "one JSON object per line, or one array of objects",
+    "bad_csv": "check the quotes: a quote inside a value is written twice (\"\")",
+}
+
+
+def safe_read_problem(err: SafeReadError) -> Problem:
+    message = f"field '{err.field}': {err.reason}" if err.field else err.reason
+    return Problem(err.line, None, err.kind, message, fix=SAFE_READ_FIXES.get(err.kind, ""))
+
+
+def read_rows(path: str | Path, limits: Limits | None = None) -> ReadResult:
+    """Rows of a JSONL, JSON (array of objects) or CSV file, each with its 1-based line number, read within
+    `limits` (default: the ones in force). A file that cannot be read at all raises DataFileError."""
     path = Path(path)
-    if not path.is_file():
-        raise DataFileError(path, [Problem(None, None, "missing_file", "file not found", fix="check the path")])
-    text = decode_text(path, path.read_bytes())
-    if not text.strip():
-        raise DataFileError(path, [Problem(None, None, "empty_file", "the file is empty",
-                                           fix="export the data again; the file has no rows")])
-    if path.suffix.lower() == ".csv":
-        return _read_csv(text)
-    if text.lstrip().startswith("["):
-        return _read_json_array(path, text)
-    return _read_jsonl(text)
+    try:
+        check_file(path, limits)
+        with path.open("rb") as f:
+            head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+        if path.suffix.lower() == ".csv" or head.startswith(b"["):
+            text = decode_text(path, read_bytes(path, limits))
+            if not text.strip():
+                raise _empty(path)
+            return _read_csv(path, text, limits) if path.suffix.lower() == ".csv" else \
+                _read_json_array(path, text, limits)
+        result = _read_jsonl(path, limits)
+    except SafeReadError as err:
+        raise DataFileError(path, [safe_read_problem(err)]) from None
+    if not result.rows and not result.problems:
+        raise _empty(path)
+    return result
 
 
-def _read_jsonl(text: str) -> ReadResult:
+def _empty(path: Path) -> DataFileError:
+    return DataFileError(path, [Problem(None, None, "empty_file", "the file is empty",
+                                        fix="export the data again; the file has no rows")])
+
+
+def _read_jsonl(path: Path, limits: Limits | None) -> ReadResult:
+    """Line by line (safeio.iter_lines): a line over the limit is a problem on that line, its bytes never held."""
     result = ReadResult()
-    for number, line in enumerate(text.split("\n"), start=1):
+    first = True
+    for number, raw in iter_lines(path, limits):
+        if isinstance(raw, SafeReadError):
+            result.problems.append(safe_read_problem(raw))
+            continue
+        line = decode_text(path, raw, number)
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json_loads(line, path, number, limits)
         except json.JSONDecodeError as err:
+            whole = single_object(path, limits) if first else None
+            if whole is not None:  # a pretty-printed object: one clear problem, not "broken JSON" on every line
+                raise whole from None
             result.problems.append(Problem(
                 number, None, "bad_json", f"not valid JSON ({err.msg} at column {err.colno})",
                 fix="each line must be one complete JSON object; check quotes, commas and brackets"))
+            first = False
             continue
+        except SafeReadError as err:
+            result.problems.append(safe_read_problem(err))
+            continue
+        first = False
         _append_object(result, number, value)
     return result
 
 
-def _read_json_array(path: Path, text: str) -> ReadResult:
+def _read_json_array(path: Path, text: str, limits: Limits | None) -> ReadResult:
+    result = ReadResult()
     try:
-        values = json.loads(text)
+        for line, value in iter_json_array(text, path, limits):
+            _append_object(result, line, value)
     except json.JSONDecodeError as err:
         raise DataFileError(path, [Problem(err.lineno, None, "bad_json",
                                            f"not valid JSON ({err.msg} at column {err.colno})",
                                            fix="the file must be one JSON array of objects, or JSON Lines")]) from None
-    if not isinstance(values, list):
-        raise DataFileError(path, [Problem(1, None, "bad_json", "a JSON file must hold an array of objects",
-                                           fix="wrap the objects in [ ... ] or write one object per line (JSONL)")])
-    result = ReadResult()
-    for value, line in zip(values, _array_element_lines(text, len(values))):
-        _append_object(result, line, value)
     return result
 
 
-def _array_element_lines(text: str, count: int) -> list[int]:
-    """Line where each top-level array element starts, so problems in a JSON array point at real lines."""
-    decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
-    lines = []
-    for _ in range(count):
-        while text[pos] in " \t\n,":
-            pos += 1
-        lines.append(text.count("\n", 0, pos) + 1)
-        _, pos = decoder.raw_decode(text, pos)
-    return lines
-
-
-def _read_csv(text: str) -> ReadResult:
+def _read_csv(path: Path, text: str, limits: Limits | None) -> ReadResult:
     result = ReadResult()
-    reader = csv.DictReader(io.StringIO(text))
-    for record in reader:
-        if None in record:  # more cells than header columns
-            result.problems.append(Problem(reader.line_num, None, "bad_csv", "more cells than the header has columns",
+    records = iter_csv(text, path, limits)
+    header = [name.strip() for name in next(records, (1, []))[1]]
+    for line, values in records:
+        if not values:  # a blank line
+            continue
+        if len(values) > len(header):
+            result.problems.append(Problem(line, None, "bad_csv", "more cells than the header has columns",
                                            fix="quote cells that contain commas"))
             continue
-        result.rows.append(Row(reader.line_num, {k.strip(): v for k, v in record.items() if k is not None}))
+        values = values + [None] * (len(header) - len(values))
+        result.rows.append(Row(line, {name: value for name, value in zip(header, values)}))
     return result
 
 
@@ -192,6 +222,9 @@ class RowError(ValueError):
         self.field = field_name
         self.fix = fix
 
+    def __reduce__(self):
+        return type(self), (self.field, str(self), self.fix)
+
 
 def row_problem(row: Row, err: RowError, default_fix: str = "") -> Problem:
     """A row that could not be read, as a problem whose message always names the field."""
@@ -204,18 +237,26 @@ def row_id(row: Row) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def short(value: Any, limit: int = 60) -> str:
+    """A value in a message, cut: a row may hold a million characters, a message should not."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def text_field(row: Row, names: tuple[str, ...], required: bool = True) -> tuple[str, str] | None:
     """The first of `names` present in the row, checked to be a string: (field name, value)."""
     for name in names:
         if name in row.data and row.data[name] is not None:
             value = row.data[name]
             if not isinstance(value, str):
-                raise RowError(name, f"field '{name}' must be a string, got {type(value).__name__} {value!r}",
-                               fix=f'write it in quotes, e.g. "{name}": "{value}"')
+                raise RowError(name, f"field '{name}' must be a string, got {type(value).__name__} {short(value)}",
+                               fix=f'write it in quotes, e.g. "{name}": "{short(value, 30)}"')
             return name, value
     if required:
         wanted = " or ".join(f"'{n}'" for n in names)
-        found = ", ".join(sorted(row.data)) or "none"
+        present = sorted(row.data)
+        found = ", ".join(str(n)[:40] for n in present[:20]) or "none"
+        found += f", ... {len(present) - 20} more" if len(present) > 20 else ""
         raise RowError(names[0], f"missing field {wanted} (fields present: {found})")
     return None
 
@@ -284,11 +325,12 @@ def parse_answer_letters(value: Any, options: dict[str, str], field_name: str) -
         raise RowError(field_name, f"field '{field_name}' must be a string of letters, got {type(value).__name__}")
     letters = re.sub(r"[\s,，、;；/和与]", "", unicodedata.normalize("NFKC", value)).upper()
     if not letters or not set(letters) <= set(LETTERS) or len(letters) > MAX_ANSWER_LETTERS:
-        raise RowError(field_name, f"answer {value!r} is not one to {MAX_ANSWER_LETTERS} option letters",
+        raise RowError(field_name, f"answer {short(value)} is not one to {MAX_ANSWER_LETTERS} option letters",
                        fix='write the answer as letters, e.g. "B" or "BD"')
     unknown = sorted(set(letters) - set(options))
     if unknown:
-        raise RowError(field_name, f"answer {value!r} names option {', '.join(unknown)}, which the item does not have",
+        raise RowError(field_name, f"answer {short(value)} names option {', '.join(unknown)}, which the item does not "
+                                   "have",
                        fix=f"the options are {', '.join(options)}")
     return "".join(sorted(set(letters)))
 
@@ -353,9 +395,9 @@ class Dataset:
     problems: list[Problem]
 
 
-def load_dataset(path: str | Path, task: str = "auto") -> Dataset:
+def load_dataset(path: str | Path, task: str = "auto", limits: Limits | None = None) -> Dataset:
     """Read and parse an evaluation file; problems are collected (check `problems`), never skipped silently."""
-    read = read_rows(path)
+    read = read_rows(path, limits)
     if task == "auto":
         task = detect_task(read.rows)
     parse = parse_mc_row if task == "mc" else parse_qa_row
@@ -367,6 +409,20 @@ def load_dataset(path: str | Path, task: str = "auto") -> Dataset:
             problems.append(row_problem(row, err))
     problems.extend(_duplicate_id_problems(items))
     return Dataset(str(path), task, items, problems)
+
+
+def check_datasets(paths: list[str], limits: Limits | None = None) -> list[int]:
+    """Each file read and parsed, and refused whole on any problem, as an evaluation run does; the item counts.
+    What the app runs in a worker process (safeio.worker) before it queues a job: no items cross back."""
+    counts = []
+    for path in paths:
+        dataset = load_dataset(path, limits=limits)
+        if dataset.problems:
+            raise DataFileError(path, dataset.problems)
+        if not dataset.items:
+            raise DataFileError(path, [Problem(None, None, "empty_file", "no items to evaluate")])
+        counts.append(len(dataset.items))
+    return counts
 
 
 def _duplicate_id_problems(items) -> list[Problem]:

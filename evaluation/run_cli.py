@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+import safeio
 from evaluation.data import DataFileError
 from evaluation.metrics import QA_METRICS
 from evaluation.prompts import DEFAULT_MC_TEMPLATE, DEFAULT_SYSTEM, PromptConfig
@@ -20,7 +21,8 @@ format), items.jsonl (one scored row per item, written batch by batch) and repor
 again skips finished items, so an interrupted run resumes where it stopped.
 
 exit status: 0 done; 2 wrong usage; 3 a data file is malformed (nothing run); 6 a model or adapter cannot be used;
-130 interrupted (re-run to resume)
+130 interrupted (re-run to resume); 1 an unexpected internal error (a bug). Data files are read within limits
+(--max-rows, --max-field-length, ...); a file over one is malformed (3).
 """
 
 
@@ -51,6 +53,7 @@ def add_run_parser(commands) -> None:
                      help="likelihood: predict every letter with probability >= this (multi-answer items)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--trust-remote-code", action="store_true")
+    safeio.add_arguments(run)
 
 
 def _progress_printer():
@@ -84,7 +87,7 @@ def run_command(args: argparse.Namespace) -> int:
                             prompt=PromptConfig(system=args.system, mc_template=args.mc_template), seed=args.seed)
         results = evaluate(registry, config, progress=_progress_printer())
     except DataFileError as err:
-        print(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED), file=sys.stderr)
+        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED)), file=sys.stderr)
         return EXIT_DATA_MALFORMED
     except RegistryError as err:
         print(f"error: {err}", file=sys.stderr)

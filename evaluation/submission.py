@@ -7,6 +7,7 @@ aligns (a missing prediction scores as an empty, wrong answer), and the exit sta
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,8 +225,9 @@ def parse_weights(text: str | None, task: str) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             raise WeightsError(f"--weights: {part!r} is not NAME=NUMBER") from None
-        if name not in allowed or weight < 0:
-            raise WeightsError(f"--weights: {name!r} must be one of {', '.join(allowed)} with a weight >= 0")
+        if name not in allowed or not math.isfinite(weight) or weight < 0:  # nan would make the score nan
+            raise WeightsError(f"--weights: {name!r} must be one of {', '.join(allowed)} with a finite weight >= 0 "
+                               f"(got {value.strip()[:20]!r})")
         weights[name] = weight
     if sum(weights.values()) <= 0:
         raise WeightsError("--weights: at least one weight must be above 0")

@@ -6,6 +6,10 @@
     python -m finetune merge --adapter DIR --out merged/ [--model M]
     python -m finetune jobs | stop JOB_ID
 
+exit status: 0 done; 1 nothing usable (preview: no row kept) or a failure (a model, a merge); 2 wrong usage, or a
+data file or config that cannot be used (the message names file, line and field, and the limit when one was hit).
+Data files are read within limits (--max-rows, --max-field-length, ...: see `python -m finetune preview --help`).
+
 Training runs started here are jobs like the app's (jobs/): registered in the data dir's store, listed in the app's
 Jobs tab, owned by one process at a time (a second `train --resume` of a running job is refused), stoppable from the
 app or with `stop`. This entry point sits above jobs/ (as app.py does); the finetune package itself never imports it.
@@ -21,6 +25,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+import safeio
 from finetune.config import ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
 from jobs.store import CLI_OWNER
@@ -41,12 +46,13 @@ def cmd_preview(args) -> int:
     tokenizer = load_tokenizer(args.model) if args.model else None
     result = preview_data(args.data, args.format, parse_column_map(args.column_map), tokenizer, args.n,
                           args.cutoff_len)
+    # The data is the user's: its control characters are shown escaped, never sent to the terminal raw.
     for i, pieces in enumerate(result.examples, 1):
         print(f"--- example {i} (trained text between ⟦ and ⟧) ---")
-        print("".join(f"⟦{text}⟧" if trained else text for text, trained in pieces))
+        print(safeio.printable("".join(f"⟦{text}⟧" if trained else text for text, trained in pieces)))
     for rejected in result.loaded.rejected:
-        print(f"rejected: {rejected}", file=sys.stderr)
-    print(result.summary())
+        print(safeio.printable(f"rejected: {rejected}"), file=sys.stderr)
+    print(safeio.printable(result.summary()))
     return 0 if result.loaded.conversations else 1
 
 
@@ -235,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="render with this model's chat template and count tokens")
     p.add_argument("--cutoff-len", type=int, default=1024)
     p.add_argument("-n", type=int, default=3, help="examples to show")
+    safeio.add_arguments(p)
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("train", help="train a LoRA adapter (runs in the foreground; the app runs the same code)")
@@ -254,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
     p.add_argument("--owner", default=CLI_OWNER,
                    help="the app user this job belongs to in the Jobs tab (default: the admin's only)")
+    safeio.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("merge", help="merge an adapter into its base model")
@@ -276,16 +284,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from jobs.files import JobError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        safeio.set_current(safeio.from_args(args))  # flags over MEDTUNE_MAX_* over the defaults
+    except ValueError as exc:  # a bad MEDTUNE_MAX_* value
+        parser.error(str(exc))
     try:
         return args.func(args)
     except (ConfigError, DataError, JobError) as exc:  # JobError: a bad job id, a job another process trains
-        print(f"error: {exc}", file=sys.stderr)
+        print(safeio.printable(f"error: {exc}"), file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - merge / model load errors: one line, not a traceback
         if os.environ.get("MEDTUNE_DEBUG"):
             raise
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(safeio.printable(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
 
 

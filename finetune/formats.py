@@ -14,14 +14,17 @@ per sample, columns mapped to fields). Row formats, auto-detected from the first
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from safeio import (
+    Limits, SafeReadError, check_file, iter_csv, iter_json_array, iter_lines, iter_xlsx, json_loads, read_bytes,
+    single_object,
+)
 
 FORMATS = ("alpaca", "openai", "sharegpt", "chatglm", "xtuner", "competition", "context")
 ROLES = ("system", "user", "assistant")
@@ -256,49 +259,67 @@ def _decode_line(raw: bytes, lineno: int) -> str:
         raise RowError("", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}){hint}") from None
 
 
-def read_jsonl(path: Path) -> RawRows:
-    for lineno, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+def read_jsonl(path: Path, limits: Limits | None = None) -> RawRows:
+    """Line by line, never the whole file: a line over the limit is a rejected row, its bytes skipped unread."""
+    checked_single = False
+    for lineno, raw in iter_lines(path, limits):
         try:
+            if isinstance(raw, SafeReadError):
+                raise RowError("", raw.reason)
             text = _decode_line(raw, lineno).strip()
             if not text:
                 continue
             try:
-                row = json.loads(text)
+                row = json_loads(text, path, lineno, limits)
             except json.JSONDecodeError as exc:
+                if not checked_single and text.startswith("{"):
+                    checked_single = True  # line 1 of a pretty-printed object: say that, not "broken JSON" x N
+                    whole = single_object(path, limits)
+                    if whole is not None:
+                        raise DataError(str(whole)) from None
                 raise RowError("", f"broken JSON ({exc.msg} at column {exc.colno})") from None
-            yield lineno, row if isinstance(row, dict) else RowError("", f"expected a JSON object, got {type(row).__name__}")
+            except SafeReadError as exc:
+                raise RowError(exc.field, exc.reason) from None
+            checked_single = True
+            yield lineno, row if isinstance(row, dict) else _not_object(row)
         except RowError as exc:
             yield lineno, exc
 
 
-def read_json_array(path: Path) -> RawRows:
-    """A JSON array, item by item with its line number (raw_decode keeps the offsets that json.load throws away)."""
+def _not_object(value) -> RowError:
+    return RowError("", f"expected a JSON object, got {type(value).__name__}")
+
+
+def _decode_whole(path: Path, raw: bytes, fix: str) -> str:
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte offset {exc.start}); save the file as UTF-8") from None
-    decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text) or text[pos] == "]":
-            return
-        line = text.count("\n", 0, pos) + 1
-        try:
-            row, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            # After a syntax error inside an array the rest cannot be located reliably: report it and stop.
-            raise DataError(f"{path}:{exc.lineno}: broken JSON ({exc.msg} at column {exc.colno})") from None
-        yield line, row if isinstance(row, dict) else RowError("", f"expected a JSON object, got {type(row).__name__}")
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 (byte offset {exc.start}); {fix}") from None
+
+
+def read_json_array(path: Path, limits: Limits | None = None) -> RawRows:
+    """A JSON array, item by item with its line number (raw_decode keeps the offsets that json.load throws away)."""
+    text = _decode_whole(path, read_bytes(path, limits), "save the file as UTF-8")
+    try:
+        for line, row in iter_json_array(text, path, limits):
+            yield line, row if isinstance(row, dict) else _not_object(row)
+    except json.JSONDecodeError as exc:
+        # After a syntax error inside an array the rest cannot be located reliably: report it and stop.
+        raise DataError(f"{path}:{exc.lineno}: broken JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def _names(names) -> str:
+    """Column or field names for a message: a 20,000-column header must not become a 189 KB message."""
+    names = [str(n)[:40] for n in names]
+    return repr(names[:20])[:-1] + (f", ... {len(names) - 20} more]" if len(names) > 20 else "]")
 
 
 def _table_rows(header: list, rows: Iterator[tuple[int, list]], column_map: dict[str, str], path: Path) -> RawRows:
     header = [str(h).strip() if h is not None else "" for h in header]
     for target, column in column_map.items():
         if column not in header:
-            raise DataError(f"{path}:1: column_map['{target}']: no column named {column!r} (columns: {header})")
+            raise DataError(f"{path}:1: column_map['{target}']: no column named {column!r} (columns: {_names(header)})")
     rename = {column: target for target, column in column_map.items()}
     for line, values in rows:
         if all(v is None or str(v).strip() == "" for v in values):
@@ -311,53 +332,38 @@ def _table_rows(header: list, rows: Iterator[tuple[int, list]], column_map: dict
         yield line, row
 
 
-def read_csv(path: Path, column_map: dict[str, str]) -> RawRows:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8; save the CSV as UTF-8 (Excel: 'CSV UTF-8')") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
+def read_csv(path: Path, column_map: dict[str, str], limits: Limits | None = None) -> RawRows:
+    text = _decode_whole(path, read_bytes(path, limits), "save the CSV as UTF-8 (Excel: 'CSV UTF-8')")
+    rows = iter_csv(text, path, limits, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+    first = next(rows, None)
+    if first is None:
         raise DataError(f"{path}: empty file")
-
-    def rows():
-        start = reader.line_num + 1
-        for values in reader:
-            yield start, values
-            start = reader.line_num + 1
-
-    yield from _table_rows(header, rows(), column_map, path)
+    yield from _table_rows(first[1], rows, column_map, path)
 
 
-def read_xlsx(path: Path, column_map: dict[str, str]) -> RawRows:
-    import openpyxl
-
-    try:
-        sheet = openpyxl.load_workbook(path, read_only=True, data_only=True).active
-    except Exception as exc:  # openpyxl raises zip, XML and key errors for files that are not real .xlsx
-        raise DataError(f"{path}: not a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
-    rows = ((i, list(values)) for i, values in enumerate(sheet.iter_rows(values_only=True), start=1))
+def read_xlsx(path: Path, column_map: dict[str, str], limits: Limits | None = None) -> RawRows:
+    rows = iter_xlsx(path, limits)  # zip parts, rows, columns and cells bounded; the real extent of the sheet
     first = next(rows, None)
     if first is None:
         raise DataError(f"{path}: empty sheet")
     yield from _table_rows(first[1], rows, column_map, path)
 
 
-def read_rows(path: Path, column_map: dict[str, str] | None = None) -> RawRows:
+def read_rows(path: Path, column_map: dict[str, str] | None = None, limits: Limits | None = None) -> RawRows:
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        return read_csv(path, column_map or {})
+        return read_csv(path, column_map or {}, limits)
     if suffix in (".xlsx", ".xlsm"):
-        return read_xlsx(path, column_map or {})
+        return read_xlsx(path, column_map or {}, limits)
     if suffix == ".json":
-        head = path.read_bytes()[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+        check_file(path, limits)
+        with path.open("rb") as f:
+            head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
         if head.startswith(b"["):
-            return read_json_array(path)
+            return read_json_array(path, limits)
     if suffix not in (".json", ".jsonl"):
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .xlsx)")
-    return read_jsonl(path)
+    return read_jsonl(path, limits)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -369,17 +375,26 @@ def load_data(
     column_map: dict[str, str] | None = None,
     max_samples: int = 0,
     dedup: bool = True,
+    limits: Limits | None = None,
 ) -> LoadResult:
-    """Read a data file into conversations. Every row that is not kept is in `rejected` with its line and reason."""
+    """Read a data file into conversations. Every row that is not kept is in `rejected` with its line and reason.
+    The file is read within `limits` (default: the ones in force, safeio.current()); a refusal is a DataError."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    try:
+        return _load(path, data_format, column_map, max_samples, dedup, limits)
+    except SafeReadError as exc:  # a limit hit, or a file that is not what it claims: one message, file and line
+        raise DataError(str(exc)) from None
+
+
+def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_samples: int, dedup: bool,
+          limits: Limits | None) -> LoadResult:
+    check_file(path, limits)
     if data_format != "auto" and data_format not in FORMATS:
         raise DataError(f"{path}: unknown format {data_format!r} (expected auto or one of {', '.join(FORMATS)})")
     result = LoadResult(file=str(path), format=data_format)
     seen: dict[str, int] = {}
     is_table = path.suffix.lower() in (".csv", ".tsv", ".xlsx", ".xlsm")
-    for line, row in read_rows(path, column_map):
+    for line, row in read_rows(path, column_map, limits):
         result.total_rows += 1
         try:
             if isinstance(row, RowError):
@@ -390,8 +405,9 @@ def load_data(
                 result.format = detect_format(row) or "auto"
                 if result.format == "auto":
                     raise DataError(
-                        f"{path}:{line}: cannot tell the data format from the fields {sorted(row)}; expected one of "
-                        f"{', '.join(FORMATS)} (see `python -m finetune preview --help`), or map columns with column_map"
+                        f"{path}:{line}: cannot tell the data format from the fields {_names(sorted(row))}; "
+                        f"expected one of {', '.join(FORMATS)} (see `python -m finetune preview --help`), or map "
+                        "columns with column_map"
                     )
             conversation = to_conversation(PARSERS[result.format](row), line)
         except RowError as exc:

@@ -1,5 +1,6 @@
 """DESIGN.md: imports go app.py -> ui/ -> hosting/, jobs/ -> chat/, finetune/, evaluation/; nothing under chat/,
-finetune/, evaluation/, hosting/ or jobs/ imports gradio, and chat/, finetune/ and evaluation/ never import jobs/."""
+finetune/, evaluation/, hosting/, jobs/ or safeio/ imports gradio; chat/, finetune/ and evaluation/ never import jobs/;
+and safeio/ (the bounded readers) imports nothing of the project."""
 
 import pkgutil
 import subprocess
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ["evaluation", "finetune", "chat", "hosting", "jobs"]
+BACKENDS = ["evaluation", "finetune", "chat", "hosting", "safeio", "jobs"]
 LOWER = ["evaluation", "finetune", "chat"]  # below jobs/: they get a config and a reporter, never a job
 
 
@@ -34,4 +35,16 @@ def test_training_and_evaluation_never_import_the_job_system():
             "    importlib.import_module(name)\n"
             "    assert not [m for m in sys.modules if m == 'jobs' or m.startswith('jobs.')], name\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_safeio_imports_nothing_of_the_project():
+    """safeio is the floor every reader builds on: it may not import a package of ours (nor gradio)."""
+    ours = BACKENDS + ["ui", "models", "jobs", "app"]
+    code = ("import importlib, sys\n"
+            f"for name in {[m for m in backend_modules() if m.split('.')[0] == 'safeio']!r}:\n"
+            "    importlib.import_module(name)\n"
+            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {[p for p in ours if p != 'safeio']!r})\n"
+            "assert not bad, bad\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -17,13 +17,14 @@ import gradio as gr
 import pandas as pd
 
 from chat.registry import RegistryError, shared_registry
-from evaluation.data import DataFileError
+from evaluation.data import DataFileError, check_datasets
 from evaluation.metrics import QA_METRICS
 from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
 from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
-    load_sets, model_identity, side_by_side
+    model_identity, side_by_side
 from jobs.runners import eval_config_to_dict
 from jobs.scheduler import ACTIVE, Job, JobStatus, QueueError
+from safeio.worker import WorkerError, run_limited
 from ui.access import current_user, gate_on_load, require, session_key
 from ui.context import AppContext
 from ui.scratch import download_dir
@@ -118,7 +119,14 @@ class EvaluateHandlers:
     def check(self, config: EvalConfig) -> None:
         """Bad files and unknown models are refused at once, before the job waits its turn in the queue."""
         try:
-            load_sets(config.data)
+            # Parsed in a memory-limited worker process: a hostile upload ends this request, not the server.
+            run_limited(check_datasets, list(config.data) + list(config.shots_data))
+        except WorkerError as exc:
+            raise gr.Error(t(f"safeio.worker_{exc.kind}", self.lang).format(detail=exc), print_exception=False) \
+                from None
+        except DataFileError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        try:
             for model in config.models:
                 model_identity(self.registry, model)
         except (DataFileError, EvalError, RegistryError, ValueError) as exc:

@@ -9,6 +9,7 @@ import pandas as pd
 from evaluation.data import DataFileError
 from evaluation.report import write_json, write_per_item
 from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError, score_submission
+from safeio.worker import WorkerError, run_limited
 from ui.access import require
 from ui.context import AppContext
 from ui.scratch import download_dir
@@ -73,7 +74,10 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
     ref_path, pred_path = resolve_inputs(sample, reference, predictions, ctx)
     lang = ctx.lang
     try:
-        report = score_submission(ref_path, pred_path, TASKS[task], weights or None)
+        # In a memory-limited worker process: a hostile upload ends this request, not the server.
+        report = run_limited(score_submission, ref_path, pred_path, TASKS[task], weights or None)
+    except WorkerError as err:
+        raise gr.Error(t(f"safeio.worker_{err.kind}", lang).format(detail=err), print_exception=False) from None
     except ReferenceMalformed as err:
         gr.Warning(t("score.status_3", lang))
         return f"**{t('score.status_3', lang)}**", None, problems_frame(err.problems), None, None

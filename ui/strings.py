@@ -30,6 +30,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "access.action.train": ("start training", "开始训练"),
     "access.action.manage_models": ("load or unload models", "加载或卸载模型"),
     "access.action.manage_all_jobs": ("manage other users' jobs", "管理其他用户的任务"),
+    # --- upload worker (safeio.worker): parsing of uploads runs in a memory-limited process ---
+    "safeio.worker_memory": (
+        "The file needs more memory than one request may use ({detail}). Split it into smaller files, or ask the "
+        "admin to raise MEDTUNE_WORKER_MEMORY_MB.",
+        "该文件所需内存超出单个请求的上限（{detail}）。请拆分为较小的文件，或请管理员调高 MEDTUNE_WORKER_MEMORY_MB。",
+    ),
+    "safeio.worker_timeout": (
+        "Reading the file took too long ({detail}). Split it into smaller files, or ask the admin to raise "
+        "MEDTUNE_WORKER_TIMEOUT_S.",
+        "读取该文件耗时过长（{detail}）。请拆分为较小的文件，或请管理员调高 MEDTUNE_WORKER_TIMEOUT_S。",
+    ),
     "access.action.export_votes": ("export every voter's votes", "导出所有人的投票记录"),
     "access.bad_model_ref": (
         "model {model}: not a model you may use here. Give a hub id (owner/name) or a directory under the model "
@@ -50,6 +61,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "server.switch": ("中文", "English"),  # the link to the other language, in that language
     "server.signed_in_as": ("Signed in as <b>{user}</b> ({role})", "当前用户：<b>{user}</b>（{role}）"),
     "server.log_out": ("Log out", "退出登录"),
+    "server.log_out_question": ("Log out of this server?", "确定退出登录？"),
+    "server.form_expired": (
+        "This form has expired or was sent from another site. Please try again.",
+        "此表单已过期或来自其他网站，请重试。",
+    ),
+    "server.cross_site": ("Refused: this request came from another site.", "已拒绝：此请求来自其他网站。"),
     "server.role.admin": ("admin", "管理员"),
     "server.role.member": ("member", "成员"),
     "server.role.guest": ("guest", "访客"),
