@@ -10,11 +10,26 @@ from transformers import TrainerCallback
 from finetune.config import TrainConfig
 
 
+def _any_rank(flag: bool) -> bool:
+    """True on every rank when any rank has it: under torchrun the signal may reach the ranks a step apart, and a rank
+    that stopped alone would leave the others waiting in their next gradient all-reduce for ever."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 class ProgressCallback(TrainerCallback):
     def __init__(self, cfg: TrainConfig, tokenizer, reporter):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.reporter = reporter  # finetune.train.Reporter
+        self.stopped = False  # asked to stop (on any rank): the run ended early, with a checkpoint of its step
         self.last_status = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -34,7 +49,8 @@ class ProgressCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step == state.max_steps and state.global_step % args.logging_steps:
             control.should_log = True  # the curve and the status always end on the last step's loss
-        if self.reporter.should_stop():
+        if _any_rank(self.reporter.should_stop()):
+            self.stopped = True  # on every rank: train() then ends the run on all of them alike
             # Saving here keeps the work done so far: Resume continues from this very step.
             control.should_save = True
             control.should_training_stop = True
@@ -76,7 +92,7 @@ class ProgressCallback(TrainerCallback):
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         every = self.cfg.sample_every
-        if not state.is_world_process_zero or self.reporter.should_stop():
+        if not state.is_world_process_zero or self.stopped:
             return
         if every and self.cfg.sample_prompts and model is not None and state.global_step % every:
             self.write_samples(model, state.global_step)

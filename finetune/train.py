@@ -154,6 +154,9 @@ def training_arguments(cfg: TrainConfig, checkpoint_dir: Path, has_val: bool):
         max_steps=cfg.max_steps or -1,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
+        # Without a GPU the Trainer must be told it runs on the CPU, else a chosen bf16 is refused ("Your setup
+        # doesn't support bf16/gpu") instead of running the CPU's own bf16 autocast.
+        use_cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
         # transformers 5 name for gradient checkpointing; non-reentrant works with frozen (LoRA) base weights
         activation_checkpointing=cfg.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
@@ -175,10 +178,8 @@ def training_arguments(cfg: TrainConfig, checkpoint_dir: Path, has_val: bool):
 
 
 def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: list[dict], checkpoint_dir: Path,
-                  reporter: Reporter):
+                  progress):
     from transformers import PrinterCallback, Trainer
-
-    from finetune.progress import ProgressCallback
 
     collator = (PackedCollator if cfg.packing else PadCollator)(tokenizer.pad_token_id)
     trainer = Trainer(
@@ -188,7 +189,7 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: li
         eval_dataset=ListDataset(val) if val else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[ProgressCallback(cfg, tokenizer, reporter)],
+        callbacks=[progress],
     )
     trainer.remove_callback(PrinterCallback)  # ProgressCallback prints one compact line per log instead
     return trainer
@@ -241,6 +242,8 @@ def train(cfg: TrainConfig, reporter: Reporter, checkpoint_dir: Path, adapter_di
     (the reporter asked; a checkpoint of the last step is kept for Resume), or {} on ranks other than 0."""
     from transformers import set_seed
 
+    from finetune.progress import ProgressCallback
+
     set_seed(cfg.seed)
     model, tokenizer = load_model_and_tokenizer(cfg)
     train_rows, val_rows, _ = prepare_data(cfg, tokenizer, reporter)
@@ -252,10 +255,11 @@ def train(cfg: TrainConfig, reporter: Reporter, checkpoint_dir: Path, adapter_di
         reporter.resumed_at(int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0)
     if reporter.should_stop():
         return {"state": "stopped"}
-    trainer = build_trainer(cfg, model, tokenizer, train_rows, val_rows, checkpoint_dir, reporter)
+    progress = ProgressCallback(cfg, tokenizer, reporter)
+    trainer = build_trainer(cfg, model, tokenizer, train_rows, val_rows, checkpoint_dir, progress)
     reporter.stage("training", resumed_from=checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
-    if reporter.should_stop():
+    if progress.stopped:  # not should_stop(): under torchrun the request may have reached another rank only
         return {"state": "stopped", "finished_at": time.time()}
     last_eval = [m for m in trainer.state.log_history if "eval_loss" in m]
     if val_rows and (not last_eval or last_eval[-1].get("step") != trainer.state.global_step):

@@ -8,7 +8,9 @@ same job cannot take the lock and is refused with a message that names the holde
 
 The app spawns a job process in a new session (its own process group), so a crash or an out-of-memory kill never
 takes the app down, and Stop can signal the whole group. The app takes the lock itself before spawning and hands the
-locked descriptor to the child, so there is no moment when a starting job looks dead.
+locked descriptor to the child, so there is no moment when a starting job looks dead. A data-parallel job's child is
+torchrun (the launcher of its ranks): the launcher holds the lock for all of them, and Stop signals it, which passes
+the signal on to every rank.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ class OwnerLock:
                     raise JobBusy(self.files.job_id, holder_pid(self.files)) from None
                 time.sleep(0.05)
         self.fd = fd
-        self.write_pid(os.getpid())
+        # The process Stop signals: this one, or under torchrun / accelerate launch the launcher (the ranks' parent),
+        # which passes the signal on to every rank and ends them all when one fails.
+        self.write_pid(os.getppid() if launched_by_torchrun() else os.getpid())
         return self
 
     def write_pid(self, pid: int) -> None:
@@ -78,6 +82,21 @@ class OwnerLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def launched_by_torchrun() -> bool:
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def launcher(files: JobFiles) -> list[str]:
+    """`python`, or torchrun with one process per GPU for a data-parallel run (--standalone: a free local port,
+    so two jobs at once do not collide). torchrun ends every rank when one fails, and exits non-zero."""
+    from finetune.config import TrainConfig
+
+    processes = TrainConfig.load(files.config).processes
+    if processes <= 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
 
 
 def holder_pid(files: JobFiles) -> int | None:
@@ -108,13 +127,13 @@ _spawn_lock = threading.Lock()
 
 
 def start_job(files: JobFiles, resume: bool = False) -> int:
-    """Spawn the job process (`python -m jobs.worker`) in its own process group, owning the job; returns its pid.
-    JobBusy when the job already has an owner. Output goes to train.log."""
+    """Spawn the job process (`python -m jobs.worker`, under torchrun for several processes) in its own process
+    group, owning the job; returns its pid. JobBusy when the job already has an owner. Output goes to train.log."""
     with _spawn_lock:
         lock = OwnerLock(files).acquire()
         try:
             files.stop_request.unlink(missing_ok=True)
-            cmd = [sys.executable, "-m", "jobs.worker", str(files.dir), "--lock-fd", str(lock.fd)]
+            cmd = launcher(files) + ["-m", "jobs.worker", str(files.dir), "--lock-fd", str(lock.fd)]
             cmd += ["--resume"] if resume else []
             env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
             root = Path(__file__).resolve().parent.parent

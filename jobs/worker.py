@@ -15,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from jobs.files import JobFiles, is_writer, write_json_atomic
-from jobs.process import OwnerLock
+from jobs.process import OwnerLock, launched_by_torchrun
 
 
 class StopRequest:
@@ -66,12 +66,13 @@ class JobReporter:
         return [self.files.metrics, self.files.data_report]
 
 
-def run(job_dir: Path, resume: bool = False, lock: OwnerLock | None = None) -> int:
+def run(job_dir: Path, resume: bool = False, lock=None) -> int:
     """Train the job in this process, owning it. Returns the exit code; the outcome is in status.json either way.
-    `lock`: the owner lock when the caller already holds it; else it is taken here (JobBusy if someone has it)."""
+    `lock`: the owner lock (a context manager) when the caller already holds it, or a null context when another
+    process holds it for this one (torchrun's launcher); else it is taken here (JobBusy if someone has it)."""
     files = JobFiles(Path(job_dir))
     # Under torchrun / accelerate launch rank 0 owns the job for all ranks (the others write nothing).
-    owner = lock or (OwnerLock(files) if is_writer() else contextlib.nullcontext())
+    owner = lock if lock is not None else (OwnerLock(files) if is_writer() else contextlib.nullcontext())
     with owner:
         stop = StopRequest()
         stop.install()
@@ -83,7 +84,9 @@ def _run_owned(files: JobFiles, resume: bool, stop: StopRequest) -> int:
     from finetune.formats import DataError
     from finetune.train import train
 
-    files.update_status(state="loading", pid=os.getpid(), error=None, started_at=time.time())
+    # The process Stop signals (see jobs/process.py): this one, or torchrun's launcher, which passes it to every rank.
+    pid = os.getppid() if launched_by_torchrun() else os.getpid()
+    files.update_status(state="loading", pid=pid, error=None, started_at=time.time())
     try:
         cfg = TrainConfig.load(files.config).validate()
         adapter_dir = Path(cfg.output_dir) if cfg.output_dir else files.default_adapter_dir(cfg)
@@ -109,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="the job's owner lock, already taken by the process that started this one")
     args = parser.parse_args(argv)
     files = JobFiles(args.job_dir)
-    lock = OwnerLock(files, fd=args.lock_fd) if args.lock_fd is not None else None
-    if lock is not None:
+    if launched_by_torchrun():  # the app spawned torchrun, which holds the lock for its ranks (they lack the fd)
+        lock = contextlib.nullcontext()
+    elif args.lock_fd is not None:
+        lock = OwnerLock(files, fd=args.lock_fd)
         lock.write_pid(os.getpid())
+    else:
+        lock = None
     return run(args.job_dir, resume=args.resume, lock=lock)
 
 
