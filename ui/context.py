@@ -28,6 +28,7 @@ class AppContext:
     # Directories users may name as models (hosting/model_refs.py); None: the defaults for data_dir with logins on,
     # no limit without logins (a single-user install)
     model_roots: tuple[Path, ...] | None = None
+    score_concurrency: int = 2  # Score tab requests run at once, apart from every other event's limit
     jobs: object | None = None  # jobs.scheduler.JobQueue: the one scheduler of data_dir (with_services)
     pages: "PageJobs | None" = None  # the evaluation job each (user, browser page) last ran or joined
 

@@ -27,6 +27,7 @@ from safeio.atomic import copy_file
 from safeio.worker import WorkerError, run_limited
 from ui.access import current_user, gate_on_load, require, session_key
 from ui.context import AppContext
+from ui.errors import backend_error
 from ui.problems import problems_message
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
@@ -128,7 +129,7 @@ class EvaluateHandlers:
             for model in config.models:
                 model_identity(self.registry, model)
         except (DataFileError, EvalError, RegistryError, ValueError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise backend_error(exc, self.lang, "evaluate") from None
 
     def submit(self, config: EvalConfig, user) -> Job:
         """A new job, or the same run already queued or running (a reload, another user): then follow that one."""
@@ -169,7 +170,7 @@ class EvaluateHandlers:
             try:
                 results = evaluate(self.registry, config)  # every cell is complete on disk: nothing is recomputed
             except (DataFileError, EvalError, RegistryError, ValueError) as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+                raise backend_error(exc, self.lang, "evaluate") from None
         return results
 
     def run(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system,

@@ -9,6 +9,7 @@ import gradio as gr
 from ui import chat_tab, evaluate_tab, finetune_tab, footer, jobs_tab, score_tab
 from ui.access import current_user
 from ui.context import AppContext, with_services
+from ui.errors import guard_handlers
 from ui.strings import t
 
 
@@ -68,4 +69,4 @@ def build_app(ctx: AppContext, switch_href: str | None = None, logout_href: str 
             with gr.Tab(t("jobs.tab", ctx.lang), id="jobs"):
                 jobs_tab.build(ctx)
         footer.build(ctx)
-    return app
+    return guard_handlers(app, ctx.lang)  # unexpected errors show a request id, never their text (ui/errors.py)

@@ -201,8 +201,9 @@ def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) 
         # No root_path here: uvicorn's (app.py) puts it in every request's scope, where Gradio finds it, and a
         # Gradio root_path on a sub-mount would break that mount's routing. No /openapi.json on the mounted app
         # either (FastAPI's default): it lists every route to anyone.
+        # show_error=False: no exception's own text reaches the page (ui/errors.py shows a request id instead).
         gr.mount_gradio_app(server, blocks, path=path, auth_dependency=auth.user_name if sessions else None,
-                            show_error=True, max_file_size=settings.max_file_size, ssr_mode=False,
+                            show_error=False, max_file_size=settings.max_file_size, ssr_mode=False,
                             app_kwargs={"openapi_url": None})
     # Middleware added last runs first: headers and cross-site refusal, CORS, the login redirect, the gate.
     if sessions is not None:

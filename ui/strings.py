@@ -18,6 +18,12 @@ STRINGS: dict[str, tuple[str, str]] = {
         "当前使用内置**演示**模型（极小，只在自带样例上训练过，不具备医学知识）。"
         "用 `--model Qwen/Qwen2.5-0.5B-Instruct` 或设置 `MEDTUNE_MODEL` 以使用真实模型。",
     ),
+    # --- errors (ui/errors.py) ---
+    "error.unexpected": (
+        "Something went wrong on the server (request id {request_id}). Please try again; if it keeps happening, "
+        "give the admin this request id.",
+        "服务器出错了（请求编号 {request_id}）。请重试；如果反复出现，请把这个请求编号告诉管理员。",
+    ),
     # --- access ---
     "access.denied": (
         "User {user} (role {role}) may not {action}. Ask the admin for a role that may.",
@@ -469,6 +475,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "problem.input_mismatch": ("{reason}", "input 与参考答案第 {ref_line} 行不一致。"),
     "problem.extra_row": ("{reason}", "超出参考答案的 {n} 条：多余的行。"),
     "problem.id_mismatch": ("{reason}", "只有部分行带 id，因此按行序对齐。"),
+    "problem.answer_too_long": ("{reason}", "字段“output”：答案有 {chars} 个字符，只评测前 {limit} 个。"),
     "problem.empty_output": ("{reason}", "答案为空，计为错误 / 0 分。"),
     "problem.unparsed_answer": ("{reason}", "无法从 “{text}” 中读出选项字母，按错误计分。"),
     "problem.empty_reference": ("{reason}", "字段“output”：参考答案为空。"),
@@ -481,6 +488,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "problem_fix.extra_row": ("", "删除多余的行：每道参考题恰好一条预测。"),
     "problem_fix.empty_output": ("", "检查这一题的生成是否完成。"),
     "problem_fix.unparsed_answer": ("", "请用选项字母作答，如 “B” 或 “BD”。"),
+    "problem_fix.answer_too_long": ("", "只提交模型的答案本身；如确需更长的答案，调大 --max-answer-chars。"),
     "problem_fix.empty_file": ("", "请重新导出数据，文件中没有数据行。"),
     "problem_fix.limit": ("", "拆分文件、缩短内容，或用提示中的参数 / 环境变量放宽限制。"),
     "problem_fix.bad_field": ("", "请按提示改正该字段。"),
