@@ -67,9 +67,8 @@ def eval_cost(args) -> int:
     """tokens/s of one real training job (finetune.train.run, bundled samples) without and with task metrics every
     N steps, in the same run; the evaluation's share of the run's time as the job itself reports it."""
     from finetune.config import TrainConfig
-    from finetune.job import evaluator_factory
-    from finetune.jobs import create_job, read_jsonl
-    from finetune.train import run
+    from jobs.files import create_job, read_jsonl
+    from jobs.worker import run
 
     data = Path(__file__).resolve().parent.parent / "data"
     steps = args.steps or 40
@@ -82,7 +81,7 @@ def eval_cost(args) -> int:
                               eval_every=args.eval_every, eval_limit=args.eval_limit, seed=args.seed)
             files = create_job(cfg, Path(out) / "runs")
             started = time.perf_counter()
-            if run(files.dir, evaluator_factory=evaluator_factory) != 0:
+            if run(files.dir) != 0:
                 raise SystemExit(f"{name}: the job failed: {files.read_status().get('error')}")
             seconds = time.perf_counter() - started
             tokens = max((r.get("tokens_seen", 0) for r in read_jsonl(files.metrics)), default=0)

@@ -10,7 +10,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from finetune.jobs import read_jsonl
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass  # a line being appended by a run still going
+    return rows
 
 WIDTH, HEIGHT = 60, 14  # the text chart, in characters
 
@@ -26,7 +36,7 @@ def load_run(path: Path) -> dict:
 
             config = yaml.safe_load((path / name).read_text(encoding="utf-8")) or {}
     best = {}
-    for name in ("best.json", "selection.json"):
+    for name in ("checkpoints/best.json", "selection.json"):  # a job directory, an adapter directory
         if (path / name).is_file():
             best = json.loads((path / name).read_text(encoding="utf-8"))
     return {"name": path.name, "metrics": metrics, "config": config, "best": best}

@@ -1,10 +1,11 @@
 """The best checkpoint by the metric the user is judged on, and early stopping.
 
 At every evaluation point (every `eval_every` steps, each epoch end and the last step) the callback asks the
-evaluator it was given for task metrics (accuracy, ROUGE: see recipes/train_eval.py; finetune/ never imports
-evaluation/) and appends them to metrics.jsonl. When the selected metric improves, the adapter weights are saved to
-<job>/best/ and <job>/best.json says which step it was and every metric there. Both survive a stop: resume keeps
-the best so far, and the count of evaluations without improvement that early stopping reads.
+evaluator it was given for task metrics (accuracy, ROUGE: see jobs/train_eval.py; finetune/ never imports
+evaluation/) and reports them as a point of the curve. When the selected metric improves, the adapter weights are
+saved to <checkpoints>/best/ and <checkpoints>/best.json says which step it was and every metric there (the Trainer
+rotates only checkpoint-N folders). Both survive a stop: resume keeps the best so far, and the count of evaluations
+without improvement that early stopping reads.
 """
 
 from __future__ import annotations
@@ -19,41 +20,32 @@ from typing import Callable
 from transformers import TrainerCallback
 
 from finetune.config import TrainConfig
-from finetune.jobs import JobFiles, write_json_atomic
 
 Evaluator = Callable  # (model, tokenizer) -> {"accuracy:mc_val": 62.5, ...}
 
 
-def best_dir(files: JobFiles) -> Path:
-    return files.dir / "best"
-
-
-def best_state_path(files: JobFiles) -> Path:
-    return files.dir / "best.json"
-
-
-def read_best(files: JobFiles) -> dict | None:
-    path = best_state_path(files)
-    if not path.is_file() or not (best_dir(files) / "adapter_config.json").is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 class SelectionCallback(TrainerCallback):
-    def __init__(self, cfg: TrainConfig, tokenizer, files: JobFiles, evaluator: Evaluator | None, metric: str,
-                 resume: bool):
-        self.cfg, self.tokenizer, self.files, self.evaluator = cfg, tokenizer, files, evaluator
+    def __init__(self, cfg: TrainConfig, tokenizer, reporter, evaluator: Evaluator | None, metric: str,
+                 state_dir: Path, resume: bool):
+        self.cfg, self.tokenizer, self.reporter, self.evaluator = cfg, tokenizer, reporter, evaluator
+        self.best_dir, self.state_path = Path(state_dir) / "best", Path(state_dir) / "best.json"
         self.metric = metric
         self.higher_is_better = metric != "eval_loss"
         self.eval_seconds, self.last_eval_step, self.last_scores = 0.0, -1, {}
         self.stopped_early = False
-        state = read_best(files) if resume else None
+        state = self.read_best() if resume else None
         if state is not None and state.get("select_by") != metric:
             state = None  # another metric was chosen for the resumed run: its best so far means nothing here
         self.best = state or {"select_by": metric, "higher_is_better": self.higher_is_better, "step": None,
                               "value": None, "metrics": {}, "evals_since_best": 0}
         if state:
             print(f"[job] best so far: {metric}={state['value']} at step {state['step']}", flush=True)
+
+    def read_best(self) -> dict | None:
+        """The best so far as saved (None before the first evaluation, or when its weights are missing)."""
+        if not self.state_path.is_file() or not (self.best_dir / "adapter_config.json").is_file():
+            return None
+        return json.loads(self.state_path.read_text(encoding="utf-8"))
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.t0 = time.time()
@@ -84,10 +76,10 @@ class SelectionCallback(TrainerCallback):
         self.eval_seconds += spent
         row = {"step": state.global_step, "epoch": round(state.epoch or 0, 4), "time": round(time.time(), 3),
                **scores, "eval_seconds": round(spent, 3)}
-        self.files.append_metric(row)
+        self.reporter.metric(row)
         print("[job] eval " + " ".join(f"{k}={v:.4g}" for k, v in scores.items()) + f" ({spent:.1f} s)", flush=True)
         self.last_scores = scores
-        self.files.update_status(task_metrics=scores, eval_seconds=round(self.eval_seconds, 3))
+        self.reporter.progress(task_metrics=scores, eval_seconds=round(self.eval_seconds, 3))
         if self.metric in scores:
             self.consider(state, control, model, scores)
 
@@ -99,8 +91,10 @@ class SelectionCallback(TrainerCallback):
             self.best.update(step=state.global_step, value=value, metrics=dict(scores), evals_since_best=0)
         else:
             self.best["evals_since_best"] += 1
-        write_json_atomic(best_state_path(self.files), self.best)
-        self.files.update_status(best_step=self.best["step"], best_value=self.best["value"], select_by=self.metric)
+        tmp = self.state_path.with_name(".best.json.tmp")
+        tmp.write_text(json.dumps(self.best, ensure_ascii=False, indent=1), encoding="utf-8")
+        os.replace(tmp, self.state_path)  # readers (compare, a resumed run) never see half a file
+        self.reporter.progress(best_step=self.best["step"], best_value=self.best["value"], select_by=self.metric)
         patience = self.cfg.early_stop
         if patience and self.best["evals_since_best"] >= patience:
             self.stopped_early = True
@@ -110,7 +104,8 @@ class SelectionCallback(TrainerCallback):
 
     def save_best(self, model) -> None:
         """Replace <job>/best with the adapter as it is now; a crash midway leaves the old best or the new one."""
-        final, tmp, old = best_dir(self.files), self.files.dir / ".best.tmp", self.files.dir / ".best.old"
+        final = self.best_dir
+        tmp, old = final.with_name(".best.tmp"), final.with_name(".best.old")
         shutil.rmtree(tmp, ignore_errors=True)
         model.save_pretrained(tmp)
         shutil.rmtree(old, ignore_errors=True)

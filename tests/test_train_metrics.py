@@ -13,9 +13,8 @@ from evaluation.prompts import PromptConfig
 from finetune.__main__ import main
 from finetune.config import TrainConfig
 from finetune.demo_model import DEFAULT_SYSTEM
-from finetune.job import evaluator_factory
-from finetune.jobs import create_job, read_jsonl
-from finetune.train import run
+from jobs.files import create_job, read_jsonl
+from jobs.worker import run
 
 OPTIONS = {"A": "休息", "B": "手术", "C": "输液", "D": "观察"}
 # Six training questions answered A, three answered B; the validation questions are near copies of the B ones but
@@ -67,7 +66,7 @@ def _same(a: dict, b: dict) -> bool:
 def test_best_checkpoint_becomes_the_adapter_and_early_stop_fires(tmp_path, tiny_chat_model, mc_data, capsys):
     files = create_job(_config(tiny_chat_model, *mc_data, max_steps=10, early_stop=2, adapter_name="mc"),
                        tmp_path / "runs")
-    assert run(files.dir, evaluator_factory=evaluator_factory) == 0
+    assert run(files.dir) == 0
     status = files.read_status()
     assert status["state"] == "completed" and status["stopped_early"], status
     curve = [(r["step"], r["accuracy:mc_val"]) for r in read_jsonl(files.metrics) if "accuracy:mc_val" in r]
@@ -99,14 +98,14 @@ def test_best_checkpoint_becomes_the_adapter_and_early_stop_fires(tmp_path, tiny
 
 def test_resume_keeps_the_best_so_far(tmp_path, tiny_chat_model, mc_data):
     files = create_job(_config(tiny_chat_model, *mc_data, max_steps=3, adapter_name="mc"), tmp_path / "runs")
-    assert run(files.dir, evaluator_factory=evaluator_factory) == 0
-    first = json.loads((files.dir / "best.json").read_text())
+    assert run(files.dir) == 0
+    first = json.loads((files.checkpoints / "best.json").read_text())
     assert first["value"] == 100.0 and first["step"] < 3
     # Continue the run for two more steps from its last checkpoint (as Resume does after a Stop).
     config = yaml.safe_load(files.config.read_text())
     files.config.write_text(yaml.safe_dump({**config, "max_steps": 5}, allow_unicode=True))
     files.update_status(state="stopped")
-    assert run(files.dir, resume=True, evaluator_factory=evaluator_factory) == 0
+    assert run(files.dir, resume=True) == 0
     status = files.read_status()
     assert status["state"] == "completed" and status["step"] == 5
     assert status["best_step"] == first["step"], status  # steps 4-5 are no better: the earlier best stays
@@ -135,7 +134,7 @@ def test_eval_set_of_another_task_is_named(tmp_path, tiny_chat_model, mc_data, c
     assert code == 2 and "qa_val" in err and "free-form" in err and "accuracy:qa_val" in err, err
     cfg = _config(tiny_chat_model, train, qa, select_by="", eval_sets=[{"path": str(qa), "task": "mc"}])
     files = create_job(cfg, tmp_path / "runs2")
-    assert run(files.dir, evaluator_factory=evaluator_factory) == 2  # the job refuses it too, before training
+    assert run(files.dir) == 2  # the job refuses it too, before training
     status = files.read_status()
     assert status["state"] == "failed" and "qa_val" in status["error"] and "task: mc" in status["error"]
     assert not files.checkpoints.exists()

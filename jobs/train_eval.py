@@ -1,6 +1,7 @@
 """Task metrics during training: the evaluator a training run calls at its evaluation points.
 
-finetune/ never imports evaluation/ (DESIGN.md layering); this module sits above both. It reads the validation sets
+finetune/ never imports evaluation/ (DESIGN.md layering); jobs/ sits above both, and the job worker
+(jobs/worker.py) hands the evaluator built here to finetune.train.train. It reads the validation sets
 with evaluation's own readers and task records, and scores the model being trained with the Evaluate tab's methods:
 likelihood of the option letters for multiple choice (one forward pass per batch, left padding, positions counted
 from each row's first real token, as chat.registry.next_token_logits does), greedy generation with a token cap for
