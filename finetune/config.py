@@ -75,6 +75,7 @@ class TrainConfig:
     eval_max_new_tokens: int = 64  # the token cap of free-form answers scored during training
     select_by: str = ""  # accuracy:SET | rouge-l:SET | eval_loss; "" = the first set's main metric, else eval_loss
     early_stop: int = 0  # stop after this many evaluations without improvement; 0 = never
+    eval_budget: float = 0.15  # skip an evaluation point while evaluating has taken more than this share; 0 = no cap
     # Output
     adapter_name: str = ""  # the adapter's name under <data_dir>/adapters/; "" = the job id
     output_dir: str = ""  # the final adapter directory; "" = <data_dir>/adapters/<adapter_name>
@@ -185,6 +186,7 @@ def _check_eval_settings(cfg: "TrainConfig", check_files: bool) -> None:
     _range("eval_limit", cfg.eval_limit, 1, None, "a positive integer")
     _range("eval_max_new_tokens", cfg.eval_max_new_tokens, 1, 4096, "between 1 and 4096")
     _range("early_stop", cfg.early_stop, 0, None, "0 or a positive integer")
+    _range("eval_budget", cfg.eval_budget, 0, 1, "a share between 0 and 1 (0 = no cap)")
     if cfg.select_by and not SELECT_RE.match(cfg.select_by):
         raise ConfigError("select_by", f"{cfg.select_by!r}: expected accuracy:SET, rouge-l:SET or eval_loss")
     if cfg.select_by.partition(":")[2] and not entries:

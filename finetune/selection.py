@@ -31,7 +31,7 @@ class SelectionCallback(TrainerCallback):
         self.best_dir, self.state_path = Path(state_dir) / "best", Path(state_dir) / "best.json"
         self.metric = metric
         self.higher_is_better = metric != "eval_loss"
-        self.eval_seconds, self.last_eval_step, self.last_scores = 0.0, -1, {}
+        self.eval_seconds, self.last_eval_step, self.last_scores, self.skipped = 0.0, -1, {}, 0
         self.stopped_early = False
         state = self.read_best() if resume else None
         if state is not None and state.get("select_by") != metric:
@@ -70,6 +70,13 @@ class SelectionCallback(TrainerCallback):
         if self.evaluator is None or model is None or state.global_step == self.last_eval_step:
             return
         self.last_eval_step = state.global_step
+        budget = self.cfg.eval_budget
+        if budget and self.eval_seconds > budget * (time.time() - self.t0):
+            # The cost stays bounded whatever N and K are: this point is skipped (and counted), not the run.
+            self.skipped += 1
+            print(f"[job] evaluation at step {state.global_step} skipped: evaluating has taken "
+                  f"{self.eval_seconds / (time.time() - self.t0):.0%} of the run (eval_budget {budget:.0%})", flush=True)
+            return
         started = time.time()
         scores = self.evaluator(model, self.tokenizer)
         spent = time.time() - started
@@ -119,4 +126,4 @@ class SelectionCallback(TrainerCallback):
         run_s = max(time.time() - self.t0, 1e-9)
         return {**self.best, "last_step": last_step, "stopped_early": self.stopped_early,
                 "eval_seconds": round(self.eval_seconds, 3), "run_seconds": round(run_s, 3),
-                "eval_share": round(self.eval_seconds / run_s, 4)}
+                "eval_share": round(self.eval_seconds / run_s, 4), "evaluations_skipped": self.skipped}

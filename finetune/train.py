@@ -315,4 +315,5 @@ def save_outcome(trainer, cfg: TrainConfig, final: Path, artifacts: list[Path], 
     return {"state": "completed", "adapter_dir": str(adapter), "last_adapter_dir": str(last),
             "best_step": best["step"], "best_value": best["value"], "select_by": best["select_by"],
             "stopped_early": summary["stopped_early"], "eval_share": summary["eval_share"],
-            "eval_seconds": summary["eval_seconds"], "finished_at": time.time()}
+            "eval_seconds": summary["eval_seconds"], "evaluations_skipped": summary["evaluations_skipped"],
+            "finished_at": time.time()}

@@ -51,7 +51,7 @@ def _config(model, train, val, **changes) -> TrainConfig:
     values = dict(model=str(model), data=str(train), val_split=0, learning_rate=1e-2, batch_size=9, lora_rank=16,
                   lora_alpha=32, lora_dropout=0.0, warmup_ratio=0.0, lr_scheduler="constant", logging_steps=1,
                   save_steps=1, save_total_limit=100, sample_every=0, cutoff_len=256, packing=False,
-                  eval_sets=[str(val)], eval_limit=8, select_by="accuracy:mc_val")
+                  eval_sets=[str(val)], eval_limit=8, select_by="accuracy:mc_val", eval_budget=0.0)
     return TrainConfig(**{**values, **changes})
 
 
@@ -138,3 +138,13 @@ def test_eval_set_of_another_task_is_named(tmp_path, tiny_chat_model, mc_data, c
     status = files.read_status()
     assert status["state"] == "failed" and "qa_val" in status["error"] and "task: mc" in status["error"]
     assert not files.checkpoints.exists()
+
+
+def test_eval_budget_skips_evaluation_points(tmp_path, tiny_chat_model, mc_data):
+    """A cap of 1% of the run: after the first evaluation the later points are skipped (counted, not failed)."""
+    files = create_job(_config(tiny_chat_model, *mc_data, max_steps=4, eval_budget=0.01), tmp_path / "runs")
+    assert run(files.dir) == 0
+    status = files.read_status()
+    evaluated = [r["step"] for r in read_jsonl(files.metrics) if "accuracy:mc_val" in r]
+    assert status["state"] == "completed" and evaluated[0] == 1 and len(evaluated) < 4, evaluated
+    assert status["evaluations_skipped"] == 4 - len(evaluated) >= 1
