@@ -3,6 +3,7 @@ the adapter (not the last one), early stopping fires, resume keeps the best so f
 sets are refused before any training."""
 
 import json
+import types
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,15 @@ def test_best_checkpoint_becomes_the_adapter_and_early_stop_fires(tmp_path, tiny
     assert out[1].split("\t")[4] == str(best) and out[1].split("\t")[6] == "100"
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
 
+    # The Fine-tune tab's plot: the task metric beside the loss, and the best step marked; its status line.
+    from ui.finetune_tab import loss_frame, status_text
+
+    frame = loss_frame(files)
+    assert {"train", "accuracy:mc_val /100", f"best accuracy:mc_val @ {best}"} <= set(frame["series"])
+    assert sorted(frame[frame["series"] == f"best accuracy:mc_val @ {best}"]["loss"]) == [0.0, 1.0]
+    text = status_text(status, "en")
+    assert f"Best accuracy:mc_val = 100 at step {best}" in text and "Stopped early" in text
+
 
 def test_resume_keeps_the_best_so_far(tmp_path, tiny_chat_model, mc_data):
     files = create_job(_config(tiny_chat_model, *mc_data, max_steps=3, adapter_name="mc"), tmp_path / "runs")
@@ -148,3 +158,15 @@ def test_eval_budget_skips_evaluation_points(tmp_path, tiny_chat_model, mc_data)
     evaluated = [r["step"] for r in read_jsonl(files.metrics) if "accuracy:mc_val" in r]
     assert status["state"] == "completed" and evaluated[0] == 1 and len(evaluated) < 4, evaluated
     assert status["evaluations_skipped"] == 4 - len(evaluated) >= 1
+
+
+def test_tab_offers_only_bundled_eval_sets(tmp_path):
+    import gradio as gr
+
+    from ui.finetune_tab import eval_sample_files, eval_set_paths
+
+    ctx = types.SimpleNamespace(sample_dir=Path(__file__).resolve().parent.parent / "data", lang="en")
+    assert {"mc_sample.jsonl", "qa_sample.jsonl"} <= set(eval_sample_files(ctx))
+    assert eval_set_paths(["mc_sample.jsonl"], ctx) == [str(ctx.sample_dir / "mc_sample.jsonl")]
+    with pytest.raises(gr.Error):
+        eval_set_paths(["../../etc/passwd"], ctx)  # a name sent through the API is never a path of its own
