@@ -68,7 +68,7 @@ class TrainConfig:
     sample_every: int = 50  # generate answers to sample_prompts every N steps; 0 = never
     sample_prompts: list[str] = field(default_factory=lambda: ["头痛发热应该怎么办？", "高血压患者饮食要注意什么？"])
     sample_max_new_tokens: int = 64
-    # Task metrics during training (scored by recipes/train_eval.py, the layer above finetune/ and evaluation/)
+    # Task metrics during training (scored by jobs/train_eval.py, the layer above finetune/ and evaluation/)
     eval_sets: list = field(default_factory=list)  # paths, or {path, name?, task?: mc | qa}
     eval_every: int = 0  # score the sets every N steps (and at each epoch end); 0 = at each epoch end only
     eval_limit: int = 32  # at most this many items per set: a fixed, seeded subset, the same every time
@@ -177,7 +177,7 @@ def eval_set_entries(eval_sets: list) -> list[dict]:
 
 
 def _check_eval_settings(cfg: "TrainConfig", check_files: bool) -> None:
-    """The shape of the evaluation settings; the sets' contents are read by recipes.train_eval before training."""
+    """The shape of the evaluation settings; the sets' contents are read by jobs.train_eval before training."""
     entries = eval_set_entries(cfg.eval_sets)
     for i, entry in enumerate(entries):
         if check_files and not Path(entry["path"]).is_file():
