@@ -189,6 +189,8 @@ def _check_eval_settings(cfg: "TrainConfig", check_files: bool) -> None:
     _range("eval_budget", cfg.eval_budget, 0, 1, "a share between 0 and 1 (0 = no cap)")
     if cfg.select_by and not SELECT_RE.match(cfg.select_by):
         raise ConfigError("select_by", f"{cfg.select_by!r}: expected accuracy:SET, rouge-l:SET or eval_loss")
+    if cfg.select_by == "eval_loss" and cfg.val_split == 0:
+        raise ConfigError("select_by", "eval_loss needs a validation split (val_split > 0)")
     if cfg.select_by.partition(":")[2] and not entries:
         raise ConfigError("select_by", f"{cfg.select_by!r} needs validation sets (eval_sets / --eval-data)")
     if entries and cfg.processes > 1:
