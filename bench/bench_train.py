@@ -72,22 +72,28 @@ def eval_cost(args) -> int:
 
     data = Path(__file__).resolve().parent.parent / "data"
     steps = args.steps or 40
-    results = {}
+    runs: dict[str, list[dict]] = {}
+    sets = [str(data / "mc_sample.jsonl"), str(data / "qa_sample.jsonl")]
     with tempfile.TemporaryDirectory() as out:
-        for name, sets in (("no eval", []), (f"eval every {args.eval_every}",
-                                              [str(data / "mc_sample.jsonl"), str(data / "qa_sample.jsonl")])):
-            cfg = TrainConfig(model=args.model, data=str(data / "train_sample.jsonl"), max_steps=steps, val_split=0,
-                              save_steps=0, sample_every=0, logging_steps=5, eval_sets=sets,
-                              eval_every=args.eval_every, eval_limit=args.eval_limit, seed=args.seed)
-            files = create_job(cfg, Path(out) / "runs")
-            started = time.perf_counter()
-            if run(files.dir) != 0:
-                raise SystemExit(f"{name}: the job failed: {files.read_status().get('error')}")
-            seconds = time.perf_counter() - started
-            tokens = max((r.get("tokens_seen", 0) for r in read_jsonl(files.metrics)), default=0)
-            status = files.read_status()
-            results[name] = {"tokens_per_s": tokens / seconds, "seconds": seconds, "tokens": tokens,
-                             "eval_share": status.get("eval_share", 0.0)}
+        # Alternated, best of each (--repeat): other load on a shared machine, and the first run's warm-up
+        # (imports, caches), hit both alike.
+        for _ in range(args.repeat):
+            for name, eval_sets in (("no eval", []), (f"eval every {args.eval_every}", sets)):
+                cfg = TrainConfig(model=args.model, data=str(data / "train_sample.jsonl"), max_steps=steps,
+                                  val_split=0, save_steps=0, sample_every=0, logging_steps=5, eval_sets=eval_sets,
+                                  eval_every=args.eval_every, eval_limit=args.eval_limit, seed=args.seed)
+                files = create_job(cfg, Path(out) / "runs")
+                started = time.perf_counter()
+                if run(files.dir) != 0:
+                    raise SystemExit(f"{name}: the job failed: {files.read_status().get('error')}")
+                seconds = time.perf_counter() - started
+                tokens = max((r.get("tokens_seen", 0) for r in read_jsonl(files.metrics)), default=0)
+                status = files.read_status()
+                runs.setdefault(name, []).append({
+                    "tokens_per_s": tokens / seconds, "seconds": seconds, "tokens": tokens,
+                    "eval_share": status.get("eval_share", 0.0),
+                    "evaluations_skipped": status.get("evaluations_skipped", 0)})
+    results = {name: max(r, key=lambda x: x["tokens_per_s"]) for name, r in runs.items()}
     base, evaluated = results.values()
     ratio = evaluated["tokens_per_s"] / base["tokens_per_s"]
     print(f"model {args.model}; {steps} steps; sets mc_sample + qa_sample, at most {args.eval_limit} items each")

@@ -81,9 +81,9 @@ def config_from_args(args) -> TrainConfig:
     if args.eval_data:
         cfg.eval_sets = list(cfg.eval_sets) + list(args.eval_data)
     # The job runs from its own directory's config: the sets are recorded by absolute path.
-    cfg.eval_sets = [str(Path(e).resolve()) if isinstance(e, str) else
-                     {**e, "path": str(Path(e["path"]).resolve())} if isinstance(e, dict) and isinstance(e.get("path"), str)
-                     else e for e in cfg.eval_sets]
+    cfg.eval_sets = [str(Path(e).resolve()) if isinstance(e, str)
+                     else {**e, "path": str(Path(e["path"]).resolve())}
+                     if isinstance(e, dict) and isinstance(e.get("path"), str) else e for e in cfg.eval_sets]
     return cfg
 
 

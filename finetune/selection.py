@@ -74,8 +74,9 @@ class SelectionCallback(TrainerCallback):
         if budget and self.eval_seconds > budget * (time.time() - self.t0):
             # The cost stays bounded whatever N and K are: this point is skipped (and counted), not the run.
             self.skipped += 1
-            print(f"[job] evaluation at step {state.global_step} skipped: evaluating has taken "
-                  f"{self.eval_seconds / (time.time() - self.t0):.0%} of the run (eval_budget {budget:.0%})", flush=True)
+            share = self.eval_seconds / (time.time() - self.t0)
+            print(f"[job] evaluation at step {state.global_step} skipped: evaluating has taken {share:.0%} of the "
+                  f"run (eval_budget {budget:.0%})", flush=True)
             return
         started = time.time()
         scores = self.evaluator(model, self.tokenizer)

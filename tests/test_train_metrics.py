@@ -86,13 +86,15 @@ def test_best_checkpoint_becomes_the_adapter_and_early_stop_fires(tmp_path, tiny
     assert not _same(_weights(adapter), _weights(last_dir))
     selection = json.loads((adapter / "selection.json").read_text())
     assert selection["step"] == best and selection["metrics"] == {"accuracy:mc_val": 100.0}
-    assert selection["select_by"] == "accuracy:mc_val" and selection["stopped_early"] and 0 < selection["eval_share"] < 1
+    assert selection["select_by"] == "accuracy:mc_val" and selection["stopped_early"]
+    assert 0 < selection["eval_share"] < 1
 
     # python -m finetune compare: one row per run, the selected step and the best value; a PNG chart on request.
     capsys.readouterr()
     assert main(["compare", str(files.dir), str(last_dir), "--chart", str(tmp_path / "chart.png")]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split("\t")[:7] == ["run", "lr", "rank", "steps", "selected_step", "select_by", "best accuracy:mc_val"]
+    header = ["run", "lr", "rank", "steps", "selected_step", "select_by", "best accuracy:mc_val"]
+    assert out[0].split("\t")[:7] == header
     assert out[1].split("\t")[4] == str(best) and out[1].split("\t")[6] == "100"
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
 

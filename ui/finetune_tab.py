@@ -278,7 +278,7 @@ def loss_frame(files: JobFiles) -> pd.DataFrame:
     if best and best.get("step") is not None and best.get("value") is not None:
         top = best["value"] / 100 if best["select_by"] != "eval_loss" else best["value"]
         label = f"best {best['select_by']} @ {best['step']}"
-        rows += [{"step": best["step"], "loss": 0.0, "series": label}, {"step": best["step"], "loss": top, "series": label}]
+        rows += [{"step": best["step"], "loss": y, "series": label} for y in (0.0, top)]
     return pd.DataFrame(rows, columns=["step", "loss", "series"])
 
 
