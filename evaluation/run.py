@@ -9,6 +9,12 @@ Multiple choice, two methods:
   wrong, and stays in the denominator. Multi-answer items are right when the extracted letter set equals the key.
 Free-form: batched greedy generation (left padding, batches of similar length), scored with `qa_item_scores`.
 
+Every model answers through models/interface.py's `ChatModel`, wherever it runs: in process (batches of
+`batch_size` rows) or behind an OpenAI-compatible endpoint (`concurrency` requests in flight). A model that cannot
+give log-probabilities (`scoring().way` None) takes the "generate" method for multiple choice, and the report says
+so and why. `models` is what names models: anything with `model_for(name)` and `base_name` (the in-process
+`ModelRegistry`, or a `models.directory.ModelDirectory` that adds endpoints' models).
+
 Each (model, set) cell writes into `<out>/<model>/<set>-<key>/`, where key hashes everything that decides the
 answers (model and adapter weights, data file, task, method, prompt, shots, decoding, seed): `items.jsonl` grows
 batch by batch, so an interrupted run loses at most one batch, and the same command again skips what is done.
@@ -31,6 +37,8 @@ from evaluation.data import DataFileError, MCItem, QAItem, load_dataset
 from evaluation.extract import extract_answer
 from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
 from evaluation.prompts import PromptConfig, build_messages
+from models.interface import IN_PROCESS, ModelError
+from models.settings import GenerationSettings
 
 METHODS = ("likelihood", "generate")
 LIKELIHOOD_NOTE = ("likelihood: the option letter whose first token scores highest as the next token after the "
@@ -52,7 +60,7 @@ class EvalCancelled(Exception):
 class EvalConfig:
     data: tuple[str, ...]
     out_dir: str
-    models: tuple[str | None, ...] = (None,)  # None: the base model; else adapter names known to the registry
+    models: tuple[str | None, ...] = (None,)  # None: the base model; else names known to the model directory
     method: str = "likelihood"
     batch_size: int = 8
     limit: int | None = None  # the first N items of each set
@@ -63,10 +71,12 @@ class EvalConfig:
     multi_threshold: float | None = None
     prompt: PromptConfig = field(default_factory=PromptConfig)
     seed: int = 0
+    concurrency: int = 8  # requests in flight to a remote model (in-process models batch `batch_size` rows instead)
 
     def __post_init__(self) -> None:
         checks = [("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
                   ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("concurrency", 1 <= self.concurrency <= 256, "between 1 and 256"),
                   ("limit", self.limit is None or self.limit >= 1, "at least 1 (or unset)"),
                   ("shots", 0 <= self.shots <= 20, "between 0 and 20"),
                   ("multi_threshold", self.multi_threshold is None or 0 < self.multi_threshold < 1, "in (0, 1)"),
@@ -198,32 +208,19 @@ class ItemLog:
 # One batch each way
 
 
-def letter_token_ids(tokenizer, letters: Sequence[str]) -> list[int]:
-    """The token each option letter starts with when the model writes it as its answer."""
-    ids = [tokenizer.encode(letter, add_special_tokens=False)[0] for letter in letters]
-    if len(set(ids)) != len(ids):
-        raise EvalError(f"the tokenizer gives option letters {', '.join(letters)} the same first token; "
-                        "use --method generate with this model")
-    return ids
-
-
-def mc_likelihood_rows(registry, adapter, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
-    import torch
-
-    logits = registry.next_token_logits(prompts, adapter)
+def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
     rows = []
-    for item, row_logits in zip(items, logits):
+    for item, probs in zip(items, model.score_options(prompts, [list(item.options) for item in items])):
         letters = list(item.options)
-        probs = torch.softmax(row_logits[letter_token_ids(registry.tokenizer, letters)], dim=-1).tolist()
-        top = max(range(len(letters)), key=lambda i: (probs[i], -i))  # ties: the earlier letter
-        chosen = {letters[top]} | ({l for l, p in zip(letters, probs) if p >= threshold} if threshold else set())
+        top = max(range(len(letters)), key=lambda i: (probs[letters[i]], -i))  # ties: the earlier letter
+        chosen = {letters[top]} | ({l for l in letters if probs[l] >= threshold} if threshold else set())
         prediction = "".join(sorted(chosen))
-        rows.append(_mc_row(item, prediction, prediction) | {"letter_probs": dict(zip(letters, probs))})
+        rows.append(_mc_row(item, prediction, prediction) | {"letter_probs": {l: probs[l] for l in letters}})
     return rows
 
 
-def mc_generate_rows(registry, adapter, items: list[MCItem], prompts, settings) -> list[dict]:
-    texts = registry.generate(prompts, adapter=adapter, settings=settings, batch_size=len(prompts))
+def mc_generate_rows(model, items: list[MCItem], prompts, settings, concurrency: int = 8) -> list[dict]:
+    texts = model.generate(prompts, settings, concurrency)
     return [_mc_row(item, extract_answer(text, item.options), text) for item, text in zip(items, texts)]
 
 
@@ -234,9 +231,8 @@ def _mc_row(item: MCItem, prediction: str | None, text: str) -> dict:
             "multi_answer": len(item.answer) > 1, "source": item.source, "category": item.category}
 
 
-def qa_rows(registry, adapter, items: list[QAItem], prompts, settings) -> list[dict]:
-    texts = [t.strip() for t in registry.generate(prompts, adapter=adapter, settings=settings,
-                                                 batch_size=len(prompts))]
+def qa_rows(model, items: list[QAItem], prompts, settings, concurrency: int = 8) -> list[dict]:
+    texts = [t.strip() for t in model.generate(prompts, settings, concurrency)]
     scores = qa_item_scores(texts, [item.output for item in items])
     return [{"key": item_key(item), "line": item.line, "id": item.id, "input": item.input, "reference": item.output,
              "output": text, **score, "source": item.source} for item, text, score in zip(items, texts, scores)]
@@ -246,41 +242,37 @@ def qa_rows(registry, adapter, items: list[QAItem], prompts, settings) -> list[d
 # A run
 
 
-def model_identity(registry, model: str | None) -> dict:
-    """What the answers depend on: the base reference, and the adapter's source and weights hash."""
-    name = model or registry.base_name
-    if name == registry.base_name:
-        return {"model": name, "base": registry.base_name, "adapter": None}
-    info = {m.name: m for m in registry.models()}.get(name)
-    if info is None:
-        raise EvalError(f"unknown model {name!r}; known: {', '.join(m.name for m in registry.models())}")
-    weights = sorted(Path(info.source).glob("adapter_model.*")) if Path(info.source).is_dir() else []
-    return {"model": name, "base": registry.base_name, "adapter": name, "adapter_source": info.source,
-            "adapter_sha256": file_sha256(weights[0]) if weights else None}
+def model_identity(models, name: str | None) -> dict:
+    """What the answers depend on: for an in-process model the base reference and the adapter's source and weights
+    hash; for a remote one the endpoint's URL (never its key) and the served model's name."""
+    try:
+        return models.model_for(name).identity()
+    except ModelError as exc:
+        raise EvalError(str(exc)) from exc
 
 
-def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict) -> dict:
-    """Everything that decides a cell's answers (not batch size, not limit); its hash names the cell's folder."""
-    from chat.settings import GenerationSettings
-
+def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict, method: str | None = None) -> dict:
+    """Everything that decides a cell's answers (not batch size, not limit); its hash names the cell's folder.
+    `method`: the multiple-choice method this model can take (config.method unless it cannot score options)."""
     mc = eset.task == "mc"
+    method = method or config.method
     max_new = config.mc_max_new_tokens if mc else config.qa_max_new_tokens
     shot_items, shot_path = shots.get(eset.task, ([], None))
     return {
         **identity,
         "data": {"name": eset.name, "path": eset.path, "sha256": eset.sha256, "task": eset.task,
                  "n_items": len(eset.items)},
-        "method": (config.method if mc else "generate"),
-        "multi_threshold": config.multi_threshold if mc and config.method == "likelihood" else None,
+        "method": (method if mc else "generate"),
+        "multi_threshold": config.multi_threshold if mc and method == "likelihood" else None,
         "prompt": {**config.prompt.to_dict(), "shots": len(shot_items), "shots_data": shot_path,
                    "shots_sha256": file_sha256(shot_path) if shot_path else None},
-        "decoding": (None if mc and config.method == "likelihood"
+        "decoding": (None if mc and method == "likelihood"
                      else GenerationSettings(max_new_tokens=max_new).to_dict()),
         "seed": config.seed,
     }
 
 
-def evaluate(registry, config: EvalConfig, progress: Callable[[Progress], None] | None = None,
+def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | None = None,
              stop: threading.Event | None = None) -> list[CellResult]:
     """Every (model, set) cell, model by model; cells already complete on disk are read back, not recomputed."""
     sets = load_sets(config.data)
@@ -289,9 +281,12 @@ def evaluate(registry, config: EvalConfig, progress: Callable[[Progress], None] 
     if missing:
         raise EvalError(f"--shots {config.shots}: no shots file for task {', '.join(missing)} "
                         "(give one --shots-data file per task: mc and/or qa)")
-    identities = [model_identity(registry, m) for m in config.models]  # fail before any work on an unknown name
-    results = [evaluate_cell(registry, config, identity, eset, shots, progress, stop)
-               for identity in identities for eset in sets]
+    try:  # fail before any work on an unknown name
+        chosen = [models.model_for(m) for m in config.models]
+    except ModelError as exc:
+        raise EvalError(str(exc)) from exc
+    results = [evaluate_cell(model, config, model_identity(models, name), eset, shots, progress, stop)
+               for name, model in zip(config.models, chosen) for eset in sets]
     # Several users' runs share out_dir: write a private temp file and rename, so no reader sees half a summary.
     tmp = Path(config.out_dir, f".summary.json.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps([{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics,
@@ -300,11 +295,16 @@ def evaluate(registry, config: EvalConfig, progress: Callable[[Progress], None] 
     return results
 
 
-def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
+def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
                   progress=None, stop=None) -> CellResult:
+    """One (model, set) cell: what is not in items.jsonl yet, batch by batch, then the report."""
     import torch
 
-    settings = cell_settings(config, identity, eset, shots)
+    scoring = model.scoring()
+    method = config.method
+    if eset.task == "mc" and method == "likelihood" and scoring.way is None:
+        method = "generate"  # this model gives no log-probabilities: the report says so (fallback_reason)
+    settings = cell_settings(config, identity, eset, shots, method)
     # The file's hash, not its path, identifies the data: the same file from another folder or upload resumes.
     keyed = settings | {"data": {k: v for k, v in settings["data"].items() if k != "path"}}
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
@@ -315,36 +315,41 @@ def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, s
     items = eset.items[:config.limit] if config.limit else eset.items
     pending = [item for item in items if item_key(item) not in log.rows]
     shot_items = shots.get(eset.task, ([], None))[0]
-    prompts = {item_key(i): registry.render(build_messages(i, config.prompt, shot_items)) for i in pending}
-    lengths = registry.tokenizer([prompts[item_key(i)] for i in pending], add_special_tokens=False)["input_ids"] \
-        if pending else []
-    # Longest first, so that rows of one batch pad little and the memory peak comes in the first batch.
-    order = [i for _, i in sorted(zip((-len(ids) for ids in lengths), range(len(pending))))]
-    batches = [[pending[i] for i in order[s:s + config.batch_size]] for s in range(0, len(order), config.batch_size)]
+    prompts = {item_key(i): build_messages(i, config.prompt, shot_items) for i in pending}
+    lengths = model.prompt_lengths([prompts[item_key(i)] for i in pending]) if pending else []
+    # Longest first, so that rows of one batch pad little and the memory peak comes in the first batch. A remote
+    # model gets batches of several times `concurrency` rows, so that N requests stay in flight most of the time.
+    size = config.batch_size if model.where == IN_PROCESS else max(config.batch_size, 4 * config.concurrency)
+    order = [i for _, i in sorted(zip((-n for n in lengths), range(len(pending))))]
+    batches = [[pending[i] for i in order[s:s + size]] for s in range(0, len(order), size)]
     torch.manual_seed(config.seed)
-    started, done_now, adapter = time.perf_counter(), 0, identity["adapter"]
+    started, done_now = time.perf_counter(), 0
     _report_progress(progress, identity, eset, len(items) - len(pending), len(items), 0, started)
     for batch in batches:
         if stop is not None and stop.is_set():
             raise EvalCancelled(f"stopped: {identity['model']} on {eset.name} has {len(items) - len(pending) + done_now}"
                                 f" of {len(items)} items done; run again with the same settings to resume")
-        log.append(_batch_rows(registry, adapter, batch, [prompts[item_key(i)] for i in batch], settings, config))
+        try:
+            log.append(_batch_rows(model, batch, [prompts[item_key(i)] for i in batch], settings, config))
+        except ModelError as exc:  # a remote model that failed (after retries): what is done stays on disk
+            raise EvalError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
+                            "to resume") from exc
         done_now += len(batch)
         _report_progress(progress, identity, eset, len(items) - len(pending) + done_now, len(items), done_now,
                          started)
     rows = [log.rows[item_key(item)] for item in items]
     elapsed = time.perf_counter() - started
-    return finish_cell(cell_dir, settings, eset, rows, items, elapsed, done_now, config)
+    scored_by = {"way": scoring.way if method == "likelihood" and eset.task == "mc" else "generation",
+                 "fallback_reason": scoring.reason if method != config.method else None}
+    return finish_cell(cell_dir, settings, eset, rows, items, elapsed, done_now, config, scored_by)
 
 
-def _batch_rows(registry, adapter, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
-    from chat.settings import GenerationSettings
-
+def _batch_rows(model, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
     if settings["data"]["task"] == "qa":
-        return qa_rows(registry, adapter, batch, prompts, GenerationSettings(**settings["decoding"]))
+        return qa_rows(model, batch, prompts, GenerationSettings(**settings["decoding"]), config.concurrency)
     if settings["method"] == "likelihood":
-        return mc_likelihood_rows(registry, adapter, batch, prompts, config.multi_threshold)
-    return mc_generate_rows(registry, adapter, batch, prompts, GenerationSettings(**settings["decoding"]))
+        return mc_likelihood_rows(model, batch, prompts, config.multi_threshold)
+    return mc_generate_rows(model, batch, prompts, GenerationSettings(**settings["decoding"]), config.concurrency)
 
 
 def _report_progress(progress, identity, eset, done, total, done_now, started) -> None:
@@ -391,7 +396,7 @@ def _qa_means(rows: list[dict]) -> dict[str, float]:
 
 
 def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict], items, elapsed: float,
-                done_now: int, config: EvalConfig) -> CellResult:
+                done_now: int, config: EvalConfig, scored_by: dict | None = None) -> CellResult:
     import peft
     import torch
     import transformers
@@ -411,9 +416,10 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
         **settings, "n": len(rows), "limit": config.limit, "metrics": metrics, "breakdown": breakdown,
         "conventions": {m: CONVENTIONS[m] for m in (("accuracy",) if eset.task == "mc" else QA_METRICS)},
         "method_note": notes[0] if notes else "free-form: batched greedy generation, left padding, similar lengths",
+        "scored_by": scored_by,
         "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
                    "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,
-                   "batch_size": config.batch_size},
+                   "batch_size": config.batch_size, "concurrency": config.concurrency},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "files": {"predictions": "predictions.jsonl", "items": "items.jsonl", "settings": "settings.json"},
     }

@@ -15,21 +15,14 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from finetune.atomic import atomic_dir
+from models.atomic import atomic_dir
+from models.templates import CHATML_TEMPLATE, DEFAULT_SYSTEM
 
 DEMO_MODEL_NAME = "demo"  # what users type (`--model demo`) and what the UI shows, labelled as a demo
 RECIPE_VERSION = 3  # bump when anything below changes the built model, so caches rebuild
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-# ChatML, as Qwen2.5 uses: the project's default template for base models that have none.
-CHATML_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
-DEFAULT_SYSTEM = "你是一名专业、严谨的医学助手。"
 
 
 @dataclass(frozen=True)
@@ -212,8 +205,3 @@ def _train_steps(model, tokenizer, conversations: list[list[dict[str, str]]], re
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
-
-
-def resolve_model(ref: str) -> str:
-    """A model reference as users give it ("demo", a hub id, a local directory) -> what from_pretrained takes."""
-    return str(demo_model_dir()) if ref == DEMO_MODEL_NAME else ref

@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from chat import row_matmul
+from models.local import row_matmul
 
 _ARCHITECTURES = {"llama", "qwen2"}  # decoder layers: norm, attention with rotary, residual, norm, gated MLP, residual
 
