@@ -332,8 +332,8 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
         try:
             log.append(_batch_rows(model, batch, [prompts[item_key(i)] for i in batch], settings, config))
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays on disk
-            raise EvalError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
-                            "to resume") from exc
+            raise ModelError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
+                             "to resume") from exc
         done_now += len(batch)
         _report_progress(progress, identity, eset, len(items) - len(pending) + done_now, len(items), done_now,
                          started)

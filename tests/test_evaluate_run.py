@@ -99,6 +99,9 @@ class ScriptedRegistry:
     def models(self):
         return []
 
+    def model_for(self, name):
+        return InProcessModel(self, name)
+
 
 def test_generate_reads_letters_out_of_free_text(registry, tmp_path):
     def answer(prompt):

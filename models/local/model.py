@@ -39,8 +39,8 @@ class InProcessModel:
     def generate(self, prompts: Sequence[Messages], settings: GenerationSettings, concurrency: int = 8) -> list[str]:
         # One batch of len(prompts) rows: the caller sizes batches (Evaluate's batch_size); `concurrency` is a
         # remote knob.
-        return self.registry.generate(list(prompts), adapter=self.adapter, settings=settings,
-                                      batch_size=max(len(prompts), 1))
+        texts = [self.registry.render(p) for p in prompts]  # rendered here, so the batch is one call's worth
+        return self.registry.generate(texts, adapter=self.adapter, settings=settings, batch_size=max(len(texts), 1))
 
     def scoring(self) -> Scoring:
         return Scoring(LOGITS_WAY)
