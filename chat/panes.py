@@ -70,7 +70,8 @@ def _remote_pane(directory, i, pane, settings, stop, events: queue.Queue) -> Non
             events.put(update(text))
         events.put(lambda state: state.done.__setitem__(i, True))
     except ModelError as exc:
-        events.put(lambda state: state.errors.__setitem__(i, str(exc)))
+        message = str(exc)
+        events.put(lambda state: state.errors.__setitem__(i, message))
     finally:
         events.put(_DONE)
 
