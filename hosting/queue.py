@@ -512,7 +512,11 @@ def run_evaluation(job: Job, control: Control) -> list:
     total = len(config.models) * sum(min(len(s.items), config.limit or len(s.items)) for s in sets)
     registry = shared_registry(job.params["model"], Path(job.params["data_dir"]))
     try:
-        return evaluate(registry, config, progress=EvalProgress(control, total), stop=control.stop)
+        # The directory the app's tabs configured: in-process models and the admin's endpoints' models.
+        from models.directory import shared_directory
+
+        models = shared_directory(registry, None, Path(job.params["data_dir"]) / "endpoints.yaml")
+        return evaluate(models, config, progress=EvalProgress(control, total), stop=control.stop)
     except EvalCancelled as exc:
         raise JobCancelled(str(exc)) from None
 

@@ -18,6 +18,25 @@ from models.remote.endpoints import Endpoint, EndpointsFile, merge_endpoints
 from models.remote.model import RemoteModel, remote_name
 
 
+_SHARED: dict[int, "ModelDirectory"] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_directory(registry, endpoints: list[Endpoint] | None = None,
+                     endpoints_file: Path | str | None = None) -> "ModelDirectory":
+    """The one directory of a shared registry in this process (every tab and the job runner use it). The app's
+    tabs pass the admin's endpoints; a caller that passes none (the job runner) gets what was configured."""
+    with _SHARED_LOCK:
+        directory = _SHARED.get(id(registry))  # shared registries live as long as the process
+        if directory is None:
+            directory = _SHARED[id(registry)] = ModelDirectory(registry, endpoints or [], endpoints_file)
+        elif endpoints is not None:
+            directory.flag_endpoints = list(endpoints)
+            if endpoints_file is not None and directory.file is None:
+                directory.file = EndpointsFile(endpoints_file)
+        return directory
+
+
 class ModelDirectory:
     def __init__(self, registry=None, endpoints: list[Endpoint] = (), endpoints_file: Path | str | None = None,
                  list_ttl_s: float = 30.0):

@@ -24,6 +24,9 @@ class AppContext:
     # Directories users may name as models (hosting/model_refs.py); None: the defaults for data_dir with logins on,
     # no limit without logins (a single-user install)
     model_roots: tuple[Path, ...] | None = None
+    # OpenAI-compatible endpoints the admin named with --endpoint (models.remote.endpoints.Endpoint); more may be
+    # listed in <data_dir>/endpoints.yaml. Users pick from their models; they never give an address.
+    endpoints: tuple = ()
 
     @property
     def is_demo_model(self) -> bool:
