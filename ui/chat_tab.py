@@ -97,10 +97,14 @@ class ChatHandlers:
         self.directory = shared_directory(self.registry, list(ctx.endpoints), Path(ctx.data_dir) / "endpoints.yaml")
 
     def choices(self) -> list[tuple[str, str]]:
-        """(label, name) of every usable model, in-process first, then each endpoint's, labelled by where they run."""
+        """(label, name) of every usable model, in-process first, then each endpoint's, labelled by where they run
+        (in-process models are labelled by name alone while no endpoint is configured: there is nothing to tell)."""
+        entries = [e for e in self.directory.listing() if e.compatible]
+        if all(e.where == IN_PROCESS for e in entries):
+            return [(e.name, e.name) for e in entries]
         where = {IN_PROCESS: t("chat.where_local", self.lang)}
         return [(f"{e.label} · {where.get(e.where) or t('chat.where_remote', self.lang).format(endpoint=e.where)}",
-                 e.name) for e in self.directory.listing() if e.compatible]
+                 e.name) for e in entries]
 
     # ---- models ------------------------------------------------------------------------------------------
     def model_table(self) -> pd.DataFrame:
