@@ -100,7 +100,7 @@ def start_scripted_server():
     return server, f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
-def start_transformers_serve(model_dir: Path, cache: Path, timeout_s: float = 180.0):
+def start_transformers_serve(model_dir: Path, cache: Path, timeout_s: float = 180.0, extra: tuple[str, ...] = ()):
     """`transformers serve DIR` on a free port; returns (process, base URL) once /health answers."""
     port = free_port()
     cache.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ def start_transformers_serve(model_dir: Path, cache: Path, timeout_s: float = 18
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir),
                                 "--device", "cpu", "--dtype", "float32", "--port", str(port),
-                                "--host", "127.0.0.1"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                "--host", "127.0.0.1", *extra], env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     process.log = log
     deadline = time.monotonic() + timeout_s
