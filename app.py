@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import safeio
 from hosting.model_refs import parse_model_roots
 from hosting.roles import Policy
 from hosting.users import USERS_FILE_ENV, UsersError, UserStore
@@ -49,6 +50,20 @@ def positive(kind):
             raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
         return value
     return parse
+
+
+def proxy_list(text: str) -> str:
+    """ "127.0.0.1, 10.0.0.0/8" -> the same, checked; "" -> no proxy is trusted."""
+    items = []
+    for item in (item.strip() for item in text.split(",")):
+        try:  # written as uvicorn reads them (it would take a malformed one as a literal that never matches)
+            if item:
+                items.append(str(ipaddress.ip_network(item, strict=False) if "/" in item
+                                 else ipaddress.ip_address(item)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is not an IP address or network such as 127.0.0.1 or "
+                                             "10.0.0.0/8") from None
+    return ",".join(items)
 
 
 def env_bool(name: str) -> bool:
@@ -89,6 +104,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", default=env(USERS_FILE_ENV),
                         help="users file, which turns logins on (env MEDTUNE_USERS_FILE; default "
                              "<data dir>/users.yaml if it exists). MEDTUNE_ADMIN_PASSWORD and MEDTUNE_USERS add users")
+    parser.add_argument("--trusted-proxy", type=proxy_list, default=env("MEDTUNE_TRUSTED_PROXY", ""),
+                        help="addresses or networks of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto "
+                             "are believed, e.g. 127.0.0.1 or 10.0.0.0/8 (env MEDTUNE_TRUSTED_PROXY; default none: "
+                             "the socket's address is the client's)")
     parser.add_argument("--members-can-train", action=argparse.BooleanOptionalAction,
                         default=env_bool("MEDTUNE_MEMBERS_CAN_TRAIN"),
                         help="let the member role start training (env MEDTUNE_MEMBERS_CAN_TRAIN=1; default off)")
@@ -107,6 +126,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hub", default=env("MEDTUNE_HUB"),
                         help="where hub ids download from: huggingface (default; HF_ENDPOINT names a mirror) or "
                              "modelscope (pip install -e '.[modelscope]') (env MEDTUNE_HUB)")
+    safeio.add_arguments(parser)  # --max-rows, --max-field-length, ...: bounds on every data file read
     return parser.parse_args(argv)
 
 
@@ -162,6 +182,12 @@ def load_users(args: argparse.Namespace, data_dir: Path) -> UserStore | None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    try:
+        limits = safeio.from_args(args)
+    except ValueError as exc:  # a bad MEDTUNE_MAX_* value
+        sys.exit(f"medtune: {exc}")
+    safeio.set_current(limits)
+    os.environ.update(safeio.limits.to_env(limits))  # training and evaluation job processes read within them too
     data_dir = Path(args.data_dir) if args.data_dir else AppContext().data_dir  # else the default (env or ./runs)
     users = load_users(args, data_dir)
     if args.hub:  # the registry, fine-tune jobs and merges resolve hub ids through models/refs.py, which reads this
@@ -202,8 +228,12 @@ def serve(ctx: AppContext, args: argparse.Namespace, open_warning: bool) -> None
     print(f"Running on http://{shown}:{args.port}/ (the {other} page at /{other}/; {logins})", flush=True)
     # Open queue connections would hold a graceful shutdown forever: give them a few seconds after SIGTERM.
     # The root path goes to uvicorn, which adds it to every request's scope: Gradio builds its URLs from that.
+    # Proxy headers only from the proxies the admin names: uvicorn would otherwise believe any X-Forwarded-For
+    # sent from 127.0.0.1, and every client of a local proxy could choose its own address (and escape the
+    # per-address login limit).
     uvicorn.run(server, host=args.host, port=args.port, root_path=urlsplit(args.root_path).path.rstrip("/"),
-                log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+                log_level="warning", access_log=False, timeout_graceful_shutdown=5,
+                proxy_headers=bool(args.trusted_proxy), forwarded_allow_ips=args.trusted_proxy or None)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
+import safeio
 from evaluation.data import DataFileError
 from evaluation.run_cli import add_run_parser, run_command
 from evaluation.report import render_file_error, render_text, write_json, write_per_item
 from evaluation.submission import (
     EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError, score_submission,
 )
+from evaluation.tasks import TASKS
 
 EPILOG = """exit status:
   0  scored; the predictions file is valid (warnings such as empty answers may be listed)
@@ -19,6 +23,10 @@ EPILOG = """exit status:
   3  the reference file is malformed (nothing scored)
   4  the predictions file is malformed (broken lines, missing or wrong fields; the rest is scored)
   5  the predictions do not match the reference (missing, unknown or duplicate ids, lines out of order)
+  1  an unexpected internal error (a bug: please report it; MEDTUNE_DEBUG=1 shows the traceback)
+Files are read within limits (--max-rows, --max-field-length, ...); a file over one is malformed (3 or 4), and the
+message names the file, line, field and the flag that raises the limit. Ids and answers are printed with control
+characters escaped.
 """
 
 
@@ -29,12 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     score.add_argument("--ref", required=True, help="reference file (JSONL, JSON array or CSV)")
     score.add_argument("--pred", required=True, help="predictions file: one {\"id\"?, \"output\"} per reference item")
-    score.add_argument("--task", choices=["auto", "mc", "qa"], default="auto",
-                       help="multiple choice (mc) or free-form (qa); detected from the reference by default")
-    score.add_argument("--weights", help="combined score, e.g. 'rouge-l=0.5,bleu-4=0.5' (default: accuracy for mc, "
-                                         "rouge-l for qa)")
+    score.add_argument("--task", choices=["auto", *TASKS], default="auto",
+                       help="; ".join(f"{t.title} ({t.name})" for t in TASKS.values())
+                       + "; detected from the reference by default")
+    score.add_argument("--weights", help="combined score, e.g. 'rouge-l=0.5,bleu-4=0.5' (default: "
+                                         + ", ".join(f"{t.main_metric} for {t.name}" for t in TASKS.values()) + ")")
     score.add_argument("--json", dest="json_out", help="write the report as JSON to this file")
     score.add_argument("--per-item", help="write one scored row per reference item to this JSONL file")
+    safeio.add_arguments(score)
     add_run_parser(commands)
     return parser
 
@@ -43,27 +53,52 @@ def score_command(args: argparse.Namespace) -> int:
     try:
         report = score_submission(args.ref, args.pred, args.task, args.weights)
     except ReferenceMalformed as err:
-        print(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED), file=sys.stderr)
+        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED)), file=sys.stderr)
         return EXIT_REFERENCE_MALFORMED
     except DataFileError as err:
-        print(render_file_error(err.path, err.problems, EXIT_PREDICTIONS_MALFORMED), file=sys.stderr)
+        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_PREDICTIONS_MALFORMED)),
+              file=sys.stderr)
         return EXIT_PREDICTIONS_MALFORMED
-    print(render_text(report))
-    if args.json_out:
-        write_json(report, args.json_out)
-    if args.per_item:
-        write_per_item(report, args.per_item)
+    print(safeio.printable(render_text(report)))  # ids and answers are the user's: no raw escape codes
+    for option, path, write in (("--json", args.json_out, write_json), ("--per-item", args.per_item, write_per_item)):
+        if path:
+            try:
+                write(report, path)
+            except OSError as err:
+                print(safeio.printable(f"error: {option} {path}: cannot write ({err.strerror})"), file=sys.stderr)
+                return 2
     return report.exit_status
+
+
+def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Output files go into folders that exist: found before scoring, not in a traceback after it."""
+    for option, path in (("--json", args.json_out), ("--per-item", args.per_item)):
+        if path and not Path(path).resolve().parent.is_dir():
+            parser.error(f"{option} {path}: the folder {Path(path).resolve().parent} does not exist")
+        if path and Path(path).is_dir():
+            parser.error(f"{option} {path}: is a folder; give a file name")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "score":
-        try:
-            return score_command(args)
-        except WeightsError as err:
-            parser.error(str(err))
-    if args.command == "run":
-        return run_command(args)
+    try:
+        safeio.set_current(safeio.from_args(args))  # flags over MEDTUNE_MAX_* over the defaults
+    except ValueError as err:  # a bad MEDTUNE_MAX_* value
+        parser.error(str(err))
+    try:
+        if args.command == "score":
+            check_outputs(parser, args)
+            try:
+                return score_command(args)
+            except WeightsError as err:
+                parser.error(str(err))
+        if args.command == "run":
+            return run_command(args)
+    except Exception as err:  # noqa: BLE001 - the last resort: one line, not a traceback (exit status 1, a bug)
+        if os.environ.get("MEDTUNE_DEBUG"):
+            raise
+        print(safeio.printable(f"error: internal error ({type(err).__name__}: {err}); please report it"),
+              file=sys.stderr)
+        return 1
     return 2

@@ -6,33 +6,19 @@ so a user sees everything wrong with a file in one go; nothing is skipped silent
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safeio import Limits, SafeReadError
+from safeio.errors import NotUtf8
+from safeio.problems import Problem, from_read_error
+from safeio.records import read_records
+
 MAX_ANSWER_LETTERS = 6
 LETTERS = "ABCDEF"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a file. `line` is 1-based (None for the file as a whole or a missing item)."""
-
-    line: int | None
-    id: str | None
-    kind: str
-    message: str
-    fix: str = ""
-    severity: str = "error"  # "error" or "warning" (a warning still scores, e.g. an empty answer)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "id": self.id, "kind": self.kind, "message": self.message,
-                "fix": self.fix, "severity": self.severity}
 
 
 class DataFileError(Exception):
@@ -44,6 +30,9 @@ class DataFileError(Exception):
         lines = [f"{self.path}{f':{p.line}' if p.line else ''}: {p.message}" for p in problems[:20]]
         more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
         super().__init__("\n".join(lines) + more)
+
+    def __reduce__(self):  # crosses the worker process boundary (safeio.worker) with its problems
+        return type(self), (self.path, self.problems)
 
 
 @dataclass(frozen=True)
@@ -83,103 +72,43 @@ class ReadResult:
 # Raw rows
 
 
-def decode_text(path: Path, raw: bytes) -> str:
-    """UTF-8 with or without BOM; anything else is refused with the line of the first undecodable byte."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
-        hint = ""
-        try:
-            raw.decode("gb18030")
-            hint = " It looks like GBK/GB18030 (common from Excel or Windows tools in Chinese)."
-        except UnicodeDecodeError:
-            pass
-        raise DataFileError(path, [Problem(
-            line, None, "encoding", f"the file is not UTF-8 (byte 0x{raw[err.start]:02x} at line {line}).{hint}",
-            fix="re-save the file as UTF-8, e.g. `iconv -f GB18030 -t UTF-8 in.jsonl > out.jsonl`")]) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+# What to do about a refusal of the bounded readers (safeio), by its kind.
+SAFE_READ_FIXES = {
+    "missing_file": "check the path", "not_a_file": "give the path of a data file",
+    "limit": "split the file, shorten the value, or raise the limit with the flag or variable named",
+    "encoding": "re-save the file as UTF-8, e.g. `iconv -f GB18030 -t UTF-8 in.jsonl > out.jsonl`",
+    "bad_json": "each line must be one complete JSON object (check quotes, commas and brackets), or the file one "
+                "array of objects",
+    "not_object": 'each row must be an object like {"id": ..., "output": ...}',
+    "bad_csv": "check the quotes: a quote inside a value is written twice (\"\"), and cells with commas are quoted",
+    "empty_file": "export the data again; the file has no rows",
+}
 
 
-def read_rows(path: str | Path) -> ReadResult:
-    """Rows of a JSONL, JSON (array of objects) or CSV file, each with its 1-based line number."""
+def safe_read_problem(err: SafeReadError) -> Problem:
+    return from_read_error(err, SAFE_READ_FIXES.get(err.kind, ""))
+
+
+def read_rows(path: str | Path, limits: Limits | None = None) -> ReadResult:
+    """Rows of a JSONL, JSON (array of objects), CSV or TSV file (safeio.records), each with its 1-based line
+    number, read within `limits` (default: the ones in force). A problem with a row is collected; a file that
+    cannot be read at all (or is not UTF-8: every line after would be suspect) raises DataFileError."""
     path = Path(path)
-    if not path.is_file():
-        raise DataFileError(path, [Problem(None, None, "missing_file", "file not found", fix="check the path")])
-    text = decode_text(path, path.read_bytes())
-    if not text.strip():
-        raise DataFileError(path, [Problem(None, None, "empty_file", "the file is empty",
-                                           fix="export the data again; the file has no rows")])
-    if path.suffix.lower() == ".csv":
-        return _read_csv(text)
-    if text.lstrip().startswith("["):
-        return _read_json_array(path, text)
-    return _read_jsonl(text)
-
-
-def _read_jsonl(text: str) -> ReadResult:
     result = ReadResult()
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as err:
-            result.problems.append(Problem(
-                number, None, "bad_json", f"not valid JSON ({err.msg} at column {err.colno})",
-                fix="each line must be one complete JSON object; check quotes, commas and brackets"))
-            continue
-        _append_object(result, number, value)
-    return result
-
-
-def _read_json_array(path: Path, text: str) -> ReadResult:
     try:
-        values = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataFileError(path, [Problem(err.lineno, None, "bad_json",
-                                           f"not valid JSON ({err.msg} at column {err.colno})",
-                                           fix="the file must be one JSON array of objects, or JSON Lines")]) from None
-    if not isinstance(values, list):
-        raise DataFileError(path, [Problem(1, None, "bad_json", "a JSON file must hold an array of objects",
-                                           fix="wrap the objects in [ ... ] or write one object per line (JSONL)")])
-    result = ReadResult()
-    for value, line in zip(values, _array_element_lines(text, len(values))):
-        _append_object(result, line, value)
+        for line, record in read_records(path, limits):
+            if isinstance(record, SafeReadError):
+                if isinstance(record, NotUtf8):  # the reference's lines after it cannot be trusted either
+                    raise record
+                result.problems.append(safe_read_problem(record))
+            else:
+                result.rows.append(Row(line, record))
+    except SafeReadError as err:
+        raise DataFileError(path, [safe_read_problem(err)]) from None
+    if not result.rows and not result.problems:
+        raise DataFileError(path, [safe_read_problem(SafeReadError(path, None, "", "the file is empty",
+                                                                   "empty_file"))])
     return result
-
-
-def _array_element_lines(text: str, count: int) -> list[int]:
-    """Line where each top-level array element starts, so problems in a JSON array point at real lines."""
-    decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
-    lines = []
-    for _ in range(count):
-        while text[pos] in " \t\n,":
-            pos += 1
-        lines.append(text.count("\n", 0, pos) + 1)
-        _, pos = decoder.raw_decode(text, pos)
-    return lines
-
-
-def _read_csv(text: str) -> ReadResult:
-    result = ReadResult()
-    reader = csv.DictReader(io.StringIO(text))
-    for record in reader:
-        if None in record:  # more cells than header columns
-            result.problems.append(Problem(reader.line_num, None, "bad_csv", "more cells than the header has columns",
-                                           fix="quote cells that contain commas"))
-            continue
-        result.rows.append(Row(reader.line_num, {k.strip(): v for k, v in record.items() if k is not None}))
-    return result
-
-
-def _append_object(result: ReadResult, line: int, value: Any) -> None:
-    if isinstance(value, dict):
-        result.rows.append(Row(line, value))
-    else:
-        result.problems.append(Problem(line, None, "bad_json", f"expected a JSON object, got {type(value).__name__}",
-                                       fix='each row must be an object like {"id": ..., "output": ...}'))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -192,16 +121,26 @@ class RowError(ValueError):
         self.field = field_name
         self.fix = fix
 
+    def __reduce__(self):
+        return type(self), (self.field, str(self), self.fix)
+
 
 def row_problem(row: Row, err: RowError, default_fix: str = "") -> Problem:
     """A row that could not be read, as a problem whose message always names the field."""
     message = str(err) if f"'{err.field}'" in str(err) else f"field '{err.field}': {err}"
-    return Problem(row.line, row_id(row), f"bad_{err.field}", message, fix=err.fix or default_fix)
+    return Problem(row.line, row_id(row), f"bad_{err.field}", message, fix=err.fix or default_fix, field=err.field,
+                   params={"reason": str(err)})
 
 
 def row_id(row: Row) -> str | None:
     value = row.data.get("id")
     return None if value is None or value == "" else str(value)
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """A value in a message, cut: a row may hold a million characters, a message should not."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def text_field(row: Row, names: tuple[str, ...], required: bool = True) -> tuple[str, str] | None:
@@ -210,12 +149,14 @@ def text_field(row: Row, names: tuple[str, ...], required: bool = True) -> tuple
         if name in row.data and row.data[name] is not None:
             value = row.data[name]
             if not isinstance(value, str):
-                raise RowError(name, f"field '{name}' must be a string, got {type(value).__name__} {value!r}",
-                               fix=f'write it in quotes, e.g. "{name}": "{value}"')
+                raise RowError(name, f"field '{name}' must be a string, got {type(value).__name__} {short(value)}",
+                               fix=f'write it in quotes, e.g. "{name}": "{short(value, 30)}"')
             return name, value
     if required:
         wanted = " or ".join(f"'{n}'" for n in names)
-        found = ", ".join(sorted(row.data)) or "none"
+        present = sorted(row.data)
+        found = ", ".join(str(n)[:40] for n in present[:20]) or "none"
+        found += f", ... {len(present) - 20} more" if len(present) > 20 else ""
         raise RowError(names[0], f"missing field {wanted} (fields present: {found})")
     return None
 
@@ -284,11 +225,12 @@ def parse_answer_letters(value: Any, options: dict[str, str], field_name: str) -
         raise RowError(field_name, f"field '{field_name}' must be a string of letters, got {type(value).__name__}")
     letters = re.sub(r"[\s,，、;；/和与]", "", unicodedata.normalize("NFKC", value)).upper()
     if not letters or not set(letters) <= set(LETTERS) or len(letters) > MAX_ANSWER_LETTERS:
-        raise RowError(field_name, f"answer {value!r} is not one to {MAX_ANSWER_LETTERS} option letters",
+        raise RowError(field_name, f"answer {short(value)} is not one to {MAX_ANSWER_LETTERS} option letters",
                        fix='write the answer as letters, e.g. "B" or "BD"')
     unknown = sorted(set(letters) - set(options))
     if unknown:
-        raise RowError(field_name, f"answer {value!r} names option {', '.join(unknown)}, which the item does not have",
+        raise RowError(field_name, f"answer {short(value)} names option {', '.join(unknown)}, which the item does not "
+                                   "have",
                        fix=f"the options are {', '.join(options)}")
     return "".join(sorted(set(letters)))
 
@@ -340,25 +282,27 @@ def looks_like_mc(row: Row) -> bool:
 
 
 def detect_task(rows: list[Row]) -> str:
-    """"mc" when most rows are multiple choice (an options field, or inlined options with a letter answer)."""
-    mc = sum(looks_like_mc(r) for r in rows)
-    return "mc" if rows and mc * 2 > len(rows) else "qa"
+    """The task most rows look like (evaluation.tasks.DETECTORS), e.g. "mc" when most rows are multiple choice."""
+    from evaluation.tasks import detect_task as detect  # the task records import this module's parsers
+
+    return detect(rows)
 
 
 @dataclass
 class Dataset:
     path: str
-    task: str  # "mc" or "qa"
+    task: str  # a name in evaluation.tasks.TASKS: "mc" or "qa"
     items: list[MCItem] | list[QAItem]
     problems: list[Problem]
 
 
-def load_dataset(path: str | Path, task: str = "auto") -> Dataset:
+def load_dataset(path: str | Path, task: str = "auto", limits: Limits | None = None) -> Dataset:
     """Read and parse an evaluation file; problems are collected (check `problems`), never skipped silently."""
-    read = read_rows(path)
-    if task == "auto":
-        task = detect_task(read.rows)
-    parse = parse_mc_row if task == "mc" else parse_qa_row
+    from evaluation.tasks import get_task  # the task records import this module's parsers
+
+    read = read_rows(path, limits)
+    task = detect_task(read.rows) if task == "auto" else task
+    parse = get_task(task).parse_row
     items, problems = [], list(read.problems)
     for row in read.rows:
         try:
@@ -367,6 +311,20 @@ def load_dataset(path: str | Path, task: str = "auto") -> Dataset:
             problems.append(row_problem(row, err))
     problems.extend(_duplicate_id_problems(items))
     return Dataset(str(path), task, items, problems)
+
+
+def check_datasets(paths: list[str], limits: Limits | None = None) -> list[int]:
+    """Each file read and parsed, and refused whole on any problem, as an evaluation run does; the item counts.
+    What the app runs in a worker process (safeio.worker) before it queues a job: no items cross back."""
+    counts = []
+    for path in paths:
+        dataset = load_dataset(path, limits=limits)
+        if dataset.problems:
+            raise DataFileError(path, dataset.problems)
+        if not dataset.items:
+            raise DataFileError(path, [Problem(None, None, "empty_file", "no items to evaluate")])
+        counts.append(len(dataset.items))
+    return counts
 
 
 def _duplicate_id_problems(items) -> list[Problem]:
@@ -378,7 +336,8 @@ def _duplicate_id_problems(items) -> list[Problem]:
         if item.id in first_line:
             problems.append(Problem(item.line, item.id, "duplicate_id",
                                     f"id {item.id!r} already used at line {first_line[item.id]}",
-                                    fix="give every item a unique id"))
+                                    fix="give every item a unique id", field="id",
+                                    params={"id": item.id, "first": first_line[item.id]}))
         else:
             first_line[item.id] = item.line
     return problems

@@ -12,7 +12,7 @@ Free-form: batched greedy generation (left padding, batches of similar length), 
 Every model answers through models/interface.py's `ChatModel`, wherever it runs: in process (batches of
 `batch_size` rows) or behind an OpenAI-compatible endpoint (`concurrency` requests in flight). A model that cannot
 give log-probabilities (`scoring().way` None) takes the "generate" method for multiple choice, and the report says
-so and why. `models` is what names models: anything with `model_for(name)` and `base_name` (the in-process
+so and why (`scored_by`). `models` is what names models: anything with `model_for(name)` (the in-process
 `ModelRegistry`, or a `models.directory.ModelDirectory` that adds endpoints' models).
 
 Each (model, set) cell writes into `<out>/<model>/<set>-<key>/`, where key hashes everything that decides the
@@ -34,18 +34,15 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from evaluation.data import DataFileError, MCItem, QAItem, load_dataset
-from evaluation.extract import extract_answer
-from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
 from evaluation.prompts import PromptConfig, build_messages
+from evaluation.tasks import MULTIPLE_CHOICE, TASKS, Task, get_task, score_mc_letters
 from models.interface import IN_PROCESS, ModelError
 from models.settings import GenerationSettings
+from safeio.atomic import write_text
 
 METHODS = ("likelihood", "generate")
-LIKELIHOOD_NOTE = ("likelihood: the option letter whose first token scores highest as the next token after the "
-                   "prompt (softmax over the item's letters); one letter per item, so multi-answer items are wrong "
-                   "unless multi_threshold is set (then every letter with probability >= threshold)")
-GENERATE_NOTE = ("generate: greedy generation, then the scorer's answer extraction; unparsed replies are wrong; a "
-                 "multi-answer item is right when the extracted letter set equals the key")
+LIKELIHOOD_NOTE = MULTIPLE_CHOICE.method_notes["likelihood"]
+GENERATE_NOTE = MULTIPLE_CHOICE.method_notes["generate"]
 
 
 class EvalError(ValueError):
@@ -209,33 +206,39 @@ class ItemLog:
 
 
 def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
+    """Each item's option letters scored by the model (`ChatModel.score_options`: softmax over the item's letters)."""
     rows = []
     for item, probs in zip(items, model.score_options(prompts, [list(item.options) for item in items])):
         letters = list(item.options)
         top = max(range(len(letters)), key=lambda i: (probs[letters[i]], -i))  # ties: the earlier letter
         chosen = {letters[top]} | ({l for l in letters if probs[l] >= threshold} if threshold else set())
         prediction = "".join(sorted(chosen))
-        rows.append(_mc_row(item, prediction, prediction) | {"letter_probs": {l: probs[l] for l in letters}})
+        row = run_row(MULTIPLE_CHOICE, item, prediction, score_mc_letters(item, prediction))
+        rows.append(row | {"letter_probs": {l: probs[l] for l in letters}})
     return rows
 
 
+def generate_rows(task: Task, model, items: list, prompts, settings, concurrency: int = 8) -> list[dict]:
+    """Greedy answers, scored by the task's own scoring: the same code the scorer runs on a predictions file."""
+    texts = [t.strip() for t in model.generate(prompts, settings, concurrency)]
+    scores = task.score_answers(items, texts, [True] * len(texts))
+    return [run_row(task, item, text, score) for item, text, score in zip(items, texts, scores)]
+
+
+def run_row(task: Task, item, text: str, score: dict) -> dict:
+    row = {"key": item_key(item), "line": item.line, "id": item.id, **task.item_fields(item), "output": text,
+           **score}
+    if task.answer_field:
+        row["prediction"] = score[task.answer_field]
+    return row
+
+
 def mc_generate_rows(model, items: list[MCItem], prompts, settings, concurrency: int = 8) -> list[dict]:
-    texts = model.generate(prompts, settings, concurrency)
-    return [_mc_row(item, extract_answer(text, item.options), text) for item, text in zip(items, texts)]
-
-
-def _mc_row(item: MCItem, prediction: str | None, text: str) -> dict:
-    return {"key": item_key(item), "line": item.line, "id": item.id, "question": item.question,
-            "options": item.options, "answer": item.answer, "prediction": prediction, "output": text,
-            "correct": mc_is_correct(prediction, item.answer), "unparsed": prediction is None,
-            "multi_answer": len(item.answer) > 1, "source": item.source, "category": item.category}
+    return generate_rows(MULTIPLE_CHOICE, model, items, prompts, settings, concurrency)
 
 
 def qa_rows(model, items: list[QAItem], prompts, settings, concurrency: int = 8) -> list[dict]:
-    texts = [t.strip() for t in model.generate(prompts, settings, concurrency)]
-    scores = qa_item_scores(texts, [item.output for item in items])
-    return [{"key": item_key(item), "line": item.line, "id": item.id, "input": item.input, "reference": item.output,
-             "output": text, **score, "source": item.source} for item, text, score in zip(items, texts, scores)]
+    return generate_rows(TASKS["qa"], model, items, prompts, settings, concurrency)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -251,23 +254,26 @@ def model_identity(models, name: str | None) -> dict:
         raise EvalError(str(exc)) from exc
 
 
-def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict, method: str | None = None) -> dict:
+def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
+                  can_score: bool = True) -> dict:
     """Everything that decides a cell's answers (not batch size, not limit); its hash names the cell's folder.
-    `method`: the multiple-choice method this model can take (config.method unless it cannot score options)."""
-    mc = eset.task == "mc"
-    method = method or config.method
-    max_new = config.mc_max_new_tokens if mc else config.qa_max_new_tokens
+    `can_score`: the model gives log-probabilities (else multiple choice is answered by generation)."""
+    task = get_task(eset.task)
+    max_new = getattr(config, task.max_new_tokens_setting)
+    # A method the task does not have (likelihood for free-form answers) falls back to the task's first one.
+    method = config.method if config.method in task.methods else task.methods[0]
+    if method == "likelihood" and not can_score:
+        method = "generate"
     shot_items, shot_path = shots.get(eset.task, ([], None))
     return {
         **identity,
         "data": {"name": eset.name, "path": eset.path, "sha256": eset.sha256, "task": eset.task,
                  "n_items": len(eset.items)},
-        "method": (method if mc else "generate"),
-        "multi_threshold": config.multi_threshold if mc and method == "likelihood" else None,
+        "method": method,
+        "multi_threshold": config.multi_threshold if method == "likelihood" else None,
         "prompt": {**config.prompt.to_dict(), "shots": len(shot_items), "shots_data": shot_path,
                    "shots_sha256": file_sha256(shot_path) if shot_path else None},
-        "decoding": (None if mc and method == "likelihood"
-                     else GenerationSettings(max_new_tokens=max_new).to_dict()),
+        "decoding": None if method == "likelihood" else GenerationSettings(max_new_tokens=max_new).to_dict(),
         "seed": config.seed,
     }
 
@@ -287,11 +293,10 @@ def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | 
         raise EvalError(str(exc)) from exc
     results = [evaluate_cell(model, config, model_identity(models, name), eset, shots, progress, stop)
                for name, model in zip(config.models, chosen) for eset in sets]
-    # Several users' runs share out_dir: write a private temp file and rename, so no reader sees half a summary.
-    tmp = Path(config.out_dir, f".summary.json.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps([{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics,
-                                "dir": r.dir} for r in results], ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, Path(config.out_dir, "summary.json"))
+    # Several users' runs share out_dir: written atomically, so no reader sees half a summary.
+    write_text(Path(config.out_dir, "summary.json"), json.dumps(
+        [{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics, "dir": r.dir}
+         for r in results], ensure_ascii=False, indent=2))
     return results
 
 
@@ -300,11 +305,9 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
     """One (model, set) cell: what is not in items.jsonl yet, batch by batch, then the report."""
     import torch
 
-    scoring = model.scoring()
-    method = config.method
-    if eset.task == "mc" and method == "likelihood" and scoring.way is None:
-        method = "generate"  # this model gives no log-probabilities: the report says so (fallback_reason)
-    settings = cell_settings(config, identity, eset, shots, method)
+    scoring = model.scoring() if config.method == "likelihood" and "likelihood" in get_task(eset.task).methods \
+        else None  # probed only where it matters (a remote model answers with a request)
+    settings = cell_settings(config, identity, eset, shots, can_score=scoring is None or scoring.way is not None)
     # The file's hash, not its path, identifies the data: the same file from another folder or upload resumes.
     keyed = settings | {"data": {k: v for k, v in settings["data"].items() if k != "path"}}
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
@@ -339,17 +342,16 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
                          started)
     rows = [log.rows[item_key(item)] for item in items]
     elapsed = time.perf_counter() - started
-    scored_by = {"way": scoring.way if method == "likelihood" and eset.task == "mc" else "generation",
-                 "fallback_reason": scoring.reason if method != config.method else None}
+    scored_by = {"way": scoring.way if settings["method"] == "likelihood" else "generation",
+                 "fallback_reason": scoring.reason if scoring is not None and scoring.way is None else None}
     return finish_cell(cell_dir, settings, eset, rows, items, elapsed, done_now, config, scored_by)
 
 
 def _batch_rows(model, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
-    if settings["data"]["task"] == "qa":
-        return qa_rows(model, batch, prompts, GenerationSettings(**settings["decoding"]), config.concurrency)
     if settings["method"] == "likelihood":
         return mc_likelihood_rows(model, batch, prompts, config.multi_threshold)
-    return mc_generate_rows(model, batch, prompts, GenerationSettings(**settings["decoding"]), config.concurrency)
+    return generate_rows(get_task(settings["data"]["task"]), model, batch, prompts,
+                         GenerationSettings(**settings["decoding"]), config.concurrency)
 
 
 def _report_progress(progress, identity, eset, done, total, done_now, started) -> None:
@@ -366,33 +368,8 @@ def _report_progress(progress, identity, eset, done, total, done_now, started) -
 
 
 def summarise(task: str, rows: list[dict]) -> tuple[dict[str, float], dict]:
-    """Metrics and per-source / per-category breakdowns of scored rows."""
-    if task == "mc":
-        metrics = _mc_metrics(rows)
-        groups = {"category": "category", "source": "source"}
-    else:
-        metrics = mean_scores([{m: r[m] for m in QA_METRICS} for r in rows])
-        groups = {"source": "source"}
-    breakdown = {}
-    for title, column in groups.items():
-        values = sorted({r[column] for r in rows if r.get(column)})
-        if values:
-            breakdown[title] = {v: {"n": sum(r[column] == v for r in rows),
-                                    **(_mc_metrics if task == "mc" else _qa_means)([r for r in rows if r[column] == v])}
-                                for v in values}
-    return metrics, breakdown
-
-
-def _mc_metrics(rows: list[dict]) -> dict[str, float]:
-    multi = [r for r in rows if r["multi_answer"]]
-    return {"accuracy": 100 * sum(r["correct"] for r in rows) / len(rows),
-            "unparsed": sum(r["unparsed"] for r in rows),
-            "multi_answer_items": len(multi),
-            "multi_answer_accuracy": 100 * sum(r["correct"] for r in multi) / len(multi) if multi else 0.0}
-
-
-def _qa_means(rows: list[dict]) -> dict[str, float]:
-    return mean_scores([{m: r[m] for m in QA_METRICS} for r in rows])
+    """Metrics and breakdowns of scored rows: the task record's, as the scorer computes them."""
+    return get_task(task).summarise(rows)
 
 
 def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict], items, elapsed: float,
@@ -401,21 +378,20 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
     import torch
     import transformers
 
-    metrics, breakdown = summarise(eset.task, rows)
+    task = get_task(eset.task)
+    metrics, breakdown = task.summarise(rows)
     by_key = {item_key(i): i for i in items}
-    with open(cell_dir / "predictions.jsonl.tmp", "w", encoding="utf-8") as handle:
-        for row in rows:
-            output = (row["prediction"] or "") if eset.task == "mc" else row["output"]
-            entry = {"id": row["id"]} if row["id"] is not None else {}
-            if row["id"] is None:  # aligned by line order: the scorer checks the input
-                entry["input"] = by_key[row["key"]].input_text if eset.task == "mc" else row["input"]
-            handle.write(json.dumps(entry | {"output": output}, ensure_ascii=False) + "\n")
-    os.replace(cell_dir / "predictions.jsonl.tmp", cell_dir / "predictions.jsonl")
-    notes = [GENERATE_NOTE if settings["method"] == "generate" else LIKELIHOOD_NOTE] if eset.task == "mc" else []
+    lines = []
+    for row in rows:
+        entry = {"id": row["id"]} if row["id"] is not None else {}
+        if row["id"] is None:  # aligned by line order: the scorer checks the input
+            entry["input"] = task.item_input(by_key[row["key"]])
+        lines.append(json.dumps(entry | {"output": task.submitted(row)}, ensure_ascii=False) + "\n")
+    write_text(cell_dir / "predictions.jsonl", "".join(lines))
     report = {
         **settings, "n": len(rows), "limit": config.limit, "metrics": metrics, "breakdown": breakdown,
-        "conventions": {m: CONVENTIONS[m] for m in (("accuracy",) if eset.task == "mc" else QA_METRICS)},
-        "method_note": notes[0] if notes else "free-form: batched greedy generation, left padding, similar lengths",
+        "conventions": task.metric_conventions,
+        "method_note": task.method_notes[settings["method"]],
         "scored_by": scored_by,
         "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
                    "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,
@@ -423,13 +399,11 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "files": {"predictions": "predictions.jsonl", "items": "items.jsonl", "settings": "settings.json"},
     }
-    tmp = cell_dir / "report.json.tmp"
-    tmp.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, cell_dir / "report.json")
+    write_text(cell_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
     return CellResult(settings["model"], eset.name, eset.task, metrics, report, str(cell_dir), rows)
 
 
-MAIN_METRIC = {"mc": "accuracy", "qa": "rouge-l"}
+MAIN_METRIC = {name: task.main_metric for name, task in TASKS.items()}
 
 
 def side_by_side(results: list[CellResult], dataset: str) -> list[dict]:
@@ -437,19 +411,16 @@ def side_by_side(results: list[CellResult], dataset: str) -> list[dict]:
     cells = [r for r in results if r.dataset == dataset]
     if not cells:
         return []
-    task = cells[0].task
-    metric = "correct" if task == "mc" else "rouge-l"
+    task = get_task(cells[0].task)
     by_key: dict[str, dict] = {}
     for cell in cells:
         for row in cell.rows:
             entry = by_key.setdefault(row["key"], {
-                "line": row["line"], "id": row["id"],
-                "question": row["question"] if task == "mc" else row["input"],
-                "reference": row["answer"] if task == "mc" else row["reference"], "_scores": []})
-            answer = row["prediction"] if task == "mc" and row["prediction"] is not None else row["output"]
-            score = float(row[metric]) * (100 if task == "mc" else 1)
-            entry[f"{cell.model} · answer"] = answer
-            entry[f"{cell.model} · {MAIN_METRIC[task]}"] = round(score, 2)
+                "line": row["line"], "id": row["id"], "question": row[task.question_field],
+                "reference": row[task.reference_field], "_scores": []})
+            score = task.item_score(row)
+            entry[f"{cell.model} · answer"] = task.submitted(row) or row["output"]
+            entry[f"{cell.model} · {task.main_metric}"] = round(score, 2)
             entry["_scores"].append(score)
     rows = sorted(by_key.values(), key=lambda e: (sum(e["_scores"]) / len(e["_scores"]), e["line"]))
     return [{k: v for k, v in e.items() if k != "_scores"} for e in rows]

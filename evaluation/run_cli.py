@@ -6,11 +6,12 @@ import argparse
 import os
 import sys
 
+import safeio
 from evaluation.data import DataFileError
-from evaluation.metrics import QA_METRICS
 from evaluation.prompts import DEFAULT_MC_TEMPLATE, DEFAULT_SYSTEM, PromptConfig
 from evaluation.report import render_file_error, table
 from evaluation.run import METHODS, EvalCancelled, EvalConfig, EvalError, Progress, evaluate
+from evaluation.tasks import get_task
 
 EXIT_DATA_MALFORMED = 3
 EXIT_MODEL_ERROR = 6
@@ -20,7 +21,8 @@ format), items.jsonl (one scored row per item, written batch by batch) and repor
 again skips finished items, so an interrupted run resumes where it stopped.
 
 exit status: 0 done; 2 wrong usage; 3 a data file is malformed (nothing run); 6 a model or adapter cannot be used;
-130 interrupted (re-run to resume)
+130 interrupted (re-run to resume); 1 an unexpected internal error (a bug). Data files are read within limits
+(--max-rows, --max-field-length, ...); a file over one is malformed (3).
 """
 
 
@@ -58,6 +60,7 @@ def add_run_parser(commands) -> None:
                      help="likelihood: predict every letter with probability >= this (multi-answer items)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--trust-remote-code", action="store_true")
+    safeio.add_arguments(run)
 
 
 def _progress_printer():
@@ -112,7 +115,7 @@ def run_command(args: argparse.Namespace) -> int:
                             concurrency=args.concurrency)
         results = evaluate(directory, config, progress=_progress_printer())
     except DataFileError as err:
-        print(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED), file=sys.stderr)
+        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED)), file=sys.stderr)
         return EXIT_DATA_MALFORMED
     except ModelError as err:  # an unknown or unusable model, an endpoint that fails
         print(f"error: {err}", file=sys.stderr)
@@ -129,13 +132,13 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def results_table(results) -> list[str]:
-    sets = list(dict.fromkeys((r.dataset, r.task) for r in results))
-    header = ["model"] + [f"{name} {m}" for name, task in sets for m in (["acc"] if task == "mc" else QA_METRICS)]
+    sets = [(name, get_task(task)) for name, task in dict.fromkeys((r.dataset, r.task) for r in results)]
+    header = ["model"] + [f"{name} {task.short(m)}" for name, task in sets for m in task.metrics]
     rows = []
     for model in dict.fromkeys(r.model for r in results):
         row = [model]
         for name, task in sets:
             cell = next(r for r in results if r.model == model and r.dataset == name)
-            row += [f"{cell.metrics[m]:.2f}" for m in (["accuracy"] if task == "mc" else QA_METRICS)]
+            row += [f"{cell.metrics[m]:.2f}" for m in task.metrics]
         rows.append(row)
     return table(header, rows)

@@ -5,6 +5,10 @@
     python -m finetune train --resume JOB_ID              # continue a stopped run from its last checkpoint
     python -m finetune merge --adapter DIR --out merged/ [--model M]
     python -m finetune jobs | stop JOB_ID
+
+exit status: 0 done; 1 nothing usable (preview: no row kept) or a failure (a model, a merge); 2 wrong usage, or a
+data file or config that cannot be used (the message names file, line and field, and the limit when one was hit).
+Data files are read within limits (--max-rows, --max-field-length, ...: see `python -m finetune preview --help`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+import safeio
 from finetune.config import ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
 
@@ -27,6 +32,7 @@ FLAGS = {
     "lora_rank": int, "lora_alpha": int, "lora_dropout": float, "lora_targets": str, "learning_rate": float,
     "lr_scheduler": str, "num_epochs": float, "max_steps": int, "batch_size": int, "grad_accum": int,
     "seed": int, "adapter_name": str, "precision": str, "eval_steps": int, "save_steps": int, "sample_every": int,
+    "processes": int,
 }
 
 
@@ -36,12 +42,13 @@ def cmd_preview(args) -> int:
     tokenizer = load_tokenizer(args.model) if args.model else None
     result = preview_data(args.data, args.format, parse_column_map(args.column_map), tokenizer, args.n,
                           args.cutoff_len)
+    # The data is the user's: its control characters are shown escaped, never sent to the terminal raw.
     for i, pieces in enumerate(result.examples, 1):
         print(f"--- example {i} (trained text between ⟦ and ⟧) ---")
-        print("".join(f"⟦{text}⟧" if trained else text for text, trained in pieces))
+        print(safeio.printable("".join(f"⟦{text}⟧" if trained else text for text, trained in pieces)))
     for rejected in result.loaded.rejected:
-        print(f"rejected: {rejected}", file=sys.stderr)
-    print(result.summary())
+        print(safeio.printable(f"rejected: {rejected}"), file=sys.stderr)
+    print(safeio.printable(result.summary()))
     return 0 if result.loaded.conversations else 1
 
 
@@ -84,21 +91,51 @@ def cmd_train(args) -> int:
     cfg = config_from_args(args)
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # accelerate launch / torchrun: every rank runs this; they agree on one job dir named from the config.
+        # accelerate launch / torchrun: every rank runs this; they agree on one job dir named from the config and
+        # their launcher's pid (the ranks' common parent), so the same command run again gets a fresh job.
         digest = hashlib.sha1(cfg.to_yaml().encode()).hexdigest()[:10]
-        job_id = check_job_id(args.job_id) if args.job_id else f"dist-{digest}"
+        job_id = check_job_id(args.job_id) if args.job_id else f"dist-{digest}-{os.getppid()}"
         files = JobFiles(jobs_root(data_dir) / job_id)
         if rank == 0 and not files.config.exists():
             create_job(cfg, data_dir, job_id=job_id)
         _wait_for(files.config)
+    elif cfg.processes > 1:  # data parallel from the command line: the same launcher (torchrun) as the app's
+        return _launch_and_follow(create_job(cfg, data_dir, job_id=args.job_id))
     else:
         files = create_job(cfg, data_dir, job_id=args.job_id)
     print(f"job {files.job_id}: {files.dir}", flush=True)
     with tee_to(files.log):
         code = run(files.dir)
-    status = files.read_status()
-    print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
+    if rank == 0:  # the other ranks would print rank 0's status half-way through its save
+        status = files.read_status()
+        print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
     return code
+
+
+def _launch_and_follow(files) -> int:
+    """Start the job as the app does (its own process group, torchrun for several processes) and show its log until
+    it ends; Ctrl-C stops it (a checkpoint is saved)."""
+    import time
+
+    from finetune.jobs import TERMINAL, read_job, start_job, stop_job
+
+    print(f"job {files.job_id}: {files.dir}", flush=True)
+    start_job(files)
+    shown = 0
+    try:
+        while True:
+            state = read_job(files).get("state")
+            text = files.log.read_text(encoding="utf-8", errors="replace") if files.log.exists() else ""
+            print(text[shown:], end="", flush=True)
+            shown = len(text)
+            if state in TERMINAL:
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop_job(files, wait=True)
+    status = read_job(files)
+    print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
+    return 0 if status.get("state") == "completed" else 1
 
 
 @contextlib.contextmanager
@@ -175,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="render with this model's chat template and count tokens")
     p.add_argument("--cutoff-len", type=int, default=1024)
     p.add_argument("-n", type=int, default=3, help="examples to show")
+    safeio.add_arguments(p)
     p.set_defaults(func=cmd_preview)
 
     p = sub.add_parser("train", help="train a LoRA adapter (runs in the foreground; the app runs the same code)")
@@ -192,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="jobs and adapters (env MEDTUNE_DATA_DIR)")
     p.add_argument("--job-id", default=None)
     p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
+    safeio.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("merge", help="merge an adapter into its base model")
@@ -214,16 +253,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from finetune.jobs import BadJobId
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        safeio.set_current(safeio.from_args(args))  # flags over MEDTUNE_MAX_* over the defaults
+    except ValueError as exc:  # a bad MEDTUNE_MAX_* value
+        parser.error(str(exc))
     try:
         return args.func(args)
     except (ConfigError, DataError, BadJobId) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(safeio.printable(f"error: {exc}"), file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - merge / model load errors: one line, not a traceback
         if os.environ.get("MEDTUNE_DEBUG"):
             raise
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(safeio.printable(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return 1
 
 

@@ -14,14 +14,16 @@ per sample, columns mapped to fields). Row formats, auto-detected from the first
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from safeio import Limits, SafeReadError, check_file
+from safeio.problems import Problem
+from safeio.records import names_text, read_records
 
 FORMATS = ("alpaca", "openai", "sharegpt", "chatglm", "xtuner", "competition", "context")
 ROLES = ("system", "user", "assistant")
@@ -33,12 +35,14 @@ class DataError(ValueError):
 
 
 class RowError(ValueError):
-    """One row rejected; `field` is the JSON path of the offending value (e.g. "messages[2].content")."""
+    """One row rejected; `field` is the JSON path of the offending value (e.g. "messages[2].content"), `kind` the
+    problem's code."""
 
-    def __init__(self, field: str, reason: str):
+    def __init__(self, field: str, reason: str, kind: str = "bad_field"):
         super().__init__(f"field '{field}': {reason}" if field else reason)
         self.field = field
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -56,16 +60,8 @@ class Conversation:
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
-@dataclass(frozen=True)
-class Rejected:
-    file: str
-    line: int
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
-        return f"{where}: field '{self.field}': {self.reason}" if self.field else f"{where}: {self.reason}"
+# A rejected row: the one problem type of the project (file, line, field, code, parameters).
+Rejected = Problem
 
 
 @dataclass
@@ -238,126 +234,21 @@ def to_conversation(turns: Turns, line: int) -> Conversation:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# File readers: yield (line, row dict) or (line, RowError) for rows that are not objects at all.
+# File reader: safeio.records, shared with evaluation/; yields (line, row dict) or (line, RowError) for a row that
+# cannot be read at all.
 
 RawRows = Iterator[tuple[int, "dict | RowError"]]
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".xlsx", ".xlsm")
 
 
-def _decode_line(raw: bytes, lineno: int) -> str:
-    try:
-        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-    except UnicodeDecodeError as exc:
-        hint = ""
-        try:
-            raw.decode("gb18030")
-            hint = "; it looks like GBK/GB18030: save the file as UTF-8"
-        except UnicodeDecodeError:
-            pass
-        raise RowError("", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}){hint}") from None
-
-
-def read_jsonl(path: Path) -> RawRows:
-    for lineno, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
-        try:
-            text = _decode_line(raw, lineno).strip()
-            if not text:
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise RowError("", f"broken JSON ({exc.msg} at column {exc.colno})") from None
-            yield lineno, row if isinstance(row, dict) else RowError("", f"expected a JSON object, got {type(row).__name__}")
-        except RowError as exc:
-            yield lineno, exc
-
-
-def read_json_array(path: Path) -> RawRows:
-    """A JSON array, item by item with its line number (raw_decode keeps the offsets that json.load throws away)."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte offset {exc.start}); save the file as UTF-8") from None
-    decoder = json.JSONDecoder()
-    pos = text.index("[") + 1
-    while True:
-        while pos < len(text) and text[pos] in " \t\r\n,":
-            pos += 1
-        if pos >= len(text) or text[pos] == "]":
-            return
-        line = text.count("\n", 0, pos) + 1
-        try:
-            row, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            # After a syntax error inside an array the rest cannot be located reliably: report it and stop.
-            raise DataError(f"{path}:{exc.lineno}: broken JSON ({exc.msg} at column {exc.colno})") from None
-        yield line, row if isinstance(row, dict) else RowError("", f"expected a JSON object, got {type(row).__name__}")
-
-
-def _table_rows(header: list, rows: Iterator[tuple[int, list]], column_map: dict[str, str], path: Path) -> RawRows:
-    header = [str(h).strip() if h is not None else "" for h in header]
-    for target, column in column_map.items():
-        if column not in header:
-            raise DataError(f"{path}:1: column_map['{target}']: no column named {column!r} (columns: {header})")
-    rename = {column: target for target, column in column_map.items()}
-    for line, values in rows:
-        if all(v is None or str(v).strip() == "" for v in values):
-            continue
-        row = {}
-        for name, value in zip(header, values):
-            if name:
-                # Spreadsheet cells come back as numbers or dates: a table has no types, so every cell is text here.
-                row[rename.get(name, name)] = "" if value is None else str(value)
-        yield line, row
-
-
-def read_csv(path: Path, column_map: dict[str, str]) -> RawRows:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8; save the CSV as UTF-8 (Excel: 'CSV UTF-8')") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        raise DataError(f"{path}: empty file")
-
-    def rows():
-        start = reader.line_num + 1
-        for values in reader:
-            yield start, values
-            start = reader.line_num + 1
-
-    yield from _table_rows(header, rows(), column_map, path)
-
-
-def read_xlsx(path: Path, column_map: dict[str, str]) -> RawRows:
-    import openpyxl
-
-    try:
-        sheet = openpyxl.load_workbook(path, read_only=True, data_only=True).active
-    except Exception as exc:  # openpyxl raises zip, XML and key errors for files that are not real .xlsx
-        raise DataError(f"{path}: not a readable .xlsx workbook ({type(exc).__name__}: {exc})") from None
-    rows = ((i, list(values)) for i, values in enumerate(sheet.iter_rows(values_only=True), start=1))
-    first = next(rows, None)
-    if first is None:
-        raise DataError(f"{path}: empty sheet")
-    yield from _table_rows(first[1], rows, column_map, path)
-
-
-def read_rows(path: Path, column_map: dict[str, str] | None = None) -> RawRows:
+def read_rows(path: Path, column_map: dict[str, str] | None = None, limits: Limits | None = None) -> RawRows:
+    """Rows of a training data file; a table's columns named in column_map (field -> column) must exist."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return read_csv(path, column_map or {})
-    if suffix in (".xlsx", ".xlsm"):
-        return read_xlsx(path, column_map or {})
-    if suffix == ".json":
-        head = path.read_bytes()[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head.startswith(b"["):
-            return read_json_array(path)
-    if suffix not in (".json", ".jsonl"):
+    if suffix not in SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .xlsx)")
-    return read_jsonl(path)
+    records = read_records(path, limits, sheets=True, columns=column_map)
+    return ((line, RowError(row.field, row.reason, row.kind) if isinstance(row, SafeReadError) else row)
+            for line, row in records)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -369,38 +260,48 @@ def load_data(
     column_map: dict[str, str] | None = None,
     max_samples: int = 0,
     dedup: bool = True,
+    limits: Limits | None = None,
 ) -> LoadResult:
-    """Read a data file into conversations. Every row that is not kept is in `rejected` with its line and reason."""
+    """Read a data file into conversations. Every row that is not kept is in `rejected` with its line and reason.
+    The file is read within `limits` (default: the ones in force, safeio.current()); a refusal is a DataError."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
+    try:
+        return _load(path, data_format, column_map, max_samples, dedup, limits)
+    except SafeReadError as exc:  # a limit hit, or a file that is not what it claims: one message, file and line
+        raise DataError(str(exc)) from None
+
+
+def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_samples: int, dedup: bool,
+          limits: Limits | None) -> LoadResult:
+    check_file(path, limits)
     if data_format != "auto" and data_format not in FORMATS:
         raise DataError(f"{path}: unknown format {data_format!r} (expected auto or one of {', '.join(FORMATS)})")
     result = LoadResult(file=str(path), format=data_format)
     seen: dict[str, int] = {}
-    is_table = path.suffix.lower() in (".csv", ".tsv", ".xlsx", ".xlsm")
-    for line, row in read_rows(path, column_map):
+    for line, row in read_rows(path, column_map, limits):
         result.total_rows += 1
         try:
             if isinstance(row, RowError):
                 raise row
-            if column_map and not is_table:
+            if column_map:
                 row = _rename(row, column_map)
             if result.format == "auto":
                 result.format = detect_format(row) or "auto"
                 if result.format == "auto":
                     raise DataError(
-                        f"{path}:{line}: cannot tell the data format from the fields {sorted(row)}; expected one of "
-                        f"{', '.join(FORMATS)} (see `python -m finetune preview --help`), or map columns with column_map"
+                        f"{path}:{line}: cannot tell the data format from the fields {names_text(sorted(row))}; "
+                        f"expected one of {', '.join(FORMATS)} (see `python -m finetune preview --help`), or map "
+                        "columns with column_map"
                     )
             conversation = to_conversation(PARSERS[result.format](row), line)
         except RowError as exc:
-            result.rejected.append(Rejected(str(path), line, exc.field, exc.reason))
+            result.rejected.append(Problem(line, None, exc.kind, exc.reason, file=str(path), field=exc.field))
             continue
         key = hashlib.sha1(json.dumps(conversation.as_dicts(), ensure_ascii=False).encode()).hexdigest()
         if dedup and key in seen:
             result.duplicates += 1
-            result.rejected.append(Rejected(str(path), line, "", f"duplicate of line {seen[key]}"))
+            result.rejected.append(Problem(line, None, "duplicate_row", f"duplicate of line {seen[key]}",
+                                           file=str(path), params={"first": seen[key]}))
             continue
         seen.setdefault(key, line)
         if max_samples and len(result.conversations) >= max_samples:

@@ -6,9 +6,10 @@ environment variables: MEDTUNE_ADMIN_PASSWORD (user "admin", role admin) and MED
     users:
       alice: {role: member, password: "scrypt$16384$8$1$<salt>$<hash>"}
 
-Passwords are stored as stdlib scrypt hashes with a random salt, in a self-describing string. A session is a token
-`v1.<name>.<expiry>.<HMAC-SHA256>` signed with a key kept in `<data_dir>/secret_key` (so sessions survive a restart)
-and bound to the user's current password: removing a user or changing the password ends their sessions.
+Passwords are stored as stdlib scrypt hashes with a random salt, in a self-describing string. Sessions are rows on
+the server (hosting/sessions.py), keyed with `<data_dir>/secret_key` and bound to the user's current password:
+removing a user or changing the password ends their sessions; `python -m hosting.users sessions|revoke` lists and
+ends them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import os
 import re
 import secrets
 import sys
-import tempfile
+import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -32,6 +33,9 @@ from pathlib import Path
 import yaml
 
 from hosting.roles import ROLES, User
+from hosting.sessions import SESSION_SECONDS, SESSIONS_FILE, SessionStore  # noqa: F401 (SESSION_SECONDS: re-exported)
+from safeio.atomic import write_text
+from safeio.problems import Problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USERS_FILE_ENV = "MEDTUNE_USERS_FILE"
@@ -39,7 +43,6 @@ ADMIN_PASSWORD_ENV = "MEDTUNE_ADMIN_PASSWORD"
 USERS_ENV = "MEDTUNE_USERS"
 ADMIN_NAME = "admin"
 NAME_RE = re.compile(r"^[\w.@-]{1,64}$")  # no ':' or ',' (the MEDTUNE_USERS separators), no spaces
-SESSION_SECONDS = 7 * 24 * 3600
 SECRET_KEY_FILE = "secret_key"
 
 # scrypt at n=2**14, r=8: 16 MiB and ~50 ms per check, which makes guessing slow without making logins slow.
@@ -47,7 +50,17 @@ _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2 ** 14, 8, 1
 
 
 class UsersError(ValueError):
-    """A users file or MEDTUNE_USERS entry that cannot be used; the message names the file, user and field."""
+    """A users file or MEDTUNE_USERS entry that cannot be used; the message names the file, user and field, and
+    `problem` (when set) says the same as data: the project's one problem type (file, line, field, code, params)."""
+
+    def __init__(self, message: str, problem: Problem | None = None):
+        super().__init__(message)
+        self.problem = problem
+
+
+def _error(message: str, where: str, code: str, field: str = "", line: int | None = None, **params) -> UsersError:
+    return UsersError(message, Problem(line, params.get("user"), code, message, file=where, field=field,
+                                       params=params))
 
 
 # --- passwords ---
@@ -109,16 +122,18 @@ class Account:
 
 def check_name(name: object, where: str) -> str:
     if not isinstance(name, str):
-        raise UsersError(f"{where}: user name {name!r} must be text (quote it in YAML: \"{name}\")")
+        raise _error(f"{where}: user name {name!r} must be text (quote it in YAML: \"{name}\")", where,
+                     "user_name_not_text", "users", user=str(name))
     if not NAME_RE.match(name):
-        raise UsersError(f"{where}: user name {name!r} may only have letters, digits and . _ @ - "
-                         "(1 to 64 characters)")
+        raise _error(f"{where}: user name {name!r} may only have letters, digits and . _ @ - (1 to 64 characters)",
+                     where, "bad_user_name", "users", user=name)
     return name
 
 
 def check_role(role: object, where: str, name: str) -> str:
     if role not in ROLES:
-        raise UsersError(f"{where}: user {name!r}: field 'role': {role!r} is not one of {', '.join(ROLES)}")
+        raise _error(f"{where}: user {name!r}: field 'role': {role!r} is not one of {', '.join(ROLES)}", where,
+                     "unknown_role", "role", user=name, value=str(role), allowed=", ".join(ROLES))
     return role
 
 
@@ -128,38 +143,44 @@ def read_users_file(path: Path) -> dict[str, Account]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsersError(f"{where} does not exist (create it with "
-                         f"`python -m hosting.users add NAME --role admin --file {path}`)") from None
+        raise _error(f"{where} does not exist (create it with "
+                     f"`python -m hosting.users add NAME --role admin --file {path}`)", where, "missing_file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsersError(f"{where} cannot be read: {exc}") from None
+        raise _error(f"{where} cannot be read: {exc}", where, "unreadable", reason=str(exc)) from None
     except yaml.YAMLError as exc:
-        raise UsersError(f"{where} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)  # where the YAML parser stopped, 0-based
+        raise _error(f"{where} is not valid YAML: {exc}", where, "bad_yaml", line=mark.line + 1 if mark else None,
+                     reason=str(exc)) from None
     if data is None:
         return {}
     if not isinstance(data, dict) or set(data) - {"users"}:
-        raise UsersError(f"{where}: expected one top-level key 'users' (a mapping of user name to "
-                         "{role, password}), found " + (repr(sorted(map(str, data))) if isinstance(data, dict)
-                                                         else type(data).__name__))
+        found = repr(sorted(map(str, data))) if isinstance(data, dict) else type(data).__name__
+        raise _error(f"{where}: expected one top-level key 'users' (a mapping of user name to {{role, password}}), "
+                     f"found {found}", where, "bad_users_top", found=found)
     users = data.get("users") or {}
     if not isinstance(users, dict):
-        raise UsersError(f"{where}: field 'users' must be a mapping of user name to {{role, password}}, "
-                         f"not {type(users).__name__}")
+        raise _error(f"{where}: field 'users' must be a mapping of user name to {{role, password}}, "
+                     f"not {type(users).__name__}", where, "bad_users_field", "users", found=type(users).__name__)
     accounts = {}
     for name, entry in users.items():
         name = check_name(name, where)
         if not isinstance(entry, dict):
-            raise UsersError(f"{where}: user {name!r} must be a mapping with fields 'role' and 'password'")
+            raise _error(f"{where}: user {name!r} must be a mapping with fields 'role' and 'password'", where,
+                         "bad_user_entry", name, user=name)
         unknown = sorted(set(map(str, entry)) - {"role", "password"})
         if unknown:
-            raise UsersError(f"{where}: user {name!r}: unknown field {unknown[0]!r} (allowed: role, password)")
+            raise _error(f"{where}: user {name!r}: unknown field {unknown[0]!r} (allowed: role, password)", where,
+                         "unknown_field", unknown[0], user=name)
         for field in ("role", "password"):
             if field not in entry:
-                raise UsersError(f"{where}: user {name!r}: field {field!r} is missing")
+                raise _error(f"{where}: user {name!r}: field {field!r} is missing", where, "missing_field", field,
+                             user=name)
         role = check_role(entry["role"], where, name)
         try:
             _parse_hash(entry["password"])
         except ValueError as exc:
-            raise UsersError(f"{where}: user {name!r}: field 'password' {exc}") from None
+            raise _error(f"{where}: user {name!r}: field 'password' {exc}", where, "bad_password_hash", "password",
+                         user=name, reason=str(exc)) from None
         accounts[name] = Account(User(name, role), entry["password"], str(path), entry["password"])
     return accounts
 
@@ -170,16 +191,7 @@ def write_users_file(path: Path, accounts: Mapping[str, Account]) -> None:
     data = {"users": {name: {"role": a.user.role, "password": a.password_hash} for name, a in accounts.items()}}
     text = ("# medtune logins; edit with `python -m hosting.users add|remove|list`\n"
             + yaml.safe_dump(data, sort_keys=True, allow_unicode=True))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text, mode=None, durable=True)  # mode None: mkstemp's 0600
 
 
 def env_accounts(env: Mapping[str, str]) -> dict[str, Account]:
@@ -219,6 +231,7 @@ class UserStore:
         self._env = env_accounts(os.environ if env is None else env)
         self._lock = threading.Lock()
         self._stamp: tuple | None = None
+        self._listeners: list = []
         self._file_accounts: dict[str, Account] = {}
         if self.file is not None:
             self._file_accounts = read_users_file(self.file)
@@ -256,7 +269,16 @@ class UserStore:
                 self._file_accounts = read_users_file(self.file)
             except UsersError as exc:
                 print(f"medtune: keeping the previous users: {exc}", file=sys.stderr, flush=True)
+                self._stamp = stamp
+                return
             self._stamp = stamp
+            accounts = {**self._file_accounts, **self._env}
+            for listener in self._listeners:  # e.g. end the sessions of removed users (hosting.sessions.Sessions)
+                listener(accounts)
+
+    def add_listener(self, listener) -> None:
+        """Call `listener(accounts)` whenever a changed users file has been read."""
+        self._listeners.append(listener)
 
     def accounts(self) -> dict[str, Account]:
         self._refresh()
@@ -304,43 +326,6 @@ def load_secret(data_dir: Path) -> bytes:
     return key
 
 
-class Sessions:
-    """Issue and check the login cookie's token. Checked against the store on every request."""
-
-    def __init__(self, secret: bytes, store: UserStore, max_age: int = SESSION_SECONDS, clock=time.time):
-        self.secret, self.store, self.max_age, self.clock = secret, store, max_age, clock
-
-    def _sign(self, name: str, expiry: int, fingerprint: str) -> str:
-        message = f"v1\n{name}\n{expiry}\n{fingerprint}".encode()
-        return _b64(hmac.new(self.secret, message, hashlib.sha256).digest())
-
-    def issue(self, name: str) -> str:
-        account = self.store.account(name)
-        if account is None:
-            raise KeyError(name)
-        expiry = int(self.clock()) + self.max_age
-        return f"v1.{_b64(name.encode())}.{expiry}.{self._sign(name, expiry, account.fingerprint)}"
-
-    def user(self, token: str | None) -> User | None:
-        """The token's user, or None: malformed, tampered, expired, or the user is gone or changed password."""
-        parts = (token or "").split(".")
-        if len(parts) != 4 or parts[0] != "v1":
-            return None
-        try:
-            name, expiry = _unb64(parts[1]).decode("utf-8"), int(parts[2])
-        except (ValueError, UnicodeDecodeError):
-            return None
-        now = self.clock()
-        if not now < expiry <= now + self.max_age:
-            return None
-        account = self.store.account(name)
-        if account is None:
-            return None
-        if not hmac.compare_digest(parts[3], self._sign(name, expiry, account.fingerprint)):
-            return None
-        return account.user
-
-
 # --- command line ---
 
 def default_users_file(env: Mapping[str, str] | None = None) -> Path:
@@ -363,23 +348,93 @@ def _read_password(from_stdin: bool) -> str:
     return password
 
 
-def main(argv: list[str] | None = None) -> int:
+def sessions_file(args: argparse.Namespace, users_file: Path) -> Path:
+    """The app's sessions database: --data-dir, else beside the users file when one is there (the default
+    layout), else the default data dir (MEDTUNE_DATA_DIR, else ./runs, as the app)."""
+    if args.data_dir is not None:
+        return args.data_dir / SESSIONS_FILE
+    if (users_file.parent / SESSIONS_FILE).exists():
+        return users_file.parent / SESSIONS_FILE
+    return Path(os.environ.get("MEDTUNE_DATA_DIR") or PROJECT_ROOT / "runs") / SESSIONS_FILE
+
+
+def _when(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(seconds))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hosting.users", description="Manage the app's logins.")
     parser.add_argument("--file", type=Path, default=None,
                         help="users file (default: $MEDTUNE_USERS_FILE, else <data dir>/users.yaml)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="the app's data dir, which holds sessions.sqlite (default: beside the users file if "
+                             "it is there, else $MEDTUNE_DATA_DIR, else ./runs)")
     commands = parser.add_subparsers(dest="command", required=True)
-    add = commands.add_parser("add", help="add a user, or change a user's role and password")
+    add = commands.add_parser("add", help="add a user, or change a user's role and password (ends their sessions)")
     add.add_argument("name")
     add.add_argument("--role", choices=ROLES, required=True)
     add.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
-    remove = commands.add_parser("remove", help="remove a user (signed out at their next request)")
+    remove = commands.add_parser("remove", help="remove a user and end their sessions")
     remove.add_argument("name")
     listing = commands.add_parser("list", help="list users and roles")
-    for sub in (add, remove, listing):  # --file is accepted after the command too
+    sessions = commands.add_parser("sessions", help="list live sessions: id, user, signed in, last seen, expiry, "
+                                                    "address, browser")
+    sessions.add_argument("--user", help="only this user's sessions")
+    revoke = commands.add_parser("revoke", help="end sessions at once (the running app included)")
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("session_id", nargs="?", help="a session id from `sessions`")
+    which.add_argument("--user", help="every session of this user")
+    which.add_argument("--all", action="store_true", help="every session: everyone signs in again")
+    for sub in (add, remove, listing, sessions, revoke):  # --file and --data-dir are accepted after the command too
         sub.add_argument("--file", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+        sub.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    return parser
+
+
+def _session_commands(args: argparse.Namespace, path: Path) -> int:
+    db = sessions_file(args, path)
+    if not db.exists():
+        where = f"no sessions database at {db} (nobody has signed in there yet; --data-dir names the app's)"
+        if args.command == "revoke":
+            raise UsersError(where)
+        print(where[0].upper() + where[1:] + ".")
+        return 0
+    store = SessionStore(db)
+    if args.command == "sessions":
+        rows = store.list(args.user)
+        if not rows:
+            print(f"No live sessions in {db}.")
+        for s in rows:
+            agent = "".join(c if c.isprintable() else "?" for c in s.user_agent)  # no terminal escapes from it
+            print(f"{s.id}\t{s.user}\t{_when(s.created)}\t{_when(s.last_seen)}\t{_when(s.expires)}\t"
+                  f"{s.address}\t{agent}")
+        return 0
+    if args.all:
+        print(f"Ended {store.revoke_all()} sessions in {db}.")
+    elif args.user:
+        print(f"Ended {store.revoke_user(check_name(args.user, 'command line'))} sessions of {args.user} in {db}.")
+    elif store.revoke(args.session_id):
+        print(f"Ended session {args.session_id}.")
+    else:
+        raise UsersError(f"no live session {args.session_id!r} in {db} (see `python -m hosting.users sessions`)")
+    return 0
+
+
+def _end_sessions_of(args: argparse.Namespace, path: Path, name: str) -> str:
+    """End a removed user's or changed password's sessions now (the app would at their next request anyway)."""
+    db = sessions_file(args, path)
+    if not db.exists():
+        return ""
+    ended = SessionStore(db).revoke_user(name)
+    return f" Ended {ended} sessions." if ended else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     path = args.file or default_users_file()
     try:
+        if args.command in ("sessions", "revoke"):
+            return _session_commands(args, path)
         accounts = read_users_file(path) if path.exists() else {}
         if args.command == "list":
             if not accounts:
@@ -395,16 +450,17 @@ def main(argv: list[str] | None = None) -> int:
                 raise UsersError(f"no user {name!r} in {path}")
             del accounts[name]
             write_users_file(path, accounts)
-            print(f"Removed {name} from {path}.")
+            print(f"Removed {name} from {path}.{_end_sessions_of(args, path, name)}")
             return 0
         password = _read_password(args.password_stdin)
         existed = name in accounts
         hashed = hash_password(password)
         accounts[name] = Account(User(name, args.role), hashed, str(path), hashed)
         write_users_file(path, accounts)
-        print(f"{'Updated' if existed else 'Added'} {name} ({args.role}) in {path}.")
+        ended = _end_sessions_of(args, path, name) if existed else ""
+        print(f"{'Updated' if existed else 'Added'} {name} ({args.role}) in {path}.{ended}")
         return 0
-    except (UsersError, OSError) as exc:
+    except (UsersError, OSError, sqlite3.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

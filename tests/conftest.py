@@ -15,6 +15,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_PUBLIC = ROOT.parent / "shared" / "data" / "public"
 
+# A real vLLM server, started at most once per session by the tests that ask for it (see tests/vllm_fixtures.py).
+from vllm_fixtures import vllm_server  # noqa: E402,F401
+
 
 @pytest.fixture(scope="session")
 def shared_public() -> Path:

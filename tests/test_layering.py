@@ -1,5 +1,6 @@
-"""DESIGN.md: imports go app.py -> ui/ -> backends -> models/; nothing under models/, chat/, finetune/, evaluation/ or
-hosting/ imports gradio; models/ imports no other package of ours; chat/ and evaluation/ do not import each other."""
+"""DESIGN.md: imports go app.py -> ui/ -> backends -> models/; nothing under models/, chat/, finetune/, evaluation/,
+hosting/ or safeio/ imports gradio; models/ imports no other package of ours (safeio/, the bounded readers,
+excepted: it imports nothing of the project); chat/ and evaluation/ do not import each other."""
 
 import ast
 import pkgutil
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ["models", "evaluation", "finetune", "chat", "hosting"]
-OURS = {"models", "chat", "evaluation", "finetune", "hosting", "ui", "app", "jobs", "bench"}
+BACKENDS = ["models", "evaluation", "finetune", "chat", "hosting", "safeio"]
+OURS = {"models", "chat", "evaluation", "finetune", "hosting", "ui", "app", "jobs", "bench", "safeio"}
 
 
 def package_modules(package: str) -> list[str]:
@@ -50,10 +51,22 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 
 
 @pytest.mark.parametrize("package, allowed", [
-    ("models", {"models"}),  # the ground floor
-    ("chat", {"chat", "models"}),
-    ("evaluation", {"evaluation", "models"}),
+    ("models", {"models", "safeio"}),  # the ground floor (safeio imports nothing of ours)
+    ("chat", {"chat", "models", "safeio"}),
+    ("evaluation", {"evaluation", "models", "safeio"}),
 ])
 def test_import_direction(package, allowed):
     wrong = {f: sorted(names - allowed) for f, names in imported_packages(package).items() if names - allowed}
     assert not wrong, f"{package}/ may import only {sorted(allowed)}: {wrong}"
+
+
+def test_safeio_imports_nothing_of_the_project():
+    """safeio is the floor every reader builds on: it may not import a package of ours (nor gradio)."""
+    ours = BACKENDS + ["ui", "models", "jobs", "app"]
+    code = ("import importlib, sys\n"
+            f"for name in {[m for m in backend_modules() if m.split('.')[0] == 'safeio']!r}:\n"
+            "    importlib.import_module(name)\n"
+            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {[p for p in ours if p != 'safeio']!r})\n"
+            "assert not bad, bad\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]

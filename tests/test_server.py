@@ -5,8 +5,10 @@ when the app is open to the network, and SIGTERM. The servers start at once to s
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -156,9 +158,37 @@ def test_browser_login_sets_cookie_and_returns_to_the_page(server):
     page = httpx.get(server.url, cookies={"medtune_session": cookie})
     assert page.status_code == 200 and '\\"zh/\\"' in page.text and "Medical model workbench" in page.text
     assert "open-warning" not in page.text  # logins are on
-    logout = httpx.get(server.url + "logout", cookies={"medtune_session": cookie})
+    assert page.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in page.headers[
+        "content-security-policy"]
+    asked = httpx.get(server.url + "logout", cookies={"medtune_session": cookie})  # a GET only asks
+    assert asked.status_code == 200 and 'method="post"' in asked.text
+    token = re.search(r'name="csrf" value="([^"]+)"', asked.text).group(1)
+    logout = httpx.post(server.url + "logout", data={"csrf": token}, cookies={"medtune_session": cookie},
+                        headers={"Origin": server.url.rstrip("/"), "Sec-Fetch-Site": "same-origin"})
     assert logout.status_code == 303 and logout.headers["location"] == "login"
     assert 'medtune_session=""' in logout.headers["set-cookie"]
+    # The old cookie (kept by a copy, or a stolen one) no longer works.
+    assert httpx.get(server.url + "config", cookies={"medtune_session": cookie}).status_code == 401
+    assert httpx.get(server.url + "zh/", cookies={"medtune_session": cookie}).status_code == 303
+
+
+def test_two_logins_in_one_second_get_different_sessions_and_foreign_origins_are_refused(server):
+    first, second = login(server.url, "gus"), login(server.url, "gus")
+    assert first.cookies["medtune_session"] != second.cookies["medtune_session"]
+    foreign = httpx.post(server.url + "login", data={"username": "gus", "password": PASSWORDS["gus"]},
+                         headers={"Origin": "http://evil.example", "Accept": "text/html"})
+    assert foreign.status_code == 403 and "medtune_session" not in foreign.headers.get("set-cookie", "")
+    reflected = httpx.get(server.url + "config", headers={"Origin": "http://localhost:1"},
+                          cookies={"medtune_session": first.cookies["medtune_session"]})
+    assert reflected.status_code == 200 and "access-control-allow-origin" not in reflected.headers
+
+
+def test_streaming_and_housekeeping_routes_need_a_session(server):
+    for path in ("gradio_api/heartbeat/abc", "gradio_api/queue/data?session_hash=abc", "openapi.json",
+                 "gradio_api/app_id", "zh/gradio_api/info"):
+        assert httpx.get(server.url + path, timeout=10).status_code == 401, path
+    for path in ("gradio_api/cancel", "gradio_api/reset"):
+        assert httpx.post(server.url + path, json={}, timeout=10).status_code == 401, path
 
 
 def test_gradio_client_with_auth_scores_a_submission(server):
@@ -190,6 +220,8 @@ def test_removed_user_is_signed_out(server, servers):
     assert done.returncode == 0, done.stderr
     assert httpx.get(server.url + "config", cookies={"medtune_session": cookie}).status_code == 401
     assert httpx.get(server.url, cookies={"medtune_session": cookie}).status_code == 303
+    with sqlite3.connect(servers.data_dir / "sessions.sqlite") as db:  # and the session is gone, not just refused
+        assert db.execute("SELECT count(*) FROM sessions WHERE user = 'temp'").fetchone() == (0,)
     key = servers.data_dir / "secret_key"
     assert key.stat().st_mode & 0o777 == 0o600
 

@@ -1,5 +1,5 @@
-"""hosting/users.py: password hashes, the users file and its messages, users from the environment, the CLI, and the
-signed session tokens."""
+"""hosting/users.py and hosting/sessions.py: password hashes, the users file and its messages, users from the
+environment, the CLI (users and sessions), and the sessions kept on the server."""
 
 import os
 import stat
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from hosting.roles import User
-from hosting.users import (Sessions, UsersError, UserStore, check_password, hash_password, load_secret,
-                           read_users_file)
+from hosting.sessions import TOUCH_S, Sessions, SessionStore
+from hosting.users import UsersError, UserStore, check_password, hash_password, load_secret, read_users_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -152,32 +152,94 @@ class Clock:
         return self.now
 
 
-def test_session_token_sign_verify_expiry_tamper(users_file):
+def sessions_for(users_file: Path, clock=None, **limits) -> Sessions:
+    store = UserStore(users_file, env={})
+    kwargs = {"clock": clock} if clock else {}
+    return Sessions(SessionStore(users_file.parent / "sessions.sqlite", b"k" * 32, **limits, **kwargs), store)
+
+
+def test_session_tokens_are_random_stored_hashed_and_expire(users_file):
     clock = Clock()
-    store = UserStore(users_file, env={})
-    sessions = Sessions(b"k" * 32, store, max_age=3600, clock=clock)
-    token = sessions.issue("alice")
-    assert sessions.user(token) == User("alice", "member")
-    assert Sessions(b"k" * 32, store, max_age=3600, clock=clock).user(token)  # a restart with the same key
-    assert Sessions(b"x" * 32, store, max_age=3600, clock=clock).user(token) is None  # another key
-    version, name, expiry, signature = token.split(".")
-    for forged in (f"{version}.{name}.{int(expiry) + 3600}.{signature}",  # a later expiry
-                   f"{version}.Ym9i.{expiry}.{signature}",  # another user name
-                   f"{version}.{name}.{expiry}.{signature[:-2]}AA", "", "garbage", "v1.a.b.c"):
+    sessions = sessions_for(users_file, clock, max_age=3600)
+    first, second = sessions.issue("alice", "10.0.0.1", "Firefox"), sessions.issue("alice", "10.0.0.2", "curl")
+    assert first != second  # two sign-ins in the same second
+    assert sessions.user(first) == sessions.user(second) == User("alice", "member")
+    db = (users_file.parent / "sessions.sqlite").read_bytes()
+    assert first.encode() not in db and first[3:].encode() not in db  # only a keyed hash is kept
+    rows = sessions.store.list("alice")
+    assert {(r.address, r.user_agent) for r in rows} == {("10.0.0.1", "Firefox"), ("10.0.0.2", "curl")}
+    again = Sessions(SessionStore(users_file.parent / "sessions.sqlite", b"k" * 32, clock=clock),
+                     UserStore(users_file, env={}))
+    assert again.user(first) == User("alice", "member")  # a restart (another process) with the same key
+    other_key = Sessions(SessionStore(users_file.parent / "sessions.sqlite", b"x" * 32, clock=clock),
+                         UserStore(users_file, env={}))
+    assert other_key.user(first) is None  # a new secret key signs everyone out
+    for forged in ("", "garbage", first[:-1] + ("A" if first[-1] != "A" else "B"), "v1.YWxpY2U.9999999999.x",
+                   "s2." + "x" * 200):
         assert sessions.user(forged) is None, forged
-    clock.now += 3601
-    assert sessions.user(token) is None  # expired
+    clock.now += TOUCH_S + 1
+    assert sessions.user(first)
+    assert max(r.last_seen for r in sessions.store.list("alice")) == clock.now  # seen again
+    clock.now += 3600
+    assert sessions.user(first) is None and sessions.store.list() == []  # expired
 
 
-def test_session_ends_when_user_is_removed_or_password_changes(users_file):
-    store = UserStore(users_file, env={})
-    sessions = Sessions(b"k" * 32, store)
+def test_session_revoked_by_logout_admin_password_change_and_removal(users_file):
+    sessions = sessions_for(users_file)
+    token, other = sessions.issue("alice"), sessions.issue("alice")
+    assert sessions.revoke(token) and sessions.user(token) is None and sessions.user(other)  # log-out: this one
+    by_admin = sessions.store.list("alice")[0].id
+    assert sessions.store.revoke(by_admin) and sessions.user(other) is None
     token = sessions.issue("alice")
     text = users_file.read_text()
     write(users_file, text.replace("role: member", "role: guest"))
     assert sessions.user(token) == User("alice", "guest")  # the role is read fresh on every request
     write(users_file, f"users:\n  alice: {{role: member, password: '{hash_password('changed')}'}}\n")
-    assert sessions.user(token) is None  # a new password signs out the old sessions
+    assert sessions.users.accounts() and sessions.store.list() == []  # a new password: ended when the file is read
+    assert sessions.user(token) is None
     token = sessions.issue("alice")
     write(users_file, "users: {}\n")
-    assert sessions.user(token) is None  # removed: signed out at the next request
+    assert sessions.user(token) is None and sessions.store.list() == []  # removed: ended
+    write(users_file, f"users:\n  alice: {{role: member, password: '{hash_password('changed')}'}}\n")
+    assert sessions.user(token) is None  # and stays ended when the user comes back
+
+
+def test_sessions_per_user_are_capped_and_threads_share_the_store(users_file):
+    import threading
+
+    sessions = sessions_for(users_file, max_per_user=5)
+    tokens: list[str] = []
+    threads = [threading.Thread(target=lambda: tokens.extend(sessions.issue("alice") for _ in range(5)))
+               for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(tokens)) == 20 and len(sessions.store.list("alice")) == 5
+    assert sum(sessions.user(token) is not None for token in tokens) == 5
+
+
+def test_cli_lists_and_revokes_sessions(tmp_path, alice_hash):
+    path = write(tmp_path / "users.yaml", f"users:\n  alice: {{role: member, password: '{alice_hash}'}}\n"
+                                           f"  bob: {{role: guest, password: '{alice_hash}'}}\n")
+    done = run_cli("revoke", "--all", "--file", str(path))
+    assert done.returncode == 1 and "no sessions database" in done.stderr
+    sessions = sessions_for(path)
+    tokens = {name: [sessions.issue(name, "10.1.2.3", "agent\x1b[31m") for _ in range(2)] for name in ("alice", "bob")}
+    listing = run_cli("sessions", "--file", str(path))
+    assert listing.returncode == 0 and listing.stdout.count("alice") == 2 and listing.stdout.count("bob") == 2
+    assert "10.1.2.3" in listing.stdout and "\x1b" not in listing.stdout  # no terminal escapes from a user agent
+    one = run_cli("sessions", "--user", "bob", "--file", str(path)).stdout.split()[0]
+    assert run_cli("revoke", one, "--file", str(path)).returncode == 0
+    assert sum(sessions.user(token) is not None for token in tokens["bob"]) == 1
+    done = run_cli("revoke", one, "--data-dir", str(tmp_path))
+    assert done.returncode == 1 and "no live session" in done.stderr
+    assert "Ended 2 sessions of alice" in run_cli("revoke", "--user", "alice", "--file", str(path)).stdout
+    assert all(sessions.user(token) is None for token in tokens["alice"])
+    token = sessions.issue("alice")
+    done = run_cli("add", "alice", "--role", "member", "--file", str(path), "--password-stdin", stdin="new pw\n")
+    assert "Ended 1 sessions" in done.stdout and sessions.user(token) is None  # a new password: ended at once
+    assert "Ended 1 sessions" in run_cli("remove", "bob", "--file", str(path)).stdout
+    sessions.issue("alice")
+    assert "Ended 1 sessions" in run_cli("revoke", "--all", "--file", str(path)).stdout
+    assert "No live sessions" in run_cli("sessions", "--file", str(path)).stdout

@@ -22,6 +22,7 @@ from finetune.formats import FORMATS, DataError, parse_column_map
 from finetune.jobs import (BadJobId, JobFiles, check_job_id, create_job, is_alive, jobs_root, list_jobs, read_job,
                            read_jsonl, stop_job)
 from hosting.queue import JobNotFound, QueueError
+from safeio.worker import WorkerError, run_limited
 from ui.access import checked_model_ref, current_user, gate_on_load, require
 from ui.context import AppContext
 from ui.jobs_tab import (find_job, job_detail, job_queue, path_redactor, queue_error, viewer_level, waiting_text,
@@ -37,7 +38,7 @@ SETTINGS = [
     ("warmup_ratio", True), ("weight_decay", True), ("max_grad_norm", True), ("logging_steps", True),
     ("eval_steps", True), ("save_steps", True), ("sample_every", True), ("sample_prompts", True),
     ("precision", True), ("gradient_checkpointing", True), ("max_samples", True), ("dedup", True),
-    ("adapter_name", True),
+    ("adapter_name", True), ("processes", True),
 ]
 CHOICES = {"lr_scheduler": list(SCHEDULERS), "precision": list(PRECISIONS),
            "lora_targets": list(LORA_TARGET_PRESETS) + ["q_proj,v_proj"]}
@@ -87,32 +88,30 @@ def config_from_widgets(model: str, path: str, data_format: str, column_map: str
     return cfg
 
 
-@functools.lru_cache(maxsize=4)
-def cached_tokenizer(model: str):
-    from finetune.preview import load_tokenizer
+def do_preview(request: gr.Request, model, upload, sample, data_format, column_map, cutoff_len, ctx: AppContext):
+    """Reads and tokenises the file in a memory-limited worker process (safeio.worker): an upload built to exhaust
+    memory ends this request with a message, not the server. Only a user who may train may preview: it loads
+    tokenizers and parses large files."""
+    from finetune.preview import PRELOAD, ModelLoadError, preview_upload
 
-    return load_tokenizer(model)
-
-
-def do_preview(model, upload, sample, data_format, column_map, cutoff_len, ctx: AppContext):
-    from finetune.preview import preview_data
-
+    require(request, ctx, "train")
+    model = checked_model_ref((model or "").strip() or "demo", ctx)  # a hub id or a directory under the roots
     path = data_path(upload, sample, ctx)
     try:
-        tokenizer = cached_tokenizer((model or "demo").strip())
-    except (OSError, ValueError) as exc:  # unknown hub id offline, a directory without a tokenizer
+        result = run_limited(preview_upload, path, data_format or "auto", parse_column_map(column_map), model,
+                             int(cutoff_len or 1024), preload=PRELOAD)
+    except ModelLoadError as exc:
         raise gr.Error(t("finetune.bad_model", ctx.lang).format(model=model, error=exc)) from None
-    try:
-        result = preview_data(path, data_format or "auto", parse_column_map(column_map), tokenizer,
-                              cutoff_len=int(cutoff_len or 1024))
     except DataError as exc:
         raise gr.Error(str(exc)) from None
+    except WorkerError as exc:
+        raise gr.Error(t(f"safeio.worker_{exc.kind}", ctx.lang).format(detail=exc), print_exception=False) from None
     loaded, lang = result.loaded, ctx.lang
     tokens = t("finetune.preview_tokens", lang).format(
         tokens=result.tokens, trained=result.trained_tokens, truncated=result.truncated,
         cutoff=int(cutoff_len or 1024), dropped=len(result.dropped))
     summary = t("finetune.preview_summary", lang).format(
-        kept=len(loaded.conversations), total=loaded.total_rows, fmt=loaded.format, rejected=len(loaded.rejected),
+        kept=result.kept, total=loaded.total_rows, fmt=loaded.format, rejected=result.rejected,
         dup=loaded.duplicates, tokens=tokens)
     rejected = pd.DataFrame([{"line": r.line, "field": r.field, "reason": r.reason} for r in loaded.rejected]
                             + [{"line": line, "field": "", "reason": why} for line, why in result.dropped],
@@ -353,7 +352,7 @@ def build(ctx: AppContext) -> None:
     outputs = [status_md, plot, log, samples_md, raw]
 
     status_fn = with_ctx(do_status, ctx)  # keeps the gr.Request parameter visible to gradio
-    preview_btn.click(functools.partial(do_preview, ctx=ctx), data_inputs + [widgets["cutoff_len"]],
+    preview_btn.click(with_ctx(do_preview, ctx), data_inputs + [widgets["cutoff_len"]],
                       [preview_summary, rejected, examples], api_name="finetune_preview")
     start_btn.click(with_ctx(do_start, ctx), data_inputs + settings, job,
                     api_name="finetune_start").then(status_fn, job, outputs)
@@ -366,4 +365,4 @@ def build(ctx: AppContext) -> None:
     gr.Timer(2.0).tick(status_fn, job, outputs, show_progress="hidden", api_visibility="private")
     # A reload re-attaches: the job list and the newest job's progress are read again from disk.
     gr.context.Context.root_block.load(lambda: job_dropdown(ctx), None, job, api_visibility="private")
-    gate_on_load(ctx, "train", [start_btn], role_note)
+    gate_on_load(ctx, "train", [start_btn, preview_btn], role_note)

@@ -13,9 +13,10 @@ from ui.strings import t
 
 
 def header_bar(ctx: AppContext, switch_href: str | None, logout_href: str | None,
-               request: gr.Request | None = None) -> str:
-    """The language switch, and with logins on the signed-in user and a log-out link; relative links (see
-    ui/server.py), so they work under a reverse proxy's sub-path too."""
+               request: gr.Request | None = None, logout_token: str | None = None) -> str:
+    """The language switch, and with logins on the signed-in user and log-out; relative links (see
+    ui/server.py), so they work under a reverse proxy's sub-path too. With the session's CSRF token, log-out is a
+    button posting it (a GET does not log out); without one, a link to the page that asks."""
     parts = []
     if switch_href:
         parts.append(f'<a id="lang-switch" href="{html.escape(switch_href)}">{t("server.switch", ctx.lang)}</a>')
@@ -23,14 +24,19 @@ def header_bar(ctx: AppContext, switch_href: str | None, logout_href: str | None
         user = current_user(request, ctx)
         parts.append(t("server.signed_in_as", ctx.lang).format(user=html.escape(user.name),
                                                                role=t(f"server.role.{user.role}", ctx.lang)))
-        if logout_href:
+        if logout_href and logout_token:
+            parts.append(f'<form method="post" action="{html.escape(logout_href)}" style="display:inline">'
+                         f'<input type="hidden" name="csrf" value="{html.escape(logout_token)}">'
+                         f'<button id="log-out" type="submit">{t("server.log_out", ctx.lang)}</button></form>')
+        elif logout_href:
             parts.append(f'<a id="log-out" href="{html.escape(logout_href)}">{t("server.log_out", ctx.lang)}</a>')
     return f'<div id="header-bar" style="text-align:right">{" · ".join(parts)}</div>'
 
 
 def build_app(ctx: AppContext, switch_href: str | None = None, logout_href: str | None = None,
-              open_warning: bool = False) -> gr.Blocks:
-    """The app; ui/server.py passes the header links and whether to warn that it is open to the network."""
+              open_warning: bool = False, logout_token=None) -> gr.Blocks:
+    """The app; ui/server.py passes the header links, `logout_token(request)` (the log-out button's CSRF token)
+    and whether to warn that it is open to the network."""
     # gradio keeps every upload and download in its cache; on a long-running server, files older than a day go
     # (uploads a job needs are copied under the data dir when it is submitted).
     with gr.Blocks(title=t("app.title", ctx.lang), delete_cache=(3600, 86400)) as app:
@@ -39,7 +45,8 @@ def build_app(ctx: AppContext, switch_href: str | None = None, logout_href: str 
             if ctx.users is not None:  # the user is known per request only
 
                 def signed_in_bar(request: gr.Request) -> str:
-                    return header_bar(ctx, switch_href, logout_href, request)
+                    token = logout_token(request) if logout_token is not None else None
+                    return header_bar(ctx, switch_href, logout_href, request, token)
 
                 app.load(signed_in_bar, None, bar, api_visibility="private", concurrency_limit=None,
                          show_progress="hidden")

@@ -30,6 +30,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "access.action.train": ("start training", "开始训练"),
     "access.action.manage_models": ("load or unload models", "加载或卸载模型"),
     "access.action.manage_all_jobs": ("manage other users' jobs", "管理其他用户的任务"),
+    # --- upload worker (safeio.worker): parsing of uploads runs in a memory-limited process ---
+    "safeio.worker_memory": (
+        "The file needs more memory than one request may use ({detail}). Split it into smaller files, or ask the "
+        "admin to raise MEDTUNE_WORKER_MEMORY_MB.",
+        "该文件所需内存超出单个请求的上限（{detail}）。请拆分为较小的文件，或请管理员调高 MEDTUNE_WORKER_MEMORY_MB。",
+    ),
+    "safeio.worker_timeout": (
+        "Reading the file took too long ({detail}). Split it into smaller files, or ask the admin to raise "
+        "MEDTUNE_WORKER_TIMEOUT_S.",
+        "读取该文件耗时过长（{detail}）。请拆分为较小的文件，或请管理员调高 MEDTUNE_WORKER_TIMEOUT_S。",
+    ),
     "access.action.export_votes": ("export every voter's votes", "导出所有人的投票记录"),
     "access.bad_model_ref": (
         "model {model}: not a model you may use here. Give a hub id (owner/name) or a directory under the model "
@@ -50,6 +61,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "server.switch": ("中文", "English"),  # the link to the other language, in that language
     "server.signed_in_as": ("Signed in as <b>{user}</b> ({role})", "当前用户：<b>{user}</b>（{role}）"),
     "server.log_out": ("Log out", "退出登录"),
+    "server.log_out_question": ("Log out of this server?", "确定退出登录？"),
+    "server.form_expired": (
+        "This form has expired or was sent from another site. Please try again.",
+        "此表单已过期或来自其他网站，请重试。",
+    ),
+    "server.cross_site": ("Refused: this request came from another site.", "已拒绝：此请求来自其他网站。"),
     "server.role.admin": ("admin", "管理员"),
     "server.role.member": ("member", "成员"),
     "server.role.guest": ("guest", "访客"),
@@ -132,6 +149,7 @@ STRINGS: dict[str, tuple[str, str]] = {
         "端点配置文件有误，仍使用上一次正确的列表。{error}",
     ),
     "chat.loaded": ("{size} in memory", "已加载，占用 {size}"),
+    "chat.decoding_path": ("; decoding: {path}", "；解码方式：{path}"),
     "chat.on_disk": ("not loaded ({size} on disk)", "未加载（磁盘 {size}）"),
     "chat.base_not_loaded": ("loads on first question", "首次提问时加载"),
     "chat.incompatible": ("cannot be used: {reason}", "不可用：{reason}"),
@@ -293,6 +311,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "finetune.max_samples": ("Max samples (0 = all)", "最大样本数（0 表示全部）"),
     "finetune.dedup": ("Drop duplicate rows", "去除重复行"),
     "finetune.adapter_name": ("Adapter name (empty = job id)", "适配器名称（留空则用任务 ID）"),
+    "finetune.processes": ("Processes per machine (one per GPU; data parallel)",
+                           "每台机器的进程数（每块 GPU 一个；数据并行）"),
     # --- jobs ---
     "jobs.tab": ("Jobs", "任务队列"),
     "jobs.intro": (
@@ -438,6 +458,42 @@ STRINGS: dict[str, tuple[str, str]] = {
     "guard.not_yours": ("This session or file belongs to another user.", "该会话或文件属于其他用户。"),
     "guard.deep_links_off": ("Deep links are turned off on this server.", "此服务器已关闭深度链接。"),
     "guard.too_large": ("The request is too large.", "请求过大。"),
+    # --- problems (ui/problems.py): a backend problem code (safeio.problems.Problem.kind) in the page's language.
+    # English pages show the backend's own message; {reason} is that message when a sentence needs its detail.
+    "problem.where": ("line {line}: ", "第 {line} 行："),
+    "problem.where_file": ("{file}:{line}: ", "{file} 第 {line} 行："),
+    "problem.encoding": ("{reason}", "文件不是 UTF-8 编码（第 {line} 行起无法解码），可能是 GBK/GB18030。"),
+    "problem.bad_json": ("{reason}", "不是有效的 JSON：{reason}"),
+    "problem.not_object": ("{reason}", "这一行不是 JSON 对象：{reason}"),
+    "problem.bad_csv": ("{reason}", "CSV 格式有误：{reason}"),
+    "problem.empty_file": ("{reason}", "文件是空的，没有任何数据行。"),
+    "problem.missing_file": ("{reason}", "找不到该文件。"),
+    "problem.not_a_file": ("{reason}", "这不是一个数据文件：{reason}"),
+    "problem.limit": ("{reason}", "超出读取限制：{reason}"),
+    "problem.bad_field": ("{reason}", "字段“{field}”有误：{reason}"),
+    "problem.duplicate_row": ("{reason}", "与第 {first} 行重复。"),
+    "problem.unknown_id": ("{reason}", "id “{id}” 不在参考答案中。"),
+    "problem.duplicate_id": ("{reason}", "id “{id}” 重复（第 {first} 行已使用），只计第一条。"),
+    "problem.missing_prediction": ("{reason}", "缺少对参考答案第 {ref_line} 行的预测，按错误/空答案计分。"),
+    "problem.input_mismatch": ("{reason}", "input 与参考答案第 {ref_line} 行不一致。"),
+    "problem.extra_row": ("{reason}", "超出参考答案的 {n} 条：多余的行。"),
+    "problem.id_mismatch": ("{reason}", "只有部分行带 id，因此按行序对齐。"),
+    "problem.empty_output": ("{reason}", "答案为空，计为错误 / 0 分。"),
+    "problem.unparsed_answer": ("{reason}", "无法从 “{text}” 中读出选项字母，按错误计分。"),
+    "problem.empty_reference": ("{reason}", "字段“output”：参考答案为空。"),
+    "problem_fix.encoding": ("", "请将文件另存为 UTF-8，例如 `iconv -f GB18030 -t UTF-8 in.jsonl > out.jsonl`。"),
+    "problem_fix.bad_json": ("", "每行必须是一个完整的 JSON 对象（检查引号、逗号和括号），或整个文件是一个对象数组。"),
+    "problem_fix.unknown_id": ("", "删除这一行或改正其 id。"),
+    "problem_fix.duplicate_id": ("", "每个 id 只保留一个答案。"),
+    "problem_fix.missing_prediction": ("", "为这一题补上一行预测。"),
+    "problem_fix.input_mismatch": ("", "预测须与参考答案同序，每题一行。"),
+    "problem_fix.extra_row": ("", "删除多余的行：每道参考题恰好一条预测。"),
+    "problem_fix.empty_output": ("", "检查这一题的生成是否完成。"),
+    "problem_fix.unparsed_answer": ("", "请用选项字母作答，如 “B” 或 “BD”。"),
+    "problem_fix.empty_file": ("", "请重新导出数据，文件中没有数据行。"),
+    "problem_fix.limit": ("", "拆分文件、缩短内容，或用提示中的参数 / 环境变量放宽限制。"),
+    "problem_fix.bad_field": ("", "请按提示改正该字段。"),
+
 }
 
 

@@ -29,6 +29,7 @@ class ModelInfo:
     bytes: int  # in memory when loaded, else the weights' size on disk (0 if unknown)
     compatible: bool = True
     reason: str = ""  # why an adapter cannot be used with this base
+    decoding: str = ""  # the base, once loaded: how greedy answers are decoded (fast step, or why the full forward)
 
 
 def disk_bytes(path: Path) -> int:

@@ -71,8 +71,22 @@ class ModelRegistry:
         """The base first, then every adapter known now, with memory (loaded) or disk size, and compatibility."""
         with self.host.modules_lock:
             base_bytes, loaded_bytes = self.host.base_size, dict(self.host.sizes)
-        base = ModelInfo(self.base_name, "base", self.base_name, self.host.model is not None, base_bytes)
+        loaded = self.host.model is not None
+        base = ModelInfo(self.base_name, "base", self.base_name, loaded, base_bytes,
+                         decoding=self.decoding_path() if loaded else "")
         return [base, *self.catalog.listing(loaded_bytes)]
+
+    def decoding_path(self) -> str:
+        """How greedy chat answers are decoded on this base, for the model list: fast_step.py's step, or the model's
+        full forward and why (both give the adapters' exact answers; the fast step is faster)."""
+        from models.local.fast_step import FastStep
+
+        if not self.use_lean_decode:
+            return "generate (the lean decoding loop is switched off)"
+        if not self.use_fast_step:
+            return "full forward per step (the fast step is switched off)"
+        reason = FastStep.unsupported_reason(self.model)
+        return "fast step (models/local/fast_step.py)" if reason is None else f"full forward per step: {reason}"
 
     def usable_models(self) -> list[str]:
         return [m.name for m in self.models() if m.compatible]

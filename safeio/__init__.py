@@ -1,0 +1,17 @@
+"""Bounded reading of user data files and a memory-limited worker process for parsing them.
+
+Imports nothing of the project and no gradio: finetune/, evaluation/ and ui/ all build on it.
+"""
+
+from safeio.errors import LimitExceeded, SafeReadError
+from safeio.limits import Limits, add_arguments, current, from_args, from_env, set_current
+from safeio.readers import (
+    check_file, check_xlsx, iter_csv, iter_json_array, iter_lines, iter_xlsx, json_loads, read_bytes, single_object,
+)
+from safeio.text import printable
+
+__all__ = [
+    "LimitExceeded", "Limits", "SafeReadError", "add_arguments", "check_file", "check_xlsx", "current", "from_args",
+    "from_env", "iter_csv", "iter_json_array", "iter_lines", "iter_xlsx", "json_loads", "printable", "read_bytes", "set_current",
+    "single_object",
+]
