@@ -28,6 +28,9 @@ def stream_panes(directory, panes: Sequence[tuple[str | None, list]], settings: 
         yield from directory.registry.stream(panes, settings, stop=stop, on_unload=on_unload)
         return
     stop = stop or threading.Event()
+    # The registry sets the event it is given when its batch ends: the in-process panes get their own, which the
+    # user's stop is passed on to, so that finishing them first does not stop the remote panes.
+    local_stop = threading.Event()
     n = len(panes)
     state = StreamState([""] * n, [0] * n, [False] * n, errors=[None] * n)
     events: queue.Queue = queue.Queue()
@@ -35,13 +38,19 @@ def stream_panes(directory, panes: Sequence[tuple[str | None, list]], settings: 
                                 name=f"remote-pane-{i}", daemon=True) for i in range(n) if i not in local]
     if local:
         threads.append(threading.Thread(target=_local_panes, daemon=True, name="local-panes",
-                                        args=(directory.registry, local, panes, settings, stop, on_unload, events)))
+                                        args=(directory.registry, local, panes, settings, local_stop, on_unload,
+                                              events)))
     for thread in threads:
         thread.start()
     running = len(threads)
     try:
         while running:
-            item = events.get()
+            try:
+                item = events.get(timeout=0.25)
+            except queue.Empty:  # nothing new: pass a Stop on to the in-process panes, which may be waiting in line
+                if stop.is_set():
+                    local_stop.set()
+                continue
             if item is _DONE:
                 running -= 1
             else:
@@ -51,9 +60,12 @@ def stream_panes(directory, panes: Sequence[tuple[str | None, list]], settings: 
                 state.first_token_s = state.elapsed_s
             state.finished = running == 0
             state.stopped = stop.is_set()
+            if state.stopped:
+                local_stop.set()
             yield state
     finally:
         stop.set()
+        local_stop.set()
         for thread in threads:
             thread.join(timeout=5)  # a remote read blocks at most until its next chunk or its timeout
 
@@ -69,8 +81,9 @@ def _remote_pane(directory, i, pane, settings, stop, events: queue.Queue) -> Non
         for text in model.stream(pane[1], settings, stop):
             events.put(update(text))
         events.put(lambda state: state.done.__setitem__(i, True))
-    except ModelError as exc:
-        message = str(exc)
+    except Exception as exc:  # noqa: BLE001 - whatever broke (ModelError, or a client library's own error), the
+        # pane says so and the others go on; a thread that died silently would leave the pane looking finished
+        message = str(exc) if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"
         events.put(lambda state: state.errors.__setitem__(i, message))
     finally:
         events.put(_DONE)

@@ -90,7 +90,7 @@ class ModelDirectory:
         entries: list[ModelEntry] = []
         if self.registry is not None:
             for m in self.registry.models():
-                entries.append(ModelEntry(m.name, IN_PROCESS, m.kind, m.name, m.compatible, m.reason))
+                entries.append(ModelEntry(m.name, IN_PROCESS, m.kind, m.name, m.compatible, m.reason, m.decoding))
         for endpoint in self.endpoints():
             try:
                 served = self.served(endpoint)

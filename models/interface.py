@@ -46,6 +46,7 @@ class ModelEntry:
     label: str
     compatible: bool = True
     reason: str = ""
+    decoding: str = ""  # an in-process base once loaded: how greedy answers are decoded
 
 
 class ChatModel(Protocol):
