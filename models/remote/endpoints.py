@@ -200,10 +200,10 @@ class EndpointsFile:
 
 
 def merge_endpoints(flags: list[Endpoint], from_file: list[Endpoint]) -> list[Endpoint]:
-    """Flags win over the file for one name (the admin's command line is the most deliberate)."""
-    merged = {e.name: e for e in from_file}
-    merged.update((e.name, e) for e in flags)
-    return list(merged.values())
+    """The flags' endpoints first, then the file's; a name in both is the flag's (the command line is the most
+    deliberate)."""
+    named = {e.name for e in flags}
+    return list(flags) + [e for e in from_file if e.name not in named]
 
 
 def key_is_set(endpoint: Endpoint) -> bool:
