@@ -55,7 +55,8 @@ class Scripted(BaseHTTPRequestHandler):
         if model == "slow":
             time.sleep(3)
         if not body.get("stream"):
-            return self._json(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "你好。"}}]})
+            answer = {"index": 0, "message": {"role": "assistant", "content": "你好。"}}
+            return self._json(200, {"choices": [answer]})
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("connection", "close")

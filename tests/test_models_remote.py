@@ -83,7 +83,8 @@ def test_endpoint_flags():
     assert (gpu.name, gpu.url, gpu.key_env) == ("gpu", "http://gpu-box:8000/v1", "GPU_KEY")
     assert bare.name == "127.0.0.1-9000"
     for flags, keys, words in ((["x=ftp://h"], [], "not an http"), (["x=http://u:pw@h/v1"], [], "no credentials"),
-                               (["x=http://h"], ["x=sk-abc!"], "NAME=ENV_VAR"), (["x=http://h"], ["y=K"], "no --endpoint"),
+                               (["x=http://h"], ["x=sk-abc!"], "NAME=ENV_VAR"),
+                               (["x=http://h"], ["y=K"], "no --endpoint"),
                                (["x=http://h", "x=http://g"], [], "twice")):
         with pytest.raises(EndpointError, match=words):
             parse_endpoint_flags(flags, keys)

@@ -24,7 +24,8 @@ from models.settings import GenerationSettings
 ROOT = Path(__file__).resolve().parent.parent
 QA = str(ROOT / "data" / "qa_sample.jsonl")
 MC = str(ROOT / "data" / "mc_sample.jsonl")
-ASK = [{"role": "system", "content": "你是一名专业、严谨的医学助手。"}, {"role": "user", "content": "高血压患者饮食要注意什么？"}]
+ASK = [{"role": "system", "content": "你是一名专业、严谨的医学助手。"},
+       {"role": "user", "content": "高血压患者饮食要注意什么？"}]
 
 
 @pytest.fixture(scope="module")

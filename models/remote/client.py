@@ -158,7 +158,8 @@ class OpenAIClient:
                         self._sleep(attempt, response.headers.get("retry-after"))
                         continue
                     if response.status_code >= 400:
-                        _raise_for_status(self.label, body, response.status_code, response.read().decode(errors="replace"))
+                        text = response.read().decode(errors="replace")
+                        _raise_for_status(self.label, body, response.status_code, text)
                     yield from self._events(response, stop)
                     return
             except httpx.TransportError as exc:

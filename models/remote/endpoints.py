@@ -193,7 +193,8 @@ class EndpointsFile:
             if stamp != self._stamp:
                 self._stamp = stamp
                 try:
-                    self._good, self.error = parse_endpoints_file(self.path, self.path.read_text(encoding="utf-8")), None
+                    text = self.path.read_text(encoding="utf-8")
+                    self._good, self.error = parse_endpoints_file(self.path, text), None
                 except (EndpointError, OSError, UnicodeDecodeError) as exc:
                     self.error = str(exc)  # the last good list stays
             return list(self._good)
