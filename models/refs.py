@@ -58,6 +58,29 @@ def modelscope_snapshot(model_id: str, revision: str | None = None) -> str:
         raise HubError(f"model {model_id!r} cannot be downloaded from ModelScope: {exc}") from exc
 
 
+BASE_FILE = "medtune_base.json"  # beside adapter_config.json: the base as the user named it, and its hub
+
+
+def record_adapter_base(adapter_dir: Path | str, ref: str, hub: str | None = None) -> None:
+    """An adapter records the hub its base came from, so that merge and chat load the same base (a hub id can name
+    different snapshots on Hugging Face and ModelScope). Its own file: peft warns about unknown adapter_config keys."""
+    import json
+
+    (Path(adapter_dir) / BASE_FILE).write_text(json.dumps({"base": ref, "hub": current_hub(hub)}, indent=2) + "\n",
+                                               encoding="utf-8")
+
+
+def adapter_hub(adapter_dir: Path | str) -> str | None:
+    """The hub an adapter's base came from, or None when it did not record one (trained before, or elsewhere)."""
+    import json
+
+    try:
+        hub = json.loads((Path(adapter_dir) / BASE_FILE).read_text(encoding="utf-8")).get("hub")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return hub if hub in HUBS else None
+
+
 def canonical_ref(ref: str) -> str:
     """One spelling per base model, to compare the base an adapter was trained on with the one loaded: the demo
     model by name (its cached directory is versioned), a local directory by its resolved path, a hub id as is."""

@@ -31,6 +31,16 @@ def test_modelscope_missing_says_how_to_install():
         resolve_model("Qwen/Qwen2.5-0.5B-Instruct", hub="modelscope")
 
 
+def test_adapters_record_their_hub(tmp_path, monkeypatch):
+    from models.refs import adapter_hub, record_adapter_base
+
+    assert adapter_hub(tmp_path) is None  # an adapter from before (or from elsewhere): the current setting applies
+    monkeypatch.setenv("MEDTUNE_HUB", "modelscope")
+    record_adapter_base(tmp_path, "Qwen/Qwen2.5-0.5B-Instruct")
+    monkeypatch.delenv("MEDTUNE_HUB")
+    assert adapter_hub(tmp_path) == "modelscope"
+
+
 def test_registry_reports_a_hub_problem_as_a_model_error(monkeypatch):
     from models.local.registry import ModelRegistry, RegistryError
 
