@@ -1,6 +1,7 @@
-"""DESIGN.md: imports go app.py -> ui/ -> backends -> models/; nothing under models/, chat/, finetune/, evaluation/,
-hosting/ or safeio/ imports gradio; models/ imports no other package of ours (safeio/, the bounded readers,
-excepted: it imports nothing of the project); chat/ and evaluation/ do not import each other."""
+"""DESIGN.md: imports go app.py -> ui/ -> hosting/, jobs/ -> chat/, finetune/, evaluation/ -> models/; nothing under
+models/, chat/, finetune/, evaluation/, hosting/, jobs/ or safeio/ imports gradio; chat/, finetune/ and evaluation/
+never import jobs/; models/ imports no other package of ours (safeio/, the bounded readers, excepted: it imports
+nothing of the project); chat/ and evaluation/ do not import each other."""
 
 import ast
 import pkgutil
@@ -11,19 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ["models", "evaluation", "finetune", "chat", "hosting", "safeio"]
+BACKENDS = ["models", "evaluation", "finetune", "chat", "hosting", "safeio", "jobs"]
+LOWER = ["models", "evaluation", "finetune", "chat"]  # below jobs/: they get a config and a reporter, never a job
 OURS = {"models", "chat", "evaluation", "finetune", "hosting", "ui", "app", "jobs", "bench", "safeio"}
 
 
-def package_modules(package: str) -> list[str]:
-    return [f"{package}.{m.name}" for m in pkgutil.walk_packages([str(ROOT / package)]) if m.name != "__main__"] \
-        if (ROOT / package).is_dir() else []
-
-
-def backend_modules() -> list[str]:
+def backend_modules(packages: list[str] = BACKENDS) -> list[str]:
     names = []
-    for package in BACKENDS:
-        names += [package, *package_modules(package)]
+    for package in packages:  # subpackages too (models.local, models.remote)
+        names.append(package)
+        names += [f"{package}.{m.name}" for m in pkgutil.walk_packages([str(ROOT / package)]) if m.name != "__main__"]
     return names
 
 
@@ -33,6 +31,27 @@ def test_backends_never_import_gradio():
             "    importlib.import_module(name)\n"
             "    assert 'gradio' not in sys.modules, name\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_training_and_evaluation_never_import_the_job_system():
+    code = ("import importlib, sys\n"
+            f"for name in {backend_modules(LOWER)!r}:\n"
+            "    importlib.import_module(name)\n"
+            "    assert not [m for m in sys.modules if m == 'jobs' or m.startswith('jobs.')], name\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_safeio_imports_nothing_of_the_project():
+    """safeio is the floor every reader builds on: it may not import a package of ours (nor gradio)."""
+    ours = BACKENDS + ["ui", "models", "jobs", "app"]
+    code = ("import importlib, sys\n"
+            f"for name in {[m for m in backend_modules() if m.split('.')[0] == 'safeio']!r}:\n"
+            "    importlib.import_module(name)\n"
+            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {[p for p in ours if p != 'safeio']!r})\n"
+            "assert not bad, bad\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -58,15 +77,3 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 def test_import_direction(package, allowed):
     wrong = {f: sorted(names - allowed) for f, names in imported_packages(package).items() if names - allowed}
     assert not wrong, f"{package}/ may import only {sorted(allowed)}: {wrong}"
-
-
-def test_safeio_imports_nothing_of_the_project():
-    """safeio is the floor every reader builds on: it may not import a package of ours (nor gradio)."""
-    ours = BACKENDS + ["ui", "models", "jobs", "app"]
-    code = ("import importlib, sys\n"
-            f"for name in {[m for m in backend_modules() if m.split('.')[0] == 'safeio']!r}:\n"
-            "    importlib.import_module(name)\n"
-            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {[p for p in ours if p != 'safeio']!r})\n"
-            "assert not bad, bad\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
