@@ -11,6 +11,7 @@ from pathlib import Path
 import safeio
 from evaluation.data import DataFileError
 from evaluation.run_cli import add_run_parser, run_command
+from evaluation.predict_cli import add_predict_parser, predict_command
 from evaluation.report import render_file_error, render_text, write_json, write_per_item
 from evaluation.submission import (
     DEFAULT_MAX_ANSWER_CHARS, EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError,
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--per-item", help="write one scored row per reference item to this JSONL file")
     safeio.add_arguments(score)
     add_run_parser(commands)
+    add_predict_parser(commands)
     return parser
 
 
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(str(err))
         if args.command == "run":
             return run_command(args)
+        if args.command == "predict":
+            return predict_command(args)
     except Exception as err:  # noqa: BLE001 - the last resort: one line, not a traceback (exit status 1, a bug)
         if os.environ.get("MEDTUNE_DEBUG"):
             raise
