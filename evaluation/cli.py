@@ -12,6 +12,7 @@ import safeio
 from evaluation.data import DataFileError
 from evaluation.run_cli import add_run_parser, run_command
 from evaluation.predict_cli import add_predict_parser, predict_command
+from evaluation.check_cli import add_check_parser, check_command
 from evaluation.report import render_file_error, render_text, write_json, write_per_item
 from evaluation.submission import (
     DEFAULT_MAX_ANSWER_CHARS, EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError,
@@ -62,10 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     safeio.add_arguments(score)
     add_run_parser(commands)
     add_predict_parser(commands)
+    add_check_parser(commands)
     return parser
 
 
 def score_command(args: argparse.Namespace) -> int:
+    from evaluation.check import is_unlabelled
+
+    if is_unlabelled(args.ref):  # a test file: nothing to score against, but the submission can be checked
+        print("The reference has no answers (a test file): checking the submission against it, not scoring.")
+        return check_command(args, args.ref, args.pred)
     try:
         report = score_submission(args.ref, args.pred, args.task, args.weights, args.max_answer_chars)
     except ReferenceMalformed as err:
@@ -113,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_command(args)
         if args.command == "predict":
             return predict_command(args)
+        if args.command == "check":
+            return check_command(args)
     except Exception as err:  # noqa: BLE001 - the last resort: one line, not a traceback (exit status 1, a bug)
         if os.environ.get("MEDTUNE_DEBUG"):
             raise
