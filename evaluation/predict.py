@@ -264,13 +264,16 @@ def read_progress(path: Path, key: str) -> dict[int, dict]:
         return {}
     if header.get("key") != key:
         return {}
-    done = {}
+    done, good = {}, [lines[0]]
     for line in lines[1:]:
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:
             continue
         done[entry["line"]] = entry
+        good.append(line)
+    if len(good) < len([ln for ln in lines if ln]):  # else the next batch would be appended to the broken line
+        path.write_text("".join(g + "\n" for g in good), encoding="utf-8")
     return done
 
 
