@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--max-answer-chars", type=_positive_int, default=DEFAULT_MAX_ANSWER_CHARS, metavar="N",
                        help="cut answers longer than N characters before extraction and ROUGE/BLEU, with a warning "
                             f"on their line (default {DEFAULT_MAX_ANSWER_CHARS:,})")
+    score.add_argument("--what-if", action="store_true",
+                       help="free-form: a table of ROUGE/BLEU with each post-processing option off and on (the "
+                            "--postprocess options, or all of them with lengths learnt from the reference)")
+    score.add_argument("--postprocess", action="append", default=[], metavar="NAME",
+                       help="free-form: post-process the answers before scoring (strip_markdown, strip_question, "
+                            "collapse_whitespace, cut=N, fit=N, stopwords=FILE; repeatable, in order)")
     score.add_argument("--json", dest="json_out", help="write the report as JSON to this file")
     score.add_argument("--per-item", help="write one scored row per reference item to this JSONL file")
     safeio.add_arguments(score)
@@ -73,8 +79,11 @@ def score_command(args: argparse.Namespace) -> int:
     if is_unlabelled(args.ref):  # a test file: nothing to score against, but the submission can be checked
         print("The reference has no answers (a test file): checking the submission against it, not scoring.")
         return check_command(args, args.ref, args.pred)
+    if args.what_if:
+        return what_if_command(args)
     try:
-        report = score_submission(args.ref, args.pred, args.task, args.weights, args.max_answer_chars)
+        report = score_submission(args.ref, args.pred, args.task, args.weights, args.max_answer_chars,
+                                  postprocess=tuple(args.postprocess))
     except ReferenceMalformed as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED)), file=sys.stderr)
         return EXIT_REFERENCE_MALFORMED
@@ -93,8 +102,34 @@ def score_command(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
+def what_if_command(args: argparse.Namespace) -> int:
+    from evaluation.postprocess import PostprocessError
+    from evaluation.whatif import render_what_if, what_if
+
+    try:
+        rows = what_if(args.ref, args.pred, tuple(args.postprocess))
+    except ReferenceMalformed as err:
+        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED)), file=sys.stderr)
+        return EXIT_REFERENCE_MALFORMED
+    except DataFileError as err:
+        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_PREDICTIONS_MALFORMED)),
+              file=sys.stderr)
+        return EXIT_PREDICTIONS_MALFORMED
+    except PostprocessError as err:
+        print(safeio.printable(f"error: {err}"), file=sys.stderr)
+        return 2
+    print(safeio.printable(render_what_if(rows)))
+    return 0
+
+
 def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Output files go into folders that exist: found before scoring, not in a traceback after it."""
+    from evaluation.postprocess import PostprocessError, check_names
+
+    try:
+        check_names(args.postprocess)
+    except PostprocessError as err:
+        parser.error(str(err))
     for option, path in (("--json", args.json_out), ("--per-item", args.per_item)):
         if path and not Path(path).resolve().parent.is_dir():
             parser.error(f"{option} {path}: the folder {Path(path).resolve().parent} does not exist")

@@ -21,7 +21,8 @@ NAMES = SIMPLE + WITH_VALUE
 _FENCE = re.compile(r"^\s*```[^\n]*$", re.M)
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+", re.M)
 _BULLET = re.compile(r"^\s*(?:[-*+•]|\d{1,2}[.)、])\s+", re.M)
-_EMPHASIS = re.compile(r"(\*\*|__|\*|`)(?=\S)(.+?)(?<=\S)\1", re.S)
+# Bold, italic and code marks around words; not the * of "2*3*4", which a word character touches outside.
+_EMPHASIS = re.compile(r"(?<![\w*`])(\*\*|__|\*|`)(?=\S)([^\n]+?)(?<=\S)\1(?![\w*`])")
 _LINK = re.compile(r"\[([^\]\n]*)\]\([^)\n]*\)")
 _RULE = re.compile(r"^\s*(?:[-*_]\s*){3,}$", re.M)
 _SPACE = re.compile(r"\s+")
