@@ -187,3 +187,13 @@ def render_check(report: CheckReport) -> str:
     lines.append(f"Exit status {report.exit_status}: {EXIT_MEANINGS[report.exit_status]}"
                  + (" (not scored: the test file has no answers)" if report.exit_status == EXIT_OK else ""))
     return "\n".join(lines)
+
+
+def check_or_score(reference: str, predictions: str, task: str = "auto", weights: str | None = None):
+    """What the app's scoring tab runs in its worker process: a check (CheckReport) when the reference is a test
+    file without answers, else the score (ScoreReport)."""
+    from evaluation.submission import score_submission
+
+    if is_unlabelled(reference):
+        return check_submission(reference, predictions)
+    return score_submission(reference, predictions, task, weights)

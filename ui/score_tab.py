@@ -6,9 +6,12 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+import json
+
+from evaluation.check import CheckReport, check_or_score
 from evaluation.data import DataFileError
 from evaluation.report import write_json, write_per_item
-from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError, score_submission
+from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError
 from evaluation.tasks import TASKS as TASK_RECORDS, get_task
 from safeio.worker import WorkerError, run_limited
 from ui.access import require
@@ -77,7 +80,7 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
     lang = ctx.lang
     try:
         # In a memory-limited worker process: a hostile upload ends this request, not the server.
-        report = run_limited(score_submission, ref_path, pred_path, TASKS[task], weights or None)
+        report = run_limited(check_or_score, ref_path, pred_path, TASKS[task], weights or None)
     except WorkerError as err:
         raise gr.Error(t(f"safeio.worker_{err.kind}", lang).format(detail=err), print_exception=False) from None
     except ReferenceMalformed as err:
@@ -89,6 +92,11 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
     except WeightsError as err:
         raise gr.Error(str(err)) from None
     status = t("score.status_ok" if report.exit_status == 0 else f"score.status_{report.exit_status}", lang)
+    if isinstance(report, CheckReport):  # a test file without answers: checked, not scored
+        out = download_dir("check-")
+        (out / "check.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+        return (t("score.checked", lang).format(n=report.n, status=status), None,
+                problems_frame(report.problems, lang), None, [str(out / "check.json")])
     task_name = t("score.task_choices", lang).split("|")[TASKS.index(report.task)]
     summary = t("score.summary", lang).format(score=report.score, task=task_name, n=report.n, status=status)
     return (summary, scores_frame(report, lang), problems_frame(report.problems, lang), items_frame(report),

@@ -87,8 +87,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "score.tab": ("Score a submission", "评测提交文件"),
     "score.intro": (
         "Check a predictions file against a reference file before you upload it to a competition: the scores, "
-        "then every problem in the file (line, id, what is wrong, how to fix it).",
-        "上传到比赛之前，先用参考答案检查并评测你的预测文件：先给出分数，再列出文件中的每个问题（行号、id、问题、修改方法）。",
+        "then every problem in the file (line, id, what is wrong, how to fix it). With a test file that has no "
+        "answers, the submission is checked against it (count, order or ids, echoed fields, answer letters) "
+        "without scoring.",
+        "上传到比赛之前，先用参考答案检查并评测你的预测文件：先给出分数，再列出文件中的每个问题（行号、id、问题、修改方法）。"
+        "若上传的是没有答案的测试文件，则只按测试文件检查提交文件（条数、顺序或 id、原样保留的字段、答案字母），不评分。",
     ),
     "score.sample": ("Bundled sample", "内置样例"),
     "score.sample_none": ("(my own files)", "（使用我上传的文件）"),
@@ -479,6 +482,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "problem.empty_output": ("{reason}", "答案为空，计为错误 / 0 分。"),
     "problem.unparsed_answer": ("{reason}", "无法从 “{text}” 中读出选项字母，按错误计分。"),
     "problem.empty_reference": ("{reason}", "字段“output”：参考答案为空。"),
+    # Submission checks against a test file (evaluation/check.py)
+    "problem.field_changed": ("{reason}", "字段“{field}”与测试文件第 {ref_line} 行不一致：请原样保留测试文件的字段。"),
+    "problem.missing_answer": ("{reason}", "缺少答案字段“{field}”。"),
+    "problem.bad_answer_type": ("{reason}", "答案字段“{field}”必须是字符串。"),
+    "problem.not_letters": ("{reason}", "答案字段“{field}”不是选项字母：“{text}”。"),
+    "problem.letter_not_option": ("{reason}", "答案中的选项 {letters} 不在本题的选项中。"),
+    "problem.repeated_letter": ("{reason}", "答案字段“{field}”中有重复的字母。"),
+    "problem.replacement_char": ("{reason}", "答案字段“{field}”含有 U+FFFD（�），说明文本曾以错误的编码解码。"),
+    "score.checked": ("**Checked against the test file, not scored** (the reference has no answers; {n} items). "
+                      "{status}",
+                      "**已按测试文件检查，未评分**（参考文件没有答案；共 {n} 题）。{status}"),
     "problem_fix.encoding": ("", "请将文件另存为 UTF-8，例如 `iconv -f GB18030 -t UTF-8 in.jsonl > out.jsonl`。"),
     "problem_fix.bad_json": ("", "每行必须是一个完整的 JSON 对象（检查引号、逗号和括号），或整个文件是一个对象数组。"),
     "problem_fix.unknown_id": ("", "删除这一行或改正其 id。"),
