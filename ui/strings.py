@@ -402,6 +402,24 @@ STRINGS: dict[str, tuple[str, str]] = {
     "evaluate.shots": ("k-shot examples", "少样本示例数"),
     "evaluate.shots_file": ("Examples file (a separate split, same task)", "示例文件（独立划分，同一任务）"),
     "evaluate.run": ("Run", "开始评测"),
+    "evaluate.predict": ("Predict a test set (no answers needed)", "预测测试集（无需答案）"),
+    "evaluate.predict_info": (
+        "Answers every line of a test file with each chosen model and writes the submission in the test file's "
+        "shape (every field kept, the answer field filled; JSONL, JSON or CSV like the test file), one file per "
+        "model, with the settings beside it. Run again with the same settings to continue an interrupted run; then "
+        "check the file in the Score tab with the test file before uploading.",
+        "用所选的每个模型回答测试文件的每一行，按测试文件的格式写出提交文件（保留所有字段，填入答案字段；与测试文件同为 "
+        "JSONL、JSON 或 CSV），每个模型一个文件，并附上设置。中断后用相同设置再运行即可继续；上传前请在评分页用测试文件检查。"),
+    "evaluate.predict_file": ("Test file", "测试文件"),
+    "evaluate.answer_field": ("Answer field", "答案字段"),
+    "evaluate.mc_output": ("Multiple-choice answers as", "选择题答案写为"),
+    "evaluate.mc_output_choices": ("letters|option text|letter and text", "字母|选项文字|字母和文字"),
+    "evaluate.predict_run": ("Predict", "开始预测"),
+    "evaluate.predict_need_file": ("Upload a test file first.", "请先上传测试文件。"),
+    "evaluate.predict_done": ("**Done**: {n} answers per model in {files} file(s){unparsed}.",
+                              "**完成**：每个模型 {n} 条答案，共 {files} 个文件{unparsed}。"),
+    "evaluate.predict_unparsed": ("; {count} replies had no readable letter and were written empty",
+                                  "；{count} 条回答读不出选项字母，已写为空"),
     "evaluate.stop": ("Stop", "停止"),
     "evaluate.results": ("Results: a row per model, a column per set", "结果：每行一个模型，每列一个数据集"),
     "evaluate.chart": ("Scores", "分数"),
