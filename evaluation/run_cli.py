@@ -91,6 +91,11 @@ def run_command(args: argparse.Namespace) -> int:
         results = evaluate(registry, config, progress=_progress_printer())
     except DataFileError as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED)), file=sys.stderr)
+        from evaluation.check import is_unlabelled
+
+        if is_unlabelled(err.path):  # a test file: nothing to score, but it can be answered
+            print(safeio.printable(f"{err.path} has no answers (a test file): to answer it, run python -m evaluation "
+                                   f"predict --data {err.path} --out submission.jsonl"), file=sys.stderr)
         return EXIT_DATA_MALFORMED
     except RegistryError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -149,3 +149,26 @@ def test_cli_predict_then_check_with_the_demo_model(demo_model, tmp_path, capsys
     assert main(args[:-2] + ["--data-dir", str(tmp_path / "runs"), "--adapter", str(tmp_path / "nope")]) == 6
     assert main(["predict", "--data", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 3
     assert main(args + ["--postprocess", "cut=0"]) == 2
+
+
+def test_one_submission_per_model_with_an_adapter(registry, tmp_path):
+    from chat_fixtures import build_adapter
+
+    adapter = registry.add_adapter(str(build_adapter(Path(registry.base_name), tmp_path / "lora", seed=1)))
+    test = unlabelled(MC_COMPETITION, tmp_path / "test.jsonl")
+    results = predict(registry, PredictConfig(data=str(test), out=str(tmp_path / "sub.jsonl"),
+                                              models=(None, adapter)))
+    from evaluation.run import _slug
+
+    assert [Path(r.out).name for r in results] == [f"sub-{_slug(registry.base_name)}.jsonl", f"sub-{_slug(adapter)}.jsonl"]
+    metas = [json.loads(Path(r.meta).read_text()) for r in results]
+    assert metas[0]["adapter"] is None and metas[1]["adapter"] == adapter and metas[1]["adapter_sha256"]
+    assert all(check_submission(test, r.out).exit_status == 0 for r in results)
+
+
+def test_run_on_a_test_file_points_to_predict(tmp_path, capsys):
+    from evaluation.cli import main
+
+    test = unlabelled(QA_COMPETITION, tmp_path / "test.jsonl")
+    assert main(["run", "--data", str(test), "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path)]) == 3
+    assert "python -m evaluation predict" in capsys.readouterr().err
