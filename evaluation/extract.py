@@ -52,7 +52,8 @@ _NEXT_RUN = re.compile(r"[ \t]*+(?:(?P<list>[、&]|以及|和|与|及|\band\b)|[
 # Written so that no two quantifiers trade the same whitespace back and forth (that took seconds per letter on a
 # long gap): a "*" right after the spaces, or a newline in the whitespace, ends the answer, as the terminator class
 # matched after giving back whitespace did.
-_TAIL = re.compile(r"(?<=([A-F]))(?=[ \t]++(?!\1)[A-F](?![A-Za-z0-9+\-]))|[ \t]*+(?:\*|(?:选项|项|两项|三项|四项)?(?:[^\S\n]*+\n|\s*+(?:也|都|均)?"
+_TAIL = re.compile(r"(?<=([A-F]))(?=[ \t]++(?!\1)[A-F](?![A-Za-z0-9+\-]))"
+                   r"|[ \t]*+(?:\*|(?:选项|项|两项|三项|四项)?(?:[^\S\n]*+\n|\s*+(?:也|都|均)?"
                    r"(?:$|[、,/&;:.。!?()\[\]【】「」{}<*\"”'’\n]|和|与|及|或|正确|是正确|对的|\b(?:and|or|is|are)\b)))")
 # A letter that begins a medical term is not an answer: B超, A型血, B族链球菌, A组链球菌, C反应蛋白, E抗原,
 # CD分子, ACE抑制剂, 维生素C, 辅酶A.
@@ -370,7 +371,8 @@ def _paired(text: str, options: Mapping[str, str], blanked: str) -> str | None:
         while at >= 0 and letter not in paired:
             before = _LETTER_BEFORE_TEXT.search(text, max(0, at - 8), at)
             after = _LETTER_AFTER_TEXT.match(text, at + len(term))
-            if letter in (before and before.group(1), after and after.group(1)) and not _ruled_out(blanked, at + len(term)):
+            if letter in (before and before.group(1), after and after.group(1)) \
+                    and not _ruled_out(blanked, at + len(term)):
                 paired.add(letter)
             at = text.find(term, at + 1)
     return paired.pop() if len(paired) == 1 else None

@@ -86,7 +86,8 @@ def run_command(args: argparse.Namespace) -> int:
         config = EvalConfig(data=tuple(args.data), out_dir=args.out, models=tuple(models), method=args.method,
                             batch_size=args.batch_size, limit=args.limit, shots=args.shots,
                             shots_data=tuple(args.shots_data), mc_max_new_tokens=args.mc_max_new_tokens,
-                            qa_max_new_tokens=args.max_new_tokens, multi_threshold=args.multi_threshold, circular=args.circular,
+                            qa_max_new_tokens=args.max_new_tokens, multi_threshold=args.multi_threshold,
+                            circular=args.circular,
                             prompt=PromptConfig(system=args.system, mc_template=args.mc_template), seed=args.seed)
         results = evaluate(registry, config, progress=_progress_printer())
     except DataFileError as err:

@@ -78,7 +78,8 @@ def outputs(rng: random.Random, item: dict, chosen: str) -> list[tuple[str, str,
 
 def main(public: Path) -> None:
     rng = random.Random(20261130)
-    medqa = [json.loads(line) for line in (public / "medqa_mainland" / "medqa_mainland_mc.jsonl").open(encoding="utf-8")]
+    medqa_file = public / "medqa_mainland" / "medqa_mainland_mc.jsonl"
+    medqa = [json.loads(line) for line in medqa_file.open(encoding="utf-8")]
     cmexam = [json.loads(line) for line in (public / "cmexam" / "cmexam_mc.jsonl").open(encoding="utf-8")]
     multi = [r for r in cmexam if 1 < len(r["answer"]) < len(r["options"])][:20]
     rows = []

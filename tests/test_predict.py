@@ -160,7 +160,8 @@ def test_one_submission_per_model_with_an_adapter(registry, tmp_path):
                                               models=(None, adapter)))
     from evaluation.run import _slug
 
-    assert [Path(r.out).name for r in results] == [f"sub-{_slug(registry.base_name)}.jsonl", f"sub-{_slug(adapter)}.jsonl"]
+    names = [f"sub-{_slug(registry.base_name)}.jsonl", f"sub-{_slug(adapter)}.jsonl"]
+    assert [Path(r.out).name for r in results] == names
     metas = [json.loads(Path(r.meta).read_text()) for r in results]
     assert metas[0]["adapter"] is None and metas[1]["adapter"] == adapter and metas[1]["adapter_sha256"]
     assert all(check_submission(test, r.out).exit_status == 0 for r in results)
