@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--postprocess", action="append", default=[], metavar="NAME",
                        help="free-form: post-process the answers before scoring (strip_markdown, strip_question, "
                             "collapse_whitespace, cut=N, fit=N, stopwords=FILE; repeatable, in order)")
+    score.add_argument("--extractor", metavar="MODEL",
+                       help="multiple choice: a model (hub id, local directory or 'demo') that decides the answers "
+                            "the rule-based extraction cannot read; named in the report (default: rules only)")
     score.add_argument("--json", dest="json_out", help="write the report as JSON to this file")
     score.add_argument("--per-item", help="write one scored row per reference item to this JSONL file")
     safeio.add_arguments(score)
@@ -91,6 +94,10 @@ def score_command(args: argparse.Namespace) -> int:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_PREDICTIONS_MALFORMED)),
               file=sys.stderr)
         return EXIT_PREDICTIONS_MALFORMED
+    if args.extractor:
+        judged = _judge(report, args.extractor)
+        if judged is None:
+            return 6
     print(safeio.printable(render_text(report)))  # ids and answers are the user's: no raw escape codes
     for option, path, write in (("--json", args.json_out, write_json), ("--per-item", args.per_item, write_per_item)):
         if path:
@@ -100,6 +107,20 @@ def score_command(args: argparse.Namespace) -> int:
                 print(safeio.printable(f"error: {option} {path}: cannot write ({err.strerror})"), file=sys.stderr)
                 return 2
     return report.exit_status
+
+
+def _judge(report, model: str) -> int | None:
+    """The unparsed answers decided by the judge model; the count, or None (after a message) when it cannot load."""
+    from chat.registry import ModelRegistry, RegistryError
+    from evaluation.judge import judge_unparsed
+
+    try:
+        judged = judge_unparsed(report, ModelRegistry(model))
+    except (RegistryError, OSError, ValueError) as err:
+        print(safeio.printable(f"error: --extractor {model}: {err}"), file=sys.stderr)
+        return None
+    report.extractor = f"rules, then the judge model {model} for answers they could not read ({judged} decided)"
+    return judged
 
 
 def what_if_command(args: argparse.Namespace) -> int:

@@ -192,6 +192,7 @@ class ScoreReport:
     exit_status: int
     max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS
     postprocess: tuple[str, ...] = ()  # evaluation/postprocess.py options applied to the answers, in order
+    extractor: str = "rules"  # how letters were read: the rules, or the rules then a judge model (evaluation/judge.py)
 
     def to_dict(self) -> dict:
         return {
@@ -200,7 +201,8 @@ class ScoreReport:
             "predictions": self.predictions, "alignment": self.alignment, "exit_status": self.exit_status,
             "breakdown": self.breakdown, "problems": [p.to_dict() for p in self.problems],
             "conventions": conventions(self.task, self.weights, self.max_answer_chars)
-            | {"postprocess": "answers post-processed before scoring: " + (", ".join(self.postprocess) or "none")},
+            | {"postprocess": "answers post-processed before scoring: " + (", ".join(self.postprocess) or "none")}
+            | ({"extractor": self.extractor} if self.task == "mc" else {}),
         }
 
 
