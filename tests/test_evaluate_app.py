@@ -57,7 +57,7 @@ def test_predict_a_test_set_in_the_app(app_url, tmp_path):
     test = tmp_path / "exam.csv"
     test.write_text("no,input\n" + "".join(f'{i},"{r["input"]}"\n' for i, r in enumerate(rows)), encoding="utf-8")
     client = Client(app_url, verbose=False)
-    summary, files = client.predict(["demo"], handle_file(str(test)), "answer", "letters", "likelihood", 4, 8,
+    summary, files = client.predict(["demo"], handle_file(str(test)), "answer", "letters", "", "likelihood", 4, 8,
                                     "你是一名医学助手。", api_name="/evaluate_predict")
     assert "3 answers" in summary and len(files) == 2
     submission = next(Path(f) for f in files if f.endswith(".csv"))

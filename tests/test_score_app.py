@@ -59,3 +59,11 @@ def test_a_test_file_without_answers_is_checked_not_scored(app_url, tmp_path):
     assert scores is None or not scores.get("data")
     assert [(row[1], row[3]) for row in problems["data"]] == [(2, "letter_not_option")]
     assert json.loads(open(downloads[0], encoding="utf-8").read())["exit_status"] == 4
+
+
+def test_what_if_table(app_url):
+    client = Client(app_url, verbose=False)
+    table = client.predict(t("score.sample_qa"), None, None, api_name="/score_what_if")
+    names = [row[0] for row in table["data"]]
+    assert names[0] == "none" and "strip_markdown" in names and names[-1].startswith("all: ")
+    assert table["headers"][1:] == ["rouge-1", "rouge-2", "rouge-l", "bleu-4"]

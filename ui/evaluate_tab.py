@@ -207,7 +207,7 @@ class EvaluateHandlers:
             raise queue_error(exc, self.lang) from None
         return t("evaluate.stopping", self.lang)
 
-    def predict(self, models, test_file, answer_field, mc_output, method, batch_size, max_new, system,
+    def predict(self, models, test_file, answer_field, mc_output, postprocess, method, batch_size, max_new, system,
                 request: gr.Request, progress=gr.Progress()):
         """A test file answered by each chosen model, as a "predict" job (jobs/runners.py); the submissions and
         their settings are the downloads. Kept under the user's own folder, so a re-run resumes their answers."""
@@ -227,6 +227,7 @@ class EvaluateHandlers:
                                    answer_field=(answer_field or "output").strip() or "output",
                                    mc_output=MC_OUTPUTS[mc_output or 0], method=PREDICT_METHODS[method or 0],
                                    batch_size=int(batch_size or 8), max_new_tokens=int(max_new or 256),
+                                   postprocess=tuple(n.strip() for n in (postprocess or "").split(",") if n.strip()),
                                    prompt=PromptConfig(system=system if system is not None else DEFAULT_SYSTEM))
         except WorkerError as exc:
             raise gr.Error(t(f"safeio.worker_{exc.kind}", self.lang).format(detail=exc), print_exception=False) \
@@ -311,6 +312,7 @@ def build(ctx: AppContext) -> None:
             mc_output = gr.Radio(t("evaluate.mc_output_choices", lang).split("|"), type="index",
                                  value=t("evaluate.mc_output_choices", lang).split("|")[0],
                                  label=t("evaluate.mc_output", lang))
+        postprocess = gr.Textbox("", label=t("evaluate.postprocess", lang))
         predict = gr.Button(t("evaluate.predict_run", lang))
         predict_summary = gr.Markdown(elem_id="evaluate-predict-summary")
         submissions = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
@@ -319,7 +321,8 @@ def build(ctx: AppContext) -> None:
     gate_on_load(ctx, "evaluate", [run], role_note)
     run.click(h.run, inputs, [summary, table, chart, breakdown, item_set, items, downloads, results],
               api_name="evaluate_run", concurrency_limit=4)
-    predict.click(h.predict, [models, test_file, answer_field, mc_output, method, batch_size, max_new, system],
+    predict.click(h.predict, [models, test_file, answer_field, mc_output, postprocess, method, batch_size, max_new,
+                              system],
                   [predict_summary, submissions], api_name="evaluate_predict", concurrency_limit=4)
     stop.click(h.stop, None, summary, api_name="evaluate_stop", queue=False)
     item_set.change(h.items, [item_set, results], items, api_name="evaluate_items")

@@ -16,7 +16,7 @@ from evaluation.tasks import TASKS as TASK_RECORDS, get_task
 from safeio.worker import WorkerError, run_limited
 from ui.access import require
 from ui.context import AppContext
-from ui.problems import fix_text, problem_text
+from ui.problems import fix_text, problem_text, problems_message
 from ui.scratch import download_dir
 from ui.strings import t
 
@@ -103,6 +103,22 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
             write_downloads(report))
 
 
+def what_if_table(sample, reference, predictions, ctx: AppContext) -> pd.DataFrame:
+    """ROUGE/BLEU of a free-form submission with each post-processing option off and on (evaluation/whatif.py)."""
+    from evaluation.metrics import QA_METRICS
+    from evaluation.whatif import what_if
+
+    ref_path, pred_path = resolve_inputs(sample, reference, predictions, ctx)
+    try:
+        rows = run_limited(what_if, ref_path, pred_path)
+    except WorkerError as err:
+        raise gr.Error(t(f"safeio.worker_{err.kind}", ctx.lang).format(detail=err), print_exception=False) from None
+    except DataFileError as err:  # ReferenceMalformed too
+        raise gr.Error(problems_message(err.problems, ctx.lang, err.path), print_exception=False) from None
+    return pd.DataFrame([[r.name, *(round(r.metrics[m], 2) for m in QA_METRICS)] for r in rows],
+                        columns=[t("score.what_if_col", ctx.lang), *QA_METRICS])
+
+
 def build(ctx: AppContext) -> None:
     lang = ctx.lang
     gr.Markdown(t("score.intro", lang))
@@ -125,6 +141,17 @@ def build(ctx: AppContext) -> None:
                             column_widths=["8%", "6%", "14%", "14%", "33%", "25%"])
     items = gr.Dataframe(label=t("score.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
+    with gr.Accordion(t("score.what_if", lang), open=False):
+        gr.Markdown(t("score.what_if_info", lang))
+        what_if_run = gr.Button(t("score.what_if", lang))
+        what_if_rows = gr.Dataframe(interactive=False, elem_id="score-what-if")
+
+    def run_what_if(sample_, reference_, predictions_, request: gr.Request):
+        require(request, ctx, "score")
+        return what_if_table(sample_, reference_, predictions_, ctx)
+
+    what_if_run.click(run_what_if, [sample, reference, predictions], what_if_rows, api_name="score_what_if",
+                      concurrency_limit=ctx.score_concurrency, concurrency_id="score_submission")
 
     def run_score(sample_, reference_, predictions_, task_, weights_, request: gr.Request):
         require(request, ctx, "score")

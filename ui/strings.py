@@ -508,6 +508,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "problem.letter_not_option": ("{reason}", "答案中的选项 {letters} 不在本题的选项中。"),
     "problem.repeated_letter": ("{reason}", "答案字段“{field}”中有重复的字母。"),
     "problem.replacement_char": ("{reason}", "答案字段“{field}”含有 U+FFFD（�），说明文本曾以错误的编码解码。"),
+    "score.what_if": ("What if (free-form post-processing)", "假设分析（自由问答后处理）"),
+    "score.what_if_info": ("ROUGE/BLEU with each post-processing option off and on, lengths learnt from the reference.",
+                           "每个后处理选项关闭与开启时的 ROUGE/BLEU，长度取自参考答案。"),
+    "score.what_if_col": ("post-processing", "后处理"),
+    "evaluate.postprocess": ("Free-form post-processing (comma-separated, e.g. strip_markdown, fit=150)",
+                             "自由问答后处理（逗号分隔，如 strip_markdown, fit=150）"),
     "score.checked": ("**Checked against the test file, not scored** (the reference has no answers; {n} items). "
                       "{status}",
                       "**已按测试文件检查，未评分**（参考文件没有答案；共 {n} 题）。{status}"),
