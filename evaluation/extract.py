@@ -439,6 +439,7 @@ def _denies(said: str, option: str) -> bool:
 _ASSERT_BEFORE = re.compile(r"(?:是|为|选|选择|首选|考虑|诊断|(?i:answer\s+is|choose|is))\s*:?\s*[\"“'‘「【(]?$")
 _ASSERT_AFTER = re.compile(r"[\"”'’」】)]?\s*(?:最符合|符合题意|正确|当选|最合适|最佳|(?i:is\s+(?:correct|the\s+best)))")
 _DENIED = re.compile(r"(?:不|非|没|未|排除|而不是|并非|不是|不考虑|不选)[\u4e00-\u9fff]{0,2}$")
+_OR_AFTER = re.compile(r"\s*(?:或者?|还是|(?i:or)\b)")
 _SHORT_END = re.compile(r"\s*(?:$|[。.!?,;])")
 _LIST_JOIN = re.compile(r"[、,;/和与及\s]{1,3}|以及")
 
@@ -462,6 +463,8 @@ def _asserted_text(text: str, options: Mapping[str, str]) -> str | None:
                 if _ASSERT_BEFORE.search(before) and _SHORT_END.match(after):
                     groups.add(letter)
             elif _ASSERT_BEFORE.search(before):
+                if _OR_AFTER.match(text, at + len(term)):  # "应该是手术切除或者放射治疗": two held open
+                    return None
                 groups.add(_listed(text, at + len(term), letter, texts))
             elif _ASSERT_AFTER.match(after) and not after.lstrip().startswith("不"):
                 groups.add(letter)

@@ -41,3 +41,29 @@ def test_each_kind(kind):
     wrong = [(r["output"][:60], r["expected"], extract_answer(r["output"], r["options"])) for r in rows
              if extract_answer(r["output"], r["options"]) != r["expected"]]
     assert len(wrong) <= len(rows) // 50, wrong[:5]  # at most 2% of a kind
+
+
+TREATMENT = {"A": "手术切除", "B": "放射治疗", "C": "化学治疗", "D": "观察随访"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("首选的处理是手术切除。", "A"),
+    ("CT示占位，MRI提示ⅡA期，首选手术切除", "A"),
+    ("手术切除是错误的，应选放射治疗", "B"),
+    ("正确的是手术切除、放射治疗", "AB"),  # one list after one cue: a multi-answer
+    ("答案 A B", "AB"),
+    ("The answer is A B", "AB"),
+    ("A C", "AC"),
+    # no reading where a careful grader would give none
+    ("选项：\nA. 手术切除\nB. 放射治疗", None),  # an echo of the options
+    ("不是手术切除，也不是放射治疗", None),
+    ("手术切除和放射治疗都不对", None),
+    ("首选手术切除，其次可选放射治疗", None),  # two asserted apart
+    ("应该是手术切除或者放射治疗", None),
+    ("The answer is 手术切除 or 放射治疗", None),
+    ("我认为是化学治疗，但也可能是观察随访", None),
+    ("A B C D E F G", None),
+    ("B项：手术切除，错误。", None),
+])
+def test_asserted_text_and_spaced_letters(text, expected):
+    assert extract_answer(text, TREATMENT) == expected
