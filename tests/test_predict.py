@@ -173,3 +173,33 @@ def test_run_on_a_test_file_points_to_predict(tmp_path, capsys):
     test = unlabelled(QA_COMPETITION, tmp_path / "test.jsonl")
     assert main(["run", "--data", str(test), "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path)]) == 3
     assert "python -m evaluation predict" in capsys.readouterr().err
+
+
+def test_resume_after_a_real_kill(demo_model, tmp_path):
+    """The CLI killed (SIGKILL) in the middle of a run: the same command again answers only what is left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    test = unlabelled(QA_COMPETITION, tmp_path / "test.jsonl")
+    out, log = tmp_path / "sub.jsonl", tmp_path / "sub.progress.jsonl"
+    command = [sys.executable, "-m", "evaluation", "predict", "--data", str(test), "--out", str(out),
+               "--batch-size", "1", "--max-new-tokens", "24", "--data-dir", str(tmp_path / "runs")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.exists() and len(log.read_text(encoding="utf-8").splitlines()) >= 1 + 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = len(log.read_text(encoding="utf-8").splitlines()) - 1
+    assert 3 <= done < 32 and not out.exists(), done
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    answered_now = int(finished.stdout.split("(")[1].split(" answered now")[0])
+    assert abs((32 - answered_now) - done) <= 1  # a line half written when killed is answered again
+    assert len(read_jsonl(out)) == 32
