@@ -134,13 +134,14 @@ def load_test_set(path: str | Path, task: str = "auto") -> TestSet:
             items.append(parse(row))
         except RowError as err:
             problems.append(row_problem(row, err))
-    seen: dict[str, int] = {}
-    for item in items:
-        if item.id is not None and item.id in seen:
+    seen: dict[str, int] = {}  # a submission is aligned by id: two lines with one id cannot both be answered
+    for item in (i for i in items if i.id is not None):
+        if item.id in seen:
             problems.append(Problem(item.line, item.id, "duplicate_id", f"id {item.id!r} already used at line "
                                     f"{seen[item.id]}", fix="give every item a unique id", field="id",
                                     params={"id": item.id, "first": seen[item.id]}))
-        seen.setdefault(item.id, item.line) if item.id is not None else None
+        else:
+            seen[item.id] = item.line
     if problems:
         raise DataFileError(path, problems)
     columns = list(dict.fromkeys(k for row in read.rows for k in row.data))
