@@ -101,3 +101,18 @@ def test_a_malformed_test_file_and_unlabelled_detection(files, tmp_path):
     assert main(["score", "--ref", str(test), "--pred", str(tmp_path / "sub.jsonl")]) == 0
     rows[0]["id"] = "zz"
     assert main(["score", "--ref", str(test), "--pred", str(write(tmp_path / "sub.jsonl", rows))]) == 5
+
+
+def test_csv_submission_and_json_report(tmp_path):
+    test, pred = tmp_path / "test.csv", tmp_path / "sub.csv"
+    test.write_text('id,input\n1,"首选药物是\nA. 甲\nB. 乙"\n2,"首选检查是\nA. 丙\nB. 丁"\n', encoding="utf-8")
+    pred.write_text('id,input,output\n1,"首选药物是\nA. 甲\nB. 乙",B\n2,"首选检查是\nA. 丙\nB. 丁",A\n',
+                    encoding="utf-8")
+    report = check_submission(test, pred)
+    assert (report.task, report.alignment, report.exit_status, report.problems) == ("mc", "id", 0, [])
+    out = tmp_path / "check.json"
+    pred.write_text(pred.read_text(encoding="utf-8").replace(",A\n", ",AB C\n"), encoding="utf-8")
+    assert main(["check", "--test", str(test), "--pred", str(pred), "--json", str(out)]) == 4
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert [(p["line"], p["id"], p["kind"], p["field"]) for p in saved["problems"]] == [
+        (5, "2", "letter_not_option", "output")]  # the line its CSV record starts on
