@@ -66,6 +66,7 @@ class EvalConfig:
     mc_max_new_tokens: int = 32
     qa_max_new_tokens: int = 256
     multi_threshold: float | None = None
+    circular: bool = False  # likelihood only: also ask each item with its options rotated (evaluation/circular.py)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     seed: int = 0
     concurrency: int = 8  # requests in flight to a remote model (in-process models batch `batch_size` rows instead)
@@ -205,6 +206,17 @@ class ItemLog:
 # One batch each way
 
 
+def letter_token_ids(tokenizer, letters: Sequence[str]) -> list[int]:
+    """The token each option letter starts with (models/local/model.py's), refused as an EvalError: evaluation/
+    predict.py's in-process path uses it."""
+    from models.local.model import letter_token_ids as token_ids
+
+    try:
+        return token_ids(tokenizer, letters)
+    except ModelError as exc:
+        raise EvalError(str(exc)) from None
+
+
 def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
     """Each item's option letters scored by the model (`ChatModel.score_options`: softmax over the item's letters)."""
     rows = []
@@ -271,6 +283,7 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
                  "n_items": len(eset.items)},
         "method": method,
         "multi_threshold": config.multi_threshold if method == "likelihood" else None,
+        **({"circular": True} if config.circular and method == "likelihood" and eset.task == "mc" else {}),
         "prompt": {**config.prompt.to_dict(), "shots": len(shot_items), "shots_data": shot_path,
                    "shots_sha256": file_sha256(shot_path) if shot_path else None},
         "decoding": None if method == "likelihood" else GenerationSettings(max_new_tokens=max_new).to_dict(),
@@ -333,10 +346,17 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
             raise EvalCancelled(f"stopped: {identity['model']} on {eset.name} has {len(items) - len(pending) + done_now}"
                                 f" of {len(items)} items done; run again with the same settings to resume")
         try:
-            log.append(_batch_rows(model, batch, [prompts[item_key(i)] for i in batch], settings, config))
+            rows = _batch_rows(model, batch, [prompts[item_key(i)] for i in batch], settings, config)
+            if settings.get("circular"):
+                from evaluation.circular import circular_rows
+
+                rows = circular_rows(model, None, batch, rows,
+                                     lambda i: build_messages(i, config.prompt, shot_items),
+                                     lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold))
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays on disk
             raise ModelError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
                              "to resume") from exc
+        log.append(rows)
         done_now += len(batch)
         _report_progress(progress, identity, eset, len(items) - len(pending) + done_now, len(items), done_now,
                          started)
@@ -378,6 +398,8 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
     import torch
     import transformers
 
+    from evaluation.circular import circular_summary
+
     task = get_task(eset.task)
     metrics, breakdown = task.summarise(rows)
     by_key = {item_key(i): i for i in items}
@@ -393,6 +415,7 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
         "conventions": task.metric_conventions,
         "method_note": task.method_notes[settings["method"]],
         "scored_by": scored_by,
+        **({"circular": circular_summary(rows)} if settings.get("circular") else {}),
         "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
                    "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,
                    "batch_size": config.batch_size, "concurrency": config.concurrency},
