@@ -28,6 +28,7 @@ from ui.access import current_user, gate_on_load, require, session_key
 from ui.context import AppContext
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
+from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 
 SAMPLES = ["mc_sample.jsonl", "qa_sample.jsonl"]
@@ -191,8 +192,10 @@ class EvaluateHandlers:
         sets = list(dict.fromkeys(r.dataset for r in results))
         summary = t("evaluate.summary", self.lang).format(models=len(set(r.model for r in results)), sets=len(sets),
                                                            out=config.out_dir)
-        return (summary, results_frame(results), chart_frame(results), breakdown_frame(results),
-                gr.update(choices=sets, value=sets[0]), pd.DataFrame(side_by_side(results, sets[0])),
+        lang = self.lang
+        return (summary, localize_frame(results_frame(results), lang), chart_frame(results),
+                localize_frame(breakdown_frame(results), lang), gr.update(choices=sets, value=sets[0]),
+                localize_frame(pd.DataFrame(side_by_side(results, sets[0])), lang),
                 download_files(results), results)
 
     def stop(self, request: gr.Request):
@@ -210,7 +213,8 @@ class EvaluateHandlers:
         return t("evaluate.stopping", self.lang)
 
     def items(self, dataset, results):
-        return pd.DataFrame(side_by_side(results or [], dataset)) if dataset else pd.DataFrame()
+        return (localize_frame(pd.DataFrame(side_by_side(results or [], dataset)), self.lang) if dataset
+                else pd.DataFrame())
 
 
 def _path(file) -> str:
@@ -246,6 +250,7 @@ def build(ctx: AppContext) -> None:
     summary = gr.Markdown(elem_id="evaluate-summary")
     table = gr.Dataframe(label=t("evaluate.results", lang), interactive=False)
     chart = gr.BarPlot(x="bar", y="value", color="model", x_title=" ", x_label_angle=-20, height=300,
+                       y_title=t("evaluate.axis_score", lang), color_title=t("col.model", lang),
                        label=t("evaluate.chart", lang), elem_id="evaluate-chart")
     with gr.Accordion(t("evaluate.breakdown", lang), open=False):
         breakdown = gr.Dataframe(interactive=False)
@@ -253,6 +258,7 @@ def build(ctx: AppContext) -> None:
     items = gr.Dataframe(label=t("evaluate.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
     downloads = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
+    hide_until_filled(table, chart, breakdown, item_set, items, downloads)  # no empty frames before a run
     results = gr.State([])
     inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system]
     gate_on_load(ctx, "evaluate", [run], role_note)
