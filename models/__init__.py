@@ -1,0 +1,1 @@
+"""Model references, hubs and the catalog of known models (no gradio)."""
