@@ -51,7 +51,8 @@ class ModelShape:
                    kv_heads=config.get("num_key_value_heads") or config["num_attention_heads"],
                    intermediate=config["intermediate_size"], vocab=config["vocab_size"],
                    tied=bool(config.get("tie_word_embeddings", False)), head_dim=config.get("head_dim") or 0,
-                   qkv_bias=bool(config.get("attention_bias", model_type in ("qwen2", "glm"))),
+                   qkv_bias=bool(config.get("attention_bias",
+                                            config.get("use_bias", model_type in ("qwen2", "glm")))),
                    qk_norm=model_type.startswith("qwen3"))
 
 
@@ -118,8 +119,9 @@ def fits(model: CatalogModel, quant: str, free_bytes: int | None) -> bool | None
 
 
 def hub_offline() -> bool:
-    """HF_HUB_OFFLINE as huggingface_hub reads it (read again on each call: the tests and the admin may set it)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) as huggingface_hub reads them; read again on each call."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def _has_weights(folder: Path) -> bool:
@@ -167,3 +169,96 @@ def delete_cached(repo_id: str, cache_dir: str | Path | None = None) -> int:
     strategy = info.delete_revisions(*hashes)
     strategy.execute()
     return strategy.expected_freed_size
+
+
+# --- downloads: a subprocess per model, so that cancel is immediate and a stuck connection never blocks a worker --
+
+class Download:
+    """`huggingface_hub.snapshot_download(repo_id)` in a child process (HF_ENDPOINT picks a mirror). `progress()`
+    reads how many bytes have reached the cache against the repository's size, asked once from the hub when it can
+    be; `cancel()` ends the child (a partial file stays as huggingface_hub's .incomplete, resumed next time)."""
+
+    def __init__(self, repo_id: str, cache_dir: str | Path | None = None, expected_bytes: int | None = None):
+        import subprocess
+        import sys
+
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        if hub_offline():
+            raise RuntimeError(f"{repo_id}: downloads are unavailable (HF_HUB_OFFLINE is set)")
+        self.repo_id, self.expected_bytes = repo_id, expected_bytes
+        self.cache = Path(cache_dir or HF_HUB_CACHE)
+        self.folder = self.cache / ("models--" + repo_id.replace("/", "--"))
+        self.cancelled = False
+        self.proc = subprocess.Popen([sys.executable, "-m", "models.catalog", "download", repo_id, str(self.cache)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+
+    def done_bytes(self) -> int:
+        """Bytes in the model's cache folder (finished blobs and .incomplete parts)."""
+        blobs = self.folder / "blobs"
+        return sum(f.stat().st_size for f in blobs.iterdir() if f.is_file()) if blobs.is_dir() else 0
+
+    def state(self) -> str:
+        """"running", "completed", "cancelled" or "failed"."""
+        code = self.proc.poll()
+        if code is None:
+            return "running"
+        return "cancelled" if self.cancelled else "completed" if code == 0 else "failed"
+
+    def error(self) -> str:
+        """The child's last error line once it failed (no token or key is ever printed by it)."""
+        if self.state() != "failed":
+            return ""
+        lines = [line for line in (self.proc.stderr.read() if self.proc.stderr else "").splitlines() if line.strip()]
+        return lines[-1] if lines else f"exit status {self.proc.returncode}"
+
+    def progress(self) -> float | None:
+        """0..1 when the size is known."""
+        if self.state() == "completed":
+            return 1.0
+        if not self.expected_bytes:
+            return None
+        return min(1.0, self.done_bytes() / self.expected_bytes)
+
+    def cancel(self, timeout_s: float = 10) -> None:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.cancelled = True
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def repo_size(repo_id: str) -> int | None:
+    """The repository's total file size from the hub (or the HF_ENDPOINT mirror); None offline or on any error."""
+    if hub_offline():
+        return None
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().model_info(repo_id, files_metadata=True, timeout=10)
+        return sum(s.size or 0 for s in info.siblings or [])
+    except Exception:  # noqa: BLE001 - a size is only a nicety; the download itself reports real errors
+        return None
+
+
+def _download_main(argv: list[str]) -> int:
+    from huggingface_hub import snapshot_download
+
+    repo_id, cache_dir = argv
+    snapshot_download(repo_id, cache_dir=cache_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 4 and sys.argv[1] == "download":
+        sys.exit(_download_main(sys.argv[2:]))
+    sys.exit("usage: python -m models.catalog download REPO_ID CACHE_DIR")
