@@ -51,8 +51,8 @@ def setting_widget(name: str, lang: str):
     label = t(f"finetune.{name}", lang)
     if name in CHOICES:
         return gr.Dropdown(CHOICES[name], value=default, label=label, allow_custom_value=name == "lora_targets")
-    if isinstance(default, bool):  # wide enough for the Chinese label on one line
-        return gr.Checkbox(value=default, label=label, scale=2, min_width=200)
+    if isinstance(default, bool):
+        return gr.Checkbox(value=default, label=label, elem_classes=["setting-checkbox"])  # see ui/layout.PAGE_CSS
     if isinstance(default, (int, float)):
         return gr.Number(value=default, label=label, precision=0 if isinstance(default, int) else None)
     if isinstance(default, list):
