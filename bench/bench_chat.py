@@ -49,6 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--new-tokens", type=int, default=256)
     p.add_argument("--rank", type=int, default=8, help="LoRA rank of the benchmark adapters")
     p.add_argument("--device", default=None)
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="every path's model dtype (a GPU serves bf16; bench/gpu_check.py asks for it)")
     p.add_argument("--repeat", type=int, default=3, help="rounds; each row reports its best (shared machines are noisy)")
     p.add_argument("--json-out", type=Path)
     return p.parse_args(argv)
@@ -114,17 +116,18 @@ def timed_generate(model, inputs, settings, **extra) -> dict:
             "tokens_per_s": (n - 1) / (end - clock.first)}
 
 
-def load_plain(path, device):
+def load_plain(path, device, dtype="float32"):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+    return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device).eval()
 
 
-def load_peft(path, adapters_dir, names, device):
+def load_peft(path, adapters_dir, names, device, dtype="float32"):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(path), adapters_dir / names[0],
+    base = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    model = PeftModel.from_pretrained(base, adapters_dir / names[0],
                                       adapter_name=names[0])
     for name in names[1:]:
         model.load_adapter(adapters_dir / name, adapter_name=name)
@@ -171,7 +174,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     from chat.registry import pick_device_dtype
 
-    device, _ = pick_device_dtype(args.device, "float32")
+    device, _ = pick_device_dtype(args.device, args.dtype)
     work = Path(tempfile.mkdtemp(prefix="bench-chat-"))
     try:
         return measure(args, device, work)
@@ -188,12 +191,12 @@ def measure(args, device, work: Path) -> dict:
     names = make_adapters(path, ref, adapters, 3, args.rank)
     four = [None] + names[:3]
     settings = GenerationSettings(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens)
-    ours = ModelRegistry(ref, work / "data", device=device, dtype="float32")
-    peft_mixed = ModelRegistry(ref, work / "data", device=device, dtype="float32", batched_lora=False)
-    ours_generate = ModelRegistry(ref, work / "data", device=device, dtype="float32", lean_decode=False)
-    ours_forward = ModelRegistry(ref, work / "data", device=device, dtype="float32", fast_step=False)
+    ours = ModelRegistry(ref, work / "data", device=device, dtype=args.dtype)
+    peft_mixed = ModelRegistry(ref, work / "data", device=device, dtype=args.dtype, batched_lora=False)
+    ours_generate = ModelRegistry(ref, work / "data", device=device, dtype=args.dtype, lean_decode=False)
+    ours_forward = ModelRegistry(ref, work / "data", device=device, dtype=args.dtype, fast_step=False)
     inputs = ours.tokenizer(ours.render(PROMPT), return_tensors="pt", add_special_tokens=False).to(device)
-    plain, peft = load_plain(path, device), load_peft(path, adapters, names, device)
+    plain, peft = load_plain(path, device, args.dtype), load_peft(path, adapters, names, device, args.dtype)
     paths = {
         "plain": lambda s: timed_generate(plain, inputs, s),
         "peft_one": lambda s: peft_one(peft, names[0], inputs, s),
@@ -232,14 +235,14 @@ def report(args, device, r) -> dict:
         ("ours, 4 panes, full forward", r["ours_four_forward"]["ttft_s"], min(r["ours_four_forward"]["tokens_per_s"]),
          r["ours_four_forward"]["total_s"]),
     ]
-    print(f"device={device} model={args.shape or args.model} new_tokens={args.new_tokens} rank={args.rank} "
+    print(f"device={device} dtype={args.dtype} model={args.shape or args.model} new_tokens={args.new_tokens} rank={args.rank} "
           f"best_of={args.repeat} "
           f"torch_threads={torch.get_num_threads()} cpus={os.cpu_count()} machine={platform.processor() or platform.machine()}")
     print(f"{'path':32s} {'TTFT (worst pane) s':>20s} {'tokens/s per pane':>18s} {'total s':>9s}")
     for name, ttft, tps, total in rows:
         print(f"{name:32s} {ttft:20.3f} {tps:18.1f} {total:9.2f}")
     line = {
-        "bench": "chat", "device": device, "model": args.shape or args.model, "new_tokens": args.new_tokens,
+        "bench": "chat", "device": device, "dtype": args.dtype, "model": args.shape or args.model, "new_tokens": args.new_tokens,
         "rows": [dict(zip(("path", "ttft_s", "tokens_per_s_per_pane", "total_s"), row)) for row in rows],
         "ratio_ours4_per_pane_vs_plain": ours4 / plain,
         "ratio_ours4_per_pane_vs_peft": ours4 / r["peft_one"]["tokens_per_s"],

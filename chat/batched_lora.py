@@ -111,6 +111,8 @@ def _fast_forward(base_layer, stacks):
             delta = delta * scale
         if delta.dtype == result.dtype and delta.shape == result.shape:
             return result.add_(delta)
-        return result + delta.reshape(result.shape).to(result.dtype)
+        # A bf16/fp16 base with fp32 adapter weights (peft's default): peft adds the fp32 delta to the base output in
+        # fp32 and rounds once; rounding the delta first differs by an ulp per layer, and answers drift from peft's.
+        return (result + delta.reshape(result.shape)).to(result.dtype)
 
     return forward

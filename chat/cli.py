@@ -89,6 +89,7 @@ class Terminal:
             for m in self.registry.models():
                 mark = "*" if m.name in self.models else " "
                 note = "" if m.compatible else f"  (cannot be used: {m.reason})"
+                note += f"  (decoding: {m.decoding})" if m.decoding else ""
                 self.out.write(f"{mark} {m.name}  [{m.kind}]{note}\n")
         elif word == "/use" and arg.strip():
             name = arg.strip()

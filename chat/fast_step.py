@@ -1,4 +1,4 @@
-"""One decoding step of a Llama-family model (Llama, Qwen2) without transformers' per-step plumbing.
+"""One decoding step of a Llama-family model (Llama, Qwen2, Mistral) without transformers' per-step plumbing.
 
 After the prompt, every step of `generate` (or of chat/decode.py's loop) goes through the model's whole forward:
 output dataclasses, mask construction, the attention-function registry, cache objects, decorators. On small models
@@ -24,7 +24,9 @@ import torch
 
 from chat import row_matmul
 
-_ARCHITECTURES = {"llama", "qwen2"}  # decoder layers: norm, attention with rotary, residual, norm, gated MLP, residual
+# Decoder layers: norm, attention with rotary, residual, norm, gated MLP, residual. Mistral's layers are Llama's,
+# with a sliding window when its config sets one (then refused below).
+_ARCHITECTURES = {"llama", "qwen2", "mistral"}
 
 
 def _causal_lm(model):
@@ -57,19 +59,35 @@ class _Layer:
 class FastStep:
     @staticmethod
     def supported(model) -> bool:
+        return FastStep.unsupported_reason(model) is None
+
+    @staticmethod
+    def unsupported_reason(model) -> str | None:
+        """Why this step cannot decode `model` (None: it can). Shown in the model list, so that a user of Qwen3 or
+        Gemma knows their answers take the full forward (correct, slower) rather than guessing."""
         lm = _causal_lm(model)
         config = getattr(lm, "config", None)
-        if config is None or getattr(config, "model_type", None) not in _ARCHITECTURES or lm.training:
-            return False
-        if getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "pretraining_tp", 1) != 1:
-            return False
+        kind = getattr(config, "model_type", None)
+        if kind not in _ARCHITECTURES:
+            return (f"the decoding step is written for {', '.join(sorted(_ARCHITECTURES))} layers; this model is "
+                    f"{kind or 'of unknown type'}")
+        if lm.training:
+            return "the model is in training mode"
+        if getattr(config, "_attn_implementation", None) != "sdpa":
+            return f"attention implementation {config._attn_implementation!r} (the step reproduces sdpa only)"
+        if getattr(config, "pretraining_tp", 1) != 1:
+            return "pretraining_tp > 1 (split projections)"
         if any(kind != "full_attention" for kind in getattr(config, "layer_types", None) or ["full_attention"]):
-            return False
+            return "sliding-window attention layers"
+        if kind == "mistral" and getattr(config, "sliding_window", None) is not None:
+            return f"sliding-window attention (sliding_window={config.sliding_window})"
         inner = getattr(lm, "model", None)
         needed = ("embed_tokens", "layers", "norm", "rotary_emb")
         if inner is None or not all(hasattr(inner, n) for n in needed) or not hasattr(lm, "lm_head"):
-            return False
-        return len(inner.layers) == config.num_hidden_layers
+            return "the model's modules are not laid out as in transformers' Llama"
+        if len(inner.layers) != config.num_hidden_layers:
+            return "the layer count differs from the config"
+        return None
 
     def __init__(self, model, cache, attention_mask: torch.Tensor, max_new_tokens: int):
         """`cache`: the DynamicCache filled by the prompt's forward; `attention_mask`: the prompt's [batch, length]

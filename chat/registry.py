@@ -56,6 +56,7 @@ class ModelInfo:
     bytes: int  # in memory when loaded, else the weights' size on disk (0 if unknown)
     compatible: bool = True
     reason: str = ""  # why an adapter cannot be used with this base
+    decoding: str = ""  # the base, once loaded: how greedy answers are decoded (fast step, or why the full forward)
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,9 @@ class ModelRegistry:
         """The base first, then every adapter known now, with memory (loaded) or disk size, and compatibility."""
         with self._modules_lock:
             base_bytes, loaded_bytes = self._base_size, dict(self._sizes)
-        rows = [ModelInfo(self.base_name, "base", self.base_name, self._model is not None, base_bytes)]
+        loaded = self._model is not None
+        rows = [ModelInfo(self.base_name, "base", self.base_name, loaded, base_bytes,
+                          decoding=self.decoding_path() if loaded else "")]
         for name, source in self._scan().items():
             ok, reason = self._compatibility(name, source)
             loaded = name in loaded_bytes
@@ -504,6 +507,18 @@ class ModelRegistry:
                           kwargs["pad_token_id"], kwargs["streamer"], stop, fast_step=self.use_fast_step)
         else:
             self._model.generate(**kwargs)
+
+    def decoding_path(self) -> str:
+        """How greedy chat answers are decoded on this base, for the model list: chat/fast_step.py's step, or the
+        model's full forward and why (both give the adapters' exact answers; the fast step is faster)."""
+        from chat.fast_step import FastStep
+
+        if not self.use_lean_decode:
+            return "generate (the lean decoding loop is switched off)"
+        if not self.use_fast_step:
+            return "full forward per step (the fast step is switched off)"
+        reason = FastStep.unsupported_reason(self.model)
+        return "fast step (chat/fast_step.py)" if reason is None else f"full forward per step: {reason}"
 
     def _encode(self, texts: list[str], settings: GenerationSettings):
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)

@@ -15,6 +15,7 @@ from evaluation.report import render_file_error, render_text, write_json, write_
 from evaluation.submission import (
     EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError, score_submission,
 )
+from evaluation.tasks import TASKS
 
 EPILOG = """exit status:
   0  scored; the predictions file is valid (warnings such as empty answers may be listed)
@@ -36,10 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     score.add_argument("--ref", required=True, help="reference file (JSONL, JSON array or CSV)")
     score.add_argument("--pred", required=True, help="predictions file: one {\"id\"?, \"output\"} per reference item")
-    score.add_argument("--task", choices=["auto", "mc", "qa"], default="auto",
-                       help="multiple choice (mc) or free-form (qa); detected from the reference by default")
-    score.add_argument("--weights", help="combined score, e.g. 'rouge-l=0.5,bleu-4=0.5' (default: accuracy for mc, "
-                                         "rouge-l for qa)")
+    score.add_argument("--task", choices=["auto", *TASKS], default="auto",
+                       help="; ".join(f"{t.title} ({t.name})" for t in TASKS.values())
+                       + "; detected from the reference by default")
+    score.add_argument("--weights", help="combined score, e.g. 'rouge-l=0.5,bleu-4=0.5' (default: "
+                                         + ", ".join(f"{t.main_metric} for {t.name}" for t in TASKS.values()) + ")")
     score.add_argument("--json", dest="json_out", help="write the report as JSON to this file")
     score.add_argument("--per-item", help="write one scored row per reference item to this JSONL file")
     safeio.add_arguments(score)

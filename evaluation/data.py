@@ -6,34 +6,19 @@ so a user sees everything wrong with a file in one go; nothing is skipped silent
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from safeio import Limits, SafeReadError, check_file, iter_csv, iter_json_array, iter_lines, json_loads, read_bytes, \
-    single_object
+from safeio import Limits, SafeReadError
+from safeio.errors import NotUtf8
+from safeio.problems import Problem, from_read_error
+from safeio.records import read_records
 
 MAX_ANSWER_LETTERS = 6
 LETTERS = "ABCDEF"
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with a file. `line` is 1-based (None for the file as a whole or a missing item)."""
-
-    line: int | None
-    id: str | None
-    kind: str
-    message: str
-    fix: str = ""
-    severity: str = "error"  # "error" or "warning" (a warning still scores, e.g. an empty answer)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "id": self.id, "kind": self.kind, "message": self.message,
-                "fix": self.fix, "severity": self.severity}
 
 
 class DataFileError(Exception):
@@ -87,129 +72,43 @@ class ReadResult:
 # Raw rows
 
 
-def decode_text(path: Path, raw: bytes, first_line: int = 1) -> str:
-    """UTF-8 with or without BOM; anything else is refused with the line of the first undecodable byte."""
-    try:
-        text = raw.decode("utf-8-sig" if first_line == 1 else "utf-8")
-    except UnicodeDecodeError as err:
-        line = first_line + raw[: err.start].count(b"\n")
-        hint = ""
-        try:
-            raw.decode("gb18030")
-            hint = " It looks like GBK/GB18030 (common from Excel or Windows tools in Chinese)."
-        except UnicodeDecodeError:
-            pass
-        raise DataFileError(path, [Problem(
-            line, None, "encoding", f"the file is not UTF-8 (byte 0x{raw[err.start]:02x} at line {line}).{hint}",
-            fix="re-save the file as UTF-8, e.g. `iconv -f GB18030 -t UTF-8 in.jsonl > out.jsonl`")]) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
 # What to do about a refusal of the bounded readers (safeio), by its kind.
 SAFE_READ_FIXES = {
     "missing_file": "check the path", "not_a_file": "give the path of a data file",
     "limit": "split the file, shorten the value, or raise the limit with the flag or variable named",
-    "encoding": "re-save the file as UTF-8 text", "bad_json": "one JSON object per line, or one array of objects",
-    "bad_csv": "check the quotes: a quote inside a value is written twice (\"\")",
+    "encoding": "re-save the file as UTF-8, e.g. `iconv -f GB18030 -t UTF-8 in.jsonl > out.jsonl`",
+    "bad_json": "each line must be one complete JSON object (check quotes, commas and brackets), or the file one "
+                "array of objects",
+    "not_object": 'each row must be an object like {"id": ..., "output": ...}',
+    "bad_csv": "check the quotes: a quote inside a value is written twice (\"\"), and cells with commas are quoted",
+    "empty_file": "export the data again; the file has no rows",
 }
 
 
 def safe_read_problem(err: SafeReadError) -> Problem:
-    message = f"field '{err.field}': {err.reason}" if err.field else err.reason
-    return Problem(err.line, None, err.kind, message, fix=SAFE_READ_FIXES.get(err.kind, ""))
+    return from_read_error(err, SAFE_READ_FIXES.get(err.kind, ""))
 
 
 def read_rows(path: str | Path, limits: Limits | None = None) -> ReadResult:
-    """Rows of a JSONL, JSON (array of objects) or CSV file, each with its 1-based line number, read within
-    `limits` (default: the ones in force). A file that cannot be read at all raises DataFileError."""
+    """Rows of a JSONL, JSON (array of objects), CSV or TSV file (safeio.records), each with its 1-based line
+    number, read within `limits` (default: the ones in force). A problem with a row is collected; a file that
+    cannot be read at all (or is not UTF-8: every line after would be suspect) raises DataFileError."""
     path = Path(path)
+    result = ReadResult()
     try:
-        check_file(path, limits)
-        with path.open("rb") as f:
-            head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if path.suffix.lower() == ".csv" or head.startswith(b"["):
-            text = decode_text(path, read_bytes(path, limits))
-            if not text.strip():
-                raise _empty(path)
-            return _read_csv(path, text, limits) if path.suffix.lower() == ".csv" else \
-                _read_json_array(path, text, limits)
-        result = _read_jsonl(path, limits)
+        for line, record in read_records(path, limits):
+            if isinstance(record, SafeReadError):
+                if isinstance(record, NotUtf8):  # the reference's lines after it cannot be trusted either
+                    raise record
+                result.problems.append(safe_read_problem(record))
+            else:
+                result.rows.append(Row(line, record))
     except SafeReadError as err:
         raise DataFileError(path, [safe_read_problem(err)]) from None
     if not result.rows and not result.problems:
-        raise _empty(path)
+        raise DataFileError(path, [safe_read_problem(SafeReadError(path, None, "", "the file is empty",
+                                                                   "empty_file"))])
     return result
-
-
-def _empty(path: Path) -> DataFileError:
-    return DataFileError(path, [Problem(None, None, "empty_file", "the file is empty",
-                                        fix="export the data again; the file has no rows")])
-
-
-def _read_jsonl(path: Path, limits: Limits | None) -> ReadResult:
-    """Line by line (safeio.iter_lines): a line over the limit is a problem on that line, its bytes never held."""
-    result = ReadResult()
-    first = True
-    for number, raw in iter_lines(path, limits):
-        if isinstance(raw, SafeReadError):
-            result.problems.append(safe_read_problem(raw))
-            continue
-        line = decode_text(path, raw, number)
-        if not line.strip():
-            continue
-        try:
-            value = json_loads(line, path, number, limits)
-        except json.JSONDecodeError as err:
-            whole = single_object(path, limits) if first else None
-            if whole is not None:  # a pretty-printed object: one clear problem, not "broken JSON" on every line
-                raise whole from None
-            result.problems.append(Problem(
-                number, None, "bad_json", f"not valid JSON ({err.msg} at column {err.colno})",
-                fix="each line must be one complete JSON object; check quotes, commas and brackets"))
-            first = False
-            continue
-        except SafeReadError as err:
-            result.problems.append(safe_read_problem(err))
-            continue
-        first = False
-        _append_object(result, number, value)
-    return result
-
-
-def _read_json_array(path: Path, text: str, limits: Limits | None) -> ReadResult:
-    result = ReadResult()
-    try:
-        for line, value in iter_json_array(text, path, limits):
-            _append_object(result, line, value)
-    except json.JSONDecodeError as err:
-        raise DataFileError(path, [Problem(err.lineno, None, "bad_json",
-                                           f"not valid JSON ({err.msg} at column {err.colno})",
-                                           fix="the file must be one JSON array of objects, or JSON Lines")]) from None
-    return result
-
-
-def _read_csv(path: Path, text: str, limits: Limits | None) -> ReadResult:
-    result = ReadResult()
-    records = iter_csv(text, path, limits)
-    header = [name.strip() for name in next(records, (1, []))[1]]
-    for line, values in records:
-        if not values:  # a blank line
-            continue
-        if len(values) > len(header):
-            result.problems.append(Problem(line, None, "bad_csv", "more cells than the header has columns",
-                                           fix="quote cells that contain commas"))
-            continue
-        values = values + [None] * (len(header) - len(values))
-        result.rows.append(Row(line, {name: value for name, value in zip(header, values)}))
-    return result
-
-
-def _append_object(result: ReadResult, line: int, value: Any) -> None:
-    if isinstance(value, dict):
-        result.rows.append(Row(line, value))
-    else:
-        result.problems.append(Problem(line, None, "bad_json", f"expected a JSON object, got {type(value).__name__}",
-                                       fix='each row must be an object like {"id": ..., "output": ...}'))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -229,7 +128,8 @@ class RowError(ValueError):
 def row_problem(row: Row, err: RowError, default_fix: str = "") -> Problem:
     """A row that could not be read, as a problem whose message always names the field."""
     message = str(err) if f"'{err.field}'" in str(err) else f"field '{err.field}': {err}"
-    return Problem(row.line, row_id(row), f"bad_{err.field}", message, fix=err.fix or default_fix)
+    return Problem(row.line, row_id(row), f"bad_{err.field}", message, fix=err.fix or default_fix, field=err.field,
+                   params={"reason": str(err)})
 
 
 def row_id(row: Row) -> str | None:
@@ -382,25 +282,27 @@ def looks_like_mc(row: Row) -> bool:
 
 
 def detect_task(rows: list[Row]) -> str:
-    """"mc" when most rows are multiple choice (an options field, or inlined options with a letter answer)."""
-    mc = sum(looks_like_mc(r) for r in rows)
-    return "mc" if rows and mc * 2 > len(rows) else "qa"
+    """The task most rows look like (evaluation.tasks.DETECTORS), e.g. "mc" when most rows are multiple choice."""
+    from evaluation.tasks import detect_task as detect  # the task records import this module's parsers
+
+    return detect(rows)
 
 
 @dataclass
 class Dataset:
     path: str
-    task: str  # "mc" or "qa"
+    task: str  # a name in evaluation.tasks.TASKS: "mc" or "qa"
     items: list[MCItem] | list[QAItem]
     problems: list[Problem]
 
 
 def load_dataset(path: str | Path, task: str = "auto", limits: Limits | None = None) -> Dataset:
     """Read and parse an evaluation file; problems are collected (check `problems`), never skipped silently."""
+    from evaluation.tasks import get_task  # the task records import this module's parsers
+
     read = read_rows(path, limits)
-    if task == "auto":
-        task = detect_task(read.rows)
-    parse = parse_mc_row if task == "mc" else parse_qa_row
+    task = detect_task(read.rows) if task == "auto" else task
+    parse = get_task(task).parse_row
     items, problems = [], list(read.problems)
     for row in read.rows:
         try:
@@ -434,7 +336,8 @@ def _duplicate_id_problems(items) -> list[Problem]:
         if item.id in first_line:
             problems.append(Problem(item.line, item.id, "duplicate_id",
                                     f"id {item.id!r} already used at line {first_line[item.id]}",
-                                    fix="give every item a unique id"))
+                                    fix="give every item a unique id", field="id",
+                                    params={"id": item.id, "first": first_line[item.id]}))
         else:
             first_line[item.id] = item.line
     return problems

@@ -10,6 +10,7 @@ from evaluation.data import Problem
 from evaluation.submission import (
     EXIT_OK, EXIT_PREDICTIONS_MALFORMED, EXIT_PREDICTIONS_MISMATCH, EXIT_REFERENCE_MALFORMED, ScoreReport,
 )
+from evaluation.tasks import TASKS, get_task
 
 EXIT_MEANINGS = {
     EXIT_OK: "the predictions file is valid",
@@ -17,7 +18,7 @@ EXIT_MEANINGS = {
     EXIT_PREDICTIONS_MALFORMED: "the predictions file is malformed",
     EXIT_PREDICTIONS_MISMATCH: "the predictions do not match the reference",
 }
-TASK_NAMES = {"mc": "multiple choice", "qa": "free-form answers"}
+TASK_NAMES = {name: task.title for name, task in TASKS.items()}
 
 
 def width(text: str) -> int:
@@ -36,8 +37,8 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_text(report: ScoreReport) -> str:
     lines = [f"Scored {report.predictions}", f"  against {report.reference}",
-             f"Task: {TASK_NAMES[report.task]}, {report.n} reference items, aligned by {report.alignment}", ""]
-    metric_rows = [[name, _fmt(name, value)] for name, value in report.metrics.items()]
+             f"Task: {get_task(report.task).title}, {report.n} reference items, aligned by {report.alignment}", ""]
+    metric_rows = [[name, _fmt(name, value, report.task)] for name, value in report.metrics.items()]
     metric_rows.append(["score", f"{report.score:.2f}"])
     lines += table(["metric", "value"], metric_rows) + [""]
     for title, groups in report.breakdown.items():
@@ -69,8 +70,8 @@ def render_file_error(path: str, problems: list[Problem], exit_status: int) -> s
     return "\n".join(lines + [f"Exit status {exit_status}: {EXIT_MEANINGS[exit_status]}"])
 
 
-def _fmt(name: str, value: float) -> str:
-    return str(int(value)) if name in ("unparsed", "missing", "invalid") else f"{value:.2f}"
+def _fmt(name: str, value: float, task: str) -> str:
+    return str(int(value)) if name in get_task(task).count_metrics else f"{value:.2f}"
 
 
 def write_json(report: ScoreReport, path: str | Path) -> None:

@@ -28,16 +28,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from evaluation.data import DataFileError, MCItem, QAItem, load_dataset
-from evaluation.extract import extract_answer
-from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
 from evaluation.prompts import PromptConfig, build_messages
+from evaluation.tasks import MULTIPLE_CHOICE, TASKS, Task, get_task, score_mc_letters
+from safeio.atomic import write_text
 
 METHODS = ("likelihood", "generate")
-LIKELIHOOD_NOTE = ("likelihood: the option letter whose first token scores highest as the next token after the "
-                   "prompt (softmax over the item's letters); one letter per item, so multi-answer items are wrong "
-                   "unless multi_threshold is set (then every letter with probability >= threshold)")
-GENERATE_NOTE = ("generate: greedy generation, then the scorer's answer extraction; unparsed replies are wrong; a "
-                 "multi-answer item is right when the extracted letter set equals the key")
+LIKELIHOOD_NOTE = MULTIPLE_CHOICE.method_notes["likelihood"]
+GENERATE_NOTE = MULTIPLE_CHOICE.method_notes["generate"]
 
 
 class EvalError(ValueError):
@@ -218,28 +215,33 @@ def mc_likelihood_rows(registry, adapter, items: list[MCItem], prompts, threshol
         top = max(range(len(letters)), key=lambda i: (probs[i], -i))  # ties: the earlier letter
         chosen = {letters[top]} | ({l for l, p in zip(letters, probs) if p >= threshold} if threshold else set())
         prediction = "".join(sorted(chosen))
-        rows.append(_mc_row(item, prediction, prediction) | {"letter_probs": dict(zip(letters, probs))})
+        row = run_row(MULTIPLE_CHOICE, item, prediction, score_mc_letters(item, prediction))
+        rows.append(row | {"letter_probs": dict(zip(letters, probs))})
     return rows
 
 
+def generate_rows(task: Task, registry, adapter, items: list, prompts, settings) -> list[dict]:
+    """Greedy answers, scored by the task's own scoring: the same code the scorer runs on a predictions file."""
+    texts = [t.strip() for t in registry.generate(prompts, adapter=adapter, settings=settings,
+                                                 batch_size=len(prompts))]
+    scores = task.score_answers(items, texts, [True] * len(texts))
+    return [run_row(task, item, text, score) for item, text, score in zip(items, texts, scores)]
+
+
+def run_row(task: Task, item, text: str, score: dict) -> dict:
+    row = {"key": item_key(item), "line": item.line, "id": item.id, **task.item_fields(item), "output": text,
+           **score}
+    if task.answer_field:
+        row["prediction"] = score[task.answer_field]
+    return row
+
+
 def mc_generate_rows(registry, adapter, items: list[MCItem], prompts, settings) -> list[dict]:
-    texts = registry.generate(prompts, adapter=adapter, settings=settings, batch_size=len(prompts))
-    return [_mc_row(item, extract_answer(text, item.options), text) for item, text in zip(items, texts)]
-
-
-def _mc_row(item: MCItem, prediction: str | None, text: str) -> dict:
-    return {"key": item_key(item), "line": item.line, "id": item.id, "question": item.question,
-            "options": item.options, "answer": item.answer, "prediction": prediction, "output": text,
-            "correct": mc_is_correct(prediction, item.answer), "unparsed": prediction is None,
-            "multi_answer": len(item.answer) > 1, "source": item.source, "category": item.category}
+    return generate_rows(MULTIPLE_CHOICE, registry, adapter, items, prompts, settings)
 
 
 def qa_rows(registry, adapter, items: list[QAItem], prompts, settings) -> list[dict]:
-    texts = [t.strip() for t in registry.generate(prompts, adapter=adapter, settings=settings,
-                                                 batch_size=len(prompts))]
-    scores = qa_item_scores(texts, [item.output for item in items])
-    return [{"key": item_key(item), "line": item.line, "id": item.id, "input": item.input, "reference": item.output,
-             "output": text, **score, "source": item.source} for item, text, score in zip(items, texts, scores)]
+    return generate_rows(TASKS["qa"], registry, adapter, items, prompts, settings)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -263,19 +265,20 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
     """Everything that decides a cell's answers (not batch size, not limit); its hash names the cell's folder."""
     from chat.settings import GenerationSettings
 
-    mc = eset.task == "mc"
-    max_new = config.mc_max_new_tokens if mc else config.qa_max_new_tokens
+    task = get_task(eset.task)
+    max_new = getattr(config, task.max_new_tokens_setting)
+    # A method the task does not have (likelihood for free-form answers) falls back to the task's first one.
+    method = config.method if config.method in task.methods else task.methods[0]
     shot_items, shot_path = shots.get(eset.task, ([], None))
     return {
         **identity,
         "data": {"name": eset.name, "path": eset.path, "sha256": eset.sha256, "task": eset.task,
                  "n_items": len(eset.items)},
-        "method": (config.method if mc else "generate"),
-        "multi_threshold": config.multi_threshold if mc and config.method == "likelihood" else None,
+        "method": method,
+        "multi_threshold": config.multi_threshold if method == "likelihood" else None,
         "prompt": {**config.prompt.to_dict(), "shots": len(shot_items), "shots_data": shot_path,
                    "shots_sha256": file_sha256(shot_path) if shot_path else None},
-        "decoding": (None if mc and config.method == "likelihood"
-                     else GenerationSettings(max_new_tokens=max_new).to_dict()),
+        "decoding": None if method == "likelihood" else GenerationSettings(max_new_tokens=max_new).to_dict(),
         "seed": config.seed,
     }
 
@@ -292,11 +295,10 @@ def evaluate(registry, config: EvalConfig, progress: Callable[[Progress], None] 
     identities = [model_identity(registry, m) for m in config.models]  # fail before any work on an unknown name
     results = [evaluate_cell(registry, config, identity, eset, shots, progress, stop)
                for identity in identities for eset in sets]
-    # Several users' runs share out_dir: write a private temp file and rename, so no reader sees half a summary.
-    tmp = Path(config.out_dir, f".summary.json.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps([{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics,
-                                "dir": r.dir} for r in results], ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, Path(config.out_dir, "summary.json"))
+    # Several users' runs share out_dir: written atomically, so no reader sees half a summary.
+    write_text(Path(config.out_dir, "summary.json"), json.dumps(
+        [{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics, "dir": r.dir}
+         for r in results], ensure_ascii=False, indent=2))
     return results
 
 
@@ -340,11 +342,10 @@ def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, s
 def _batch_rows(registry, adapter, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
     from chat.settings import GenerationSettings
 
-    if settings["data"]["task"] == "qa":
-        return qa_rows(registry, adapter, batch, prompts, GenerationSettings(**settings["decoding"]))
     if settings["method"] == "likelihood":
         return mc_likelihood_rows(registry, adapter, batch, prompts, config.multi_threshold)
-    return mc_generate_rows(registry, adapter, batch, prompts, GenerationSettings(**settings["decoding"]))
+    return generate_rows(get_task(settings["data"]["task"]), registry, adapter, batch, prompts,
+                         GenerationSettings(**settings["decoding"]))
 
 
 def _report_progress(progress, identity, eset, done, total, done_now, started) -> None:
@@ -361,33 +362,8 @@ def _report_progress(progress, identity, eset, done, total, done_now, started) -
 
 
 def summarise(task: str, rows: list[dict]) -> tuple[dict[str, float], dict]:
-    """Metrics and per-source / per-category breakdowns of scored rows."""
-    if task == "mc":
-        metrics = _mc_metrics(rows)
-        groups = {"category": "category", "source": "source"}
-    else:
-        metrics = mean_scores([{m: r[m] for m in QA_METRICS} for r in rows])
-        groups = {"source": "source"}
-    breakdown = {}
-    for title, column in groups.items():
-        values = sorted({r[column] for r in rows if r.get(column)})
-        if values:
-            breakdown[title] = {v: {"n": sum(r[column] == v for r in rows),
-                                    **(_mc_metrics if task == "mc" else _qa_means)([r for r in rows if r[column] == v])}
-                                for v in values}
-    return metrics, breakdown
-
-
-def _mc_metrics(rows: list[dict]) -> dict[str, float]:
-    multi = [r for r in rows if r["multi_answer"]]
-    return {"accuracy": 100 * sum(r["correct"] for r in rows) / len(rows),
-            "unparsed": sum(r["unparsed"] for r in rows),
-            "multi_answer_items": len(multi),
-            "multi_answer_accuracy": 100 * sum(r["correct"] for r in multi) / len(multi) if multi else 0.0}
-
-
-def _qa_means(rows: list[dict]) -> dict[str, float]:
-    return mean_scores([{m: r[m] for m in QA_METRICS} for r in rows])
+    """Metrics and breakdowns of scored rows: the task record's, as the scorer computes them."""
+    return get_task(task).summarise(rows)
 
 
 def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict], items, elapsed: float,
@@ -396,34 +372,31 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
     import torch
     import transformers
 
-    metrics, breakdown = summarise(eset.task, rows)
+    task = get_task(eset.task)
+    metrics, breakdown = task.summarise(rows)
     by_key = {item_key(i): i for i in items}
-    with open(cell_dir / "predictions.jsonl.tmp", "w", encoding="utf-8") as handle:
-        for row in rows:
-            output = (row["prediction"] or "") if eset.task == "mc" else row["output"]
-            entry = {"id": row["id"]} if row["id"] is not None else {}
-            if row["id"] is None:  # aligned by line order: the scorer checks the input
-                entry["input"] = by_key[row["key"]].input_text if eset.task == "mc" else row["input"]
-            handle.write(json.dumps(entry | {"output": output}, ensure_ascii=False) + "\n")
-    os.replace(cell_dir / "predictions.jsonl.tmp", cell_dir / "predictions.jsonl")
-    notes = [GENERATE_NOTE if settings["method"] == "generate" else LIKELIHOOD_NOTE] if eset.task == "mc" else []
+    lines = []
+    for row in rows:
+        entry = {"id": row["id"]} if row["id"] is not None else {}
+        if row["id"] is None:  # aligned by line order: the scorer checks the input
+            entry["input"] = task.item_input(by_key[row["key"]])
+        lines.append(json.dumps(entry | {"output": task.submitted(row)}, ensure_ascii=False) + "\n")
+    write_text(cell_dir / "predictions.jsonl", "".join(lines))
     report = {
         **settings, "n": len(rows), "limit": config.limit, "metrics": metrics, "breakdown": breakdown,
-        "conventions": {m: CONVENTIONS[m] for m in (("accuracy",) if eset.task == "mc" else QA_METRICS)},
-        "method_note": notes[0] if notes else "free-form: batched greedy generation, left padding, similar lengths",
+        "conventions": task.metric_conventions,
+        "method_note": task.method_notes[settings["method"]],
         "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
                    "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,
                    "batch_size": config.batch_size},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "files": {"predictions": "predictions.jsonl", "items": "items.jsonl", "settings": "settings.json"},
     }
-    tmp = cell_dir / "report.json.tmp"
-    tmp.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, cell_dir / "report.json")
+    write_text(cell_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
     return CellResult(settings["model"], eset.name, eset.task, metrics, report, str(cell_dir), rows)
 
 
-MAIN_METRIC = {"mc": "accuracy", "qa": "rouge-l"}
+MAIN_METRIC = {name: task.main_metric for name, task in TASKS.items()}
 
 
 def side_by_side(results: list[CellResult], dataset: str) -> list[dict]:
@@ -431,19 +404,16 @@ def side_by_side(results: list[CellResult], dataset: str) -> list[dict]:
     cells = [r for r in results if r.dataset == dataset]
     if not cells:
         return []
-    task = cells[0].task
-    metric = "correct" if task == "mc" else "rouge-l"
+    task = get_task(cells[0].task)
     by_key: dict[str, dict] = {}
     for cell in cells:
         for row in cell.rows:
             entry = by_key.setdefault(row["key"], {
-                "line": row["line"], "id": row["id"],
-                "question": row["question"] if task == "mc" else row["input"],
-                "reference": row["answer"] if task == "mc" else row["reference"], "_scores": []})
-            answer = row["prediction"] if task == "mc" and row["prediction"] is not None else row["output"]
-            score = float(row[metric]) * (100 if task == "mc" else 1)
-            entry[f"{cell.model} · answer"] = answer
-            entry[f"{cell.model} · {MAIN_METRIC[task]}"] = round(score, 2)
+                "line": row["line"], "id": row["id"], "question": row[task.question_field],
+                "reference": row[task.reference_field], "_scores": []})
+            score = task.item_score(row)
+            entry[f"{cell.model} · answer"] = task.submitted(row) or row["output"]
+            entry[f"{cell.model} · {task.main_metric}"] = round(score, 2)
             entry["_scores"].append(score)
     rows = sorted(by_key.values(), key=lambda e: (sum(e["_scores"]) / len(e["_scores"]), e["line"]))
     return [{k: v for k, v in e.items() if k != "_scores"} for e in rows]

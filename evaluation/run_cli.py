@@ -8,10 +8,10 @@ import sys
 
 import safeio
 from evaluation.data import DataFileError
-from evaluation.metrics import QA_METRICS
 from evaluation.prompts import DEFAULT_MC_TEMPLATE, DEFAULT_SYSTEM, PromptConfig
 from evaluation.report import render_file_error, table
 from evaluation.run import METHODS, EvalCancelled, EvalConfig, EvalError, Progress, evaluate
+from evaluation.tasks import get_task
 
 EXIT_DATA_MALFORMED = 3
 EXIT_MODEL_ERROR = 6
@@ -104,13 +104,13 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def results_table(results) -> list[str]:
-    sets = list(dict.fromkeys((r.dataset, r.task) for r in results))
-    header = ["model"] + [f"{name} {m}" for name, task in sets for m in (["acc"] if task == "mc" else QA_METRICS)]
+    sets = [(name, get_task(task)) for name, task in dict.fromkeys((r.dataset, r.task) for r in results)]
+    header = ["model"] + [f"{name} {task.short(m)}" for name, task in sets for m in task.metrics]
     rows = []
     for model in dict.fromkeys(r.model for r in results):
         row = [model]
         for name, task in sets:
             cell = next(r for r in results if r.model == model and r.dataset == name)
-            row += [f"{cell.metrics[m]:.2f}" for m in (["accuracy"] if task == "mc" else QA_METRICS)]
+            row += [f"{cell.metrics[m]:.2f}" for m in task.metrics]
         rows.append(row)
     return table(header, rows)

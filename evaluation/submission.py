@@ -16,8 +16,7 @@ from evaluation.data import (
     Dataset, DataFileError, MCItem, Problem, QAItem, Row, RowError, load_dataset, read_rows, row_id, row_problem,
     text_field,
 )
-from evaluation.extract import extract_answer
-from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
+from evaluation.tasks import Task, get_task
 
 # Exit statuses of `python -m evaluation score`.
 EXIT_OK = 0
@@ -62,7 +61,8 @@ def load_reference(path: str | Path, task: str = "auto") -> Dataset:
         raise ReferenceMalformed(err.path, err.problems) from None
     problems = dataset.problems + [
         Problem(item.line, item.id, "empty_reference", "field 'output': the reference answer is empty",
-                fix="every reference item needs a non-empty answer; ROUGE and BLEU are undefined against nothing")
+                fix="every reference item needs a non-empty answer; ROUGE and BLEU are undefined against nothing",
+                field="output")
         for item in dataset.items if isinstance(item, QAItem) and not item.output.strip()]
     if problems:
         raise ReferenceMalformed(path, problems)
@@ -109,11 +109,12 @@ def _align_by_id(reference: Dataset, predictions: list[Prediction]) -> Alignment
     for pred in predictions:
         if pred.id not in known:
             problems.append(Problem(pred.line, pred.id, "unknown_id", f"id {pred.id!r} is not in the reference",
-                                    fix="remove this line or correct its id"))
+                                    fix="remove this line or correct its id", field="id", params={"id": pred.id}))
         elif pred.id in chosen:
             problems.append(Problem(pred.line, pred.id, "duplicate_id",
                                     f"id {pred.id!r} already answered at line {chosen[pred.id].line}; "
-                                    "the first answer is scored", fix="keep one answer per id"))
+                                    "the first answer is scored", fix="keep one answer per id", field="id",
+                                    params={"id": pred.id, "first": chosen[pred.id].line}))
         else:
             chosen[pred.id] = pred
     aligned = [chosen.get(item.id) for item in reference.items]
@@ -128,16 +129,19 @@ def _align_by_order(reference: Dataset, predictions: list[Prediction]) -> Alignm
                                 "lines were matched by order", fix="give every row an id in both files, or none",
                                 severity="warning"))
     aligned: list[Prediction | None] = list(predictions[: len(reference.items)])
+    task = get_task(reference.task)
     for item, pred in zip(reference.items, aligned):
-        if pred.input is not None and not _input_matches(pred.input, item):
+        if pred.input is not None and not _input_matches(pred.input, item, task):
             problems.append(Problem(pred.line, pred.id, "input_mismatch",
                                     f"input does not match reference line {item.line} "
-                                    f"(reference starts {_item_input(item)[:30]!r}, yours {pred.input[:30]!r})",
-                                    fix="keep the predictions in the reference's order, one line per item"))
+                                    f"(reference starts {task.item_input(item)[:30]!r}, yours {pred.input[:30]!r})",
+                                    fix="keep the predictions in the reference's order, one line per item",
+                                    field="input", params={"ref_line": item.line}))
     for pred in predictions[len(reference.items):]:
         problems.append(Problem(pred.line, pred.id, "extra_row",
                                 f"line {pred.line} is beyond the reference's {len(reference.items)} items",
-                                fix="remove extra lines; there must be exactly one prediction per reference item"))
+                                fix="remove extra lines; there must be exactly one prediction per reference item",
+                                params={"n": len(reference.items)}))
     aligned += [None] * (len(reference.items) - len(aligned))
     problems += [_missing(item) for item, pred in zip(reference.items, aligned) if pred is None]
     return Alignment(aligned, problems, "order")
@@ -146,19 +150,17 @@ def _align_by_order(reference: Dataset, predictions: list[Prediction]) -> Alignm
 def _missing(item: MCItem | QAItem) -> Problem:
     where = f"id {item.id!r}" if item.id is not None else f"reference line {item.line}"
     return Problem(None, item.id, "missing_prediction", f"no prediction for {where}; scored as wrong/empty",
-                   fix="add a line for this item")
+                   fix="add a line for this item", params={"where": where, "ref_line": item.line})
 
 
-def _item_input(item: MCItem | QAItem) -> str:
-    return item.input_text if isinstance(item, MCItem) else item.input
-
-
-def _input_matches(given: str, item: MCItem | QAItem) -> bool:
-    """Whitespace-insensitive; for multiple choice the question alone (options laid out otherwise) also matches."""
+def _input_matches(given: str, item: MCItem | QAItem, task: Task) -> bool:
+    """Whitespace-insensitive; an item with a question of its own (multiple choice, options laid out otherwise)
+    also matches on the question alone."""
     given = _normalise(given)
-    if given == _normalise(_item_input(item)):
+    if given == _normalise(task.item_input(item)):
         return True
-    return isinstance(item, MCItem) and given.startswith(_normalise(item.question))
+    question = getattr(item, "question", None)
+    return question is not None and given.startswith(_normalise(question))
 
 
 def _normalise(text: str) -> str:
@@ -167,8 +169,6 @@ def _normalise(text: str) -> str:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Scoring
-
-DEFAULT_WEIGHTS = {"mc": {"accuracy": 1.0}, "qa": {"rouge-l": 1.0}}
 
 
 @dataclass
@@ -197,14 +197,13 @@ class ScoreReport:
 
 
 def conventions(task: str, weights: dict[str, float]) -> dict[str, str]:
-    names = ["accuracy"] if task == "mc" else list(QA_METRICS)
     if len(weights) == 1:
         score = f"score = {next(iter(weights))}"
     else:
         formula = " + ".join(f"{w:g} x {k}" for k, w in weights.items())
         score = f"score = ({formula}) / {sum(weights.values()):g}"
     return {
-        **{k: CONVENTIONS[k] for k in names},
+        **get_task(task).metric_conventions,
         "score": score,
         "alignment": "by id when both files have ids, else by line order with the input checked; "
                      "a missing prediction counts as an empty (wrong) answer and stays in the denominator",
@@ -214,9 +213,10 @@ def conventions(task: str, weights: dict[str, float]) -> dict[str, str]:
 
 def parse_weights(text: str | None, task: str) -> dict[str, float]:
     """'rouge-l=0.5,bleu-4=0.5' -> {"rouge-l": 0.5, "bleu-4": 0.5}; the task's default when empty."""
+    record = get_task(task)
     if not text:
-        return dict(DEFAULT_WEIGHTS[task])
-    allowed = ["accuracy"] if task == "mc" else list(QA_METRICS)
+        return record.default_weights
+    allowed = list(record.metrics)
     weights = {}
     for part in text.split(","):
         name, _, value = part.partition("=")
@@ -242,10 +242,9 @@ def score_submission(reference_path: str | Path, predictions_path: str | Path, t
     predictions, problems = read_predictions(predictions_path)
     alignment = align(reference, predictions)
     problems += alignment.problems
-    if reference.task == "mc":
-        items, item_problems, metrics, breakdown = _score_mc(reference.items, alignment.predictions)
-    else:
-        items, item_problems, metrics, breakdown = _score_qa(reference.items, alignment.predictions)
+    record = get_task(reference.task)
+    items, item_problems = score_items(record, reference.items, alignment.predictions)
+    metrics, breakdown = record.summarise(items)
     problems += item_problems
     score = sum(w * metrics[k] for k, w in weight_map.items()) / sum(weight_map.values())
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
@@ -260,60 +259,21 @@ def exit_status(problems: list[Problem]) -> int:
     return EXIT_PREDICTIONS_MISMATCH if errors else EXIT_OK
 
 
-def _score_mc(items: list[MCItem], predictions: list[Prediction | None]):
+def score_items(task: Task, items: list, predictions: list[Prediction | None]) -> tuple[list[dict], list[Problem]]:
+    """One scored row per reference item, through the task's scoring (what a model run uses too). A missing or
+    unreadable prediction is an empty answer: wrong, scored 0, and kept in the denominator."""
+    answers = [pred.output if pred else "" for pred in predictions]
+    answered = [pred is not None and not pred.broken for pred in predictions]
     rows, problems = [], []
-    for item, pred in zip(items, predictions):
-        text = pred.output if pred else ""
-        letters = extract_answer(text, item.options)
+    for item, pred, text, ok, score in zip(items, predictions, answers, answered,
+                                           task.score_answers(items, answers, answered)):
+        warning = task.answer_problem(text, score) if ok else None
+        if warning:
+            kind, message, fix = warning
+            problems.append(Problem(pred.line, item.id, kind, message, fix=fix, severity="warning", field="output",
+                                    params={"text": text[:40]}))
         status = ("missing" if pred is None else "invalid" if pred.broken else
-                  "unparsed" if letters is None else "ok")
-        if pred is not None and not pred.broken and letters is None:
-            kind = "empty_output" if not text.strip() else "unparsed_answer"
-            problems.append(Problem(pred.line, item.id, kind, f"no answer letter could be read from {text[:40]!r}; "
-                                    "scored as wrong", fix="answer with the option letter(s), e.g. \"B\" or \"BD\"",
-                                    severity="warning"))
+                  "unparsed" if score.get("unparsed") else "ok")
         rows.append({"line": item.line, "pred_line": pred.line if pred else None, "id": item.id,
-                     "question": item.question, "answer": item.answer, "prediction": text, "extracted": letters,
-                     "correct": mc_is_correct(letters, item.answer), "status": status,
-                     "group": item.category or item.source, "multi": len(item.answer) > 1})
-    accuracy = 100.0 * sum(r["correct"] for r in rows) / len(rows)
-    metrics = {"accuracy": accuracy, "unparsed": float(sum(r["status"] == "unparsed" for r in rows)),
-               "missing": float(sum(r["status"] == "missing" for r in rows)),
-               "invalid": float(sum(r["status"] == "invalid" for r in rows))}
-    return rows, problems, metrics, _mc_breakdown(rows)
-
-
-def _mc_breakdown(rows: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
-    """Accuracy by source/category (when the reference has one) and by single- vs multi-answer items."""
-    def group_by(key) -> dict[str, dict[str, float]]:
-        groups: dict[str, list[bool]] = {}
-        for row in rows:
-            groups.setdefault(key(row), []).append(row["correct"])
-        return {name: {"n": len(v), "accuracy": 100.0 * sum(v) / len(v)} for name, v in sorted(groups.items())}
-
-    breakdown = {"answer_type": group_by(lambda r: "multi-answer" if r["multi"] else "single-answer")}
-    if any(r["group"] for r in rows):
-        breakdown["category"] = group_by(lambda r: r["group"] or "(none)")
-    return breakdown
-
-
-def _score_qa(items: list[QAItem], predictions: list[Prediction | None]):
-    outputs = [pred.output if pred else "" for pred in predictions]
-    scores = qa_item_scores(outputs, [item.output for item in items])
-    rows, problems = [], []
-    for item, pred, text, score in zip(items, predictions, outputs, scores):
-        if pred is not None and not pred.broken and not text.strip():
-            problems.append(Problem(pred.line, item.id, "empty_output", "the answer is empty; it scores 0",
-                                    fix="check that your generation finished for this item", severity="warning"))
-        rows.append({"line": item.line, "pred_line": pred.line if pred else None, "id": item.id,
-                     "input": item.input, "reference": item.output, "prediction": text,
-                     **score, "status": "missing" if pred is None else "invalid" if pred.broken else "ok",
-                     "group": item.source})
-    metrics = mean_scores(scores)
-    breakdown = {}
-    if any(r["group"] for r in rows):
-        groups: dict[str, list[dict]] = {}
-        for row, score in zip(rows, scores):
-            groups.setdefault(row["group"] or "(none)", []).append(score)
-        breakdown["source"] = {k: {"n": len(v), **mean_scores(v)} for k, v in sorted(groups.items())}
-    return rows, problems, metrics, breakdown
+                     **task.item_fields(item), "prediction": text, **score, "status": status})
+    return rows, problems

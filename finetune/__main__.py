@@ -32,6 +32,7 @@ FLAGS = {
     "lora_rank": int, "lora_alpha": int, "lora_dropout": float, "lora_targets": str, "learning_rate": float,
     "lr_scheduler": str, "num_epochs": float, "max_steps": int, "batch_size": int, "grad_accum": int,
     "seed": int, "adapter_name": str, "precision": str, "eval_steps": int, "save_steps": int, "sample_every": int,
+    "processes": int,
 }
 
 
@@ -90,21 +91,51 @@ def cmd_train(args) -> int:
     cfg = config_from_args(args)
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        # accelerate launch / torchrun: every rank runs this; they agree on one job dir named from the config.
+        # accelerate launch / torchrun: every rank runs this; they agree on one job dir named from the config and
+        # their launcher's pid (the ranks' common parent), so the same command run again gets a fresh job.
         digest = hashlib.sha1(cfg.to_yaml().encode()).hexdigest()[:10]
-        job_id = check_job_id(args.job_id) if args.job_id else f"dist-{digest}"
+        job_id = check_job_id(args.job_id) if args.job_id else f"dist-{digest}-{os.getppid()}"
         files = JobFiles(jobs_root(data_dir) / job_id)
         if rank == 0 and not files.config.exists():
             create_job(cfg, data_dir, job_id=job_id)
         _wait_for(files.config)
+    elif cfg.processes > 1:  # data parallel from the command line: the same launcher (torchrun) as the app's
+        return _launch_and_follow(create_job(cfg, data_dir, job_id=args.job_id))
     else:
         files = create_job(cfg, data_dir, job_id=args.job_id)
     print(f"job {files.job_id}: {files.dir}", flush=True)
     with tee_to(files.log):
         code = run(files.dir)
-    status = files.read_status()
-    print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
+    if rank == 0:  # the other ranks would print rank 0's status half-way through its save
+        status = files.read_status()
+        print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
     return code
+
+
+def _launch_and_follow(files) -> int:
+    """Start the job as the app does (its own process group, torchrun for several processes) and show its log until
+    it ends; Ctrl-C stops it (a checkpoint is saved)."""
+    import time
+
+    from finetune.jobs import TERMINAL, read_job, start_job, stop_job
+
+    print(f"job {files.job_id}: {files.dir}", flush=True)
+    start_job(files)
+    shown = 0
+    try:
+        while True:
+            state = read_job(files).get("state")
+            text = files.log.read_text(encoding="utf-8", errors="replace") if files.log.exists() else ""
+            print(text[shown:], end="", flush=True)
+            shown = len(text)
+            if state in TERMINAL:
+                break
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop_job(files, wait=True)
+    status = read_job(files)
+    print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
+    return 0 if status.get("state") == "completed" else 1
 
 
 @contextlib.contextmanager

@@ -58,6 +58,7 @@ class TrainConfig:
     grad_accum: int = 1
     precision: str = "auto"  # auto picks bf16 / fp16 / fp32 from the hardware
     gradient_checkpointing: bool = False
+    processes: int = 1  # processes per machine: > 1 starts a data-parallel run (one per GPU; gloo on the CPU)
     seed: int = 42
     # Progress, evaluation, checkpoints
     logging_steps: int = 5
@@ -86,7 +87,7 @@ class TrainConfig:
         _one_of("lr_scheduler", self.lr_scheduler, SCHEDULERS)
         _one_of("precision", self.precision, PRECISIONS)
         _range("val_split", self.val_split, 0, None, "a fraction in [0, 1) or a row count >= 1")
-        for name in ("cutoff_len", "lora_rank", "lora_alpha", "batch_size", "grad_accum", "logging_steps"):
+        for name in ("cutoff_len", "lora_rank", "lora_alpha", "batch_size", "grad_accum", "logging_steps", "processes"):
             _range(name, getattr(self, name), 1, None, "a positive integer")
         for name in ("max_samples", "max_steps", "pack_len", "eval_steps", "save_steps", "sample_every"):
             _range(name, getattr(self, name), 0, None, "0 or a positive integer")
@@ -104,6 +105,8 @@ class TrainConfig:
             raise ConfigError("lora_targets", "all-linear, attention, or comma-separated module names like q_proj,v_proj")
         if self.load_in_4bit:
             check_qlora()
+        if self.processes > 1:
+            check_processes(self.processes)
         return self
 
     def to_yaml(self) -> str:
@@ -150,6 +153,15 @@ def check_qlora() -> None:
                                           "plain LoRA on this machine")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("load_in_4bit", "4-bit (QLoRA) needs bitsandbytes: pip install bitsandbytes")
+
+
+def check_processes(n: int) -> None:
+    """Data parallel: one process per GPU. Without a GPU the processes share the CPU (gloo), which checks the setup
+    but is not faster."""
+    import torch
+
+    if torch.cuda.is_available() and n > torch.cuda.device_count():
+        raise ConfigError("processes", f"{n} processes need {n} GPUs; this machine has {torch.cuda.device_count()}")
 
 
 def _check_types(config: TrainConfig) -> None:

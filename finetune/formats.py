@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from safeio import (
-    Limits, SafeReadError, check_file, iter_csv, iter_json_array, iter_lines, iter_xlsx, json_loads, read_bytes,
-    single_object,
-)
+from safeio import Limits, SafeReadError, check_file
+from safeio.problems import Problem
+from safeio.records import names_text, read_records
 
 FORMATS = ("alpaca", "openai", "sharegpt", "chatglm", "xtuner", "competition", "context")
 ROLES = ("system", "user", "assistant")
@@ -36,12 +35,14 @@ class DataError(ValueError):
 
 
 class RowError(ValueError):
-    """One row rejected; `field` is the JSON path of the offending value (e.g. "messages[2].content")."""
+    """One row rejected; `field` is the JSON path of the offending value (e.g. "messages[2].content"), `kind` the
+    problem's code."""
 
-    def __init__(self, field: str, reason: str):
+    def __init__(self, field: str, reason: str, kind: str = "bad_field"):
         super().__init__(f"field '{field}': {reason}" if field else reason)
         self.field = field
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -59,16 +60,8 @@ class Conversation:
         return [{"role": m.role, "content": m.content} for m in self.messages]
 
 
-@dataclass(frozen=True)
-class Rejected:
-    file: str
-    line: int
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
-        return f"{where}: field '{self.field}': {self.reason}" if self.field else f"{where}: {self.reason}"
+# A rejected row: the one problem type of the project (file, line, field, code, parameters).
+Rejected = Problem
 
 
 @dataclass
@@ -241,129 +234,21 @@ def to_conversation(turns: Turns, line: int) -> Conversation:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# File readers: yield (line, row dict) or (line, RowError) for rows that are not objects at all.
+# File reader: safeio.records, shared with evaluation/; yields (line, row dict) or (line, RowError) for a row that
+# cannot be read at all.
 
 RawRows = Iterator[tuple[int, "dict | RowError"]]
-
-
-def _decode_line(raw: bytes, lineno: int) -> str:
-    try:
-        return raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
-    except UnicodeDecodeError as exc:
-        hint = ""
-        try:
-            raw.decode("gb18030")
-            hint = "; it looks like GBK/GB18030: save the file as UTF-8"
-        except UnicodeDecodeError:
-            pass
-        raise RowError("", f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}){hint}") from None
-
-
-def read_jsonl(path: Path, limits: Limits | None = None) -> RawRows:
-    """Line by line, never the whole file: a line over the limit is a rejected row, its bytes skipped unread."""
-    checked_single = False
-    for lineno, raw in iter_lines(path, limits):
-        try:
-            if isinstance(raw, SafeReadError):
-                raise RowError("", raw.reason)
-            text = _decode_line(raw, lineno).strip()
-            if not text:
-                continue
-            try:
-                row = json_loads(text, path, lineno, limits)
-            except json.JSONDecodeError as exc:
-                if not checked_single and text.startswith("{"):
-                    checked_single = True  # line 1 of a pretty-printed object: say that, not "broken JSON" x N
-                    whole = single_object(path, limits)
-                    if whole is not None:
-                        raise DataError(str(whole)) from None
-                raise RowError("", f"broken JSON ({exc.msg} at column {exc.colno})") from None
-            except SafeReadError as exc:
-                raise RowError(exc.field, exc.reason) from None
-            checked_single = True
-            yield lineno, row if isinstance(row, dict) else _not_object(row)
-        except RowError as exc:
-            yield lineno, exc
-
-
-def _not_object(value) -> RowError:
-    return RowError("", f"expected a JSON object, got {type(value).__name__}")
-
-
-def _decode_whole(path: Path, raw: bytes, fix: str) -> str:
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not valid UTF-8 (byte offset {exc.start}); {fix}") from None
-
-
-def read_json_array(path: Path, limits: Limits | None = None) -> RawRows:
-    """A JSON array, item by item with its line number (raw_decode keeps the offsets that json.load throws away)."""
-    text = _decode_whole(path, read_bytes(path, limits), "save the file as UTF-8")
-    try:
-        for line, row in iter_json_array(text, path, limits):
-            yield line, row if isinstance(row, dict) else _not_object(row)
-    except json.JSONDecodeError as exc:
-        # After a syntax error inside an array the rest cannot be located reliably: report it and stop.
-        raise DataError(f"{path}:{exc.lineno}: broken JSON ({exc.msg} at column {exc.colno})") from None
-
-
-def _names(names) -> str:
-    """Column or field names for a message: a 20,000-column header must not become a 189 KB message."""
-    names = [str(n)[:40] for n in names]
-    return repr(names[:20])[:-1] + (f", ... {len(names) - 20} more]" if len(names) > 20 else "]")
-
-
-def _table_rows(header: list, rows: Iterator[tuple[int, list]], column_map: dict[str, str], path: Path) -> RawRows:
-    header = [str(h).strip() if h is not None else "" for h in header]
-    for target, column in column_map.items():
-        if column not in header:
-            raise DataError(f"{path}:1: column_map['{target}']: no column named {column!r} (columns: {_names(header)})")
-    rename = {column: target for target, column in column_map.items()}
-    for line, values in rows:
-        if all(v is None or str(v).strip() == "" for v in values):
-            continue
-        row = {}
-        for name, value in zip(header, values):
-            if name:
-                # Spreadsheet cells come back as numbers or dates: a table has no types, so every cell is text here.
-                row[rename.get(name, name)] = "" if value is None else str(value)
-        yield line, row
-
-
-def read_csv(path: Path, column_map: dict[str, str], limits: Limits | None = None) -> RawRows:
-    text = _decode_whole(path, read_bytes(path, limits), "save the CSV as UTF-8 (Excel: 'CSV UTF-8')")
-    rows = iter_csv(text, path, limits, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
-    first = next(rows, None)
-    if first is None:
-        raise DataError(f"{path}: empty file")
-    yield from _table_rows(first[1], rows, column_map, path)
-
-
-def read_xlsx(path: Path, column_map: dict[str, str], limits: Limits | None = None) -> RawRows:
-    rows = iter_xlsx(path, limits)  # zip parts, rows, columns and cells bounded; the real extent of the sheet
-    first = next(rows, None)
-    if first is None:
-        raise DataError(f"{path}: empty sheet")
-    yield from _table_rows(first[1], rows, column_map, path)
+SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".xlsx", ".xlsm")
 
 
 def read_rows(path: Path, column_map: dict[str, str] | None = None, limits: Limits | None = None) -> RawRows:
+    """Rows of a training data file; a table's columns named in column_map (field -> column) must exist."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
-        return read_csv(path, column_map or {}, limits)
-    if suffix in (".xlsx", ".xlsm"):
-        return read_xlsx(path, column_map or {}, limits)
-    if suffix == ".json":
-        check_file(path, limits)
-        with path.open("rb") as f:
-            head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-        if head.startswith(b"["):
-            return read_json_array(path, limits)
-    if suffix not in (".json", ".jsonl"):
+    if suffix not in SUFFIXES:
         raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .xlsx)")
-    return read_jsonl(path, limits)
+    records = read_records(path, limits, sheets=True, columns=column_map)
+    return ((line, RowError(row.field, row.reason, row.kind) if isinstance(row, SafeReadError) else row)
+            for line, row in records)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -393,30 +278,30 @@ def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_s
         raise DataError(f"{path}: unknown format {data_format!r} (expected auto or one of {', '.join(FORMATS)})")
     result = LoadResult(file=str(path), format=data_format)
     seen: dict[str, int] = {}
-    is_table = path.suffix.lower() in (".csv", ".tsv", ".xlsx", ".xlsm")
     for line, row in read_rows(path, column_map, limits):
         result.total_rows += 1
         try:
             if isinstance(row, RowError):
                 raise row
-            if column_map and not is_table:
+            if column_map:
                 row = _rename(row, column_map)
             if result.format == "auto":
                 result.format = detect_format(row) or "auto"
                 if result.format == "auto":
                     raise DataError(
-                        f"{path}:{line}: cannot tell the data format from the fields {_names(sorted(row))}; "
+                        f"{path}:{line}: cannot tell the data format from the fields {names_text(sorted(row))}; "
                         f"expected one of {', '.join(FORMATS)} (see `python -m finetune preview --help`), or map "
                         "columns with column_map"
                     )
             conversation = to_conversation(PARSERS[result.format](row), line)
         except RowError as exc:
-            result.rejected.append(Rejected(str(path), line, exc.field, exc.reason))
+            result.rejected.append(Problem(line, None, exc.kind, exc.reason, file=str(path), field=exc.field))
             continue
         key = hashlib.sha1(json.dumps(conversation.as_dicts(), ensure_ascii=False).encode()).hexdigest()
         if dedup and key in seen:
             result.duplicates += 1
-            result.rejected.append(Rejected(str(path), line, "", f"duplicate of line {seen[key]}"))
+            result.rejected.append(Problem(line, None, "duplicate_row", f"duplicate of line {seen[key]}",
+                                           file=str(path), params={"first": seen[key]}))
             continue
         seen.setdefault(key, line)
         if max_samples and len(result.conversations) >= max_samples:

@@ -198,7 +198,7 @@ def start_job(files: JobFiles, resume: bool = False) -> int:
         if is_alive(files):
             raise JobError(f"job {files.job_id} is already running")
         files.stop_request.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "finetune.job", str(files.dir)] + (["--resume"] if resume else [])
+        cmd = launcher(files) + ["-m", "finetune.job", str(files.dir)] + (["--resume"] if resume else [])
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
         root = Path(__file__).resolve().parent.parent
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
@@ -209,6 +209,17 @@ def start_job(files: JobFiles, resume: bool = False) -> int:
         files.update_status(state="starting", pid=proc.pid, error=None)
         threading.Thread(target=_reap, args=(files, proc), daemon=True).start()
         return proc.pid
+
+
+def launcher(files: JobFiles) -> list[str]:
+    """`python`, or torchrun with one process per GPU for a data-parallel run (--standalone: a free local port,
+    so two jobs at once do not collide). torchrun ends every rank when one fails, and exits non-zero."""
+    from finetune.config import TrainConfig
+
+    processes = TrainConfig.load(files.config).processes
+    if processes <= 1:
+        return [sys.executable]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
 
 
 def _reap(files: JobFiles, proc: subprocess.Popen) -> None:

@@ -10,6 +10,20 @@ from finetune.config import TrainConfig
 from finetune.jobs import JobFiles
 
 
+def _any_rank(flag: bool) -> bool:
+    """True on every rank when any rank has it: under torchrun the signal may reach the ranks a step apart, and a rank
+    that stopped alone would leave the others waiting in their next gradient all-reduce for ever."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
 class ProgressCallback(TrainerCallback):
     def __init__(self, cfg: TrainConfig, tokenizer, files: JobFiles, stop, data_report: dict):
         self.cfg = cfg
@@ -35,7 +49,8 @@ class ProgressCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step == state.max_steps and state.global_step % args.logging_steps:
             control.should_log = True  # the curve and the status always end on the last step's loss
-        if self.stop.set:
+        if _any_rank(self.stop.set):
+            self.stop.set = True
             # Saving here keeps the work done so far: Resume continues from this very step.
             control.should_save = True
             control.should_training_stop = True

@@ -67,14 +67,75 @@ def segments(tokenizer, conversation: Conversation) -> list[tuple[str, bool]]:
             continue
         prompt = render(tokenizer, messages[:i], add_generation_prompt=True)
         full = render(tokenizer, messages[: i + 1])
-        if not (prompt.startswith(done) and full.startswith(prompt)):
-            raise TemplateError(
-                f"line {conversation.line}: the chat template does not render turn {i} as a continuation of the "
-                "turns before it (templates that rewrite earlier turns are not supported)"
-            )
+        eos = tokenizer.eos_token
+        if done and eos and done.endswith(eos) and not prompt.startswith(done) and prompt.startswith(done[:-len(eos)]):
+            # Phi-3 closes a whole conversation with eos, absent when another turn follows: it ends the last answer
+            # only, and earlier answers end with their end-of-turn marker (<|end|>) as the template renders them.
+            pieces[-1], done = (pieces[-1][0][:-len(eos)], True), done[:-len(eos)]
+        if not full.startswith(prompt):
+            raise TemplateError(f"line {conversation.line}: the chat template's generation prompt for turn {i} is "
+                                "not how it renders the start of that answer")
+        if not prompt.startswith(done):  # the template rewrites earlier turns once more follow
+            return _final_segments(tokenizer, messages, conversation.line)
         pieces += [(prompt[len(done):], False), (full[len(prompt):], True)]
         done = full
-    return [(text, trained) for text, trained in pieces if text]
+        if _unterminated(tokenizer, full[len(prompt):], message["content"]):
+            pieces.append((tokenizer.eos_token, True))
+    return [(text, trained) for text, trained in _move_stops(pieces, tokenizer.eos_token) if text]
+
+
+def _final_segments(tokenizer, messages: list[dict], line: int) -> list[tuple[str, bool]]:
+    """For templates that render earlier turns differently once more turns follow (Qwen3 drops the thinking block
+    of earlier answers): the conversation as the template renders it whole, which is what the model sees when it
+    answers the last turn. Earlier answers are found in it by their text, in order, and trained with the
+    end-of-turn marker their own turn renders after them; the last answer is trained as it is generated."""
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    prompt = render(tokenizer, messages[:last], add_generation_prompt=True)
+    full = render(tokenizer, messages[: last + 1])
+    pieces: list[tuple[str, bool]] = []
+    cursor = done = 0
+    for i, message in enumerate(messages[:last]):
+        at = prompt.find(message["content"], cursor)
+        end = at + len(message["content"])
+        tail = _answer_tail(tokenizer, messages, i) if message["role"] == "assistant" else ""
+        if at < 0 or not prompt.startswith(tail, end):
+            raise TemplateError(f"line {line}: the chat template rewrites turn {i} when later turns follow, in a "
+                                "way the trained text cannot be found in; train on single-turn rows instead")
+        if message["role"] == "assistant":
+            pieces += [(prompt[done:at], False), (prompt[at:end + len(tail)], True)]
+            done = end + len(tail)
+        cursor = end + len(tail)
+    pieces += [(prompt[done:], False), (full[len(prompt):], True)]
+    if _unterminated(tokenizer, full[len(prompt):], messages[last]["content"]):
+        pieces.append((tokenizer.eos_token, True))
+    return [(text, trained) for text, trained in _move_stops(pieces, tokenizer.eos_token) if text]
+
+
+def _answer_tail(tokenizer, messages: list[dict], i: int) -> str:
+    """What the template puts after assistant turn i's text when that turn is the last (its end-of-turn marker)."""
+    answer = render(tokenizer, messages[: i + 1])[len(render(tokenizer, messages[:i], add_generation_prompt=True)):]
+    at = answer.rfind(messages[i]["content"])
+    return answer[at + len(messages[i]["content"]):] if at >= 0 else answer
+
+
+def _unterminated(tokenizer, answer: str, content: str) -> bool:
+    """The template ends an assistant turn with nothing after the content (GLM-4: the next turn's <|user|>, its eos
+    token, is what stops a reply). Trained as rendered, the model would never learn to stop, so the eos token is
+    trained after such an answer (as LLaMA-Factory's `efficient_eos` does)."""
+    eos = tokenizer.eos_token
+    return bool(eos) and eos not in answer and answer.rstrip().endswith(content.rstrip())
+
+
+def _move_stops(pieces: list[tuple[str, bool]], eos: str | None) -> list[tuple[str, bool]]:
+    """An eos appended after an answer that the next turn's prompt starts with anyway is taken from that prompt:
+    the tokens stay the template's own rendering, with the stop now trained."""
+    out: list[tuple[str, bool]] = []
+    for i, (text, trained) in enumerate(pieces):
+        appended = trained and text == eos and i > 0 and pieces[i - 1][1]
+        if appended and i + 1 < len(pieces) and pieces[i + 1][0].startswith(eos):
+            pieces[i + 1] = (pieces[i + 1][0][len(eos):], False)
+        out.append((text, trained))
+    return out
 
 
 def encode(tokenizer, conversation: Conversation, cutoff_len: int) -> Encoded:

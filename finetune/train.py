@@ -136,6 +136,9 @@ def training_arguments(cfg: TrainConfig, files: JobFiles, has_val: bool):
         max_steps=cfg.max_steps or -1,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
+        # Without a GPU the Trainer must be told it runs on the CPU, else a chosen bf16 is refused ("Your setup
+        # doesn't support bf16/gpu") instead of running the CPU's own bf16 autocast.
+        use_cpu=not (torch.cuda.is_available() or torch.backends.mps.is_available()),
         # transformers 5 name for gradient checkpointing; non-reentrant works with frozen (LoRA) base weights
         activation_checkpointing=cfg.gradient_checkpointing,
         activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
@@ -207,7 +210,11 @@ def run(job_dir: Path, resume: bool = False) -> int:
     files = JobFiles(Path(job_dir))
     stop = StopFlag()
     stop.install()
-    files.update_status(state="loading", pid=os.getpid(), error=None, started_at=time.time())
+    # The process Stop signals: this one, or under torchrun / accelerate launch the launcher (the ranks' parent),
+    # which passes the signal on to every rank and ends them all when one fails.
+    launched = "TORCHELASTIC_RUN_ID" in os.environ
+    files.update_status(state="loading", pid=os.getppid() if launched else os.getpid(), error=None,
+                        started_at=time.time())
     try:
         cfg = TrainConfig.load(files.config).validate()
         outcome = _train(cfg, files, stop, resume)

@@ -24,7 +24,6 @@ import re
 import secrets
 import sys
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -35,6 +34,8 @@ import yaml
 
 from hosting.roles import ROLES, User
 from hosting.sessions import SESSION_SECONDS, SESSIONS_FILE, SessionStore  # noqa: F401 (SESSION_SECONDS: re-exported)
+from safeio.atomic import write_text
+from safeio.problems import Problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USERS_FILE_ENV = "MEDTUNE_USERS_FILE"
@@ -49,7 +50,17 @@ _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2 ** 14, 8, 1
 
 
 class UsersError(ValueError):
-    """A users file or MEDTUNE_USERS entry that cannot be used; the message names the file, user and field."""
+    """A users file or MEDTUNE_USERS entry that cannot be used; the message names the file, user and field, and
+    `problem` (when set) says the same as data: the project's one problem type (file, line, field, code, params)."""
+
+    def __init__(self, message: str, problem: Problem | None = None):
+        super().__init__(message)
+        self.problem = problem
+
+
+def _error(message: str, where: str, code: str, field: str = "", line: int | None = None, **params) -> UsersError:
+    return UsersError(message, Problem(line, params.get("user"), code, message, file=where, field=field,
+                                       params=params))
 
 
 # --- passwords ---
@@ -111,16 +122,18 @@ class Account:
 
 def check_name(name: object, where: str) -> str:
     if not isinstance(name, str):
-        raise UsersError(f"{where}: user name {name!r} must be text (quote it in YAML: \"{name}\")")
+        raise _error(f"{where}: user name {name!r} must be text (quote it in YAML: \"{name}\")", where,
+                     "user_name_not_text", "users", user=str(name))
     if not NAME_RE.match(name):
-        raise UsersError(f"{where}: user name {name!r} may only have letters, digits and . _ @ - "
-                         "(1 to 64 characters)")
+        raise _error(f"{where}: user name {name!r} may only have letters, digits and . _ @ - (1 to 64 characters)",
+                     where, "bad_user_name", "users", user=name)
     return name
 
 
 def check_role(role: object, where: str, name: str) -> str:
     if role not in ROLES:
-        raise UsersError(f"{where}: user {name!r}: field 'role': {role!r} is not one of {', '.join(ROLES)}")
+        raise _error(f"{where}: user {name!r}: field 'role': {role!r} is not one of {', '.join(ROLES)}", where,
+                     "unknown_role", "role", user=name, value=str(role), allowed=", ".join(ROLES))
     return role
 
 
@@ -130,38 +143,44 @@ def read_users_file(path: Path) -> dict[str, Account]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsersError(f"{where} does not exist (create it with "
-                         f"`python -m hosting.users add NAME --role admin --file {path}`)") from None
+        raise _error(f"{where} does not exist (create it with "
+                     f"`python -m hosting.users add NAME --role admin --file {path}`)", where, "missing_file") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsersError(f"{where} cannot be read: {exc}") from None
+        raise _error(f"{where} cannot be read: {exc}", where, "unreadable", reason=str(exc)) from None
     except yaml.YAMLError as exc:
-        raise UsersError(f"{where} is not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)  # where the YAML parser stopped, 0-based
+        raise _error(f"{where} is not valid YAML: {exc}", where, "bad_yaml", line=mark.line + 1 if mark else None,
+                     reason=str(exc)) from None
     if data is None:
         return {}
     if not isinstance(data, dict) or set(data) - {"users"}:
-        raise UsersError(f"{where}: expected one top-level key 'users' (a mapping of user name to "
-                         "{role, password}), found " + (repr(sorted(map(str, data))) if isinstance(data, dict)
-                                                         else type(data).__name__))
+        found = repr(sorted(map(str, data))) if isinstance(data, dict) else type(data).__name__
+        raise _error(f"{where}: expected one top-level key 'users' (a mapping of user name to {{role, password}}), "
+                     f"found {found}", where, "bad_users_top", found=found)
     users = data.get("users") or {}
     if not isinstance(users, dict):
-        raise UsersError(f"{where}: field 'users' must be a mapping of user name to {{role, password}}, "
-                         f"not {type(users).__name__}")
+        raise _error(f"{where}: field 'users' must be a mapping of user name to {{role, password}}, "
+                     f"not {type(users).__name__}", where, "bad_users_field", "users", found=type(users).__name__)
     accounts = {}
     for name, entry in users.items():
         name = check_name(name, where)
         if not isinstance(entry, dict):
-            raise UsersError(f"{where}: user {name!r} must be a mapping with fields 'role' and 'password'")
+            raise _error(f"{where}: user {name!r} must be a mapping with fields 'role' and 'password'", where,
+                         "bad_user_entry", name, user=name)
         unknown = sorted(set(map(str, entry)) - {"role", "password"})
         if unknown:
-            raise UsersError(f"{where}: user {name!r}: unknown field {unknown[0]!r} (allowed: role, password)")
+            raise _error(f"{where}: user {name!r}: unknown field {unknown[0]!r} (allowed: role, password)", where,
+                         "unknown_field", unknown[0], user=name)
         for field in ("role", "password"):
             if field not in entry:
-                raise UsersError(f"{where}: user {name!r}: field {field!r} is missing")
+                raise _error(f"{where}: user {name!r}: field {field!r} is missing", where, "missing_field", field,
+                             user=name)
         role = check_role(entry["role"], where, name)
         try:
             _parse_hash(entry["password"])
         except ValueError as exc:
-            raise UsersError(f"{where}: user {name!r}: field 'password' {exc}") from None
+            raise _error(f"{where}: user {name!r}: field 'password' {exc}", where, "bad_password_hash", "password",
+                         user=name, reason=str(exc)) from None
         accounts[name] = Account(User(name, role), entry["password"], str(path), entry["password"])
     return accounts
 
@@ -172,16 +191,7 @@ def write_users_file(path: Path, accounts: Mapping[str, Account]) -> None:
     data = {"users": {name: {"role": a.user.role, "password": a.password_hash} for name, a in accounts.items()}}
     text = ("# medtune logins; edit with `python -m hosting.users add|remove|list`\n"
             + yaml.safe_dump(data, sort_keys=True, allow_unicode=True))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text, mode=None, durable=True)  # mode None: mkstemp's 0600
 
 
 def env_accounts(env: Mapping[str, str]) -> dict[str, Account]:

@@ -24,3 +24,10 @@ class LimitExceeded(SafeReadError):
 
     def __init__(self, path, line: int | None, field: str, reason: str, kind: str = "limit"):
         super().__init__(path, line, field, reason, kind)
+
+
+class NotUtf8(SafeReadError):
+    """Bytes that are not UTF-8 (often GBK/GB18030): a reader may take the rest of the file as suspect too."""
+
+    def __init__(self, path, line: int | None, field: str, reason: str, kind: str = "encoding"):
+        super().__init__(path, line, field, reason, kind)

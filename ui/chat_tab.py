@@ -96,6 +96,8 @@ class ChatHandlers:
                 status = t("chat.base_not_loaded", self.lang)
             else:
                 status = t("chat.on_disk", self.lang).format(size=_size(m.bytes))
+            if m.decoding:  # the loaded base: the fast decoding step, or why its answers take the full forward
+                status += t("chat.decoding_path", self.lang).format(path=m.decoding)
             rows.append([m.name, t(f"chat.kind_{m.kind}", self.lang), status])
         return pd.DataFrame(rows, columns=[t(f"chat.col_{c}", self.lang) for c in ("model", "kind", "status")])
 

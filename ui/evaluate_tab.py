@@ -8,7 +8,6 @@ reload, a Stop or a restart) follows the job still running, or resumes, or reads
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -18,14 +17,16 @@ import pandas as pd
 
 from chat.registry import RegistryError, shared_registry
 from evaluation.data import DataFileError, check_datasets
-from evaluation.metrics import QA_METRICS
 from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
 from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
     model_identity, side_by_side
+from evaluation.tasks import get_task
 from hosting.queue import ACTIVE, Job, QueueError, eval_config_to_dict
+from safeio.atomic import copy_file
 from safeio.worker import WorkerError, run_limited
 from ui.access import current_user, gate_on_load, require, session_key
 from ui.context import AppContext
+from ui.problems import problems_message
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
 from ui.polish import hide_until_filled, localize_frame
@@ -38,7 +39,7 @@ _SESSION_JOBS: dict[tuple[str, str], str] = {}  # (user, browser session) -> the
 
 
 def metric_names(task: str) -> list[str]:
-    return ["accuracy"] if task == "mc" else list(QA_METRICS)
+    return list(get_task(task).metrics)
 
 
 def results_frame(results: list[CellResult]) -> pd.DataFrame:
@@ -47,8 +48,8 @@ def results_frame(results: list[CellResult]) -> pd.DataFrame:
     for r in results:
         row = rows.setdefault(r.model, {"model": r.model})
         row.update({f"{r.dataset} · {m}": round(r.metrics[m], 2) for m in metric_names(r.task)})
-        if r.task == "mc" and r.report["method"] == "generate":
-            row[f"{r.dataset} · unparsed"] = int(r.metrics["unparsed"])
+        for count in get_task(r.task).method_columns.get(r.report["method"], ()):  # e.g. unparsed replies
+            row[f"{r.dataset} · {count}"] = int(r.metrics[count])
     return pd.DataFrame(list(rows.values()))
 
 
@@ -112,10 +113,7 @@ class EvaluateHandlers:
         path = Path(_path(file))
         kept = Path(self.ctx.data_dir) / "uploads" / file_sha256(path)[:16] / path.name
         if not kept.exists():
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            tmp = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, kept)
+            copy_file(path, kept)
         return str(kept)
 
     def check(self, config: EvalConfig) -> None:
@@ -126,8 +124,8 @@ class EvaluateHandlers:
         except WorkerError as exc:
             raise gr.Error(t(f"safeio.worker_{exc.kind}", self.lang).format(detail=exc), print_exception=False) \
                 from None
-        except DataFileError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        except DataFileError as exc:  # each problem with its file and line, in the page's language
+            raise gr.Error(problems_message(exc.problems, self.lang, exc.path), print_exception=False) from None
         try:
             for model in config.models:
                 model_identity(self.registry, model)

@@ -39,7 +39,7 @@ SETTINGS = [
     ("warmup_ratio", True), ("weight_decay", True), ("max_grad_norm", True), ("logging_steps", True),
     ("eval_steps", True), ("save_steps", True), ("sample_every", True), ("sample_prompts", True),
     ("precision", True), ("gradient_checkpointing", True), ("max_samples", True), ("dedup", True),
-    ("adapter_name", True),
+    ("adapter_name", True), ("processes", True),
 ]
 CHOICES = {"lr_scheduler": list(SCHEDULERS), "precision": list(PRECISIONS),
            "lora_targets": list(LORA_TARGET_PRESETS) + ["q_proj,v_proj"]}

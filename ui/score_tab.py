@@ -9,9 +9,11 @@ import pandas as pd
 from evaluation.data import DataFileError
 from evaluation.report import write_json, write_per_item
 from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError, score_submission
+from evaluation.tasks import TASKS as TASK_RECORDS, get_task
 from safeio.worker import WorkerError, run_limited
 from ui.access import require
 from ui.context import AppContext
+from ui.problems import fix_text, problem_text
 from ui.scratch import download_dir
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
@@ -20,35 +22,35 @@ SAMPLES = {  # label key -> (reference, predictions), relative to the sample dir
     "score.sample_mc": ("mc_sample.jsonl", "mc_sample_predictions.jsonl"),
     "score.sample_qa": ("qa_sample_competition.jsonl", "qa_sample_predictions.jsonl"),
 }
-TASKS = ["auto", "mc", "qa"]
+TASKS = ["auto", *TASK_RECORDS]  # the radio's choices, in the order of score.task_choices
 FILE_TYPES = [".jsonl", ".json", ".csv"]
 PROBLEM_COLUMNS = ["severity", "line", "id", "kind", "message", "fix"]
 
 
-def problems_frame(problems) -> pd.DataFrame:
-    return pd.DataFrame([{c: p.to_dict()[c] for c in PROBLEM_COLUMNS} for p in problems], columns=PROBLEM_COLUMNS)
+def problems_frame(problems, lang: str = "en") -> pd.DataFrame:
+    """The problems as a table, each message and fix in the page's language (ui/problems.py)."""
+    rows = [{**{c: p.to_dict()[c] for c in PROBLEM_COLUMNS}, "message": problem_text(p, lang), "fix": fix_text(p, lang)}
+            for p in problems]
+    return pd.DataFrame(rows, columns=PROBLEM_COLUMNS)
 
 
 def scores_frame(report: ScoreReport, lang: str) -> pd.DataFrame:
     rows = [[name, round(value, 2)] for name, value in report.metrics.items()] + [["score", round(report.score, 2)]]
     for title, groups in report.breakdown.items():
         for group, values in groups.items():
-            key = "accuracy" if report.task == "mc" else "rouge-l"
+            key = get_task(report.task).main_metric
             rows.append([f"{key} · {group} (n={int(values['n'])})", round(values[key], 2)])
     return pd.DataFrame(rows, columns=[t("score.col_metric", lang), t("score.col_value", lang)])
 
 
 def items_frame(report: ScoreReport) -> pd.DataFrame:
-    """Worst first: wrong/missing/unparsed before right for multiple choice, lowest ROUGE-L first for free-form."""
-    frame = pd.DataFrame(report.items)
-    if report.task == "mc":
-        frame = frame.sort_values(["correct", "line"], kind="stable")
-        columns = ["line", "id", "correct", "status", "answer", "extracted", "prediction", "question"]
-    else:
-        frame = frame.sort_values(["rouge-l", "line"], kind="stable")
-        columns = ["line", "id", "rouge-l", "rouge-1", "rouge-2", "bleu-4", "prediction", "reference", "input"]
-        frame[["rouge-1", "rouge-2", "rouge-l", "bleu-4"]] = frame[["rouge-1", "rouge-2", "rouge-l", "bleu-4"]].round(2)
-    return frame[columns]
+    """Worst first, by the task's sort columns: wrong/missing/unparsed before right for multiple choice, lowest
+    ROUGE-L first for free-form."""
+    task = get_task(report.task)
+    frame = pd.DataFrame(report.items).sort_values(list(task.sort_by), kind="stable")
+    if task.rounded:
+        frame[list(task.rounded)] = frame[list(task.rounded)].round(2)
+    return frame[list(task.item_columns)]
 
 
 def resolve_inputs(sample: str, reference, predictions, ctx: AppContext) -> tuple[str, str]:
@@ -81,16 +83,16 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
         raise gr.Error(t(f"safeio.worker_{err.kind}", lang).format(detail=err), print_exception=False) from None
     except ReferenceMalformed as err:
         gr.Warning(t("score.status_3", lang))
-        return f"**{t('score.status_3', lang)}**", None, localize_frame(problems_frame(err.problems), lang), None, None
+        return f"**{t('score.status_3', lang)}**", None, localize_frame(problems_frame(err.problems, lang), lang), None, None
     except DataFileError as err:
         gr.Warning(t("score.status_4", lang))
-        return f"**{t('score.status_4', lang)}**", None, localize_frame(problems_frame(err.problems), lang), None, None
+        return f"**{t('score.status_4', lang)}**", None, localize_frame(problems_frame(err.problems, lang), lang), None, None
     except WeightsError as err:
         raise gr.Error(str(err)) from None
     status = t("score.status_ok" if report.exit_status == 0 else f"score.status_{report.exit_status}", lang)
     task_name = t("score.task_choices", lang).split("|")[TASKS.index(report.task)]
     summary = t("score.summary", lang).format(score=report.score, task=task_name, n=report.n, status=status)
-    return (summary, scores_frame(report, lang), localize_frame(problems_frame(report.problems), lang),
+    return (summary, scores_frame(report, lang), localize_frame(problems_frame(report.problems, lang), lang),
             localize_frame(items_frame(report), lang), write_downloads(report))
 
 
