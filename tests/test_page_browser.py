@@ -127,7 +127,7 @@ def test_score_tables_have_headers_in_the_page_language(site, chromium, lang, pa
         headers = [h.strip() for h in page.locator("table th:visible").all_inner_texts() if h.strip()]
         shot(page, f"{lang}-score")
         assert headers and not foreign(headers, lang), headers
-        expected = {"en": ["severity", "line", "message", "fix"], "zh": ["严重程度", "行号", "问题", "修改方法"]}[lang]
+        expected = {"en": ["severity", "line", "message", "fix"], "zh": ["严重程度", "行号", "说明", "修改方法"]}[lang]
         assert set(expected) <= set(headers)
         placeholder = page.locator("input.search-input").first.get_attribute("placeholder")
         assert placeholder == {"en": "Search...", "zh": "搜索…"}[lang]

@@ -83,10 +83,12 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
         raise gr.Error(t(f"safeio.worker_{err.kind}", lang).format(detail=err), print_exception=False) from None
     except ReferenceMalformed as err:
         gr.Warning(t("score.status_3", lang))
-        return f"**{t('score.status_3', lang)}**", None, localize_frame(problems_frame(err.problems, lang), lang), None, None
+        problems = localize_frame(problems_frame(err.problems, lang), lang)
+        return f"**{t('score.status_3', lang)}**", None, problems, None, None
     except DataFileError as err:
         gr.Warning(t("score.status_4", lang))
-        return f"**{t('score.status_4', lang)}**", None, localize_frame(problems_frame(err.problems, lang), lang), None, None
+        problems = localize_frame(problems_frame(err.problems, lang), lang)
+        return f"**{t('score.status_4', lang)}**", None, problems, None, None
     except WeightsError as err:
         raise gr.Error(str(err)) from None
     status = t("score.status_ok" if report.exit_status == 0 else f"score.status_{report.exit_status}", lang)
