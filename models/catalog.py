@@ -135,6 +135,13 @@ def hub_offline() -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
 
+def _hub_cache() -> str:
+    """huggingface_hub's cache folder, read at each call (HF_HUB_CACHE / HF_HOME, as the hub's own functions do)."""
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
 def _has_weights(folder: Path) -> bool:
     return any(folder.glob("*.safetensors")) or any(folder.glob("*.bin"))
 
@@ -145,7 +152,7 @@ def cached_path(repo_id: str, cache_dir: str | Path | None = None) -> Path | Non
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        folder = Path(snapshot_download(repo_id, local_files_only=True, cache_dir=cache_dir))
+        folder = Path(snapshot_download(repo_id, local_files_only=True, cache_dir=cache_dir or _hub_cache()))
     except (LocalEntryNotFoundError, ValueError, OSError):
         return None
     return folder if _has_weights(folder) else None
@@ -157,7 +164,7 @@ def cached_models(cache_dir: str | Path | None = None) -> dict[str, int]:
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        info = scan_cache_dir(cache_dir)
+        info = scan_cache_dir(cache_dir or _hub_cache())
     except CacheNotFound:
         return {}
     return {repo.repo_id: repo.size_on_disk for repo in info.repos
@@ -170,7 +177,7 @@ def delete_cached(repo_id: str, cache_dir: str | Path | None = None) -> int:
     from huggingface_hub.errors import CacheNotFound
 
     try:
-        info = scan_cache_dir(cache_dir)
+        info = scan_cache_dir(cache_dir or _hub_cache())
     except CacheNotFound:
         return 0
     hashes = [rev.commit_hash for repo in info.repos if repo.repo_type == "model" and repo.repo_id == repo_id
@@ -193,12 +200,10 @@ class Download:
         import subprocess
         import sys
 
-        from huggingface_hub.constants import HF_HUB_CACHE
-
         if hub_offline():
             raise RuntimeError(f"{repo_id}: downloads are unavailable (HF_HUB_OFFLINE is set)")
         self.repo_id, self.expected_bytes = repo_id, expected_bytes
-        self.cache = Path(cache_dir or HF_HUB_CACHE)
+        self.cache = Path(cache_dir or _hub_cache())
         self.folder = self.cache / ("models--" + repo_id.replace("/", "--"))
         self.cancelled = False
         self.proc = subprocess.Popen([sys.executable, "-m", "models.catalog", "download", repo_id, str(self.cache)],

@@ -27,6 +27,7 @@ from ui.access import checked_model_ref, current_user, gate_on_load, require
 from ui.context import AppContext
 from ui.jobs_tab import (find_job, job_detail, job_queue, path_redactor, queue_error, viewer_level, waiting_text,
                          with_ctx)
+from ui import model_picker
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 
@@ -295,7 +296,7 @@ def data_summary(files: JobFiles) -> str:
 def _data_section(ctx: AppContext) -> list:
     lang = ctx.lang
     with gr.Row():
-        model = gr.Textbox(value=ctx.model, label=t("finetune.model", lang), scale=2)
+        model = model_picker.build(ctx)  # the catalog, sizes, fits, cached, presets (ui/model_picker.py)
         upload = gr.File(label=t("finetune.data_file", lang), file_types=DATA_TYPES, type="filepath", scale=2)
         samples = sample_files(ctx)
         sample = gr.Dropdown(samples, value=samples[0] if samples else None, label=t("finetune.sample", lang),
@@ -303,6 +304,7 @@ def _data_section(ctx: AppContext) -> list:
     with gr.Row():
         data_format = gr.Dropdown(["auto", *FORMATS], value="auto", label=t("finetune.format", lang))
         column_map = gr.Textbox(label=t("finetune.column_map", lang), placeholder=t("finetune.column_map_ph", lang))
+    model_picker.build_catalog(ctx, model)
     return [model, upload, sample, data_format, column_map]
 
 
@@ -334,6 +336,7 @@ def build(ctx: AppContext) -> None:
                                       combine_adjacent=True, show_legend=True)
     hide_until_filled(rejected, examples)  # no "line field reason" header row before a preview
     widgets = _settings_section(ctx)
+    model_picker.wire_presets(data_inputs[0], widgets)
     settings = [widgets[name] for name, _ in SETTINGS]
     with gr.Row():
         start_btn = gr.Button(t("finetune.start", lang), variant="primary")
