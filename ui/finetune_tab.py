@@ -30,6 +30,7 @@ from ui.jobs_tab import (find_job, job_detail, job_queue, path_redactor, queue_e
 from ui import model_picker
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
+from ui.zerogpu import refuse_training
 
 # (TrainConfig field, advanced?) in the order the widgets appear; start/command events take them in this order.
 SETTINGS = [
@@ -135,6 +136,7 @@ def do_start(request: gr.Request, model, upload, sample, data_format, column_map
     """Create the job directory and put the job in the shared queue: it runs when the jobs ahead have finished
     (one GPU or CPU per server: two runs at once would only crawl or run out of memory)."""
     user = require(request, ctx, "train")
+    refuse_training(ctx.lang)  # a ZeroGPU Space lends its GPU for minutes per call: too short for a run
     model = checked_model_ref((model or "").strip() or "demo", ctx)  # a hub id or a directory under the roots
     path = data_path(upload, sample, ctx)
     if upload:  # gradio's upload cache is temporary: keep the file with the runs so the job can be re-run
@@ -195,6 +197,7 @@ def do_stop(job_id, request: gr.Request, ctx: AppContext):
 def do_resume(job_id, request: gr.Request, ctx: AppContext):
     """Back in the queue, to continue from the last checkpoint when its turn comes."""
     files, user = job_files(job_id, ctx), require(request, ctx, "train")
+    refuse_training(ctx.lang)
     if read_job(files).get("state") == "completed":
         raise gr.Error(t("finetune.already_done", ctx.lang).format(job=job_id))
     try:

@@ -573,6 +573,14 @@ STRINGS: dict[str, tuple[str, str]] = {
     "picker.delete_running": ("Cancel its download first.", "请先取消其下载。"),
     "picker.deleted": ("Deleted {model} from the cache ({freed} freed).", "已从缓存删除 {model}（释放 {freed}）。"),
     "picker.not_cached_here": ("{model} is not in the cache.", "{model} 不在缓存中。"),
+    # --- Hugging Face Space (ui/zerogpu.py) ---
+    "space.zerogpu_no_training": (
+        "Training is not available on this ZeroGPU Space: it lends a GPU for a few minutes per request, too short "
+        "for a training run. Duplicate the Space on dedicated GPU hardware (or run `python -m finetune train` on "
+        "your own machine) to train; chatting and evaluating work here.",
+        "本 ZeroGPU Space 不支持训练：它每次请求只借出几分钟 GPU，不足以完成一次训练。若要训练，请将 Space 复制到"
+        "独占 GPU 硬件上（或在自己的机器上运行 `python -m finetune train`）；对话和评测可在此使用。",
+    ),
 }
 
 
