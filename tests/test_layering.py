@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ["evaluation", "finetune", "chat", "hosting", "safeio"]
+BACKENDS = ["evaluation", "finetune", "chat", "hosting", "safeio", "models"]
 
 
 def backend_modules() -> list[str]:
