@@ -18,6 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "page"
+LONG = 180_000  # ms: generating two answers on a busy 2-core machine
 
 # Words that stay as they are on the Chinese page: names of models, methods, formats, tools and settings.
 ALLOWED_EN = {
@@ -66,7 +67,12 @@ def site(tmp_path_factory, medtune_home, demo_model):
     from ui.context import AppContext
     from ui.server import create_server
 
-    ctx = AppContext(model="demo", data_dir=tmp_path_factory.mktemp("page-data"))
+    from chat_fixtures import build_adapter
+
+    data_dir = tmp_path_factory.mktemp("page-data")
+    for i in range(2):  # the blind test needs two models besides the base
+        build_adapter(demo_model, data_dir / "adapters" / f"demo-lora-{i}", seed=i, base_ref="demo")
+    ctx = AppContext(model="demo", data_dir=data_dir)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_server(ctx), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -131,5 +137,64 @@ def test_score_tables_have_headers_in_the_page_language(site, chromium, lang, pa
         assert set(expected) <= set(headers)
         placeholder = page.locator("input.search-input").first.get_attribute("placeholder")
         assert placeholder == {"en": "Search...", "zh": "搜索…"}[lang]
+    finally:
+        context.close()
+
+
+def open_tab(page, name: str) -> None:
+    """A tab by name; on a phone gradio moves the tabs that do not fit behind a "More tabs" menu."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if tab.count() and tab.first.is_visible():
+        tab.first.click()
+        return
+    for more in page.get_by_role("button", name="More tabs").all():
+        if more.is_visible():
+            more.click()
+            item = page.locator("button:visible", has_text=name).last
+            if item.count():
+                item.click()
+                return
+    raise AssertionError(f"no tab {name!r} on the page")
+
+
+def test_a_phone_votes_once_and_reads_the_leaderboard(site, chromium):
+    """At 390 px: the blind test's answers stack, the vote buttons are on screen, one vote reaches the leaderboard
+    (chart with 95% intervals, tables), and the footer names the base model that answered."""
+    from ui.strings import t
+
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                   has_touch=True, locale="en-US")
+    page = context.new_page()
+    try:
+        page.goto(site + "/")
+        page.locator("#footer").wait_for(timeout=60_000)
+        open_tab(page, t("chat.tab"))
+        open_tab(page, t("chat.mode_blind"))
+        page.get_by_role("button", name=t("chat.blind_new")).click()
+        page.locator("#blind-prompt textarea").fill("高血压患者饮食要注意什么？")
+        page.locator("#blind-send").click()
+        vote = page.get_by_role("button", name=t("chat.vote_a"))
+        vote.wait_for(timeout=LONG)
+        page.wait_for_function("b => !b.disabled", arg=vote.element_handle(), timeout=LONG)
+        a, b = (page.locator(f"#blind-pane-{side}").bounding_box() for side in "ab")
+        assert a["width"] > 300 and b["width"] > 300 and b["y"] >= a["y"] + a["height"] - 1  # stacked
+        vote.scroll_into_view_if_needed()
+        box = vote.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        shot(page, "phone-blind")
+        vote.tap()
+        page.locator("#blind-status").get_by_text("demo").first.wait_for(timeout=30_000)  # the names revealed
+
+        open_tab(page, t("chat.mode_board"))
+        page.locator("#board-summary").get_by_text("1 votes").wait_for(timeout=60_000)
+        chart = page.locator("#board-chart svg.rating-chart")
+        chart.wait_for(timeout=30_000)
+        assert page.locator("#board-chart svg circle").count() == 2  # the two models of the battle, each a dot
+        for mark in page.locator("#board-chart svg circle, #board-chart svg text").all():  # all on screen
+            box = mark.bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, mark.inner_html()
+        page.locator("table:visible").first.wait_for(timeout=10_000)  # the standings
+        page.locator("#footer").get_by_text("demo (").wait_for(timeout=15_000)  # the base, loaded by the battle
+        shot(page, "phone-leaderboard")
     finally:
         context.close()

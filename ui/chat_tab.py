@@ -20,6 +20,7 @@ from chat.session import MAX_PANES, Battle, add_turn, check_selection, drop_last
 from chat.settings import GenerationSettings
 from chat.votes import OUTCOMES, VoteStore
 from ui.access import allowed, checked_model_ref, require, session_key
+from ui.charts import interval_chart
 from ui.context import AppContext
 from ui.scratch import download_dir
 from ui.strings import t
@@ -302,6 +303,12 @@ class ChatHandlers:
             h2h.to_csv(f, index=False)
         return summary, standings, h2h, str(csv_path)
 
+    def board_chart(self) -> str:
+        """Each model's Bradley–Terry rating with its bootstrap 95% interval, as a picture (ui/charts.py)."""
+        standings = leaderboard(self.votes.battles(base_model=self.registry.base_name))
+        rows = [(s.model, s.bt, *s.bt_ci) for s in standings]
+        return interval_chart(rows, t("chat.chart_axis", self.lang), t("chat.chart_title", self.lang))
+
     def export_box(self, request: gr.Request):
         """The votes export is shown to those who may export (the admin); its handler checks again."""
         return gr.update(visible=allowed(request, self.ctx, "export_votes"))
@@ -396,7 +403,7 @@ def build_blind(h: ChatHandlers, decoding: list) -> None:
     gr.Markdown(t("chat.blind_intro", lang))
     battle = gr.State(None)
     new = gr.Button(t("chat.blind_new", lang), variant="primary")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="blind-panes"):  # stacked on a phone (ui/layout.PAGE_CSS)
         pane_a = gr.Chatbot(label=t("chat.pane_a", lang), height=380, buttons=["copy"], elem_id="blind-pane-a")
         pane_b = gr.Chatbot(label=t("chat.pane_b", lang), height=380, buttons=["copy"], elem_id="blind-pane-b")
     prompt = gr.Textbox(label=t("chat.prompt", lang), placeholder=t("chat.prompt_placeholder", lang), lines=2,
@@ -425,11 +432,14 @@ def build_leaderboard(h: ChatHandlers, tab: gr.Tab) -> None:
     gr.Markdown(t("chat.board_intro", lang))
     refresh = gr.Button(t("chat.board_refresh", lang), variant="primary")
     summary = gr.Markdown(elem_id="board-summary")
+    chart = gr.HTML(elem_id="board-chart")  # ratings with 95% intervals; the tables below give the numbers
     standings = gr.Dataframe(label=t("chat.board_standings", lang), interactive=False)
     h2h = gr.Dataframe(label=t("chat.board_h2h", lang), interactive=False)
     csv = gr.File(label=t("chat.board_csv", lang), interactive=False)
-    refresh.click(h.board, None, [summary, standings, h2h, csv], api_name="leaderboard")
-    tab.select(h.board, None, [summary, standings, h2h, csv], api_name=False)  # fresh whenever it is opened
+    refresh.click(h.board, None, [summary, standings, h2h, csv], api_name="leaderboard").then(
+        h.board_chart, None, chart, api_visibility="private", show_progress="hidden")
+    tab.select(h.board, None, [summary, standings, h2h, csv], api_name=False).then(  # fresh whenever it is opened
+        h.board_chart, None, chart, api_visibility="private", show_progress="hidden")
     with gr.Accordion(t("chat.board_export", lang), open=False, visible=False, elem_id="votes-export") as box:
         gr.Markdown(t("chat.board_export_intro", lang))
         export = gr.Button(t("chat.board_export_button", lang))

@@ -29,6 +29,7 @@ from ui.context import AppContext
 from ui.problems import problems_message
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
+from ui.charts import grouped_bars
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 
@@ -59,6 +60,18 @@ def chart_frame(results: list[CellResult]) -> pd.DataFrame:
     rows = [{"bar": f"{r.dataset} · {m} · {r.model}", "model": r.model, "value": round(r.metrics[m], 2)}
             for r in results for m in metric_names(r.task)]
     return pd.DataFrame(rows, columns=["bar", "model", "value"])
+
+
+def chart_html(results: list[CellResult] | None, lang: str) -> str:
+    """The readable chart (ui/charts.py): one group per set with its main metric, a colour per model, values on the
+    bars. The BarPlot's data stays the API's output (/evaluate_run); this is what the page shows."""
+    if not results:
+        return ""
+    groups = list(dict.fromkeys(f"{r.dataset} · {MAIN_METRIC[r.task]}" for r in results))
+    series = list(dict.fromkeys(r.model for r in results))
+    values = {(f"{r.dataset} · {MAIN_METRIC[r.task]}", r.model): round(r.metrics[MAIN_METRIC[r.task]], 2)
+              for r in results}
+    return grouped_bars(groups, series, values, t("evaluate.axis_score", lang))
 
 
 def breakdown_frame(results: list[CellResult]) -> pd.DataFrame:
@@ -247,21 +260,22 @@ def build(ctx: AppContext) -> None:
     role_note = gr.Markdown(visible=False, elem_id="evaluate-role-note")
     summary = gr.Markdown(elem_id="evaluate-summary")
     table = gr.Dataframe(label=t("evaluate.results", lang), interactive=False)
-    chart = gr.BarPlot(x="bar", y="value", color="model", x_title=" ", x_label_angle=-20, height=300,
-                       y_title=t("evaluate.axis_score", lang), color_title=t("col.model", lang),
-                       label=t("evaluate.chart", lang), elem_id="evaluate-chart")
+    # Every (set, metric, model) value for API clients; the page shows chart_box instead (grouped, values on bars).
+    chart = gr.BarPlot(x="bar", y="value", color="model", visible=False)
+    chart_box = gr.HTML(elem_id="evaluate-chart", label=t("evaluate.chart", lang))
     with gr.Accordion(t("evaluate.breakdown", lang), open=False):
         breakdown = gr.Dataframe(interactive=False)
     item_set = gr.Dropdown([], label=t("evaluate.item_set", lang))
     items = gr.Dataframe(label=t("evaluate.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
     downloads = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
-    hide_until_filled(table, chart, breakdown, item_set, items, downloads)  # no empty frames before a run
+    hide_until_filled(table, breakdown, item_set, items, downloads)  # no empty frames before a run
     results = gr.State([])
     inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system]
     gate_on_load(ctx, "evaluate", [run], role_note)
     run.click(h.run, inputs, [summary, table, chart, breakdown, item_set, items, downloads, results],
-              api_name="evaluate_run", concurrency_limit=4)
+              api_name="evaluate_run", concurrency_limit=4).then(
+        lambda cells: chart_html(cells, lang), results, chart_box, api_visibility="private", show_progress="hidden")
     stop.click(h.stop, None, summary, api_name="evaluate_stop", queue=False)
     item_set.change(h.items, [item_set, results], items, api_name="evaluate_items")
     refresh.click(h.refresh, models, models, api_name="evaluate_models")

@@ -581,6 +581,8 @@ STRINGS: dict[str, tuple[str, str]] = {
         "本 ZeroGPU Space 不支持训练：它每次请求只借出几分钟 GPU，不足以完成一次训练。若要训练，请将 Space 复制到"
         "独占 GPU 硬件上（或在自己的机器上运行 `python -m finetune train`）；对话和评测可在此使用。",
     ),
+    "chat.chart_title": ("Ratings with 95% intervals", "评分及 95% 置信区间"),
+    "chat.chart_axis": ("Bradley–Terry rating (bootstrap 95% interval)", "Bradley–Terry 评分（自助法 95% 区间）"),
 }
 
 
