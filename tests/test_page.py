@@ -46,3 +46,28 @@ def test_the_server_sends_each_page_in_its_language(tmp_path, medtune_home):
     assert int(chinese.headers["content-length"]) == len(chinese.content)
     config = client.get("/zh/config").json()
     assert "runs" not in config.get("footer_links", [])
+
+
+def test_interval_chart():
+    from ui.charts import interval_chart
+
+    assert interval_chart([], "x", "t") == ""
+    svg = interval_chart([("a<b>", 1000.0, 950.0, 1050.0), ("best", 1100.0, 1040.0, 1160.0),
+                          ("few votes", 900.0, float("nan"), float("nan"))], "rating", "title")
+    assert svg.count("<circle") == 3 and svg.count('stroke-width="3"') == 2  # no interval line for a NaN interval
+    assert "a&lt;b&gt;" in svg and "<b>" not in svg  # names are escaped
+    assert svg.index("best") < svg.index("a&lt;b&gt;") < svg.index("few votes")  # best first
+
+
+def test_grouped_bars_for_four_models_and_three_sets():
+    from ui.charts import grouped_bars
+
+    models = ["demo", "lora-a", "lora-b", "lora-c"]
+    sets = ["mc_sample · accuracy", "qa_sample · rouge-l", "cmexam · accuracy"]
+    values = {(s, m): 10.0 * i + j for i, s in enumerate(sets) for j, m in enumerate(models)}
+    svg = grouped_bars(sets, models, values, "score")
+    assert svg.count("<rect") == 12 + 4  # a bar per (set, model), a legend swatch per model
+    assert all(f">{v:.1f}<" in svg for v in values.values())  # every value written on its bar
+    assert all(m in svg for m in models) and all(s in svg for s in sets)
+    del values[(sets[0], "lora-c")]
+    assert grouped_bars(sets, models, values, "score").count("<rect") == 11 + 4

@@ -105,6 +105,11 @@ def test_every_tab_speaks_the_page_language(site, chromium, lang, path, browser_
         for i, name in enumerate(names):
             page.get_by_role("tab", name=name, exact=True).first.click()
             page.wait_for_timeout(800)
+            catalog = page.locator("#picker-catalog")
+            if catalog.is_visible():  # the model picker's catalog: its table must speak the page's language too
+                catalog.locator("button.label-wrap, .label-wrap").first.click()
+                catalog.locator("table th:visible").first.wait_for(timeout=30_000)
+                page.wait_for_timeout(300)
             texts = page.evaluate(VISIBLE_TEXT)
             shot(page, f"{lang}-tab{i}")
             if bad := foreign(texts, lang):

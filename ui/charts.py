@@ -61,20 +61,23 @@ def grouped_bars(groups: list[str], series: list[str], values: dict[tuple[str, s
         return ""
     top_value = max([v for v in values.values() if not math.isnan(v)] + [1.0])
     ceiling = 100.0 if top_value <= 100 else top_value * 1.1
-    bar, gap = 22, 18
+    bar, gap = 34, 30
     group_w = bar * len(series) + gap
-    left, legend_h, plot_h = 44, 22 * math.ceil(len(series) / 3) + 6, 220
-    width = max(360, left + group_w * len(groups) + 10)
+    left, plot_h = 44, 220
+    width = max(560, left + group_w * len(groups) + 10)
+    per_line = max(1, (width - left) // 180)
+    legend_h = 22 * math.ceil(len(series) / per_line) + 10
     base = legend_h + plot_h
     parts = []
-    for i, name in enumerate(series):  # legend: three per line
-        lx, ly = left + (i % 3) * 190, 14 + (i // 3) * 22
+    for i, name in enumerate(series):  # the legend on top, as many per line as fit
+        lx, ly = left + (i % per_line) * 180, 14 + (i // per_line) * 22
         parts.append(f'<rect x="{lx}" y="{ly - 10}" width="12" height="12" fill="{COLOURS[i % len(COLOURS)]}"/>')
         parts.append(_text(lx + 18, ly, name if len(name) <= 24 else name[:23] + "…", 12))
     for tick in _ticks(0, ceiling):
         y = base - tick / ceiling * plot_h
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width}" y2="{y:.1f}" stroke="#eee"/>')
         parts.append(_text(left - 6, y + 4, f"{tick:g}", 10, "end", fill="#555"))
+    chars = max(6, int((group_w - 6) / 6.5))  # what fits under a group at 11 px
     for g, group in enumerate(groups):
         gx = left + g * group_w + gap / 2
         for s, name in enumerate(series):
@@ -83,15 +86,17 @@ def grouped_bars(groups: list[str], series: list[str], values: dict[tuple[str, s
                 continue
             h = max(1.0, value / ceiling * plot_h)
             bx = gx + s * bar
-            parts.append(f'<rect x="{bx:.1f}" y="{base - h:.1f}" width="{bar - 3}" height="{h:.1f}" '
+            parts.append(f'<rect x="{bx:.1f}" y="{base - h:.1f}" width="{bar - 4}" height="{h:.1f}" '
                          f'fill="{COLOURS[s % len(COLOURS)]}"><title>{html.escape(f"{name} · {group}: {value:g}")}'
                          f'</title></rect>')
-            parts.append(_text(bx + (bar - 3) / 2, base - h - 3, f"{value:.1f}", 9, "middle"))
-        label = group if len(group) <= 28 else group[:27] + "…"
-        parts.append(_text(gx + (group_w - gap) / 2, base + 16, label, 11, "middle"))
+            parts.append(_text(bx + (bar - 4) / 2, base - h - 4, f"{value:.1f}", 10, "middle"))
+        # "set · metric" on two lines under its group: the set, then the metric
+        for line_no, line in enumerate(group.split(" · ", 1)):
+            line = line if len(line) <= chars else line[:chars - 1] + "…"
+            parts.append(_text(gx + (group_w - gap) / 2, base + 16 + 14 * line_no, line, 11, "middle"))
     parts.append(f'<line x1="{left}" y1="{base}" x2="{width}" y2="{base}" stroke="#888"/>')
     parts.append(_text(12, legend_h + plot_h / 2, axis_label, 11, "middle"))
-    return _svg(width, base + 26, parts, "grouped-bars", min_width=min(width, 560))
+    return _svg(width, base + 40, parts, "grouped-bars", min_width=560)
 
 
 def _ticks(low: float, high: float, count: int = 5) -> list[float]:
