@@ -16,7 +16,7 @@ import safeio
 from hosting.model_refs import parse_model_roots
 from hosting.roles import Policy
 from hosting.users import USERS_FILE_ENV, UsersError, UserStore
-from ui.context import AppContext
+from ui.context import AppContext, with_services
 
 _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
@@ -93,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "default 200mb)")
     parser.add_argument("--concurrency", type=positive(int), default=env("MEDTUNE_CONCURRENCY", "1"),
                         help="requests of one event run at once; more wait in line (env MEDTUNE_CONCURRENCY)")
+    parser.add_argument("--score-concurrency", type=positive(int), default=env("MEDTUNE_SCORE_CONCURRENCY", "2"),
+                        help="Score-tab requests run at once, apart from --concurrency, so one large file does not "
+                             "hold up other users' scoring (env MEDTUNE_SCORE_CONCURRENCY; default 2)")
     parser.add_argument("--max-running-jobs", type=positive(int), default=env("MEDTUNE_MAX_RUNNING_JOBS", "1"),
                         help="training/evaluation jobs run at once from the shared queue "
                              "(env MEDTUNE_MAX_RUNNING_JOBS)")
@@ -179,12 +182,14 @@ def main(argv: list[str] | None = None) -> None:
     ctx = AppContext(model=args.model, lang=args.lang, data_dir=data_dir, users=users,
                      policy=Policy(members_can_train=args.members_can_train),
                      max_running_jobs=args.max_running_jobs, memory_budget_gb=args.memory_budget_gb,
-                     model_roots=parse_model_roots(args.model_roots, data_dir) if args.model_roots else None)
+                     model_roots=parse_model_roots(args.model_roots, data_dir) if args.model_roots else None,
+                     score_concurrency=args.score_concurrency)
     try:
         ctx.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         sys.exit(f"medtune: cannot create the data directory {ctx.data_dir}: {exc}")
     clean_adapter_temp_dirs(ctx.data_dir)
+    ctx = with_services(ctx)  # the job scheduler with its runners, and the pages' jobs: once, shared by every tab
     open_warning = users is None and not is_loopback(args.host)
     if open_warning:
         warn_open_to_network(args.host, args.port)
@@ -195,6 +200,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def serve(ctx: AppContext, args: argparse.Namespace, open_warning: bool) -> None:
     import uvicorn
+    import logging
+
+    # Unexpected handler errors are logged with their traceback and the request id the page shows (ui/errors.py).
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.WARNING)
 
     from ui.server import ServerSettings, create_server
 

@@ -10,6 +10,14 @@ final answer. Baseline, measured in the same run against the same server: one se
 
 Prints p50/p95 latencies, errors, requests/s, the p50 ratio N sessions vs 1 session, and one JSON line (appended to
 --json-out when given). Every error is counted and its first lines printed: none is retried or hidden.
+
+    python bench/load_chat.py --sessions 20 --duration 60 --mixed
+
+--mixed adds a third phase: the N sessions again while one more user scores a large predictions file
+(--score-items free-form answers of --score-chars characters) and another previews a large training upload
+(--preview-rows rows) on the Fine-tune tab, each in a loop until the phase ends. The chat p50/p95 with and without
+them are printed side by side, with those two users' request times and errors. The preview needs a role that may
+train: run against an app without logins (the local admin), or give --auth an admin.
 """
 
 from __future__ import annotations
@@ -48,6 +56,11 @@ def parse_args(argv=None):
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--turns", type=int, default=3, help="turns per conversation before a session clears it")
     p.add_argument("--model", help="the model to chat with (default: the app's base model)")
+    p.add_argument("--mixed", action="store_true", help="a third phase with one user scoring and one previewing")
+    p.add_argument("--score-items", type=int, default=300, help="answers in the large predictions file (--mixed)")
+    p.add_argument("--score-chars", type=int, default=5_000, help="characters per answer (--mixed)")
+    p.add_argument("--preview-rows", type=int, default=20_000, help="rows of the large training upload (--mixed)")
+    p.add_argument("--preview-model", default="demo", help="the model whose tokenizer the preview uses (--mixed)")
     p.add_argument("--json-out", type=Path)
     return p.parse_args(argv)
 
@@ -170,6 +183,94 @@ def summary(phase: Phase) -> dict:
             "client_cpu_s": round(phase.client_cpu_s, 1)}
 
 
+@dataclass
+class Background:
+    """One more user sending one kind of heavy request in a loop while the chat sessions run (--mixed)."""
+    name: str
+    durations: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def large_files(work: Path, args) -> dict[str, Path]:
+    """A free-form reference and predictions file to score, and a training file to preview; seeded."""
+    import json
+    import random
+
+    rng = random.Random(20261130)
+    rows = [json.loads(line) for line in (ROOT / "data" / "train_sample.jsonl").read_text("utf-8").splitlines()]
+    sentences = [s + "。" for row in rows for s in row["output"].split("。") if s]
+
+    def text(chars: int) -> str:
+        parts = []
+        while sum(map(len, parts)) < chars:
+            parts.append(rng.choice(sentences))
+        return "".join(parts)[:chars]
+
+    def write(name: str, items: list[dict]) -> Path:
+        path = work / name
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in items), encoding="utf-8")
+        return path
+
+    refs = [{"id": f"q{i}", "input": text(40), "output": text(300)} for i in range(args.score_items)]
+    return {"ref": write("score_ref.jsonl", refs),
+            "pred": write("score_pred.jsonl", [{"id": r["id"], "output": text(args.score_chars)} for r in refs]),
+            # Distinct rows (a number in front of each instruction), so nothing is cached between them.
+            "train": write("train_large.jsonl", [{**row, "instruction": f"{i} {row['instruction']}"}
+                                                 for i, row in ((i, rows[i % len(rows)])
+                                                                for i in range(args.preview_rows))])}
+
+
+def background_loop(url: str, auth, out: Background, send, stop: threading.Event) -> None:
+    from gradio_client import Client
+
+    try:
+        client = Client(url, auth=auth, verbose=False, httpx_kwargs={"timeout": 600})
+    except Exception as exc:  # noqa: BLE001 - counted and shown
+        out.errors.append(f"connect: {type(exc).__name__}: {exc}"[:300])
+        return
+    while not stop.is_set():
+        start = time.perf_counter()
+        try:
+            send(client)
+        except Exception as exc:  # noqa: BLE001 - counted and shown
+            out.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            time.sleep(1)  # a failing request is not retried in a tight loop
+        else:
+            out.durations.append(time.perf_counter() - start)
+
+
+def mixed_phase(url: str, auth, model: str, args, app_pid: int | None, files: dict[str, Path]):
+    """The N chat sessions while one user scores files[pred] and one previews files[train], over and over."""
+    from gradio_client import handle_file
+
+    from ui.strings import t
+
+    def score(client):
+        client.predict(t("score.sample_none"), handle_file(str(files["ref"])), handle_file(str(files["pred"])),
+                       "auto", "", api_name="/score_submission")
+
+    def preview(client):
+        client.predict(args.preview_model, handle_file(str(files["train"])), "train_sample.jsonl", "auto", "",
+                       1024, api_name="/finetune_preview")
+
+    stop, users = threading.Event(), [Background("score"), Background("preview")]
+    threads = [threading.Thread(target=background_loop, args=(url, auth, user, send, stop), daemon=True)
+               for user, send in zip(users, (score, preview))]
+    for th in threads:
+        th.start()
+    phase = run_phase(url, auth, model, args, args.sessions, args.duration, app_pid)
+    stop.set()
+    for th in threads:
+        th.join()  # a request in flight at the end is finished and counted
+    return phase, users
+
+
+def background_summary(user: Background) -> dict:
+    return {"requests": len(user.durations), "errors": len(user.errors),
+            "p50_s": round(percentile(user.durations, 50), 3),
+            "max_s": round(max(user.durations, default=float("nan")), 3)}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -229,18 +330,28 @@ def measure(args, url: str, auth, proc: subprocess.Popen | None) -> dict:
     base = summary(run_phase(url, auth, model, args, 1, args.baseline_duration, pid))
     loaded = run_phase(url, auth, model, args, args.sessions, args.duration, pid)
     many = summary(loaded)
+    mixed = None
+    if args.mixed:
+        work = Path(tempfile.mkdtemp(prefix="load-chat-mixed-"))
+        try:
+            phase, users = mixed_phase(url, auth, model, args, pid, large_files(work, args))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        mixed = {**summary(phase), "background": {u.name: background_summary(u) for u in users}}
+        loaded.errors += phase.errors + [f"{u.name}: {e}" for u in users for e in u.errors]
     footer = client.predict(api_name="/footer")
-    return report(args, url if proc is None else "spawned app.py", model, base, many, loaded.errors, footer)
+    return report(args, url if proc is None else "spawned app.py", model, base, many, loaded.errors, footer, mixed)
 
 
-def report(args, where: str, model: str, base: dict, many: dict, errors: list[str], footer: str) -> dict:
+def report(args, where: str, model: str, base: dict, many: dict, errors: list[str], footer: str,
+           mixed: dict | None = None) -> dict:
     print(f"server={where} model={model} max_new_tokens={args.max_new_tokens} turns={args.turns} "
           f"cpus={os.cpu_count()} machine={platform.processor() or platform.machine()} "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print(f"{'sessions':>8s} {'requests':>8s} {'errors':>6s} {'req/s':>7s} {'p50 s':>7s} {'p95 s':>7s} "
           f"{'1st chunk p50':>13s} {'1st chunk p95':>13s} {'connect max s':>13s} {'app CPU s/req':>13s} "
           f"{'client CPU s':>12s}")
-    for row in (base, many):
+    for row in (base, many, *([mixed] if mixed else [])):
         print(f"{row['sessions']:8d} {row['requests']:8d} {row['errors']:6d} {row['requests_per_s']:7.2f} "
               f"{row['p50_s']:7.2f} {row['p95_s']:7.2f} {row['first_chunk_p50_s']:13.2f} "
               f"{row['first_chunk_p95_s']:13.2f} {row['connect_max_s']:13.2f} "
@@ -255,6 +366,16 @@ def report(args, where: str, model: str, base: dict, many: dict, errors: list[st
             if base["requests_per_s"] else None}
     print(f"p50 latency, {many['sessions']} sessions vs 1: {line['ratio_p50_n_vs_1']}x; "
           f"throughput: {line['ratio_requests_per_s_n_vs_1']}x; errors: {many['errors']}")
+    if mixed:
+        line["mixed"] = mixed
+        line["ratio_p50_mixed_vs_n"] = round(mixed["p50_s"] / many["p50_s"], 2) if many["p50_s"] else None
+        line["ratio_p95_mixed_vs_n"] = round(mixed["p95_s"] / many["p95_s"], 2) if many["p95_s"] else None
+        line["errors_total"] = len(errors)
+        bg = mixed["background"]
+        print(f"{many['sessions']} sessions without / with one user scoring and one previewing: "
+              f"p50 {many['p50_s']:.2f} / {mixed['p50_s']:.2f} s, p95 {many['p95_s']:.2f} / {mixed['p95_s']:.2f} s; "
+              f"score requests {bg['score']['requests']} (p50 {bg['score']['p50_s']:.2f} s), preview requests "
+              f"{bg['preview']['requests']} (p50 {bg['preview']['p50_s']:.2f} s); errors in all: {len(errors)}")
     print(f"footer at the end: {footer}")
     emit_json([line], args.json_out)
     return line

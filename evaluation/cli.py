@@ -13,7 +13,8 @@ from evaluation.data import DataFileError
 from evaluation.run_cli import add_run_parser, run_command
 from evaluation.report import render_file_error, render_text, write_json, write_per_item
 from evaluation.submission import (
-    EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError, score_submission,
+    DEFAULT_MAX_ANSWER_CHARS, EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError,
+    score_submission,
 )
 from evaluation.tasks import TASKS
 
@@ -30,6 +31,16 @@ characters escaped.
 """
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation", description="Score and check medical model output")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -42,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                        + "; detected from the reference by default")
     score.add_argument("--weights", help="combined score, e.g. 'rouge-l=0.5,bleu-4=0.5' (default: "
                                          + ", ".join(f"{t.main_metric} for {t.name}" for t in TASKS.values()) + ")")
+    score.add_argument("--max-answer-chars", type=_positive_int, default=DEFAULT_MAX_ANSWER_CHARS, metavar="N",
+                       help="cut answers longer than N characters before extraction and ROUGE/BLEU, with a warning "
+                            f"on their line (default {DEFAULT_MAX_ANSWER_CHARS:,})")
     score.add_argument("--json", dest="json_out", help="write the report as JSON to this file")
     score.add_argument("--per-item", help="write one scored row per reference item to this JSONL file")
     safeio.add_arguments(score)
@@ -51,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def score_command(args: argparse.Namespace) -> int:
     try:
-        report = score_submission(args.ref, args.pred, args.task, args.weights)
+        report = score_submission(args.ref, args.pred, args.task, args.weights, args.max_answer_chars)
     except ReferenceMalformed as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED)), file=sys.stderr)
         return EXIT_REFERENCE_MALFORMED

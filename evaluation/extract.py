@@ -15,16 +15,26 @@ A letter counts only where it stands alone: letters glued to other letters or di
 CD4), letters that begin a medical term (B超, A型血, 维生素C) and letters inside an option's own text where the
 reply quotes it ("A声级", "A+B+C") are never answers. A hedge ("可能是B也可能是C") or a refusal gives None, and
 so does a chosen letter that is not among the item's options (unless the reply is exactly an option's text).
+
+Reading is linear in the reply's length and fast on long replies (2,000,000 characters in well under a second of
+typical text; tests/test_extract_long.py): no regex backtracks over a run of whitespace, places that cannot start a
+cue are skipped by the regex engine, the readings where the last occurrence wins read from the end, and each reading
+looks at no more than MAX_CANDIDATES places. The scorer also cuts answers to --max-answer-chars first.
 """
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 import unicodedata
 from collections.abc import Mapping
 from typing import NamedTuple
 
 _UNIVERSE = frozenset("ABCDEF")
+# The most candidate places (cues followed by a letter, verdicts) one reading looks at. Real replies have a few
+# dozen; the bound keeps a reply made of millions of cues (an attack, or a generation stuck in a loop) from
+# costing seconds. The statement and conclusion readings look at the last ones, the verdicts at the first.
+MAX_CANDIDATES = 2_000
 
 # --- Letters ---------------------------------------------------------------------------------------------
 # A run of ASCII letters glued neither to letters or digits (DNA, HBV, IgE, B12, CD4+) nor to a hyphen
@@ -36,17 +46,20 @@ _FIRST_RUN = re.compile(r"[\s(\[【「{*\"“‘'】\]):]*" + _RUN)
 # Joins the letters of a multi-answer: B、D / B,D / B和D / B and D / "B D". Not a newline: the line after an
 # answer may start an option-by-option explanation. "或" is not a joiner but a hedge (see _HEDGE).
 # 、/和/与 bind a list ("A、B、C都是…" is one subject); a comma or space may end the answer ("答案是B，C项错误").
-_NEXT_RUN = re.compile(r"[ \t]*(?:(?P<list>[、&]|以及|和|与|及|\band\b)|[,/;])?[ \t*]*" + _RUN)
+_NEXT_RUN = re.compile(r"[ \t]*+(?:(?P<list>[、&]|以及|和|与|及|\band\b)|[,/;])?[ \t*]*+" + _RUN)
 # What may follow a letter that closes an answer, e.g. the D of "B、D" or the BD of "答案：BD两项".
-_TAIL = re.compile(r"[ \t*]*(?:选项|项|两项|三项|四项)?\s*(?:也|都|均)?(?:$|[、,/&;:.。!?()\[\]【】「」{}<*\"”'’\n]|和|与|及|或"
-                   r"|正确|是正确|对的|\b(?:and|or|is|are)\b)")
+# Written so that no two quantifiers trade the same whitespace back and forth (that took seconds per letter on a
+# long gap): a "*" right after the spaces, or a newline in the whitespace, ends the answer, as the terminator class
+# matched after giving back whitespace did.
+_TAIL = re.compile(r"[ \t]*+(?:\*|(?:选项|项|两项|三项|四项)?(?:[^\S\n]*+\n|\s*+(?:也|都|均)?"
+                   r"(?:$|[、,/&;:.。!?()\[\]【】「」{}<*\"”'’\n]|和|与|及|或|正确|是正确|对的|\b(?:and|or|is|are)\b)))")
 # A letter that begins a medical term is not an answer: B超, A型血, B族链球菌, A组链球菌, C反应蛋白, E抗原,
 # CD分子, ACE抑制剂, 维生素C, 辅酶A.
 _TERM_AFTER = re.compile(r"\s?(?:型|超|族|组|群|类|级|波|肝|细胞|淋巴|抗原|抗体|受体|因子|蛋白|反应|链|二聚体"
                          r"|分子|缺乏|抑制剂|阻滞剂|中毒)")
 _TERM_BEFORE = re.compile(r"(?:维生素|维他命|蛋白|辅酶|因子|血型(?:为|是)?)\s?$")
 # After a cue, a letter that starts a clause about itself is discussed, not chosen: "答案：\nA项错误，…".
-_CLAUSE_AFTER = re.compile(r"\s*(?:选项|项)?\s*(?:错|不|也|是|虽|看似|可能|的|中|描述|叙述|说法|正确|对|吗|呢)")
+_CLAUSE_AFTER = re.compile(r"\s*+(?:选项|项)?\s*+(?:错|不|也|是|虽|看似|可能|的|中|描述|叙述|说法|正确|对|吗|呢)")
 # 不选A, 不能选A, 而不是C: a negation right before a cue, with at most one character between.
 _NEGATION = re.compile(r"[不非没未别勿][\u4e00-\u9fff]?$")
 
@@ -62,6 +75,14 @@ _ANSWER_CUE = re.compile(
     r"|\b(?:choose|select|pick)\s+(?:option\s*)?)"
     r"|<answer>|\\boxed\{"                            # <answer>B</answer> and \boxed{B} of reasoning models
 )
+# A cue can start an answer only where a letter follows it, after what _FIRST_RUN skips.
+_BEFORE_LETTER = r"[\s(\[【「{*\"“‘'】\]):]*+[A-Za-z]"
+# The leading lookahead names every character a cue can start with (or a line start): the regex engine then
+# skips the other positions at once instead of trying each alternative there (6x faster on long Chinese text).
+# The cue is atomic, so the lookahead never picks a different (shorter) cue than _ANSWER_CUE itself would.
+_ANSWER_CUE_BEFORE_LETTER = re.compile(
+    r"(?=[正最标参答回解应故所因本我选不错<\\]|(?m:^)|\b(?i:correct|final|best|answer|right|choose|select|pick))"
+    f"(?>{_ANSWER_CUE.pattern})(?={_BEFORE_LETTER})")
 # Sentence ends; not "." since "B. 带状疱疹" is one answer.
 _SENTENCE_BREAK = re.compile(r"[。!?\n]")
 # An alternative offered after the answer, in any later sentence: "答案可能是B。也可能是C。"
@@ -71,7 +92,7 @@ _LATER_ALTERNATIVE = re.compile(r"(?:也可能|也有可能)(?:是|选)?\s*[A-F]
 # "B正确", "选项B正确", "B、D项是正确的", "C，正确", "B为正确答案", "B is correct"; not "A项正确的说法是…",
 # which only introduces a statement.
 _VERDICT = re.compile(
-    r"\s*(?:选项|项)?(?:的)?(?:说法|描述|叙述)?\s*[:,]?\s*(?:也|都|均)?(?:是|为)?\s*"
+    r"\s*+(?:选项|项)?(?:的)?(?:说法|描述|叙述)?\s*+[:,]?\s*+(?:也|都|均)?(?:是|为)?\s*+"
     r"(?:正确|对的|当选|符合题意|最符合|最合适|最佳|(?:正确|最佳)?答案)"
     r"(?!的?(?:说法|描述|叙述|表述|是|在于|之处|原因))"
     r"|(?i:\s+(?:is|are)\s+(?:correct|right)\b)"
@@ -79,14 +100,22 @@ _VERDICT = re.compile(
 # One option's analysis, a line or a sentence, that ends in a verdict: "B项带状疱疹，正确。",
 # "B. 带状疱疹：沿神经分布，伴神经痛，正确", "B. 带状疱疹 √".
 _LINE_VERDICT = re.compile(
-    r"(?m)(?:^|(?<=[。;!?]))[ \t*#>(\[【]*([A-F])(?:[.、:)\]】]|选项|项)[^。;!?\n]*[,:.\s]\s*"
+    # The text between the letter and its verdict steps over a run of spaces whole, so that a long run is not
+    # tried once per position; a verdict after a newline is still found through [,:.\s]\s*.
+    r"(?m)(?:^|[。;!?])[ \t*#>(\[【]*+([A-F])(?:[.、:)\]】]|选项|项)(?:[^。;!?\s]|[^\S\n]++)*?[,:.\s]\s*+"
     r"(?:正确|符合题意|当选|[√✓✔])[ \t*]*(?=[。.!;\n]|$)")
+
+# Where a verdict follows a letter: the only places a group said to be correct can end.
+_VERDICT_SPOT = re.compile(f"(?<=[A-Za-z])(?=[\\s选项的说描叙:,也都均是为正对当符最答])(?={_VERDICT.pattern})")
+_RUN_REVERSED = re.compile(_RUN)
+_GROUP_RUNS = 12  # six letters and five "and" between them, plus one to spare
 
 # --- 3. A reply that opens with its answer -----------------------------------------------------------------
 _LEAD = re.compile(r"[\s*#>\"“‘'(\[【「]*")
 _LEAD_TAIL = re.compile(r"(?:选项|项)?(?:\s|$|[、,/&;:.。!?()\[\]【】「」*\"”'’])")
 # Lines of an option-by-option analysis ("A. …错误\nB. …") start with a letter as a bare answer does.
-_LINE_LETTER = re.compile(r"(?m)^[\s*#>(\[【]*[A-F](?:[.、:)\]】]|选项|项)")
+# Counted from the last line start before the letter, so blank lines are not rescanned from every line start.
+_LINE_LETTER = re.compile(r"(?m)^(?:[^\S\n]|[*#>(\[【])*+[A-F](?:[.、:)\]】]|选项|项)")
 # Only a reply that is nothing but letters may be lowercase ("b"); elsewhere "a" is an English article.
 _BARE = re.compile(r"[\W_]*[A-Za-z]{1,6}[\W_]*")
 
@@ -95,19 +124,24 @@ _CONCLUSION_CUE = re.compile(
     r"(?:综上所述|综上|综合分析|因此|所以|故而|故|因而|总之|由此可见)[,:\s]*(?:应该|应当|应|最可能|可能)?(?:是|为|选)?"
     r"|(?:我认为|我觉得|应该|应当|最可能)?(?:是|为)|(?:首先|应|可)?考虑(?:为|是)?|对应(?:的)?(?:选项|答案)?(?:是|为)?"
 )
-_SENTENCE_END = re.compile(r"[ \t*]*(?:选项|项)?\s*(?:$|[。.!?,;\n()\[\]【】」\"”])")
+_CONCLUSION_CUE_BEFORE_LETTER = re.compile(r"(?=[综因所故总由我应最是为首可考对])"
+                                           f"(?>{_CONCLUSION_CUE.pattern})(?={_BEFORE_LETTER})")
+_SENTENCE_END = re.compile(r"[ \t*]*+(?:选项|项)?(?:[^\S\n]*+\n|\s*+(?:$|[。.!?,;\n()\[\]【】」\"”]))")
 
 # --- No usable answer --------------------------------------------------------------------------------------
 # Two options held open, or no decision: "可能是B也可能是C", "B或C", "无法确定".
 _HEDGE = re.compile(
-    r"也可能是|也有可能|都有可能|均有可能|无法确定|不能确定|难以确定|无法判断|不能判断|难以判断|不好说|拿不准"
-    r"|(?<![A-Za-z0-9])[A-F](?:选项|项)?\s*(?:或者?|还是|or)\s*(?:是)?\s*[A-F](?![A-Za-z0-9])"
-    r"|(?i:\bcould\s+(?:also|either)\s+be\b)"
+    # where a hedge can start (see _ANSWER_CUE_BEFORE_LETTER)
+    r"(?=[也都均无不难拿]|(?<![A-Za-z0-9])[A-F][选项\s或还o]|\b(?i:could))"
+    r"(?:也可能是|也有可能|都有可能|均有可能|无法确定|不能确定|难以确定|无法判断|不能判断|难以判断|不好说|拿不准"
+    r"|(?<![A-Za-z0-9])[A-F](?:选项|项)?\s*+(?:或者?|还是|or)\s*+(?:是)?\s*+[A-F](?![A-Za-z0-9])"
+    r"|(?i:\bcould\s+(?:also|either)\s+be\b))"
 )
 _REFUSAL = re.compile(
-    r"无法回答|不能回答|无法作答|不能作答|无法提供|不能提供|无法给出|不能给出|不便回答|拒绝回答"
+    r"(?=[无不拒作]|\b(?i:i\s|as\s))"
+    r"(?:无法回答|不能回答|无法作答|不能作答|无法提供|不能提供|无法给出|不能给出|不便回答|拒绝回答"
     r"|作为(?:一个|一名)?(?:AI|人工智能|语言模型)"
-    r"|(?i:\bI\s+(?:cannot|can't|am\s+unable\s+to)\s+(?:answer|provide|help)|\bas\s+an\s+AI\b)"
+    r"|(?i:\bI\s+(?:cannot|can't|am\s+unable\s+to)\s+(?:answer|provide|help)|\bas\s+an\s+AI\b))"
 )
 
 # --- 5. A letter beside its own option's text: "选项D：带状疱疹", "带状疱疹（D）" ---------------------------------
@@ -143,9 +177,8 @@ def extract_answer(text: str | None, options: Mapping[str, str]) -> str | None:
     masked = _mask_option_terms(text, options)
     # Hedge and refusal phrases inside an option's own text ("在不能确定…的情况下，不能销售") are not the model's.
     blanked = _blank_options(text, options)
-    statements = _answer_statements(masked)
-    if statements:
-        last = statements[-1]
+    last = _last_answer_statement(masked)
+    if last:
         if _HEDGE.search(_sentence(blanked, last)) or _LATER_ALTERNATIVE.search(blanked, last.start):
             return None
         return _checked(last.letters, valid) or _option_text(text, options, exact_only=True)
@@ -236,13 +269,22 @@ def _negated(text: str, start: int) -> bool:
     return bool(_NEGATION.search(text, max(0, start - 2), start))
 
 
-def _answer_statements(text: str) -> list[_Group]:
-    found = []
-    for cue in _ANSWER_CUE.finditer(text):
-        group = _read_group(text, cue.end(), allow_lower=True, after_cue=True)
-        if group and not _negated(text, cue.start()):
-            found.append(group._replace(start=cue.start()))
-    return found
+def _cue_ends(cues: re.Pattern, text: str) -> list[tuple[int, int]]:
+    """(start, end) of each cue that a letter follows (after brackets, quotes, spaces): only those can start an
+    answer, and the regex engine finds them without a Python step per cue ("选" two million times is no cue)."""
+    return [m.span() for m in cues.finditer(text)]
+
+
+def _last_answer_statement(text: str) -> _Group | None:
+    """The last answer statement ("the last one wins"), read from the end: a long reply with many statements
+    costs one reading of the last of them, not one per statement."""
+    for tries, (start, end) in enumerate(reversed(_cue_ends(_ANSWER_CUE_BEFORE_LETTER, text))):
+        if tries >= MAX_CANDIDATES:
+            break
+        group = _read_group(text, end, allow_lower=True, after_cue=True)
+        if group and not _negated(text, start):
+            return group._replace(start=start)
+    return None
 
 
 def _sentence(text: str, statement: _Group) -> str:
@@ -254,14 +296,29 @@ def _sentence(text: str, statement: _Group) -> str:
 
 def _verdicts(text: str, blanked: str) -> str:
     """Letters said to be correct. An analysis line is read with the options' texts blanked out, since they
-    may hold anything, even the sentence breaks that end a line ("甘遂入丸散;0.5~1g")."""
-    letters, pos = "".join(_LINE_VERDICT.findall(blanked)), 0
-    for m in re.finditer(_RUN, text):
-        if m.start() < pos:
-            continue
-        group = _read_group(text, m.start())
-        if group and _VERDICT.match(text, group.end):
-            letters, pos = letters + group.letters, group.end
+    may hold anything, even the sentence breaks that end a line ("甘遂入丸散;0.5~1g").
+
+    A group said to be correct ends right before its verdict, so only the runs just before a verdict (a "spot")
+    are read: a group holds at most six letters, joined by at most five "and", so its first run is among the
+    _GROUP_RUNS runs before the spot. Those runs are found in the reversed text (a run reads the same both
+    ways), so a reply of a million letters and no verdict costs one regex scan."""
+    letters, pos, done = "".join(_LINE_VERDICT.findall(blanked)), 0, -1
+    reverse = None
+    for tries, spot in enumerate(_VERDICT_SPOT.finditer(text)):
+        if tries >= MAX_CANDIDATES:
+            break
+        if reverse is None:
+            reverse = text[::-1]
+        end = spot.start()
+        starts = [len(text) - m.end() for m in itertools.islice(_RUN_REVERSED.finditer(reverse, len(text) - end),
+                                                                    _GROUP_RUNS)]
+        for start in sorted(st for st in starts if st > done):
+            done = start
+            if start < pos:
+                continue
+            group = _read_group(text, start)
+            if group and _VERDICT.match(text, group.end):
+                letters, pos = letters + group.letters, group.end
     return letters
 
 
@@ -274,12 +331,14 @@ def _leading_answer(text: str) -> str | None:
 
 
 def _conclusion(text: str) -> str | None:
-    letters = None
-    for cue in _CONCLUSION_CUE.finditer(text):
-        group = _read_group(text, cue.end(), after_cue=True)
-        if group and _SENTENCE_END.match(text, group.end) and not _negated(text, cue.start()):
-            letters = group.letters
-    return letters
+    """The last soft conclusion, read from the end like the last answer statement."""
+    for tries, (start, end) in enumerate(reversed(_cue_ends(_CONCLUSION_CUE_BEFORE_LETTER, text))):
+        if tries >= MAX_CANDIDATES:
+            break
+        group = _read_group(text, end, after_cue=True)
+        if group and _SENTENCE_END.match(text, group.end) and not _negated(text, start):
+            return group.letters
+    return None
 
 
 def _paired(text: str, options: Mapping[str, str]) -> str | None:
@@ -303,7 +362,10 @@ def _core(text: str) -> str:
     """Text for comparing with an option: without spaces and punctuation."""
     text = unicodedata.normalize("NFKC", text)
     # Dashes, and symbols such as < > + ↑, tell options apart ("心房率<心室率" / "心房率>心室率", "-0.507" / "0.507").
-    return "".join(ch for ch in text if not ch.isspace() and unicodedata.category(ch) not in _DROPPED_PUNCTUATION)
+    # Decided once per distinct character and dropped by str.translate, in C: a long reply costs milliseconds.
+    dropped = {ord(ch): None for ch in set(text)
+               if ch.isspace() or unicodedata.category(ch) in _DROPPED_PUNCTUATION}
+    return text.translate(dropped)
 
 
 def _no_space(text: str) -> str:
@@ -321,11 +383,14 @@ def _option_text(text: str, options: Mapping[str, str], *, exact_only: bool) -> 
     reply = _ANSWER_PREFIX.sub("", text, count=1)
     texts = {unicodedata.normalize("NFKC", str(k)).strip().upper(): str(v) for k, v in options.items()}
     # From the strictest comparison to the loosest: punctuation tells "1.75" from "175", case "Bb" from "bb".
-    for same in (_no_space, _core, _core_casefold):
-        exact = [k for k, v in texts.items() if same(v) and same(v) == same(reply)]
+    # The reply's forms are computed once each: it may be millions of characters long.
+    core = _core(reply)
+    said = core.casefold()
+    for same, reply_form in ((_no_space, _no_space(reply)), (_core, core), (_core_casefold, said)):
+        exact = [k for k, v in texts.items() if same(v) and same(v) == reply_form]
         if exact:
             return exact[0] if len(exact) == 1 else None
-    said, cores = _core_casefold(reply), {k: _core_casefold(v) for k, v in texts.items()}
+    cores = {k: _core_casefold(v) for k, v in texts.items()}
     if exact_only or not said:
         return None
     # One option inside a short reply ("考虑为大叶性肺炎"); an option contained in another one that is also

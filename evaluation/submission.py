@@ -24,6 +24,11 @@ EXIT_REFERENCE_MALFORMED = 3
 EXIT_PREDICTIONS_MALFORMED = 4
 EXIT_PREDICTIONS_MISMATCH = 5
 
+# Answers longer than this are cut before extraction and ROUGE/BLEU. Real answers run to a few thousand characters;
+# the cut keeps one huge answer from holding the scorer (ROUGE-L's LCS grows with the product of both lengths,
+# segmentation and n-gram counting with the length). `--max-answer-chars` changes it.
+DEFAULT_MAX_ANSWER_CHARS = 20_000
+
 # Problem kinds that mean "the file does not line up with the reference" rather than "the file is broken".
 MISMATCH_KINDS = {"missing_prediction", "unknown_id", "duplicate_id", "input_mismatch", "extra_row", "id_mismatch"}
 
@@ -185,6 +190,7 @@ class ScoreReport:
     breakdown: dict[str, dict[str, dict[str, float]]]
     alignment: str
     exit_status: int
+    max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS
 
     def to_dict(self) -> dict:
         return {
@@ -192,11 +198,12 @@ class ScoreReport:
             "score": round(self.score, 4), "weights": self.weights, "reference": self.reference,
             "predictions": self.predictions, "alignment": self.alignment, "exit_status": self.exit_status,
             "breakdown": self.breakdown, "problems": [p.to_dict() for p in self.problems],
-            "conventions": conventions(self.task, self.weights),
+            "conventions": conventions(self.task, self.weights, self.max_answer_chars),
         }
 
 
-def conventions(task: str, weights: dict[str, float]) -> dict[str, str]:
+def conventions(task: str, weights: dict[str, float],
+                max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS) -> dict[str, str]:
     if len(weights) == 1:
         score = f"score = {next(iter(weights))}"
     else:
@@ -208,6 +215,9 @@ def conventions(task: str, weights: dict[str, float]) -> dict[str, str]:
         "alignment": "by id when both files have ids, else by line order with the input checked; "
                      "a missing prediction counts as an empty (wrong) answer and stays in the denominator",
         "decoding": "not applicable: the predictions file is scored as given (no model is run)",
+        "answer_length": f"an answer longer than {max_answer_chars:,} characters is cut to its first "
+                         f"{max_answer_chars:,} before answer extraction and ROUGE/BLEU (an answer_too_long warning "
+                         "names its line)",
     }
 
 
@@ -235,13 +245,16 @@ def parse_weights(text: str | None, task: str) -> dict[str, float]:
 
 
 def score_submission(reference_path: str | Path, predictions_path: str | Path, task: str = "auto",
-                     weights: str | None = None) -> ScoreReport:
-    """Check and score. Raises ReferenceMalformed or DataFileError (predictions unreadable as a whole)."""
+                     weights: str | None = None, max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS) -> ScoreReport:
+    """Check and score. Raises ReferenceMalformed or DataFileError (predictions unreadable as a whole), and
+    ValueError for a max_answer_chars below 1."""
+    if max_answer_chars < 1:
+        raise ValueError(f"max_answer_chars must be at least 1, got {max_answer_chars}")
     reference = load_reference(reference_path, task)
     weight_map = parse_weights(weights, reference.task)
     predictions, problems = read_predictions(predictions_path)
     alignment = align(reference, predictions)
-    problems += alignment.problems
+    problems += alignment.problems + cut_long_answers(alignment, reference, max_answer_chars)
     record = get_task(reference.task)
     items, item_problems = score_items(record, reference.items, alignment.predictions)
     metrics, breakdown = record.summarise(items)
@@ -249,7 +262,25 @@ def score_submission(reference_path: str | Path, predictions_path: str | Path, t
     score = sum(w * metrics[k] for k, w in weight_map.items()) / sum(weight_map.values())
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return ScoreReport(reference.task, str(reference_path), str(predictions_path), len(reference.items), metrics,
-                       score, weight_map, problems, items, breakdown, alignment.method, exit_status(problems))
+                       score, weight_map, problems, items, breakdown, alignment.method, exit_status(problems),
+                       max_answer_chars)
+
+
+def cut_long_answers(alignment: Alignment, reference: Dataset, max_chars: int) -> list[Problem]:
+    """Cut every aligned answer longer than max_chars to its first max_chars characters, in place, with a warning
+    naming its line, id and field. Only aligned answers: an unknown or duplicate row is not scored anyway."""
+    problems = []
+    for item, pred in zip(reference.items, alignment.predictions):
+        if pred is None or len(pred.output) <= max_chars:
+            continue
+        problems.append(Problem(pred.line, pred.id if pred.id is not None else item.id, "answer_too_long",
+                                f"field 'output': the answer has {len(pred.output):,} characters; only its first "
+                                f"{max_chars:,} are scored",
+                                fix="send the model's answer alone; raise --max-answer-chars if such long answers "
+                                    "are expected", severity="warning", field="output",
+                                params={"chars": f"{len(pred.output):,}", "limit": f"{max_chars:,}"}))
+        pred.output = pred.output[:max_chars]
+    return problems
 
 
 def exit_status(problems: list[Problem]) -> int:

@@ -160,3 +160,38 @@ def test_bundled_samples_report_every_planted_problem(tmp_path):
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert [(p["line"], p["kind"]) for p in report["problems"]] == [
         (7, "empty_output"), (22, "input_mismatch"), (28, "bad_output")]
+
+
+def test_long_answers_are_cut_and_reported_on_their_line(tmp_path, mc_ref, qa_ref, capsys):
+    # Issue 11, item 7: an answer of millions of characters is cut to --max-answer-chars before extraction and
+    # ROUGE/BLEU, with a warning naming its line, id and field; the exit status stays 0 (a warning).
+    pred = write_jsonl(tmp_path / "pred.jsonl", [{"id": "q1", "output": "答案：B"},
+                                                 {"id": "q2", "output": "答案：AC。" + "解析" * 60},
+                                                 {"id": "q3", "output": "答案：B" + "。" * 200_000}])
+    report_path = tmp_path / "r.json"
+    assert score("--ref", mc_ref, "--pred", pred, "--json", report_path, "--max-answer-chars", 100) == 0
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    cut = [p for p in report["problems"] if p["kind"] == "answer_too_long"]
+    assert [(p["line"], p["id"], p["severity"]) for p in cut] == [(2, "q2", "warning"), (3, "q3", "warning")]
+    assert "field 'output'" in cut[1]["message"] and "200,004 characters" in cut[1]["message"]
+    assert "first 100" in cut[1]["message"] and "100" in report["conventions"]["answer_length"]
+    assert report["accuracy"] == 100.0  # the cut keeps each answer's statement
+    assert "(answer_too_long)" in capsys.readouterr().out
+
+
+def test_default_cap_applies_to_free_form_answers(tmp_path, qa_ref):
+    from evaluation.submission import DEFAULT_MAX_ANSWER_CHARS, score_submission
+
+    long_answer = QA_REF[0]["output"] * (DEFAULT_MAX_ANSWER_CHARS // len(QA_REF[0]["output"]) + 10)
+    pred = write_jsonl(tmp_path / "pred.jsonl", [{"output": long_answer}, {"output": QA_REF[1]["output"]}])
+    report = score_submission(qa_ref, pred)
+    assert [(p.line, p.kind) for p in report.problems] == [(1, "answer_too_long")]
+    assert len(report.items[0]["prediction"]) == DEFAULT_MAX_ANSWER_CHARS
+    assert f"{DEFAULT_MAX_ANSWER_CHARS:,}" in report.to_dict()["conventions"]["answer_length"]
+
+
+def test_max_answer_chars_must_be_positive(tmp_path, mc_ref, capsys):
+    pred = write_jsonl(tmp_path / "pred.jsonl", [{"id": "q1", "output": "B"}])
+    with pytest.raises(SystemExit) as exit_info:
+        score("--ref", mc_ref, "--pred", pred, "--max-answer-chars", "0")
+    assert exit_info.value.code == 2 and "--max-answer-chars" in capsys.readouterr().err

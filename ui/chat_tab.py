@@ -22,6 +22,7 @@ from chat.votes import OUTCOMES, VoteStore
 from ui.access import allowed, checked_model_ref, require, session_key
 from ui.charts import interval_chart
 from ui.context import AppContext
+from ui.errors import backend_error
 from ui.scratch import download_dir
 from ui.strings import t
 
@@ -138,8 +139,8 @@ class ChatHandlers:
             if name not in self.registry.usable_models():
                 name = self.registry.add_adapter(name)
             events = self.registry.attach(name)
-        except RegistryError as exc:
-            raise gr.Error(str(exc)) from None
+        except RegistryError as exc:  # a failed load wraps the library's text: shown as a request id (ui/errors.py)
+            raise backend_error(exc, self.lang, "chat") from None
         size = {m.name: m.bytes for m in self.registry.models()}.get(name, 0)
         lines = [self.unload_message(e) for e in events] + [t("models.loaded", self.lang).format(
             name=name, size=human_bytes(size))]
@@ -151,8 +152,8 @@ class ChatHandlers:
             raise gr.Error(t("models.need_name", self.lang))
         try:
             events = self.registry.unload(name.strip())
-        except RegistryError as exc:
-            raise gr.Error(str(exc)) from None
+        except RegistryError as exc:  # a failed load wraps the library's text: shown as a request id (ui/errors.py)
+            raise backend_error(exc, self.lang, "chat") from None
         return "  \n".join(self.unload_message(e) for e in events), self.model_table()
 
     # ---- side by side ------------------------------------------------------------------------------------
@@ -177,8 +178,8 @@ class ChatHandlers:
                 elif state.finished or now - last >= STREAM_INTERVAL_S:
                     last = now
                     yield state
-        except RegistryError as exc:
-            raise gr.Error(str(exc)) from None
+        except RegistryError as exc:  # a failed load wraps the library's text: shown as a request id (ui/errors.py)
+            raise backend_error(exc, self.lang, "chat") from None
         finally:
             if _STOPS.get(key) is stop:
                 del _STOPS[key]

@@ -126,5 +126,9 @@ def build(ctx: AppContext) -> None:
         require(request, ctx, "score")
         return score(sample_, reference_, predictions_, task_, weights_, ctx)
 
+    # Its own limit and id: one user's large file holds one of these slots, not the one slot every event shares
+    # (--concurrency defaults to 1), so a second user's small file is scored meanwhile. A plain def: gradio runs
+    # it in a worker thread, off the event loop.
     run.click(run_score, [sample, reference, predictions, task, weights],
-              [summary, scores, problems, items, downloads], api_name="score_submission")
+              [summary, scores, problems, items, downloads], api_name="score_submission",
+              concurrency_limit=ctx.score_concurrency, concurrency_id="score_submission")

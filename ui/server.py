@@ -34,7 +34,7 @@ from starlette.middleware.cors import CORSMiddleware
 from hosting.login_limit import LoginLimiter
 from hosting.sessions import SESSION_SECONDS, SESSIONS_FILE, Sessions, SessionStore
 from hosting.users import load_secret
-from ui.context import AppContext
+from ui.context import AppContext, with_services
 from ui.guard import SessionGuard
 from ui.layout import PAGE_CSS, build_app
 from ui.page_lang import PageLanguage
@@ -173,6 +173,7 @@ class _Auth:
 def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) -> FastAPI:
     """The FastAPI app to serve with uvicorn: our routes, then the app in the other language, then the default."""
     other = "zh" if ctx.lang == "en" else "en"
+    ctx = with_services(ctx)  # one job scheduler for both languages' apps
     sessions = None
     secret = secrets.token_bytes(32)  # no logins: CSRF tokens are not used, any key will do
     if ctx.users is not None:
@@ -201,8 +202,9 @@ def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) 
         # No root_path here: uvicorn's (app.py) puts it in every request's scope, where Gradio finds it, and a
         # Gradio root_path on a sub-mount would break that mount's routing. No /openapi.json on the mounted app
         # either (FastAPI's default): it lists every route to anyone.
+        # show_error=False: no exception's own text reaches the page (ui/errors.py shows a request id instead).
         gr.mount_gradio_app(server, blocks, path=path, auth_dependency=auth.user_name if sessions else None,
-                            show_error=True, max_file_size=settings.max_file_size, ssr_mode=False,
+                            show_error=False, max_file_size=settings.max_file_size, ssr_mode=False,
                             footer_links=["api", "gradio", "settings"],  # gradio has no Chinese for "Runs"
                             css=PAGE_CSS,
                             app_kwargs={"openapi_url": None})

@@ -1,0 +1,91 @@
+"""What the page shows when a handler fails unexpectedly: a short request id, never the exception's text.
+
+The exception text of an unexpected failure can hold server paths, other users' data or library internals, so it
+goes to the server log only, with its traceback and the same request id the page shows: a user reports the id,
+the admin finds the traceback. Errors the backends write for users (a data file's line and field, a refused
+setting) keep their message. `guard_handlers` wraps every event handler of an app once it is built, so a handler
+added later is covered without remembering to.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import secrets
+
+import gradio as gr
+from gradio.exceptions import Error as PageError
+
+from ui.strings import t
+
+log = logging.getLogger("medtune.ui")
+
+
+def unexpected(exc: BaseException, lang: str, where: str = "") -> gr.Error:
+    """Log exc's traceback under a new request id; the gr.Error to raise says only that id."""
+    request_id = secrets.token_hex(4)
+    log.error("request %s: unexpected error in %s", request_id, where or "a handler", exc_info=exc)
+    return gr.Error(t("error.unexpected", lang).format(request_id=request_id), print_exception=False)
+
+
+def backend_error(exc: Exception, lang: str, where: str = "") -> gr.Error:
+    """A backend exception as the page shows it. One raised `from` another exception carries that exception's
+    text (a library's message, a path), so it is treated as unexpected; one written for the user stands."""
+    if exc.__cause__ is not None:
+        return unexpected(exc, lang, where)
+    return gr.Error(str(exc), print_exception=False)
+
+
+def _guarded(fn, lang: str):
+    where = getattr(fn, "__qualname__", repr(fn))
+    # The wrapper keeps fn's kind (plain, coroutine, generator, async generator): gradio decides how to run and
+    # stream a handler from it; functools.wraps keeps the signature gradio reads gr.Request and gr.Progress from.
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def wrapper(*args, **kwargs):
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except PageError:
+                raise
+            except Exception as exc:
+                raise unexpected(exc, lang, where) from None
+    elif inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except PageError:
+                raise
+            except Exception as exc:
+                raise unexpected(exc, lang, where) from None
+    elif inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def wrapper(*args, **kwargs):
+            try:
+                return await fn(*args, **kwargs)
+            except PageError:
+                raise
+            except Exception as exc:
+                raise unexpected(exc, lang, where) from None
+    else:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except PageError:
+                raise
+            except Exception as exc:
+                raise unexpected(exc, lang, where) from None
+    wrapper.__medtune_guarded__ = True
+    return wrapper
+
+
+def guard_handlers(app: gr.Blocks, lang: str) -> gr.Blocks:
+    """Wrap every Python event handler of app (see the module docstring); returns app."""
+    for block_fn in app.fns.values():
+        fn = block_fn.fn
+        if fn is not None and not getattr(fn, "__medtune_guarded__", False):
+            block_fn.fn = _guarded(fn, lang)
+    return app
