@@ -87,3 +87,13 @@ def test_download_refused_offline_and_delete(hub_cache, tmp_path):
     fake_hub_cache(hub_cache, "Qwen/Qwen3-0.6B", {"config.json": b"{}", "model.safetensors": b"w" * 1000})
     assert model_picker.delete_model("Qwen/Qwen3-0.6B", None, ctx).startswith("Deleted Qwen/Qwen3-0.6B")
     assert "is not in the cache" in model_picker.delete_model("Qwen/Qwen3-0.6B", None, ctx)
+
+
+def test_with_logins_no_folder_outside_the_roots_is_described(tiny_chat_model, hub_cache, tmp_path, monkeypatch):
+    """A user of a shared server cannot learn what exists on its disk through the picker."""
+    free(monkeypatch, "ram", 64 * GB)
+    outside = AppContext(model="demo", data_dir=tmp_path, model_roots=(tmp_path / "models",))
+    info = model_picker.model_info(str(tiny_chat_model), "en", outside)
+    assert "local folder" not in info and "size unknown" in info
+    inside = AppContext(model="demo", data_dir=tmp_path, model_roots=(tiny_chat_model.parent,))
+    assert "a local folder" in model_picker.model_info(str(tiny_chat_model), "en", inside)

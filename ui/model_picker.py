@@ -57,22 +57,37 @@ def catalog_frame(lang: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def local_shape(model: str) -> ModelShape | None:
-    """The shape of a cached hub model or a local folder, from its own config.json (None when unreadable)."""
-    folder = Path(model) if Path(model).is_dir() else catalog.cached_path(model)
+def local_dir(model: str, ctx: AppContext | None) -> Path | None:
+    """`model` as a local folder this user may name (hosting/model_refs.py: with logins or model roots, only inside
+    the admin's roots), else None: the picker must not tell a user what exists elsewhere on the server's disk."""
+    from hosting.model_refs import ModelRefError, check_model_ref
+
+    try:
+        if ctx is None or (ctx.users is None and ctx.model_roots is None):  # single user: their own machine
+            return Path(model) if Path(model).is_dir() else None
+        ref = check_model_ref(model, ctx.allowed_model_roots(), always=())
+    except (ModelRefError, OSError, ValueError):
+        return None
+    return Path(ref) if Path(ref).is_dir() else None
+
+
+def local_shape(model: str, folder: Path | None) -> ModelShape | None:
+    """The shape of a local folder or a cached hub model, from its own config.json (None when unreadable)."""
+    folder = folder or catalog.cached_path(model)
     try:
         return ModelShape.from_config(json.loads((folder / "config.json").read_text(encoding="utf-8")))
     except (TypeError, OSError, ValueError, KeyError):
         return None
 
 
-def model_info(model: str, lang: str) -> str:
+def model_info(model: str, lang: str, ctx: AppContext | None = None) -> str:
     """One paragraph about the chosen model: size, memory, fits, cached or how to get it."""
     model = (model or "").strip()
     if not model or model == "demo":
         return t("picker.demo", lang)
     known = {m.id: m for m in catalog.load_catalog()}
-    shape = known[model].shape if model in known else local_shape(model)
+    folder = None if model in known else local_dir(model, ctx)
+    shape = known[model].shape if model in known else local_shape(model, folder)
     where, free = free_memory()
     parts = [f"**{model}**"]
     if shape is None:
@@ -85,7 +100,7 @@ def model_info(model: str, lang: str) -> str:
         fits = None if free is None else need <= free
         key = "picker.fits" if fits else "picker.unknown_free" if fits is None else "picker.does_not_fit"
         parts.append(t(key, lang).format(where=t(f"picker.where_{where}", lang), free=human_size(free)))
-    if Path(model).is_dir():
+    if folder is not None:
         parts.append(t("picker.local", lang))
     elif catalog.cached_path(model) is not None:
         parts.append(t("picker.cached", lang))
@@ -132,7 +147,7 @@ def start_download(model: str, request: gr.Request, ctx: AppContext) -> str:
     model = (model or "").strip()
     if catalog.hub_offline():
         raise gr.Error(t("picker.offline", ctx.lang), print_exception=False)
-    if not model or "/" not in model or Path(model).is_dir():
+    if not model or "/" not in model or local_dir(model, ctx) is not None:
         raise gr.Error(t("picker.need_hub_id", ctx.lang), print_exception=False)
     running = _DOWNLOADS.get(model)
     if running is None or running.state() != "running":
@@ -178,14 +193,14 @@ def build(ctx: AppContext):
     with gr.Column(scale=2):
         model = gr.Dropdown(model_choices(ctx), value=ctx.model, allow_custom_value=True, filterable=True,
                             label=t("finetune.model", lang), elem_id="picker-model")
-        info = gr.Markdown(model_info(ctx.model, lang), elem_id="picker-info")
+        info = gr.Markdown(model_info(ctx.model, lang, ctx), elem_id="picker-info")
         preset = gr.Dropdown(preset_choices(ctx.model), value=None, label=t("picker.presets", lang),
                              elem_id="picker-preset", visible=bool(preset_choices(ctx.model)))
     model.preset = preset  # for wire_presets
 
     def on_model(name):
         choices = preset_choices(name)
-        return model_info(name, lang), gr.update(choices=choices, value=None, visible=bool(choices))
+        return model_info(name, lang, ctx), gr.update(choices=choices, value=None, visible=bool(choices))
 
     model.change(on_model, model, [info, preset], api_name="picker_info", show_progress="hidden")
     return model
