@@ -31,7 +31,8 @@ def real_count(config) -> int:
     transformers.Qwen2Config(**TINY, tie_word_embeddings=True),
     transformers.Qwen3Config(**TINY, head_dim=32, tie_word_embeddings=True),  # head_dim != hidden / heads, q/k norms
     transformers.LlamaConfig(**TINY, tie_word_embeddings=False),
-    transformers.GlmConfig(**TINY, head_dim=16, pad_token_id=0, tie_word_embeddings=False),  # GLM-4-9B-Chat-hf's architecture
+    # GLM-4-9B-Chat-hf's architecture
+    transformers.GlmConfig(**TINY, head_dim=16, pad_token_id=0, tie_word_embeddings=False),
     transformers.Ernie4_5Config(**TINY, head_dim=32, pad_token_id=0, tie_word_embeddings=True),
 ], ids=["qwen2", "qwen3", "llama-untied", "glm", "ernie4_5"])
 def test_parameters_from_a_config_equal_the_built_model(config):
@@ -48,7 +49,8 @@ def test_parameters_of_the_demo_model(demo_model):
 def test_the_catalog_gives_the_published_sizes():
     models = {m.id: m for m in load_catalog()}
     assert {"Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "Qwen/Qwen3-1.7B", "THUDM/glm-4-9b-chat-hf",
-            "internlm/internlm3-8b-instruct", "baidu/ERNIE-4.5-0.3B-PT", "meta-llama/Llama-3.2-3B-Instruct"} <= set(models)
+            "internlm/internlm3-8b-instruct", "baidu/ERNIE-4.5-0.3B-PT",
+            "meta-llama/Llama-3.2-3B-Instruct"} <= set(models)
     # The counts the model cards state: 494,032,768 and 7,615,616,512 exactly; the others to the card's rounding.
     assert parameters(models["Qwen/Qwen2.5-0.5B-Instruct"].shape)["total"] == 494_032_768
     assert parameters(models["Qwen/Qwen2.5-7B-Instruct"].shape)["total"] == 7_615_616_512
