@@ -22,6 +22,8 @@ def test_localized_headers():
     assert localize_frame(frame, "en") is frame  # the API and the English page keep the field names
     assert list(localize_frame(frame, "zh").columns) == ["行号", "字段", "原因", "demo · rouge-l"]
     assert localize_frame(None, "zh") is None
+    items = pd.DataFrame(columns=["line", "demo · answer", "mc_sample · accuracy", "qa · rouge-l"])
+    assert list(localize_frame(items, "zh").columns) == ["行号", "demo · 答案", "mc_sample · 准确率", "qa · rouge-l"]
     chinese = [zh for key, (_, zh) in STRINGS.items() if key.startswith("col.")]
     assert len(chinese) == len(set(chinese))  # two fields under one header could not be told apart
 

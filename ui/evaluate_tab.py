@@ -261,13 +261,14 @@ def build(ctx: AppContext) -> None:
     # Every (set, metric, model) value for API clients; the page shows chart_box instead (grouped, values on bars).
     chart = gr.BarPlot(x="bar", y="value", color="model", visible=False)
     chart_box = gr.HTML(elem_id="evaluate-chart", label=t("evaluate.chart", lang))
-    with gr.Accordion(t("evaluate.breakdown", lang), open=False):
+    with gr.Accordion(t("evaluate.breakdown", lang), open=False) as breakdown_box:
         breakdown = gr.Dataframe(interactive=False)
+    hide_until_filled(breakdown, box=breakdown_box)
     item_set = gr.Dropdown([], label=t("evaluate.item_set", lang))
     items = gr.Dataframe(label=t("evaluate.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
     downloads = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
-    hide_until_filled(table, breakdown, item_set, items, downloads)  # no empty frames before a run
+    hide_until_filled(table, item_set, items, downloads)  # no empty frames before a run
     results = gr.State([])
     inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system]
     gate_on_load(ctx, "evaluate", [run], role_note)

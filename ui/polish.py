@@ -34,20 +34,28 @@ def _show_if_filled(value):
     return gr.update(visible=True if filled(value) else "hidden")
 
 
-def hide_until_filled(*components) -> None:
+def hide_until_filled(*components, box=None) -> None:
     """Each component starts out of sight and is shown (or hidden again) whenever a handler sets its value. Call
-    inside the Blocks, after creating them."""
+    inside the Blocks, after creating them. `box`: a layout (an Accordion) around one component, hidden with it."""
     for component in components:
-        component.visible = "hidden"
-        component.change(_show_if_filled, component, component, api_visibility="private", queue=False,
+        target = box if box is not None else component
+        target.visible = "hidden"
+        component.change(_show_if_filled, component, target, api_visibility="private", queue=False,
                          show_progress="hidden")
 
 
 def localize_frame(frame: pd.DataFrame | None, lang: str) -> pd.DataFrame | None:
-    """Known column names (`col.<name>` keys in ui/strings.py) in the page's language. The English page keeps the
-    field names of the files and reports (the API and the tests read those); names without a key (metric names,
-    "set · metric" columns, model names) stay as they are."""
+    """Known column names (`col.<name>` keys in ui/strings.py), also as parts of "model · field" names, in the
+    page's language. The English page keeps the field names of the files and reports (the API and the tests read
+    those); parts without a key (model and set names, ROUGE/BLEU) stay as they are."""
     if frame is None or lang == "en":
         return frame
-    names = {c: t(f"col.{c}", lang) for c in frame.columns if isinstance(c, str) and f"col.{c}" in STRINGS}
+
+    def name(column):
+        if not isinstance(column, str):
+            return column
+        # "demo · answer", "mc_sample · accuracy": each known part in the page's language, names kept
+        return " · ".join(t(f"col.{part}", lang) if f"col.{part}" in STRINGS else part for part in column.split(" · "))
+
+    names = {c: name(c) for c in frame.columns if name(c) != c}
     return frame.rename(columns=names) if names else frame

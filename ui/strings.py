@@ -516,6 +516,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col.by": ("by", "分组方式"),
     "col.group": ("group", "分组"),
     "col.n": ("n", "题数"),
+    "col.accuracy": ("accuracy", "准确率"),
+    "col.unparsed": ("unparsed", "无法解析"),
     "finetune.highlight_trained": ("trained", "参与训练"),
     "finetune.axis_step": ("step", "步数"),
     "finetune.axis_loss": ("loss", "损失"),
