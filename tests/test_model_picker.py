@@ -97,3 +97,40 @@ def test_with_logins_no_folder_outside_the_roots_is_described(tiny_chat_model, h
     assert "local folder" not in info and "size unknown" in info
     inside = AppContext(model="demo", data_dir=tmp_path, model_roots=(tiny_chat_model.parent,))
     assert "a local folder" in model_picker.model_info(str(tiny_chat_model), "en", inside)
+
+
+def test_download_progress_and_cancel_on_the_page(hub_cache, tmp_path, monkeypatch):
+    """A real download child against a mirror that never answers: the status line shows the bytes in the cache
+    against the repository's size, then the cancel."""
+    import socket
+    import threading
+    import time
+
+    from tests.test_catalog import online
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    threading.Thread(target=lambda: held.extend(server.accept() for _ in range(8)), daemon=True).start()
+    online(monkeypatch)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setattr(model_picker.catalog, "repo_size", lambda repo: 4000)
+    ctx = AppContext(model="demo", data_dir=tmp_path)
+    try:
+        assert model_picker.start_download("Qwen/Qwen3-0.6B", None, ctx).startswith("Downloading… 0 B of 3.9 KB (0%)")
+        blobs = hub_cache / "models--Qwen--Qwen3-0.6B" / "blobs"
+        blobs.mkdir(parents=True)
+        (blobs / "part.incomplete").write_bytes(b"x" * 1000)  # what huggingface_hub writes as it downloads
+        status = model_picker.download_status("Qwen/Qwen3-0.6B", "zh")
+        assert "下载中……1000 B / 3.9 KB（25%）" in status and "<progress value='0.250'" in status
+        deadline = time.time() + 30
+        while not held and time.time() < deadline:
+            time.sleep(0.1)
+        assert model_picker.cancel_download("Qwen/Qwen3-0.6B", None, ctx).startswith("Download cancelled")
+        assert model_picker._DOWNLOADS["Qwen/Qwen3-0.6B"].proc.poll() is not None  # the child is gone
+        with pytest.raises(gr.Error, match="hub id"):
+            model_picker.start_download(str(tmp_path), None, ctx)
+    finally:
+        model_picker._DOWNLOADS.pop("Qwen/Qwen3-0.6B", None)
+        server.close()
