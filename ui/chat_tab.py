@@ -22,6 +22,7 @@ from chat.votes import OUTCOMES, VoteStore
 from ui.access import allowed, checked_model_ref, require, session_key
 from ui.charts import interval_chart
 from ui.context import AppContext
+from ui.footer import REFRESH_JS
 from ui.errors import backend_error
 from ui.scratch import download_dir
 from ui.strings import t
@@ -372,9 +373,13 @@ def build_side_by_side(h: ChatHandlers, decoding: list) -> None:
     status = gr.Markdown(elem_id="chat-status")
     run = dict(concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="chat_generate", show_progress="hidden")
     outputs = [histories, prompt, status, *panes, table]
-    send.click(h.send, [prompt, models, *decoding, histories], outputs, api_name="chat_send", **run)
-    prompt.submit(h.send, [prompt, models, *decoding, histories], outputs, api_name=False, **run)
-    again.click(h.regenerate, [models, *decoding, histories], outputs, api_name="chat_regenerate", **run)
+    # After an answer the footer shows at once which models are now in memory (ui/footer.REFRESH_JS).
+    send.click(h.send, [prompt, models, *decoding, histories], outputs, api_name="chat_send", **run).then(
+        None, js=REFRESH_JS)
+    prompt.submit(h.send, [prompt, models, *decoding, histories], outputs, api_name=False, **run).then(
+        None, js=REFRESH_JS)
+    again.click(h.regenerate, [models, *decoding, histories], outputs, api_name="chat_regenerate", **run).then(
+        None, js=REFRESH_JS)
     # Stop runs outside the queue, at once, even while this session's own request holds its place in line.
     stop.click(h.stop, None, status, api_name="chat_stop", concurrency_limit=None, queue=False)
     clear.click(h.clear, models, [histories, status, *panes], api_name="chat_clear")
@@ -419,8 +424,10 @@ def build_blind(h: ChatHandlers, decoding: list) -> None:
     run = dict(concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="chat_generate", show_progress="hidden")
     new.click(h.blind_new, None, [battle, pane_a, pane_b, status, *buttons], api_name="blind_new")
     blind_outputs = [battle, prompt, pane_a, pane_b, status, *buttons]
-    send.click(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name="blind_send", **run)
-    prompt.submit(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name=False, **run)
+    send.click(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name="blind_send", **run).then(
+        None, js=REFRESH_JS)
+    prompt.submit(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name=False, **run).then(
+        None, js=REFRESH_JS)
     stop.click(h.blind_stop, None, status, api_name="blind_stop", concurrency_limit=None, queue=False)
     vote_outputs = [battle, status, pane_a, pane_b, *buttons]
     outcome.change(h.blind_vote, [outcome, battle], vote_outputs, api_name="blind_vote")
