@@ -73,4 +73,4 @@ def build(ctx: AppContext) -> None:
     # Outside the queue: a status poll must answer at once even while every worker is busy generating.
     timer.tick(refresh, None, box, api_name="footer", show_progress="hidden", queue=False)
     poke = gr.Button(visible="hidden", elem_id="footer-refresh")  # clicked by REFRESH_JS, never by a person
-    poke.click(refresh, None, box, api_visibility="private", show_progress="hidden", queue=False)
+    poke.click(lambda: footer_text(ctx), None, box, api_visibility="private", show_progress="hidden", queue=False)
