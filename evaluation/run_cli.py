@@ -51,6 +51,9 @@ def add_run_parser(commands) -> None:
     run.add_argument("--max-new-tokens", type=int, default=256, help="free-form answers")
     run.add_argument("--multi-threshold", type=float,
                      help="likelihood: predict every letter with probability >= this (multi-answer items)")
+    run.add_argument("--circular", action="store_true",
+                     help="likelihood: also ask each item with its options rotated; right only if right every time "
+                          "(CircularEval), reported separately")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--trust-remote-code", action="store_true")
     safeio.add_arguments(run)
@@ -84,10 +87,16 @@ def run_command(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, limit=args.limit, shots=args.shots,
                             shots_data=tuple(args.shots_data), mc_max_new_tokens=args.mc_max_new_tokens,
                             qa_max_new_tokens=args.max_new_tokens, multi_threshold=args.multi_threshold,
+                            circular=args.circular,
                             prompt=PromptConfig(system=args.system, mc_template=args.mc_template), seed=args.seed)
         results = evaluate(registry, config, progress=_progress_printer())
     except DataFileError as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED)), file=sys.stderr)
+        from evaluation.check import is_unlabelled
+
+        if is_unlabelled(err.path):  # a test file: nothing to score, but it can be answered
+            print(safeio.printable(f"{err.path} has no answers (a test file): to answer it, run python -m evaluation "
+                                   f"predict --data {err.path} --out submission.jsonl"), file=sys.stderr)
         return EXIT_DATA_MALFORMED
     except RegistryError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -99,6 +108,10 @@ def run_command(args: argparse.Namespace) -> int:
         print("\ninterrupted: finished batches are saved; run the same command again to resume", file=sys.stderr)
         return EXIT_CANCELLED
     print("\n".join(results_table(results)))
+    for r in results:
+        if r.report.get("circular"):
+            c = r.report["circular"]
+            print(f"circular {r.model} · {r.dataset}: {c['accuracy']:.2f} (plain {c['plain_accuracy']:.2f})")
     print(f"\nresults in {args.out}")
     return 0
 
