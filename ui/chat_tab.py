@@ -15,12 +15,17 @@ import gradio as gr
 import pandas as pd
 
 from chat.leaderboard import head_to_head, leaderboard
+from chat.panes import stream_panes
 from chat.registry import ModelRegistry, RegistryError, Unload, human_bytes, shared_registry
 from chat.session import MAX_PANES, Battle, add_turn, check_selection, drop_last_turn, new_battle, with_system
 from chat.settings import GenerationSettings
 from chat.votes import OUTCOMES, VoteStore
+from models.directory import shared_directory
+from models.interface import IN_PROCESS
 from ui.access import allowed, checked_model_ref, require, session_key
+from ui.charts import interval_chart
 from ui.context import AppContext
+from ui.footer import REFRESH_JS
 from ui.errors import backend_error
 from ui.scratch import download_dir
 from ui.strings import t
@@ -65,6 +70,13 @@ def pane_values(models: list[str], histories: dict, prompt: str | None = None, t
     return updates
 
 
+def shown_texts(state, lang: str) -> list[str]:
+    """Each pane's answer, with the reason when a (remote) model failed: that pane says why, the others go on."""
+    errors = state.errors or [None] * len(state.texts)
+    return [text + (("\n\n" if text else "") + t("chat.remote_failed", lang).format(reason=error) if error else "")
+            for text, error in zip(state.texts, errors)]
+
+
 def status_line(state, lang: str) -> str:
     if state.waiting:
         return t("chat.status_waiting", lang).format(n=state.waiting)
@@ -84,6 +96,18 @@ class ChatHandlers:
         budget = None if ctx.memory_budget_gb is None else int(ctx.memory_budget_gb * 1e9)
         self.registry: ModelRegistry = shared_registry(ctx.model, ctx.data_dir, memory_budget_bytes=budget)
         self.votes = VoteStore(Path(ctx.data_dir) / "chat" / "votes.sqlite")
+        # Local and remote models by name; the endpoints are the admin's (flags, <data_dir>/endpoints.yaml).
+        self.directory = shared_directory(self.registry, list(ctx.endpoints), Path(ctx.data_dir) / "endpoints.yaml")
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, name) of every usable model, in-process first, then each endpoint's, labelled by where they run
+        (in-process models are labelled by name alone while no endpoint is configured: there is nothing to tell)."""
+        entries = [e for e in self.directory.listing() if e.compatible]
+        if all(e.where == IN_PROCESS for e in entries):
+            return [(e.name, e.name) for e in entries]
+        where = {IN_PROCESS: t("chat.where_local", self.lang)}
+        return [(f"{e.label} · {where.get(e.where) or t('chat.where_remote', self.lang).format(endpoint=e.where)}",
+                 e.name) for e in entries]
 
     # ---- models ------------------------------------------------------------------------------------------
     def model_table(self) -> pd.DataFrame:
@@ -100,12 +124,20 @@ class ChatHandlers:
             if m.decoding:  # the loaded base: the fast decoding step, or why its answers take the full forward
                 status += t("chat.decoding_path", self.lang).format(path=m.decoding)
             rows.append([m.name, t(f"chat.kind_{m.kind}", self.lang), status])
+        for e in self.directory.listing():
+            if e.where != IN_PROCESS:
+                status = t("chat.where_remote", self.lang).format(endpoint=e.where)
+                rows.append([e.name, t("chat.kind_remote", self.lang), status if e.compatible else e.reason])
+        if self.directory.file_error:
+            rows.append(["endpoints.yaml", "", t("chat.endpoints_file_error", self.lang).format(
+                error=self.directory.file_error)])
         return pd.DataFrame(rows, columns=[t(f"chat.col_{c}", self.lang) for c in ("model", "kind", "status")])
 
     def refresh(self, selected: list[str]):
-        usable = self.registry.usable_models()
+        choices = self.choices()
+        usable = [name for _, name in choices]
         kept = [m for m in (selected or []) if m in usable] or usable[:1]
-        return gr.update(choices=usable, value=kept), self.model_table()
+        return gr.update(choices=choices, value=kept), self.model_table()
 
     def select(self, models: list[str], histories: dict):
         return pane_values(models or [], histories or {})
@@ -166,7 +198,7 @@ class ChatHandlers:
         _STOPS[key] = stop
         unloaded: list[Unload] = []  # appended by the generating thread; told here, in the request's own thread
         try:
-            for state in self.registry.stream(panes, settings, stop=stop, on_unload=unloaded.append):
+            for state in stream_panes(self.directory, panes, settings, stop=stop, on_unload=unloaded.append):
                 while unloaded:
                     gr.Warning(self.unload_message(unloaded.pop(0)))
                 now = time.perf_counter()
@@ -191,7 +223,7 @@ class ChatHandlers:
         if not prompt:
             raise gr.Error(t("chat.need_prompt", self.lang))
         try:
-            check_selection(models or [], self.registry.usable_models())
+            check_selection(models or [], self.directory.usable_models())
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         panes = [(m, with_system(system, histories.get(m, []), prompt)) for m in models]
@@ -200,10 +232,10 @@ class ChatHandlers:
         for state in self._stream(panes, settings, request, "side"):
             status = status_line(state, self.lang) + ("" if settings.greedy else f" (seed {settings.seed})")
             if state.finished:  # the model table too: adapters used for the first time are now in memory
-                histories = add_turn(histories, models, prompt, state.texts)
+                histories = add_turn(histories, models, prompt, shown_texts(state, self.lang))
                 yield histories, "", status, *pane_values(models, histories, relabel=False), self.model_table()
             else:
-                panes_now = pane_values(models, histories, prompt, state.texts, relabel=False)
+                panes_now = pane_values(models, histories, prompt, shown_texts(state, self.lang), relabel=False)
                 yield histories, "", status, *panes_now, gr.skip()
 
     def regenerate(self, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
@@ -234,7 +266,7 @@ class ChatHandlers:
     # ---- blind test --------------------------------------------------------------------------------------
     def blind_new(self):
         try:
-            battle = new_battle(self.registry.usable_models(), random.SystemRandom())
+            battle = new_battle(self.directory.usable_models(), random.SystemRandom())
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         panes = [gr.update(value=[], label=t(f"chat.pane_{side}", self.lang)) for side in "ab"]
@@ -253,10 +285,14 @@ class ChatHandlers:
                  (battle.model_b, with_system(system, list(battle.history_b), prompt))]
         votes_off = [gr.update(interactive=False)] * len(OUTCOMES)
         yield battle, "", gr.skip(), gr.skip(), t("chat.status_running", self.lang).format(tokens=0), *votes_off
+        # Votes record where each model ran (in this app, or which endpoint): model names stay as listed.
+        where = {"a": self.directory.where(battle.model_a), "b": self.directory.where(battle.model_b)}
         for state in self._stream(panes, settings, request, "blind"):
-            turn = [[{"role": "user", "content": prompt}, {"role": "assistant", "content": text}] for text in state.texts]
+            texts = shown_texts(state, self.lang)
+            turn = [[{"role": "user", "content": prompt}, {"role": "assistant", "content": text}] for text in texts]
             if state.finished:
-                battle = battle.answered(prompt, *state.texts, settings={**settings.to_dict(), "system": system})
+                battle = battle.answered(prompt, *texts, settings={**settings.to_dict(), "system": system,
+                                                                   "where": where})
                 yield (battle, "", list(battle.history_a), list(battle.history_b), status_line(state, self.lang),
                        *[gr.update(interactive=True)] * len(OUTCOMES))
             else:
@@ -303,6 +339,12 @@ class ChatHandlers:
             h2h.to_csv(f, index=False)
         return summary, standings, h2h, str(csv_path)
 
+    def board_chart(self) -> str:
+        """Each model's Bradley–Terry rating with its bootstrap 95% interval, as a picture (ui/charts.py)."""
+        standings = leaderboard(self.votes.battles(base_model=self.registry.base_name))
+        rows = [(s.model, s.bt, *s.bt_ci) for s in standings]
+        return interval_chart(rows, t("chat.chart_axis", self.lang), t("chat.chart_title", self.lang))
+
     def export_box(self, request: gr.Request):
         """The votes export is shown to those who may export (the admin); its handler checks again."""
         return gr.update(visible=allowed(request, self.ctx, "export_votes"))
@@ -326,7 +368,7 @@ class ChatHandlers:
 
 
 def decoding_controls(ctx: AppContext) -> list:
-    from finetune.demo_model import DEFAULT_SYSTEM
+    from models.templates import DEFAULT_SYSTEM
 
     lang = ctx.lang
     with gr.Accordion(t("chat.decoding", lang), open=False):
@@ -343,10 +385,11 @@ def decoding_controls(ctx: AppContext) -> list:
 
 
 def build_side_by_side(h: ChatHandlers, decoding: list) -> None:
-    lang, usable = h.lang, h.registry.usable_models()
+    lang, choices = h.lang, h.choices()
+    usable = [name for _, name in choices]
     histories = gr.State({})
     with gr.Row():
-        models = gr.CheckboxGroup(usable, value=usable[:MAX_PANES], label=t("chat.models", lang),
+        models = gr.CheckboxGroup(choices, value=usable[:MAX_PANES], label=t("chat.models", lang),
                                   info=t("chat.models_info", lang), scale=4, elem_id="chat-models")
         refresh = gr.Button(t("chat.refresh", lang), scale=1, size="sm")
     with gr.Accordion(t("chat.model_table", lang), open=False):
@@ -365,9 +408,13 @@ def build_side_by_side(h: ChatHandlers, decoding: list) -> None:
     status = gr.Markdown(elem_id="chat-status")
     run = dict(concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="chat_generate", show_progress="hidden")
     outputs = [histories, prompt, status, *panes, table]
-    send.click(h.send, [prompt, models, *decoding, histories], outputs, api_name="chat_send", **run)
-    prompt.submit(h.send, [prompt, models, *decoding, histories], outputs, api_name=False, **run)
-    again.click(h.regenerate, [models, *decoding, histories], outputs, api_name="chat_regenerate", **run)
+    # After an answer the footer shows at once which models are now in memory (ui/footer.REFRESH_JS).
+    send.click(h.send, [prompt, models, *decoding, histories], outputs, api_name="chat_send", **run).then(
+        None, js=REFRESH_JS)
+    prompt.submit(h.send, [prompt, models, *decoding, histories], outputs, api_name=False, **run).then(
+        None, js=REFRESH_JS)
+    again.click(h.regenerate, [models, *decoding, histories], outputs, api_name="chat_regenerate", **run).then(
+        None, js=REFRESH_JS)
     # Stop runs outside the queue, at once, even while this session's own request holds its place in line.
     stop.click(h.stop, None, status, api_name="chat_stop", concurrency_limit=None, queue=False)
     clear.click(h.clear, models, [histories, status, *panes], api_name="chat_clear")
@@ -397,7 +444,7 @@ def build_blind(h: ChatHandlers, decoding: list) -> None:
     gr.Markdown(t("chat.blind_intro", lang))
     battle = gr.State(None)
     new = gr.Button(t("chat.blind_new", lang), variant="primary")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="blind-panes"):  # stacked on a phone (ui/layout.PAGE_CSS)
         pane_a = gr.Chatbot(label=t("chat.pane_a", lang), height=380, buttons=["copy"], elem_id="blind-pane-a")
         pane_b = gr.Chatbot(label=t("chat.pane_b", lang), height=380, buttons=["copy"], elem_id="blind-pane-b")
     prompt = gr.Textbox(label=t("chat.prompt", lang), placeholder=t("chat.prompt_placeholder", lang), lines=2,
@@ -412,8 +459,10 @@ def build_blind(h: ChatHandlers, decoding: list) -> None:
     run = dict(concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="chat_generate", show_progress="hidden")
     new.click(h.blind_new, None, [battle, pane_a, pane_b, status, *buttons], api_name="blind_new")
     blind_outputs = [battle, prompt, pane_a, pane_b, status, *buttons]
-    send.click(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name="blind_send", **run)
-    prompt.submit(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name=False, **run)
+    send.click(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name="blind_send", **run).then(
+        None, js=REFRESH_JS)
+    prompt.submit(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name=False, **run).then(
+        None, js=REFRESH_JS)
     stop.click(h.blind_stop, None, status, api_name="blind_stop", concurrency_limit=None, queue=False)
     vote_outputs = [battle, status, pane_a, pane_b, *buttons]
     outcome.change(h.blind_vote, [outcome, battle], vote_outputs, api_name="blind_vote")
@@ -426,11 +475,14 @@ def build_leaderboard(h: ChatHandlers, tab: gr.Tab) -> None:
     gr.Markdown(t("chat.board_intro", lang))
     refresh = gr.Button(t("chat.board_refresh", lang), variant="primary")
     summary = gr.Markdown(elem_id="board-summary")
+    chart = gr.HTML(elem_id="board-chart")  # ratings with 95% intervals; the tables below give the numbers
     standings = gr.Dataframe(label=t("chat.board_standings", lang), interactive=False)
     h2h = gr.Dataframe(label=t("chat.board_h2h", lang), interactive=False)
     csv = gr.File(label=t("chat.board_csv", lang), interactive=False)
-    refresh.click(h.board, None, [summary, standings, h2h, csv], api_name="leaderboard")
-    tab.select(h.board, None, [summary, standings, h2h, csv], api_name=False)  # fresh whenever it is opened
+    refresh.click(h.board, None, [summary, standings, h2h, csv], api_name="leaderboard").then(
+        h.board_chart, None, chart, api_visibility="private", show_progress="hidden")
+    tab.select(h.board, None, [summary, standings, h2h, csv], api_name=False).then(  # fresh whenever it is opened
+        h.board_chart, None, chart, api_visibility="private", show_progress="hidden")
     with gr.Accordion(t("chat.board_export", lang), open=False, visible=False, elem_id="votes-export") as box:
         gr.Markdown(t("chat.board_export_intro", lang))
         export = gr.Button(t("chat.board_export_button", lang))

@@ -7,6 +7,7 @@ reload, a Stop or a restart) follows the job still running, or resumes, or reads
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -17,6 +18,7 @@ import pandas as pd
 
 from chat.registry import RegistryError, shared_registry
 from evaluation.data import DataFileError, check_datasets
+from models.directory import shared_directory
 from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
 from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
     model_identity, side_by_side
@@ -31,6 +33,8 @@ from ui.errors import backend_error
 from ui.problems import problems_message
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
+from ui.charts import grouped_bars
+from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 
 SAMPLES = ["mc_sample.jsonl", "qa_sample.jsonl"]
@@ -60,6 +64,18 @@ def chart_frame(results: list[CellResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["bar", "model", "value"])
 
 
+def chart_html(results: list[CellResult] | None, lang: str) -> str:
+    """The readable chart (ui/charts.py): one group per set with its main metric, a colour per model, values on the
+    bars. The BarPlot's data stays the API's output (/evaluate_run); this is what the page shows."""
+    if not results:
+        return ""
+    groups = list(dict.fromkeys(f"{r.dataset} · {MAIN_METRIC[r.task]}" for r in results))
+    series = list(dict.fromkeys(r.model for r in results))
+    values = {(f"{r.dataset} · {MAIN_METRIC[r.task]}", r.model): round(r.metrics[MAIN_METRIC[r.task]], 2)
+              for r in results}
+    return grouped_bars(groups, series, values, t("evaluate.axis_score", lang))
+
+
 def breakdown_frame(results: list[CellResult]) -> pd.DataFrame:
     rows = [{"model": r.model, "set": r.dataset, "by": by, "group": group, "n": int(values["n"]),
              MAIN_METRIC[r.task]: round(values[MAIN_METRIC[r.task]], 2)}
@@ -83,10 +99,12 @@ class EvaluateHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx, self.lang = ctx, ctx.lang
         self.registry = shared_registry(ctx.model, ctx.data_dir)
+        # In-process and remote models alike (the admin's endpoints); a run names them as listed.
+        self.models = shared_directory(self.registry, list(ctx.endpoints), Path(ctx.data_dir) / "endpoints.yaml")
         self.queue = job_queue(ctx)
 
     def refresh(self, selected):
-        usable = self.registry.usable_models()
+        usable = self.models.usable_models()
         return gr.update(choices=usable, value=[m for m in (selected or []) if m in usable] or usable[:1])
 
     def config(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system):
@@ -127,7 +145,7 @@ class EvaluateHandlers:
             raise gr.Error(problems_message(exc.problems, self.lang, exc.path), print_exception=False) from None
         try:
             for model in config.models:
-                model_identity(self.registry, model)
+                model_identity(self.models, model)
         except (DataFileError, EvalError, RegistryError, ValueError) as exc:
             raise backend_error(exc, self.lang, "evaluate") from None
 
@@ -168,7 +186,7 @@ class EvaluateHandlers:
         results = self.queue.output(job.id)
         if results is None:
             try:
-                results = evaluate(self.registry, config)  # every cell is complete on disk: nothing is recomputed
+                results = evaluate(self.models, config)  # every cell is complete on disk: nothing is recomputed
             except (DataFileError, EvalError, RegistryError, ValueError) as exc:
                 raise backend_error(exc, self.lang, "evaluate") from None
         return results
@@ -187,14 +205,17 @@ class EvaluateHandlers:
         sets = list(dict.fromkeys(r.dataset for r in results))
         summary = t("evaluate.summary", self.lang).format(models=len(set(r.model for r in results)), sets=len(sets),
                                                            out=config.out_dir)
-        return (summary, results_frame(results), chart_frame(results), breakdown_frame(results),
-                gr.update(choices=sets, value=sets[0]), pd.DataFrame(side_by_side(results, sets[0])),
+        lang = self.lang
+        return (summary, localize_frame(results_frame(results), lang), chart_frame(results),
+                localize_frame(breakdown_frame(results), lang), gr.update(choices=sets, value=sets[0]),
+                localize_frame(pd.DataFrame(side_by_side(results, sets[0])), lang),
                 download_files(results), results)
 
     def stop(self, request: gr.Request):
         """Cancels this user's own evaluation job: the one this page ran, else their running or next queued one."""
         user = current_user(request, self.ctx)
-        mine = [j for j in self.queue.jobs() if j.kind == "evaluate" and j.state in ACTIVE and j.owner == user.name]
+        mine = [j for j in self.queue.jobs()
+                if j.kind in ("evaluate", "predict") and j.state in ACTIVE and j.owner == user.name]
         session_job = self.ctx.pages.get(session_key(request, self.ctx))
         job = next((j for j in mine if j.id == session_job), mine[0] if mine else None)
         if job is None:
@@ -205,8 +226,61 @@ class EvaluateHandlers:
             raise queue_error(exc, self.lang) from None
         return t("evaluate.stopping", self.lang)
 
+    def predict(self, models, test_file, answer_field, mc_output, postprocess, method, batch_size, max_new, system,
+                request: gr.Request, progress=gr.Progress()):
+        """A test file answered by each chosen model, as a "predict" job (jobs/runners.py); the submissions and
+        their settings are the downloads. Kept under the user's own folder, so a re-run resumes their answers."""
+        from evaluation.predict import MC_OUTPUTS, PREDICT_METHODS, PredictConfig, load_test_set
+
+        user = require(request, self.ctx, "evaluate")
+        if not test_file:
+            raise gr.Error(t("evaluate.predict_need_file", self.lang))
+        if not models:
+            raise gr.Error(t("evaluate.need_model", self.lang))
+        data = self.keep(test_file)
+        out = Path(self.ctx.data_dir) / "predictions" / user.name / Path(data).parent.name / Path(data).name
+        try:
+            run_limited(load_test_set, data)  # a hostile upload ends this worker, not the server
+            config = PredictConfig(data=data, out=str(out.with_name(f"{out.stem}-submission{out.suffix}")),
+                                   models=tuple(None if m == self.registry.base_name else m for m in models),
+                                   answer_field=(answer_field or "output").strip() or "output",
+                                   mc_output=MC_OUTPUTS[mc_output or 0], method=PREDICT_METHODS[method or 0],
+                                   batch_size=int(batch_size or 8), max_new_tokens=int(max_new or 256),
+                                   postprocess=tuple(n.strip() for n in (postprocess or "").split(",") if n.strip()),
+                                   prompt=PromptConfig(system=system if system is not None else DEFAULT_SYSTEM))
+        except WorkerError as exc:
+            raise gr.Error(t(f"safeio.worker_{exc.kind}", self.lang).format(detail=exc), print_exception=False) \
+                from None
+        except DataFileError as exc:
+            raise gr.Error(problems_message(exc.problems, self.lang, exc.path), print_exception=False) from None
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        params = {"config": json.loads(json.dumps(dataclasses.asdict(config))), "model": self.ctx.model,
+                  "data_dir": str(self.ctx.data_dir)}
+        job = next((j for j in self.queue.jobs() if j.kind == "predict" and j.state in ACTIVE and j.params == params),
+                   None)
+        try:
+            job = job or self.queue.submit("predict", user.name, params, label=f"predict {Path(data).name}"[:120])
+        except QueueError as exc:
+            raise queue_error(exc, self.lang) from None
+        self.ctx.pages.set(session_key(request, self.ctx), job.id)
+        job = self.follow(job.id, progress)
+        if job.state != JobStatus.COMPLETED:
+            raise self.ended(job)
+        results = self.queue.output(job.id)
+        if results is None:  # no longer in memory (a restart): every answer is in the log, nothing is recomputed
+            from evaluation.predict import predict
+
+            results = predict(self.registry, config)
+        unparsed = sum(r.unparsed for r in results)
+        note = t("evaluate.predict_unparsed", self.lang).format(count=unparsed) if unparsed else ""
+        summary = t("evaluate.predict_done", self.lang).format(n=results[0].n if results else 0, files=len(results),
+                                                               unparsed=note)
+        return summary, [p for r in results for p in (r.out, r.meta)]
+
     def items(self, dataset, results):
-        return pd.DataFrame(side_by_side(results or [], dataset)) if dataset else pd.DataFrame()
+        return (localize_frame(pd.DataFrame(side_by_side(results or [], dataset)), self.lang) if dataset
+                else pd.DataFrame())
 
 
 def _path(file) -> str:
@@ -216,7 +290,7 @@ def _path(file) -> str:
 def build(ctx: AppContext) -> None:
     lang, h = ctx.lang, EvaluateHandlers(ctx)
     gr.Markdown(t("evaluate.intro", lang))
-    usable = h.registry.usable_models()
+    usable = h.models.usable_models()
     with gr.Row():
         models = gr.CheckboxGroup(usable, value=usable[:1], label=t("evaluate.models", lang), scale=3,
                                   elem_id="evaluate-models")
@@ -241,19 +315,40 @@ def build(ctx: AppContext) -> None:
     role_note = gr.Markdown(visible=False, elem_id="evaluate-role-note")
     summary = gr.Markdown(elem_id="evaluate-summary")
     table = gr.Dataframe(label=t("evaluate.results", lang), interactive=False)
-    chart = gr.BarPlot(x="bar", y="value", color="model", x_title=" ", x_label_angle=-20, height=300,
-                       label=t("evaluate.chart", lang), elem_id="evaluate-chart")
-    with gr.Accordion(t("evaluate.breakdown", lang), open=False):
+    # Every (set, metric, model) value for API clients; the page shows chart_box instead (grouped, values on bars).
+    chart = gr.BarPlot(x="bar", y="value", color="model", visible=False)
+    chart_box = gr.HTML(elem_id="evaluate-chart", label=t("evaluate.chart", lang))
+    with gr.Accordion(t("evaluate.breakdown", lang), open=False) as breakdown_box:
         breakdown = gr.Dataframe(interactive=False)
+    hide_until_filled(breakdown, box=breakdown_box)
     item_set = gr.Dropdown([], label=t("evaluate.item_set", lang))
     items = gr.Dataframe(label=t("evaluate.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
     downloads = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
+    hide_until_filled(table, item_set, items, downloads)  # no empty frames before a run
+    with gr.Accordion(t("evaluate.predict", lang), open=False):
+        gr.Markdown(t("evaluate.predict_info", lang))
+        with gr.Row():
+            test_file = gr.File(label=t("evaluate.predict_file", lang), file_types=FILE_TYPES,
+                                elem_id="evaluate-predict-file")
+            answer_field = gr.Textbox("output", label=t("evaluate.answer_field", lang))
+            mc_output = gr.Radio(t("evaluate.mc_output_choices", lang).split("|"), type="index",
+                                 value=t("evaluate.mc_output_choices", lang).split("|")[0],
+                                 label=t("evaluate.mc_output", lang))
+        postprocess = gr.Textbox("", label=t("evaluate.postprocess", lang))
+        predict = gr.Button(t("evaluate.predict_run", lang))
+        predict_summary = gr.Markdown(elem_id="evaluate-predict-summary")
+        submissions = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
+    hide_until_filled(submissions)
     results = gr.State([])
     inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system]
     gate_on_load(ctx, "evaluate", [run], role_note)
     run.click(h.run, inputs, [summary, table, chart, breakdown, item_set, items, downloads, results],
-              api_name="evaluate_run", concurrency_limit=4)
+              api_name="evaluate_run", concurrency_limit=4).then(
+        lambda cells: chart_html(cells, lang), results, chart_box, api_visibility="private", show_progress="hidden")
+    predict.click(h.predict, [models, test_file, answer_field, mc_output, postprocess, method, batch_size, max_new,
+                              system],
+                  [predict_summary, submissions], api_name="evaluate_predict", concurrency_limit=4)
     stop.click(h.stop, None, summary, api_name="evaluate_stop", queue=False)
     item_set.change(h.items, [item_set, results], items, api_name="evaluate_items")
     refresh.click(h.refresh, models, models, api_name="evaluate_models")
