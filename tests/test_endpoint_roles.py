@@ -65,6 +65,12 @@ TABLE: dict[str, tuple[dict, tuple]] = {
     "/jobs_resume": (ALL, (None,)),
     "/footer": (ALL, ()),
     "/refresh": (ALL, ()),  # the footer's text on page load
+    "/picker_info": (ALL, ("Qwen/Qwen3-0.6B",)),  # sizes from config numbers; a folder only inside the model roots
+    "/picker_catalog": (ALL, ()),
+    "/picker_preset": (ALL, ("demo-lora",)),  # fills the form's settings, starts nothing
+    "/picker_download": (ADMIN, ("Qwen/Qwen3-0.6B",)),  # fills the server's disk (offline here: "unavailable")
+    "/picker_cancel": (ADMIN, ("Qwen/Qwen3-0.6B",)),
+    "/picker_delete": (ADMIN, ("nobody/nothing",)),  # frees the server's disk
 }
 PENDING: dict[str, str] = {}  # api -> the branch that will make its row pass
 DENIED = re.compile(re.escape(t("access.denied", "en")).replace(r"\{user\}", ".+").replace(r"\{role\}", r"\w+")
