@@ -114,6 +114,8 @@ def _check_size(ref: str, config: dict, dtype: str, device: str, load_in_4bit: b
     except (KeyError, TypeError, ZeroDivisionError):
         return
     total = parameters(shape)["total"]
+    if dtype == "auto":  # from_pretrained's "auto": the dtype the config says the weights were saved in
+        dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
     weights = weight_bytes(shape, "4bit") if load_in_4bit else total * DTYPE_BYTES.get(dtype, 4)
     needed = int(weights * (1 + OVERHEAD))
     free = free_memory(device) if free_bytes is None else free_bytes

@@ -76,6 +76,8 @@ def test_too_large_compares_the_estimate_with_the_free_memory(bad_models):
     with pytest.raises(PreflightError, match="float32"):  # fp32 doubles it
         check(bad_models["large"], free_bytes=20 * 2**30, dtype="float32")
     check(bad_models["large"], free_bytes=8 * 2**30, load_in_4bit=True)  # NF4 fits in 8 GB
+    with pytest.raises(PreflightError, match="float32"):  # "auto" (merge): the config's dtype, float32 when unsaid
+        check(bad_models["large"], free_bytes=20 * 2**30, dtype="auto")
     os.environ[FREE_BYTES_ENV] = str(2**30)  # the injectable figure the CLI and app tests use
     try:
         with pytest.raises(PreflightError, match="1.0 GB is free"):
