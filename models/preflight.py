@@ -32,6 +32,9 @@ MESSAGES = {  # English; ui/strings.py holds the same keys ("preflight.<code>") 
     "too_large": "model {model}: about {params} parameters need about {needed} in {dtype} on {device} (weights "
                  "{weights} + {overhead}% overhead), but only {free} is free; choose a smaller model, free memory, "
                  "or train it in 4-bit on a GPU (--load-in-4bit)",
+    "no_chat_template": "model {model}: its tokenizer has no chat template; the project's ChatML template is used "
+                        "(right for fine-tuning a base model; for a chat model, use the variant that ships its "
+                        "template)",
     "no_config": "model {model}: no config.json readable ({reason}); give a model directory or hub id that has one",
 }
 
@@ -136,5 +139,4 @@ def template_notice(ref: str, path: str) -> str | None:
         return None
     if tokenizer_config is None or tokenizer_config.get("chat_template") or jinja:
         return None
-    return (f"model {ref}: its tokenizer has no chat template; the project's ChatML template is used (right for "
-            f"fine-tuning a base model; for a chat model, use the variant that ships its template)")
+    return MESSAGES["no_chat_template"].format(model=ref)

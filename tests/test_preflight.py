@@ -139,3 +139,33 @@ def test_app_shows_the_message_in_the_page_language_and_stays_up(bad_models, tmp
             client.predict(base, api_name="/models_unload")
     finally:
         app.close()
+
+
+def test_a_base_without_template_loads_and_the_load_handler_says_chatml_stands_in(tiny_chat_model, tmp_path):
+    import shutil
+
+    import gradio as gr
+
+    from ui.chat_tab import ChatHandlers
+    from ui.context import AppContext
+
+    base = tmp_path / "tiny-no-template"
+    shutil.copytree(tiny_chat_model, base)
+    (base / "chat_template.jinja").unlink(missing_ok=True)
+    tokenizer_config = json.loads((base / "tokenizer_config.json").read_text(encoding="utf-8"))
+    tokenizer_config.pop("chat_template", None)
+    (base / "tokenizer_config.json").write_text(json.dumps(tokenizer_config), encoding="utf-8")
+    handlers = ChatHandlers(AppContext(model=str(base), data_dir=tmp_path / "data", lang="zh"))
+    note, _ = handlers.load_model(str(base), gr.Request(username="admin"))
+    assert f"模型 {base}：其分词器没有对话模板" in note
+    assert "<|im_start|>" in handlers.registry.tokenizer.chat_template  # ChatML stood in
+
+
+def test_a_refused_training_job_shows_in_the_page_language():
+    from ui.finetune_tab import status_text
+
+    status = {"state": "failed", "error": "model m: ...", "error_code": "preflight.too_large",
+              "error_params": {"model": "m", "params": "7.62B", "needed": "17.0 GB", "weights": "14.2 GB",
+                               "overhead": "20", "free": "8.0 GB", "dtype": "bfloat16", "device": "cuda:0"}}
+    assert "但只剩 8.0 GB 可用" in status_text(status, "zh")
+    assert "only 8.0 GB is free" in status_text(status, "en")

@@ -658,6 +658,12 @@ STRINGS: dict[str, tuple[str, str]] = {
         "模型 {model}：约 {params} 个参数，以 {dtype} 在 {device} 上约需 {needed}（权重 {weights} + {overhead}% 额外开销），"
         "但只剩 {free} 可用。请选择更小的模型、释放内存，或在 GPU 上以 4 位训练（--load-in-4bit）。",
     ),
+    "preflight.no_chat_template": (
+        "Model {model}: its tokenizer has no chat template, so the project's ChatML template is used (right for "
+        "fine-tuning a base model; for a chat model, use the variant that ships its template).",
+        "模型 {model}：其分词器没有对话模板，因此使用本项目的 ChatML 模板（适合微调基座模型；若是对话模型，请使用自带"
+        "模板的版本）。",
+    ),
     "preflight.no_config": (
         "Model {model}: no readable config.json ({reason}). Give a model directory or hub id that has one.",
         "模型 {model}：无法读取 config.json（{reason}）。请提供包含该文件的模型目录或 Hub ID。",
