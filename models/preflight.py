@@ -100,10 +100,13 @@ def preflight(ref: str, path: str, *, trust_remote_code: bool, dtype, device: st
     if config is None:
         return
     auto_map = config.get("auto_map") or {}
-    if auto_map and not trust_remote_code:
-        raise PreflightError("remote_code", model=ref, classes=", ".join(sorted(auto_map)))
     model_type = config.get("model_type", "")
-    if model_type not in CONFIG_MAPPING and not (auto_map and trust_remote_code):
+    # Many repos of natively supported families (InternLM3, GLM-4, ...) still ship auto_map: without trust,
+    # transformers then uses its own class, so only an architecture it does not know needs the model's code.
+    native = model_type in CONFIG_MAPPING
+    if auto_map and not native and not trust_remote_code:
+        raise PreflightError("remote_code", model=ref, classes=", ".join(sorted(auto_map)))
+    if not native and not (auto_map and trust_remote_code):
         raise PreflightError("unknown_architecture", model=ref, model_type=model_type,
                              transformers=transformers.__version__)
     _check_size(ref, config, _dtype_name(dtype), device, load_in_4bit, free_bytes)

@@ -64,6 +64,9 @@ def test_remote_code_needs_trust_remote_code(bad_models):
     assert caught.value.code == "remote_code"
     assert "--trust-remote-code" in str(caught.value) and "AutoModelForCausalLM" in str(caught.value)
     check(bad_models["remote"], trust_remote_code=True)  # asked for: its own code names the architecture
+    native = model_dir(bad_models["remote"].parent, "native-with-auto-map",
+                       {**TINY, "auto_map": {"AutoModelForCausalLM": "modeling_x.XForCausalLM"}})
+    check(native)  # qwen2 is native: without trust transformers loads its own class, so nothing is refused
 
 
 def test_too_large_compares_the_estimate_with_the_free_memory(bad_models):
