@@ -262,7 +262,10 @@ def status_text(status: dict, lang: str, data_summary: str = "") -> str:
         path = Path(status["adapter_dir"])
         text += "\n\n" + t("finetune.adapter_ready", lang).format(name=path.name, path=path)
     if status.get("state") == "failed":
-        text += "\n\n" + t("finetune.failed", lang).format(error=status.get("error"))
+        error = status.get("error")
+        if str(status.get("error_code", "")).startswith("preflight."):  # a refused model: in the page's language
+            error = t(status["error_code"], lang).format(**status.get("error_params", {}))
+        text += "\n\n" + t("finetune.failed", lang).format(error=error)
     return text
 
 

@@ -651,6 +651,38 @@ STRINGS: dict[str, tuple[str, str]] = {
         "本 ZeroGPU Space 不支持训练：它每次请求只借出几分钟 GPU，不足以完成一次训练。若要训练，请将 Space 复制到"
         "独占 GPU 硬件上（或在自己的机器上运行 `python -m finetune train`）；对话和评测可在此使用。",
     ),
+    # --- a model refused before loading (models/preflight.py; same parameters as its English MESSAGES) ---
+    "preflight.unknown_architecture": (
+        "Model {model}: architecture {model_type!r} is unknown to this transformers ({transformers}). Upgrade "
+        "transformers (pip install -U transformers), or choose a model of a supported family (Qwen2.5/Qwen3, Llama, "
+        "GLM-4, InternLM3, ...).",
+        "模型 {model}：当前 transformers（{transformers}）不认识其架构 {model_type!r}。请升级 transformers"
+        "（pip install -U transformers），或选择受支持系列的模型（Qwen2.5/Qwen3、Llama、GLM-4、InternLM3 等）。",
+    ),
+    "preflight.remote_code": (
+        "Model {model}: its config.json loads its own Python code (auto_map: {classes}), which would run code from "
+        "the model's authors on this server. The app never runs a model's own code; only if you trust them, use the command-line tools "
+        "with --trust-remote-code.",
+        "模型 {model}：其 config.json 会加载模型作者自带的 Python 代码（auto_map：{classes}），这些代码将在本服务器上"
+        "运行。本应用从不运行模型自带的代码；仅当您信任作者时，才可在命令行工具中加上 --trust-remote-code。",
+    ),
+    "preflight.too_large": (
+        "Model {model}: about {params} parameters need about {needed} in {dtype} on {device} (weights {weights} + "
+        "{overhead}% overhead), but only {free} is free. Choose a smaller model, free memory, or train it in 4-bit on "
+        "a GPU (--load-in-4bit).",
+        "模型 {model}：约 {params} 个参数，以 {dtype} 在 {device} 上约需 {needed}（权重 {weights} + {overhead}% 额外开销），"
+        "但只剩 {free} 可用。请选择更小的模型、释放内存，或在 GPU 上以 4 位训练（--load-in-4bit）。",
+    ),
+    "preflight.no_chat_template": (
+        "Model {model}: its tokenizer has no chat template, so the project's ChatML template is used (right for "
+        "fine-tuning a base model; for a chat model, use the variant that ships its template).",
+        "模型 {model}：其分词器没有对话模板，因此使用本项目的 ChatML 模板（适合微调基座模型；若是对话模型，请使用自带"
+        "模板的版本）。",
+    ),
+    "preflight.no_config": (
+        "Model {model}: no readable config.json ({reason}). Give a model directory or hub id that has one.",
+        "模型 {model}：无法读取 config.json（{reason}）。请提供包含该文件的模型目录或 Hub ID。",
+    ),
     "chat.chart_title": ("Ratings with 95% intervals", "评分及 95% 置信区间"),
     "chat.chart_axis": ("Bradley–Terry rating (bootstrap 95% interval)", "Bradley–Terry 评分（自助法 95% 区间）"),
 }
