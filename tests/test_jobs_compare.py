@@ -1,0 +1,85 @@
+"""The Jobs tab's comparison of finished training runs (issue 13): finetune.compare's table and one line per run,
+for the runs the user may see (their own; the admin: all), through the app's own scheduler and handlers."""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+import pytest
+from pathlib import Path
+
+from finetune.config import TrainConfig
+from hosting.roles import User
+from jobs.files import create_job
+from jobs.scheduler import Runner
+from ui.context import AppContext
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Users:
+    roles = {"root": "admin", "alice": "member", "bob": "member"}
+
+    def user(self, name: str) -> User | None:
+        return User(name, self.roles[name]) if name in self.roles else None
+
+
+def request(name: str) -> gr.Request:
+    return gr.Request(username=name)
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    from ui.context import with_services
+
+    ctx = with_services(AppContext(model="demo", data_dir=tmp_path / "data", users=Users(),
+                                   model_roots=(tmp_path / "models",)))
+    ctx.jobs.runners["train"] = Runner(lambda job, control: None)  # the run's files are written below
+    yield ctx
+    ctx.jobs.close()
+
+
+def finished_run(ctx, owner: str, lr: float, curve: list[float]) -> str:
+    files = create_job(TrainConfig(model="demo", data=str(ROOT / "data" / "train_sample.jsonl"),
+                                   learning_rate=lr),
+                       ctx.data_dir)
+    for step, value in enumerate(curve, 1):
+        files.append_metric({"step": step, "loss": 2.0 / step})
+        files.append_metric({"step": step, "accuracy:mc_val": value, "eval_loss": 1.0 / step})
+    ctx.jobs.submit("train", owner, {"job_dir": str(files.dir)}, job_id=files.job_id)
+    deadline = time.time() + 10
+    while ctx.jobs.get(files.job_id).state != "completed" and time.time() < deadline:
+        time.sleep(0.02)
+    return files.job_id
+
+
+def test_compare_own_runs_table_and_chart_and_refuse_others(ctx):
+    from ui.jobs_tab import do_compare, do_compare_choices
+
+    fast = finished_run(ctx, "alice", 1e-2, [25.0, 100.0, 75.0])
+    slow = finished_run(ctx, "alice", 1e-4, [25.0, 50.0, 50.0])
+    bobs = finished_run(ctx, "bob", 1e-3, [0.0, 25.0])
+
+    assert set(do_compare_choices([bobs], request("alice"), ctx)["choices"]) == {fast, slow}
+    assert do_compare_choices([bobs], request("alice"), ctx)["value"] == []
+    assert set(do_compare_choices(None, request("root"), ctx)["choices"]) == {fast, slow, bobs}
+
+    rows, chart, metric = do_compare([fast, slow], None, request("alice"), ctx)
+    assert metric["value"] == "accuracy:mc_val" and metric["choices"] == ["accuracy:mc_val", "eval_loss"]
+    by_run = rows.set_index("run")
+    assert by_run.loc[fast, "best accuracy:mc_val"] == 100.0 and by_run.loc[fast, "at_step"] == 2
+    assert by_run.loc[slow, "lr"] == 1e-4 and by_run.loc[slow, "last accuracy:mc_val"] == 50.0
+    points = chart.value["data"] if isinstance(chart.value, dict) else chart.value
+    assert len(points) == 6 and chart.y_title == "accuracy:mc_val"
+
+    rows, chart, metric = do_compare([fast, bobs], "eval_loss", request("root"), ctx)  # the admin: anyone's
+    assert metric["value"] == "eval_loss" and set(rows["run"]) == {fast, bobs}
+    assert rows.set_index("run").loc[bobs, "best eval_loss"] == 0.5
+
+    with pytest.raises(gr.Error, match=f"alice may not compare job {bobs}: it belongs to bob"):
+        do_compare([fast, bobs], None, request("alice"), ctx)
+    with pytest.raises(gr.Error, match="Pick one or more"):
+        do_compare([], None, request("alice"), ctx)
+    with pytest.raises(gr.Error, match="No job ../x"):
+        do_compare(["../x"], None, request("root"), ctx)
