@@ -83,3 +83,42 @@ def test_compare_own_runs_table_and_chart_and_refuse_others(ctx):
         do_compare([], None, request("alice"), ctx)
     with pytest.raises(gr.Error, match="No job ../x"):
         do_compare(["../x"], None, request("root"), ctx)
+
+
+# ---- the Fine-tune tab: the user's own validation files ----------------------------------------------------------
+
+def test_start_takes_own_validation_file_checked_and_kept(ctx, tmp_path):
+    import json
+
+    from jobs.files import list_jobs
+    from tests.test_finetune_app import settings
+    from ui.finetune_tab import do_start
+
+    def write(name: str, rows: list[dict]) -> str:
+        path = tmp_path / "upload-cache" / name
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        return str(path)
+
+    options = {"A": "休息", "B": "手术", "C": "输液", "D": "观察"}
+    bad = write("my_mc.jsonl", [{"id": "1", "question": "头痛？", "options": options, "answer": "A"},
+                                {"id": "2", "question": "发热？", "options": options}])
+    with pytest.raises(gr.Error) as caught:  # refused before any job exists: file, line and field named
+        do_start(request("root"), "demo", None, "train_sample.jsonl", "auto", "", *settings(), [], [bad], ctx=ctx)
+    text = str(caught.value)
+    assert "my_mc.jsonl:2:" in text and "'answer'" in text and str(tmp_path) not in text
+    assert list_jobs(ctx.data_dir) == []
+
+    good = write("my_mc.jsonl", [{"id": str(i), "question": q, "options": options, "answer": "A"}
+                                 for i, q in enumerate(["头痛？", "发热？", "咳嗽？"])])
+    update = do_start(request("root"), "demo", None, "train_sample.jsonl", "auto", "", *settings(),
+                      ["mc_sample.jsonl"], [good], ctx=ctx)
+    job = update["value"] if isinstance(update, dict) else update.value
+    config = (Path(ctx.data_dir) / "jobs" / job / "config.yaml").read_text(encoding="utf-8")
+    import yaml
+
+    eval_sets = yaml.safe_load(config)["eval_sets"]
+    assert eval_sets[0].endswith("mc_sample.jsonl") and len(eval_sets) == 2
+    kept = Path(eval_sets[1])
+    assert kept.name == "my_mc.jsonl" and kept.parent.parent == Path(ctx.data_dir) / "uploads"
+    assert kept.read_bytes() == Path(good).read_bytes()

@@ -268,6 +268,9 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Scored every 'eval every' steps and at each epoch end (accuracy / ROUGE, as the Evaluate tab); the best "
         "checkpoint becomes the adapter, the last one is kept as <name>-last.",
         "每隔“评测间隔”步及每个 epoch 结束时评测（准确率 / ROUGE，与评测页相同）；最佳检查点作为适配器，最后一步保存为 <名称>-last。"),
+    "finetune.eval_uploads": ("…and/or your own validation files (multiple choice, free-form or competition style; "
+                              "checked before the run is queued)",
+                              "……以及/或者你自己的验证文件（单选、问答或比赛格式；排队前先检查）"),
     "finetune.bad_eval_set": ("{name} is not one of the offered validation sets.", "{name} 不是可选的验证集。"),
     "finetune.best": ("Best {metric} = {value} at step {step}; evaluating took {share}% of the run.",
                       "最佳 {metric} = {value}（第 {step} 步）；评测占用了 {share}% 的训练时间。"),
