@@ -122,3 +122,37 @@ def test_start_takes_own_validation_file_checked_and_kept(ctx, tmp_path):
     kept = Path(eval_sets[1])
     assert kept.name == "my_mc.jsonl" and kept.parent.parent == Path(ctx.data_dir) / "uploads"
     assert kept.read_bytes() == Path(good).read_bytes()
+
+
+# ---- through the running app ---------------------------------------------------------------------------------------
+
+def test_compare_through_the_app(tmp_path, medtune_home, demo_model):
+    """The real server: alice compares her run by the API (table and chart points); bob is refused by ownership."""
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from jobs.status import JobStatus
+    from jobs.store import JobStore
+    from server_fixtures import password, start_server, write_users
+
+    data = tmp_path / "data"
+    files = create_job(TrainConfig(model="demo", data=str(ROOT / "data" / "train_sample.jsonl")), data)
+    for step, value in ((1, 40.0), (2, 80.0)):
+        files.append_metric({"step": step, "rouge-l:qa_val": value})
+    store = JobStore(data)  # as a finished command line run of alice's leaves it
+    store.register(files.job_id, "train", "alice", {"job_dir": str(files.dir)}, state=JobStatus.COMPLETED)
+    store.close()
+    server = start_server(data, medtune_home, "--users", str(write_users(tmp_path / "users.yaml")))
+    try:
+        alice = Client(server.url, auth=("alice", password("alice")), verbose=False)
+        rows, chart, metric = alice.predict([files.job_id], None, api_name="/jobs_compare")
+        assert metric["value"] == "rouge-l:qa_val" and rows["data"][0][0] == files.job_id
+        headers = rows["headers"]
+        assert rows["data"][0][headers.index("best rouge-l:qa_val")] == 80.0
+        points = chart["value"]["data"] if "value" in chart else chart["data"]
+        assert len(points) == 2
+        bob = Client(server.url, auth=("bob", password("bob")), verbose=False)
+        with pytest.raises(AppError, match="bob may not compare"):
+            bob.predict([files.job_id], None, api_name="/jobs_compare")
+    finally:
+        server.stop()

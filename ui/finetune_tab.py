@@ -408,7 +408,7 @@ def build(ctx: AppContext) -> None:
     eval_sets = gr.Dropdown(eval_choices, value=[], multiselect=True, label=t("finetune.eval_sets", lang),
                             info=t("finetune.eval_sets_info", lang))
     eval_uploads = gr.File(label=t("finetune.eval_uploads", lang), file_types=[".jsonl", ".json", ".csv"],
-                           file_count="multiple", type="filepath")
+                           file_count="multiple", type="filepath", value=[])  # a default: API clients may omit it
     settings = [widgets[name] for name, _ in SETTINGS] + [eval_sets, eval_uploads]
     with gr.Row():
         start_btn = gr.Button(t("finetune.start", lang), variant="primary")

@@ -284,8 +284,9 @@ def build_compare(ctx: AppContext) -> None:
     lang = ctx.lang
     with gr.Accordion(t("jobs.compare_title", lang), open=False):
         with gr.Row():
+            # Choices are per user (filled on load); any id is accepted here and checked in the handler.
             runs = gr.Dropdown([], value=[], multiselect=True, label=t("jobs.compare_runs", lang), scale=4,
-                               info=t("jobs.compare_info", lang))
+                               info=t("jobs.compare_info", lang), allow_custom_value=True)
             metric = gr.Dropdown([], value=None, label=t("jobs.compare_metric", lang), allow_custom_value=True,
                                  scale=2)
             refresh = gr.Button(t("jobs.refresh", lang), scale=0)
