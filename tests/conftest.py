@@ -102,3 +102,19 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     if outcome.get_result().when == "call" and outcome.get_result().failed:
         item.failed = True
+
+
+# Test modules that start real servers (app.py, vLLM, transformers serve), a browser or several training processes:
+# marked slow, so `python -m pytest -m "not slow"` is a quick run of everything else (the full run takes them all).
+SLOW_MODULES = {
+    "test_vllm_engine", "test_models_vllm", "test_models_serve", "test_e2e_browser", "test_chat_browser",
+    "test_finetune_browser", "test_score_browser", "test_page_browser", "test_sessions_browser",
+    "test_finetune_distributed", "test_gpu_check", "test_queue", "test_server", "test_login_limit",
+    "test_endpoint_roles", "test_guard", "test_safeio_app", "test_score_concurrency", "test_jobs_cli",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__.rsplit(".", 1)[-1] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
