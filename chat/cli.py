@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Callable, TextIO
 
+import safeio
 from chat.registry import ModelRegistry, RegistryError
 from chat.session import add_turn, with_system
 from chat.settings import GenerationSettings
@@ -28,8 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--adapter", action="append", default=[], metavar="A",
                    help="adapter: a name under DATA_DIR/adapters, a local directory or a hub id (repeatable)")
     p.add_argument("--compare", action="store_true", help="answer every prompt with the base and every adapter")
-    p.add_argument("--data-dir", default=os.environ.get("MEDTUNE_DATA_DIR", "runs"),
-                   help="where fine-tune jobs keep adapters (env MEDTUNE_DATA_DIR; default ./runs)")
+    p.add_argument("--data-dir", default=str(safeio.default_data_dir()), help=safeio.DATA_DIR_HELP)
     p.add_argument("--prompt", action="append", default=[], help="ask this (repeatable, as successive turns) and exit")
     p.add_argument("--system", default="", help="system prompt")
     p.add_argument("--max-new-tokens", type=int, default=256)

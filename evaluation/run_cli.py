@@ -37,8 +37,7 @@ def add_run_parser(commands) -> None:
     run.add_argument("--data", action="append", required=True,
                      help="validation set: multiple choice or free-form, JSONL/JSON/CSV (repeatable)")
     run.add_argument("--out", required=True, help="results folder")
-    run.add_argument("--data-dir", default=os.environ.get("MEDTUNE_DATA_DIR", "runs"),
-                     help="app data folder whose adapters/ holds named adapters (env MEDTUNE_DATA_DIR; default ./runs)")
+    run.add_argument("--data-dir", default=str(safeio.default_data_dir()), help=safeio.DATA_DIR_HELP)
     run.add_argument("--method", choices=METHODS, default="likelihood", help="multiple-choice method")
     run.add_argument("--batch-size", type=int, default=8)
     run.add_argument("--limit", type=int, help="evaluate the first N items of each set")

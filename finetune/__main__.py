@@ -25,7 +25,7 @@ import safeio
 from finetune.config import ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
 
-DEFAULT_DATA_DIR = os.environ.get("MEDTUNE_DATA_DIR", "runs")
+DEFAULT_DATA_DIR = str(safeio.default_data_dir())
 # CLI flag -> TrainConfig field, for the common knobs (everything else goes through --config / --set).
 FLAGS = {
     "model": str, "data": str, "data_format": str, "val_split": float, "max_samples": int, "cutoff_len": int,
@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load-in-4bit", "--qlora", dest="load_in_4bit", action="store_true")
     p.add_argument("--set", nargs=2, action="append", metavar=("FIELD", "VALUE"), help="any other TrainConfig field")
     p.add_argument("--output", help="final adapter directory (default <data-dir>/adapters/<adapter-name>)")
-    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="jobs and adapters (env MEDTUNE_DATA_DIR)")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.add_argument("--job-id", default=None)
     p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
     safeio.add_arguments(p)
@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         if name == "stop":
             p.add_argument("job_id")
-        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
         p.set_defaults(func=func)
     return parser
 

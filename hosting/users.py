@@ -35,6 +35,7 @@ import yaml
 from hosting.roles import ROLES, User
 from hosting.sessions import SESSION_SECONDS, SESSIONS_FILE, SessionStore  # noqa: F401 (SESSION_SECONDS: re-exported)
 from safeio.atomic import write_text
+from safeio.datadir import default_data_dir
 from safeio.problems import Problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -333,7 +334,7 @@ def default_users_file(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get(USERS_FILE_ENV):
         return Path(env[USERS_FILE_ENV])
-    return Path(env.get("MEDTUNE_DATA_DIR") or PROJECT_ROOT / "runs") / "users.yaml"
+    return default_data_dir(env) / "users.yaml"
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -355,7 +356,7 @@ def sessions_file(args: argparse.Namespace, users_file: Path) -> Path:
         return args.data_dir / SESSIONS_FILE
     if (users_file.parent / SESSIONS_FILE).exists():
         return users_file.parent / SESSIONS_FILE
-    return Path(os.environ.get("MEDTUNE_DATA_DIR") or PROJECT_ROOT / "runs") / SESSIONS_FILE
+    return default_data_dir() / SESSIONS_FILE
 
 
 def _when(seconds: float) -> str:

@@ -204,7 +204,7 @@ def test_chinese_score_page_shows_chinese_problems(tmp_path):
     from ui.strings import t
 
     ctx = AppContext(model="demo", lang="zh", data_dir=tmp_path)
-    summary, _, problems, items, _ = score(t("score.sample_mc", "zh"), None, None, 0, "", ctx)
+    summary, _, problems, items, _ = score("mc_sample", None, None, "auto", "", ctx)
     messages = dict(zip(problems["kind"], problems["message"]))
     assert messages["unknown_id"].startswith("id “") and messages["unknown_id"].endswith("不在参考答案中。")
     assert messages["missing_prediction"].startswith("缺少对参考答案第")
