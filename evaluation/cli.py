@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation", description="Score and check medical model output")
     commands = parser.add_subparsers(dest="command", required=True)
     score = commands.add_parser("score", help="check and score a predictions file against a reference file",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=EPILOG, formatter_class=safeio.HelpFormatter)
     score.add_argument("--ref", required=True, help="reference file (JSONL, JSON array or CSV)")
     score.add_argument("--pred", required=True, help="predictions file: one {\"id\"?, \"output\"} per reference item")
     score.add_argument("--task", choices=["auto", *TASKS], default="auto",

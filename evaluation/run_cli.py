@@ -28,7 +28,7 @@ exit status: 0 done; 2 wrong usage; 3 a data file is malformed (nothing run); 6 
 
 def add_run_parser(commands) -> None:
     run = commands.add_parser("run", help="evaluate a base model and adapters on validation sets", epilog=RUN_EPILOG,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+                              formatter_class=safeio.HelpFormatter)
     run.add_argument("--model", default=os.environ.get("MEDTUNE_MODEL", "demo"),
                      help="base model: hub id, local directory or 'demo' (default; env MEDTUNE_MODEL)")
     run.add_argument("--adapter", action="append", default=[],
@@ -38,8 +38,8 @@ def add_run_parser(commands) -> None:
                      help="validation set: multiple choice or free-form, JSONL/JSON/CSV (repeatable)")
     run.add_argument("--out", required=True, help="results folder")
     run.add_argument("--data-dir", default=str(safeio.default_data_dir()), help=safeio.DATA_DIR_HELP)
-    run.add_argument("--method", choices=METHODS, default="likelihood", help="multiple-choice method")
-    run.add_argument("--batch-size", type=int, default=8)
+    run.add_argument("--method", choices=METHODS, default="likelihood", help="multiple-choice method: likelihood (one forward pass) or generate (letters read from the reply)")
+    run.add_argument("--batch-size", type=int, default=8, help="items per forward pass")
     run.add_argument("--limit", type=int, help="evaluate the first N items of each set")
     run.add_argument("--shots", type=int, default=0, help="k-shot examples taken from --shots-data")
     run.add_argument("--shots-data", action="append", default=[], help="file of examples (one per task)")
@@ -50,8 +50,8 @@ def add_run_parser(commands) -> None:
     run.add_argument("--max-new-tokens", type=int, default=256, help="free-form answers")
     run.add_argument("--multi-threshold", type=float,
                      help="likelihood: predict every letter with probability >= this (multi-answer items)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--trust-remote-code", action="store_true")
+    run.add_argument("--seed", type=int, default=0, help="random seed (recorded in every report)")
+    run.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
     safeio.add_arguments(run)
 
 

@@ -22,7 +22,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import safeio
-from finetune.config import ConfigError, TrainConfig
+from finetune.config import PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
 
 DEFAULT_DATA_DIR = str(safeio.default_data_dir())
@@ -33,6 +33,22 @@ FLAGS = {
     "lr_scheduler": str, "num_epochs": float, "max_steps": int, "batch_size": int, "grad_accum": int,
     "seed": int, "adapter_name": str, "precision": str, "eval_steps": int, "save_steps": int, "sample_every": int,
     "processes": int,
+}
+# What --help says of each: the allowed values where there is a fixed set (the default comes from TrainConfig).
+FLAG_HELP = {
+    "model": 'base model: hub id, local directory, or "demo"', "data": "training data file (.jsonl/.json/.csv/.xlsx)",
+    "data_format": "auto | " + " | ".join(FORMATS), "val_split": "a fraction below 1, or a number of rows from 1 up",
+    "max_samples": "rows used at most; 0 = all", "cutoff_len": "tokens per conversation; longer ones are truncated",
+    "lora_rank": "LoRA rank r", "lora_alpha": "LoRA alpha", "lora_dropout": "between 0 and 0.99",
+    "lora_targets": "all-linear | attention | comma-separated module names (q_proj,v_proj)",
+    "learning_rate": "peak learning rate", "lr_scheduler": " | ".join(SCHEDULERS),
+    "num_epochs": "passes over the data (ignored when --max-steps > 0)", "max_steps": "> 0 overrides --num-epochs",
+    "batch_size": "rows per step per process", "grad_accum": "steps accumulated per optimizer update",
+    "seed": "random seed", "adapter_name": "the adapter's name under <data-dir>/adapters/; empty = the job id",
+    "precision": " | ".join(PRECISIONS) + " (auto picks from the hardware)",
+    "eval_steps": "evaluate every N steps; 0 = only at the end", "save_steps": "checkpoint every N steps",
+    "sample_every": "generate answers to the sample prompts every N steps; 0 = never",
+    "processes": "processes per machine; > 1 runs data parallel under torchrun",
 }
 
 
@@ -54,7 +70,7 @@ def cmd_preview(args) -> int:
 
 def config_from_args(args) -> TrainConfig:
     cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
-    for name, value in (args.set or []):
+    for name, value in (pair for words in args.set or [] for pair in _set_pairs(words)):
         if name not in {f.name for f in fields(TrainConfig)}:
             raise ConfigError(name, "unknown setting")
         import yaml
@@ -73,6 +89,15 @@ def config_from_args(args) -> TrainConfig:
     if args.column_map:
         cfg.column_map = parse_column_map(args.column_map)
     return cfg
+
+
+def _set_pairs(words: list[str]) -> list[tuple[str, str]]:
+    """--set FIELD=VALUE [FIELD=VALUE ...], or the older --set FIELD VALUE."""
+    if all("=" in word for word in words):
+        return [(name.strip(), value) for name, value in (word.split("=", 1) for word in words)]
+    if len(words) == 2 and "=" not in words[0]:
+        return [(words[0], words[1])]
+    raise ConfigError("--set", f"expected FIELD=VALUE (e.g. --set packing=false), got {' '.join(words)!r}")
 
 
 def cmd_train(args) -> int:
@@ -176,7 +201,12 @@ def _wait_for(path: Path, timeout_s: float = 120) -> None:
 def cmd_merge(args) -> int:
     from finetune.merge import merge_adapter
 
-    out = merge_adapter(args.adapter, args.out, model=args.model, dtype=args.dtype,
+    # A plain name is one under <data-dir>/adapters, as chat and evaluation take it (a directory by that name wins).
+    adapter = Path(args.adapter)
+    named = Path(args.data_dir) / "adapters" / args.adapter
+    if not adapter.is_dir() and "/" not in args.adapter and named.is_dir():
+        adapter = named
+    out = merge_adapter(adapter, args.out, model=args.model, dtype=args.dtype,
                         trust_remote_code=args.trust_remote_code)
     print(f"merged model saved to {out}")
     return 0
@@ -203,48 +233,57 @@ def cmd_stop(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=safeio.HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("preview", help="read a data file: rows kept / rejected, rendered examples, token counts")
-    p.add_argument("--data", required=True)
-    p.add_argument("--format", default="auto", choices=("auto",) + FORMATS)
+    p = sub.add_parser("preview", help="read a data file: rows kept / rejected, rendered examples, token counts",
+                       formatter_class=safeio.HelpFormatter)
+    p.add_argument("--data", required=True, help="data file (.jsonl/.json/.csv/.xlsx)")
+    p.add_argument("--format", default="auto", choices=("auto",) + FORMATS, help="data format")
     p.add_argument("--column-map", default="", help='field=column pairs, e.g. "instruction=问题,output=回答"')
     p.add_argument("--model", default=None, help="render with this model's chat template and count tokens")
-    p.add_argument("--cutoff-len", type=int, default=1024)
+    p.add_argument("--cutoff-len", type=int, default=1024, help="tokens per conversation")
     p.add_argument("-n", type=int, default=3, help="examples to show")
     safeio.add_arguments(p)
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("train", help="train a LoRA adapter (runs in the foreground; the app runs the same code)")
+    p = sub.add_parser("train", help="train a LoRA adapter (runs in the foreground; the app runs the same code)",
+                       formatter_class=safeio.HelpFormatter)
     p.add_argument("--config", help="a TrainConfig YAML file (flags override it)")
-    for name, kind in FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
+    defaults = TrainConfig()
+    for name, kind in FLAGS.items():  # default None: a flag given overrides --config; the shown default is TrainConfig's
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                       help=f"{FLAG_HELP[name]} (default: {getattr(defaults, name)!r})".replace("%", "%%"))
     p.add_argument("--format", dest="data_format", type=str, default=None, help="alias of --data-format")
     p.add_argument("--epochs", dest="num_epochs", type=float, default=None, help="alias of --num-epochs")
     p.add_argument("--lr", dest="learning_rate", type=float, default=None, help="alias of --learning-rate")
-    p.add_argument("--column-map", default="")
-    p.add_argument("--no-packing", action="store_true")
-    p.add_argument("--load-in-4bit", "--qlora", dest="load_in_4bit", action="store_true")
-    p.add_argument("--set", nargs=2, action="append", metavar=("FIELD", "VALUE"), help="any other TrainConfig field")
+    p.add_argument("--column-map", default="", help='field=column pairs, e.g. "instruction=问题,output=回答"')
+    p.add_argument("--no-packing", action="store_true", help="one conversation per row (same as --set packing=false)")
+    p.add_argument("--load-in-4bit", "--qlora", dest="load_in_4bit", action="store_true",
+                   help="QLoRA: 4-bit base weights (needs CUDA and bitsandbytes)")
+    p.add_argument("--set", nargs="+", action="append", metavar="FIELD=VALUE",
+                   help="any other TrainConfig field, e.g. --set packing=false --set warmup_ratio=0.1 (repeatable)")
     p.add_argument("--output", help="final adapter directory (default <data-dir>/adapters/<adapter-name>)")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
-    p.add_argument("--job-id", default=None)
+    p.add_argument("--job-id", default=None, help="the job's id (default: date, time and adapter name)")
     p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
     safeio.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("merge", help="merge an adapter into its base model")
-    p.add_argument("--adapter", required=True)
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("merge", help="merge an adapter into its base model", formatter_class=safeio.HelpFormatter)
+    p.add_argument("--adapter", required=True,
+                   help="adapter: a name under <data-dir>/adapters (as chat and evaluation take it) or a directory")
+    p.add_argument("--out", required=True, help="folder for the merged model")
     p.add_argument("--model", default=None, help="base model (default: the one recorded in the adapter)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
-    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                   help="dtype of the merged weights (auto: the base model's)")
+    p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.set_defaults(func=cmd_merge)
 
     for name, func, text in (("jobs", cmd_jobs, "list jobs"), ("stop", cmd_stop, "stop a running job")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, formatter_class=safeio.HelpFormatter)
         if name == "stop":
-            p.add_argument("job_id")
+            p.add_argument("job_id", help="a job id from `python -m finetune jobs`")
         p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
         p.set_defaults(func=func)
     return parser
