@@ -16,7 +16,7 @@ import safeio
 from hosting.model_refs import parse_model_roots
 from hosting.roles import Policy
 from hosting.users import USERS_FILE_ENV, UsersError, UserStore
-from ui.context import AppContext
+from ui.context import AppContext, with_services
 
 _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:
         sys.exit(f"medtune: cannot create the data directory {ctx.data_dir}: {exc}")
     clean_adapter_temp_dirs(ctx.data_dir)
+    ctx = with_services(ctx)  # the job scheduler with its runners, and the pages' jobs: once, shared by every tab
     open_warning = users is None and not is_loopback(args.host)
     if open_warning:
         warn_open_to_network(args.host, args.port)

@@ -9,7 +9,7 @@ out-of-memory or a hang in one leaves the others their figures:
 
   train   real training tokens/s: our packed path against the plain padded Trainer + peft path, Qwen2.5-0.5B shape,
           random weights, bf16 (bench/bench_train.py)
-  qlora   one 4-bit QLoRA run of a few steps through the real training job (finetune/train.py), which must save an
+  qlora   one 4-bit QLoRA run of a few steps through the real training job (jobs/worker.py -> finetune/train.py), which must save an
           adapter; needs CUDA and bitsandbytes (on the CPU smoke: the same job in plain LoRA, reported as skipped)
   chat    bf16 chat with 1 and 4 panes against plain `generate` and peft: tokens/s per pane and time to first token
           (bench/bench_chat.py)
@@ -104,8 +104,8 @@ def part_qlora(smoke: bool, work: Path) -> list[dict]:
     from bench_chat import random_shape_model
     from finetune.config import TrainConfig
     from finetune.demo_model import resolve_model
-    from finetune.jobs import create_job
-    from finetune.train import run
+    from jobs.files import create_job
+    from jobs.worker import run
 
     skipped = None
     if not torch.cuda.is_available():

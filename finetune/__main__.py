@@ -9,6 +9,10 @@
 exit status: 0 done; 1 nothing usable (preview: no row kept) or a failure (a model, a merge); 2 wrong usage, or a
 data file or config that cannot be used (the message names file, line and field, and the limit when one was hit).
 Data files are read within limits (--max-rows, --max-field-length, ...: see `python -m finetune preview --help`).
+
+Training runs started here are jobs like the app's (jobs/): registered in the data dir's store, listed in the app's
+Jobs tab, owned by one process at a time (a second `train --resume` of a running job is refused), stoppable from the
+app or with `stop`. This entry point sits above jobs/ (as app.py does); the finetune package itself never imports it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 import safeio
 from finetune.config import PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
+from jobs.store import CLI_OWNER
 
 DEFAULT_DATA_DIR = str(safeio.default_data_dir())
 # CLI flag -> TrainConfig field, for the common knobs (everything else goes through --config / --set).
@@ -101,18 +106,16 @@ def _set_pairs(words: list[str]) -> list[tuple[str, str]]:
 
 
 def cmd_train(args) -> int:
-    from finetune.jobs import JobFiles, check_job_id, create_job, is_alive, job_files, jobs_root
-    from finetune.train import run
+    from jobs.files import JobFiles, check_job_id, create_job, is_writer, job_files, jobs_root
+    from jobs.process import OwnerLock
 
     data_dir = Path(args.data_dir)
     if args.resume:
         files = job_files(data_dir, args.resume)
-        if is_alive(files):  # a second trainer would write into the same job directory
-            raise DataError(f"{files.dir}: still running; stop it first (python -m finetune stop {args.resume})")
         if files.read_status().get("state") == "completed":
             raise DataError(f"{files.dir}: already completed ({files.read_status().get('adapter_dir')})")
-        with tee_to(files.log):
-            return run(files.dir, resume=True)
+        # One owner at a time: JobBusy (naming the process) if the app or another terminal trains it now.
+        return run_registered(files, data_dir, args.owner, OwnerLock(files).acquire(), resume=True)
     cfg = config_from_args(args)
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -125,26 +128,56 @@ def cmd_train(args) -> int:
             create_job(cfg, data_dir, job_id=job_id)
         _wait_for(files.config)
     elif cfg.processes > 1:  # data parallel from the command line: the same launcher (torchrun) as the app's
-        return _launch_and_follow(create_job(cfg, data_dir, job_id=args.job_id))
+        return _launch_and_follow(create_job(cfg, data_dir, job_id=args.job_id), data_dir, args.owner)
     else:
         files = create_job(cfg, data_dir, job_id=args.job_id)
     print(f"job {files.job_id}: {files.dir}", flush=True)
-    with tee_to(files.log):
-        code = run(files.dir)
-    if rank == 0:  # the other ranks would print rank 0's status half-way through its save
+    lock = OwnerLock(files).acquire() if is_writer() else None  # rank 0 owns the job for all ranks
+    return run_registered(files, data_dir, args.owner, lock, resume=False)
+
+
+def run_registered(files, data_dir: Path, owner: str, lock, resume: bool) -> int:
+    """Train in the foreground as a job of the store, like the app's: listed in the app's Jobs tab (which follows
+    it, and whose Stop reaches it), and finished in the store when it ends here."""
+    from jobs.files import is_writer
+    from jobs.status import JobStatus, from_stage
+    from jobs.store import CLI_WORKER, JobStore
+    from jobs.worker import run
+
+    store, worker = (JobStore(data_dir) if is_writer() else None), f"{CLI_WORKER}{os.getpid()}"
+    if store is not None:
+        store.register(files.job_id, "train", owner, {"job_dir": str(files.dir)},
+                       label=files.read_status().get("adapter_name") or files.job_id, worker=worker, resume=resume)
+    try:
+        with tee_to(files.log):
+            code = run(files.dir, resume=resume, lock=lock)
+    finally:
         status = files.read_status()
+        if store is not None:  # the app, if it followed the run, has finished the row already: then this is a no-op
+            state = from_stage(status.get("state"), alive=False)
+            store.finish(files.job_id, worker, JobStatus.INTERRUPTED if state == JobStatus.QUEUED else state,
+                         status.get("error") if state == JobStatus.FAILED else None,
+                         {"done": status.get("step"), "total": status.get("total_steps")})
+            store.close()
+    if is_writer():  # the other ranks would print rank 0's status half-way through its save
         print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
     return code
 
 
-def _launch_and_follow(files) -> int:
-    """Start the job as the app does (its own process group, torchrun for several processes) and show its log until
-    it ends; Ctrl-C stops it (a checkpoint is saved)."""
+def _launch_and_follow(files, data_dir: Path, owner: str) -> int:
+    """Start the job as the app does (its own process group, torchrun for several processes), registered in the
+    store like a foreground run, and show its log until it ends; Ctrl-C stops it (a checkpoint is saved)."""
     import time
 
-    from finetune.jobs import TERMINAL, read_job, start_job, stop_job
+    from jobs.files import TERMINAL
+    from jobs.process import read_job, start_job, stop_job
+    from jobs.status import JobStatus, from_stage
+    from jobs.store import CLI_WORKER, JobStore
 
     print(f"job {files.job_id}: {files.dir}", flush=True)
+    store, worker = JobStore(data_dir), f"{CLI_WORKER}{os.getpid()}"
+    store.register(files.job_id, "train", owner, {"job_dir": str(files.dir)},
+                   label=files.read_status().get("adapter_name") or files.job_id, worker=worker)
     start_job(files)
     shown = 0
     try:
@@ -159,8 +192,10 @@ def _launch_and_follow(files) -> int:
     except KeyboardInterrupt:
         stop_job(files, wait=True)
     status = read_job(files)
+    store.finish(files.job_id, worker, from_stage(status.get("state"), alive=False), status.get("error"),
+                 {"done": status.get("step"), "total": status.get("total_steps")})
     print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
-    return 0 if status.get("state") == "completed" else 1
+    return 0 if status.get("state") == JobStatus.COMPLETED else 1
 
 
 @contextlib.contextmanager
@@ -213,22 +248,55 @@ def cmd_merge(args) -> int:
 
 
 def cmd_jobs(args) -> int:
-    from finetune.jobs import list_jobs, read_job
+    """Every training job of the data dir with its state (jobs/status.py), stage, progress and owner, however it
+    was started. Liveness comes from the job's owner lock, so a run in another terminal is never called failed."""
+    from jobs.files import list_jobs
+    from jobs.process import is_alive, read_job
+    from jobs.status import from_stage
+    from jobs.store import JobNotFound, JobStore
 
-    for files in list_jobs(Path(args.data_dir)):
+    data_dir = Path(args.data_dir)
+    store = JobStore(data_dir) if (data_dir / "queue.sqlite").exists() else None
+    for files in list_jobs(data_dir):
         s = read_job(files)
-        print(f"{files.job_id}\t{s.get('state')}\tstep {s.get('step', 0)}/{s.get('total_steps', '?')}\t"
+        try:
+            owner = store.row(files.job_id).owner if store is not None else "-"
+        except JobNotFound:
+            owner = "-"
+        print(f"{files.job_id}\t{from_stage(s.get('state'), is_alive(files))}\t{s.get('state')}\t"
+              f"step {s.get('step', 0)}/{s.get('total_steps', '?')}\t{owner}\t"
               f"{s.get('adapter_dir') or s.get('error') or ''}")
     return 0
 
 
 def cmd_stop(args) -> int:
-    from finetune.jobs import job_files, stop_job
+    """The Stop of the app's tabs and API, from a terminal: a queued job leaves the line, a running one (started by
+    the app or by `finetune train` anywhere) saves a checkpoint at the end of its step and stops. Exit 0 once the job
+    no longer runs; 1 if it still does (it did not stop within the grace time)."""
+    from jobs.files import job_files
+    from jobs.process import is_alive, stop_job
+    from jobs.status import JobStatus, from_stage
+    from jobs.store import JobNotFound, JobStateError, JobStore
 
-    files = job_files(Path(args.data_dir), args.job_id)  # a plain name of an existing job: nothing is written else
-    stop_job(files, wait=True)
-    print(f"{args.job_id}: {files.read_status().get('state')}")
-    return 0
+    data_dir = Path(args.data_dir)
+    files = job_files(data_dir, args.job_id)  # a plain name of an existing job: nothing is written else
+    store = JobStore(data_dir) if (data_dir / "queue.sqlite").exists() else None
+    try:
+        if store is not None:
+            store.request_stop(files.job_id)
+    except JobStateError as exc:
+        print(f"{args.job_id}: nothing to stop ({exc})")
+        return 0
+    except JobNotFound:
+        pass  # a folder without a row: its process (if any) is still signalled below
+    status = stop_job(files, wait=True)
+    state = from_stage(status.get("state"), is_alive(files))
+    if store is not None and state != JobStatus.RUNNING:
+        # A run nobody follows any more (its terminal was closed, or it was killed after the grace time).
+        store.finish(files.job_id, None, JobStatus.INTERRUPTED if state == JobStatus.QUEUED else state,
+                     status.get("error"), {"done": status.get("step"), "total": status.get("total_steps")})
+    print(f"{args.job_id}: {state} ({status.get('state')}, step {status.get('step', 0)})")
+    return 0 if state != JobStatus.RUNNING else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -266,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.add_argument("--job-id", default=None, help="the job's id (default: date, time and adapter name)")
     p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
+    p.add_argument("--owner", default=CLI_OWNER,
+                   help="the app user this job belongs to in the Jobs tab (default: the admin's only)")
     safeio.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
@@ -290,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from finetune.jobs import BadJobId
+    from jobs.files import JobError
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -300,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         return args.func(args)
-    except (ConfigError, DataError, BadJobId) as exc:
+    except (ConfigError, DataError, JobError) as exc:  # JobError: a bad job id, a job another process trains
         print(safeio.printable(f"error: {exc}"), file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - merge / model load errors: one line, not a traceback

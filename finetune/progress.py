@@ -1,4 +1,5 @@
-"""The Trainer callback that makes a run watchable: metrics.jsonl, status.json, sample answers, and Stop."""
+"""The Trainer callback that makes a run watchable: progress, the loss curve and sample answers go to the run's
+Reporter (finetune/train.py), and the reporter's should-stop ends the run at the end of a step with a checkpoint."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import time
 from transformers import TrainerCallback
 
 from finetune.config import TrainConfig
-from finetune.jobs import JobFiles
 
 
 def _any_rank(flag: bool) -> bool:
@@ -25,12 +25,11 @@ def _any_rank(flag: bool) -> bool:
 
 
 class ProgressCallback(TrainerCallback):
-    def __init__(self, cfg: TrainConfig, tokenizer, files: JobFiles, stop, data_report: dict):
+    def __init__(self, cfg: TrainConfig, tokenizer, reporter):
         self.cfg = cfg
         self.tokenizer = tokenizer
-        self.files = files
-        self.stop = stop
-        self.data_report = data_report
+        self.reporter = reporter  # finetune.train.Reporter
+        self.stopped = False  # asked to stop (on any rank): the run ended early, with a checkpoint of its step
         self.last_status = 0.0
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -38,7 +37,8 @@ class ProgressCallback(TrainerCallback):
         self.step0 = state.global_step  # > 0 after a resume: rates and ETA count this session only
         self.tokens_log = state.num_input_tokens_seen
         self.tokens_per_s = None
-        self.files.update_status(state="training", step=state.global_step, total_steps=state.max_steps)
+        if state.is_world_process_zero:
+            self.reporter.progress(step=state.global_step, total_steps=state.max_steps)
 
     def _eta(self, state) -> float | None:
         done = state.global_step - self.step0
@@ -49,8 +49,8 @@ class ProgressCallback(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step == state.max_steps and state.global_step % args.logging_steps:
             control.should_log = True  # the curve and the status always end on the last step's loss
-        if _any_rank(self.stop.set):
-            self.stop.set = True
+        if _any_rank(self.reporter.should_stop()):
+            self.stopped = True  # on every rank: train() then ends the run on all of them alike
             # Saving here keeps the work done so far: Resume continues from this very step.
             control.should_save = True
             control.should_training_stop = True
@@ -58,7 +58,7 @@ class ProgressCallback(TrainerCallback):
             return control  # one writer for the job files under torchrun / accelerate launch
         if time.time() - self.last_status > 1.0 or state.global_step == state.max_steps:
             self.last_status = time.time()
-            self.files.update_status(
+            self.reporter.progress(
                 step=state.global_step, total_steps=state.max_steps, epoch=state.epoch,
                 tokens_per_s=self.tokens_per_s, eta_s=self._eta(state),
             )
@@ -79,20 +79,20 @@ class ProgressCallback(TrainerCallback):
             self.tokens_log, self.t_log = tokens, now
             row.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
                        tokens_seen=tokens, tokens_per_s=round(self.tokens_per_s, 1), eta_s=self._eta(state))
-            self.files.update_status(loss=logs["loss"], tokens_per_s=self.tokens_per_s, eta_s=row["eta_s"],
+            self.reporter.progress(loss=logs["loss"], tokens_per_s=self.tokens_per_s, eta_s=row["eta_s"],
                                      step=state.global_step, total_steps=state.max_steps)
         elif "eval_loss" in logs:
             row.update(eval_loss=logs["eval_loss"])
-            self.files.update_status(eval_loss=logs["eval_loss"])
+            self.reporter.progress(eval_loss=logs["eval_loss"])
         else:
             return  # the end-of-training summary: not a point on the curve
-        self.files.append_metric(row)
+        self.reporter.metric(row)
         print("[job] " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                   for k, v in row.items() if k != "time" and v is not None), flush=True)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         every = self.cfg.sample_every
-        if not state.is_world_process_zero or self.stop.set:
+        if not state.is_world_process_zero or self.stopped:
             return
         if every and self.cfg.sample_prompts and model is not None and state.global_step % every:
             self.write_samples(model, state.global_step)
@@ -113,6 +113,6 @@ class ProgressCallback(TrainerCallback):
                     out = model.generate(**ids, max_new_tokens=self.cfg.sample_max_new_tokens, do_sample=False,
                                          pad_token_id=self.tokenizer.pad_token_id, use_cache=True)
                 answer = self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
-                self.files.append_sample({"step": step, "prompt": prompt, "answer": answer})
+                self.reporter.sample({"step": step, "prompt": prompt, "answer": answer})
         finally:
             model.train(was_training)

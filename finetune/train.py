@@ -1,7 +1,8 @@
-"""One training run, as it runs inside its job process: model + LoRA, data, Hugging Face Trainer, adapter on disk.
+"""One training run: model + LoRA, data, Hugging Face Trainer, adapter on disk.
 
-The path is deliberately plain (torchtune style): load, prepare, train, save. Everything a user watches lives in the
-job directory (see finetune/jobs.py): status.json, metrics.jsonl, samples.jsonl, train.log and checkpoints/.
+The path is deliberately plain (torchtune style): load, prepare, train, save. `train` takes a config, where to keep
+checkpoints and the adapter, and a `Reporter` (progress, metrics, samples, should-stop); it knows nothing of jobs,
+queues or status files. jobs/worker.py runs it inside a job process with a reporter that writes the job folder.
 """
 
 from __future__ import annotations
@@ -10,9 +11,7 @@ import json
 import os
 import re
 import shutil
-import signal
 import time
-import traceback
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from finetune.atomic import atomic_dir
 from finetune.config import ConfigError, TrainConfig, resolved_precision
 from finetune.demo_model import resolve_model
 from finetune.formats import DataError, load_data, split_conversations
-from finetune.jobs import JobFiles, is_writer, write_json_atomic
 from finetune.tokenization import (
     ListDataset, PackedCollator, PadCollator, as_features, encode_all, ensure_chat_template, pack,
 )
@@ -28,19 +26,39 @@ from finetune.tokenization import (
 ATTENTION_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj"]
 
 
-class StopFlag:
-    """Set by SIGTERM (the Stop button): the trainer saves a checkpoint at the end of the current step and stops."""
+class Reporter:
+    """What a run tells whoever watches it, and the one thing it asks them (should it stop?). This base reports
+    nothing and never stops: a plain library call. Under torchrun / accelerate launch every rank gets one; the
+    trainer calls the reporting methods on rank 0 only."""
 
-    def __init__(self):
-        self.set = False
+    def stage(self, stage: str, **details) -> None:
+        """loading, training, saving: what the run is doing now (details: e.g. resumed_from)."""
 
-    def install(self) -> None:
-        signal.signal(signal.SIGTERM, self._handle)
-        signal.signal(signal.SIGINT, self._handle)
+    def progress(self, **values) -> None:
+        """step, total_steps, epoch, tokens_per_s, eta_s, loss, eval_loss: any of them."""
 
-    def _handle(self, signum, frame) -> None:
-        self.set = True
-        print(f"[job] signal {signum}: stopping after the current step (a checkpoint is saved)", flush=True)
+    def metric(self, row: dict) -> None:
+        """A point on the curves: a log step (loss, learning rate, tokens/s) or an evaluation (eval_loss)."""
+
+    def sample(self, row: dict) -> None:
+        """A greedy answer to one of the fixed prompts at a step."""
+
+    def data_report(self, report: dict) -> None:
+        """Rows read, kept, rejected (with line and reason), truncated."""
+
+    def resumed_at(self, step: int) -> None:
+        """Training continues from `step`: points reported after it before are trained again."""
+
+    def should_stop(self) -> bool:
+        return False
+
+    def artifacts(self) -> list[Path]:
+        """Files to keep beside the adapter (the curve's metrics, the data report)."""
+        return []
+
+
+def rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
 
 def load_model_and_tokenizer(cfg: TrainConfig):
@@ -87,7 +105,7 @@ def attach_lora(model, cfg: TrainConfig):
     return model
 
 
-def prepare_data(cfg: TrainConfig, tokenizer, files: JobFiles) -> tuple[list[dict], list[dict], dict]:
+def prepare_data(cfg: TrainConfig, tokenizer, reporter: Reporter) -> tuple[list[dict], list[dict], dict]:
     """Load, split, encode and (optionally) pack; write the data report; every dropped row is in it."""
     loaded = load_data(cfg.data, cfg.data_format, cfg.column_map or None, cfg.max_samples, cfg.dedup)
     train_convs, val_convs = split_conversations(loaded.conversations, cfg.val_split, cfg.seed)
@@ -107,8 +125,8 @@ def prepare_data(cfg: TrainConfig, tokenizer, files: JobFiles) -> tuple[list[dic
         "train_tokens": train_stats.tokens, "trained_tokens": train_stats.trained_tokens,
         "rows_per_step": cfg.batch_size * cfg.grad_accum, "train_rows": len(train_rows), "packing": cfg.packing,
     }
-    if is_writer():
-        write_json_atomic(files.data_report, report)
+    if rank_zero():
+        reporter.data_report(report)
     print(f"[job] {loaded.summary()}; {report['truncated']} truncated to cutoff_len={cfg.cutoff_len}; "
           f"{len(train_rows)} training rows ({'packed' if cfg.packing else 'one conversation each'})", flush=True)
     for rejected in loaded.rejected[:20]:
@@ -116,14 +134,14 @@ def prepare_data(cfg: TrainConfig, tokenizer, files: JobFiles) -> tuple[list[dic
     return as_features(train_rows), as_features(val_rows), report
 
 
-def training_arguments(cfg: TrainConfig, files: JobFiles, has_val: bool):
+def training_arguments(cfg: TrainConfig, checkpoint_dir: Path, has_val: bool):
     import torch
     from transformers import TrainingArguments
 
     precision = resolved_precision(cfg)
     evaluate = has_val and cfg.eval_steps > 0
     return TrainingArguments(
-        output_dir=str(files.checkpoints),
+        output_dir=str(checkpoint_dir),
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
@@ -159,21 +177,19 @@ def training_arguments(cfg: TrainConfig, files: JobFiles, has_val: bool):
     )
 
 
-def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: list[dict], files: JobFiles,
-                  stop: StopFlag, data_report: dict):
+def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: list[dict], checkpoint_dir: Path,
+                  progress):
     from transformers import PrinterCallback, Trainer
-
-    from finetune.progress import ProgressCallback
 
     collator = (PackedCollator if cfg.packing else PadCollator)(tokenizer.pad_token_id)
     trainer = Trainer(
         model=model,
-        args=training_arguments(cfg, files, bool(val)),
+        args=training_arguments(cfg, checkpoint_dir, bool(val)),
         train_dataset=ListDataset(train),
         eval_dataset=ListDataset(val) if val else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[ProgressCallback(cfg, tokenizer, files, stop, data_report)],
+        callbacks=[progress],
     )
     trainer.remove_callback(PrinterCallback)  # ProgressCallback prints one compact line per log instead
     return trainer
@@ -190,7 +206,7 @@ def record_base_reference(adapter_config: Path, model_ref: str) -> None:
     adapter_config.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path) -> Path:
+def write_adapter(model, cfg: TrainConfig, final: Path, artifacts: list[Path]) -> Path:
     """Atomic: everything goes into a temp dir beside the final one, which is renamed into place at the end."""
     if final.exists():  # another run took the name meanwhile: never overwrite someone's adapter
         final = final.with_name(f"{final.name}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -198,37 +214,10 @@ def write_adapter(model, cfg: TrainConfig, files: JobFiles, final: Path) -> Path
         model.save_pretrained(tmp)
         record_base_reference(tmp / "adapter_config.json", cfg.model)
         cfg.save(tmp / "train_config.yaml")
-        if files.metrics.exists():
-            shutil.copyfile(files.metrics, tmp / "metrics.jsonl")
-        if files.data_report.exists():
-            shutil.copyfile(files.data_report, tmp / "data_report.json")
+        for path in artifacts:
+            if path.exists():
+                shutil.copyfile(path, tmp / path.name)
     return final
-
-
-def run(job_dir: Path, resume: bool = False) -> int:
-    """The body of a job process. Returns the exit code; the outcome is in status.json either way."""
-    files = JobFiles(Path(job_dir))
-    stop = StopFlag()
-    stop.install()
-    # The process Stop signals: this one, or under torchrun / accelerate launch the launcher (the ranks' parent),
-    # which passes the signal on to every rank and ends them all when one fails.
-    launched = "TORCHELASTIC_RUN_ID" in os.environ
-    files.update_status(state="loading", pid=os.getppid() if launched else os.getpid(), error=None,
-                        started_at=time.time())
-    try:
-        cfg = TrainConfig.load(files.config).validate()
-        outcome = _train(cfg, files, stop, resume)
-    except (ConfigError, DataError) as exc:
-        print(f"[job] error: {exc}", flush=True)
-        files.update_status(state="failed", error=str(exc))
-        return 2
-    except BaseException as exc:  # noqa: BLE001 - a crashed job must say why in status.json, then exit
-        traceback.print_exc()
-        files.update_status(state="failed", error=f"{type(exc).__name__}: {exc}")
-        return 1
-    if outcome:
-        files.update_status(**outcome)
-    return 0
 
 
 def last_complete_checkpoint(folder: Path) -> str | None:
@@ -241,38 +230,43 @@ def last_complete_checkpoint(folder: Path) -> str | None:
     for _, path in reversed(found):
         if (path / "trainer_state.json").is_file():
             return str(path)
-        if is_writer():
+        if rank_zero():
             print(f"[job] removing {path.name}: incomplete (the job ended while saving it)", flush=True)
             shutil.rmtree(path, ignore_errors=True)
     return None
 
 
-def _train(cfg: TrainConfig, files: JobFiles, stop: StopFlag, resume: bool) -> dict:
+def train(cfg: TrainConfig, reporter: Reporter, checkpoint_dir: Path, adapter_dir: Path,
+          resume: bool = False) -> dict:
+    """The run, top to bottom. Returns the outcome: {"state": "completed", "adapter_dir"}, {"state": "stopped"}
+    (the reporter asked; a checkpoint of the last step is kept for Resume), or {} on ranks other than 0."""
     from transformers import set_seed
+
+    from finetune.progress import ProgressCallback
 
     set_seed(cfg.seed)
     model, tokenizer = load_model_and_tokenizer(cfg)
-    train, val, report = prepare_data(cfg, tokenizer, files)
+    train_rows, val_rows, _ = prepare_data(cfg, tokenizer, reporter)
     model = attach_lora(model, cfg)
-    checkpoint = last_complete_checkpoint(files.checkpoints) if resume else None
+    checkpoint = last_complete_checkpoint(checkpoint_dir) if resume else None
     if resume:
         print(f"[job] resuming from {checkpoint or 'the start (no checkpoint was saved)'}", flush=True)
-    if resume and is_writer():
-        files.truncate_metrics(int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0)
-    if stop.set:
+    if resume and rank_zero():
+        reporter.resumed_at(int(Path(checkpoint).name.split("-")[-1]) if checkpoint else 0)
+    if reporter.should_stop():
         return {"state": "stopped"}
-    trainer = build_trainer(cfg, model, tokenizer, train, val, files, stop, report)
-    files.update_status(state="training", resumed_from=checkpoint)
+    progress = ProgressCallback(cfg, tokenizer, reporter)
+    trainer = build_trainer(cfg, model, tokenizer, train_rows, val_rows, checkpoint_dir, progress)
+    reporter.stage("training", resumed_from=checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
-    if stop.set:
+    if progress.stopped:  # not should_stop(): under torchrun the request may have reached another rank only
         return {"state": "stopped", "finished_at": time.time()}
     last_eval = [m for m in trainer.state.log_history if "eval_loss" in m]
-    if val and (not last_eval or last_eval[-1].get("step") != trainer.state.global_step):
+    if val_rows and (not last_eval or last_eval[-1].get("step") != trainer.state.global_step):
         trainer.evaluate()  # the curve always ends with a validation point
     if not trainer.is_world_process_zero():
         return {}  # under torchrun / accelerate launch only rank 0 writes the adapter and the final status
-    files.update_status(state="saving")
-    final = Path(cfg.output_dir) if cfg.output_dir else files.default_adapter_dir(cfg)
-    adapter = write_adapter(trainer.model, cfg, files, final)
+    reporter.stage("saving")
+    adapter = write_adapter(trainer.model, cfg, adapter_dir, reporter.artifacts())
     print(f"[job] adapter saved to {adapter}", flush=True)
     return {"state": "completed", "adapter_dir": str(adapter), "finished_at": time.time()}

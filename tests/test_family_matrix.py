@@ -91,8 +91,8 @@ def _targets(model) -> tuple[str, ...]:
 
 def _train(ws: Workspace, name: str, precision: str = "fp32", out_name: str = "trained") -> Path:
     from finetune.config import TrainConfig
-    from finetune.jobs import create_job
-    from finetune.train import run
+    from jobs.files import create_job
+    from jobs.worker import run
 
     out = ws.root / name / out_name if precision != "fp32" else ws.adapters(name) / out_name
     cfg = TrainConfig(model=str(ws.model_dir(name)), data=str(ws.data_file()), val_split=0, max_steps=3,

@@ -3,8 +3,8 @@ the trained tokens; Show command gives the CLI line."""
 
 import pytest
 
-from finetune.jobs import create_job
-from finetune.train import run
+from jobs.files import create_job
+from jobs.worker import run
 from tests.finetune_fixtures import write_alpaca
 from tests.test_finetune_train import quick_config
 

@@ -12,8 +12,9 @@ import torch
 from safetensors.torch import load_file
 
 from finetune.config import TrainConfig
-from finetune.jobs import create_job, read_job, read_jsonl, start_job, stop_job, wait_job
-from finetune.train import run
+from jobs.files import create_job, read_jsonl
+from jobs.process import read_job, start_job, stop_job, wait_job
+from jobs.worker import run
 from tests.finetune_fixtures import write_alpaca
 
 

@@ -1,4 +1,4 @@
-"""The shared job queue (hosting/queue.py): order, positions and ETA, one job at a time, cancel and resume with owner
+"""The shared job queue (jobs/scheduler.py): order, positions and ETA, one job at a time, cancel and resume with owner
 checks, a restart that finds jobs interrupted; then real tiny training jobs through it, and a real app restart."""
 
 from __future__ import annotations
@@ -9,9 +9,8 @@ from collections import defaultdict
 
 import pytest
 
-from hosting.queue import (
-    RUNNERS, JobCancelled, JobQueue, JobStateError, NotAllowed, Runner, RunFailed, estimate_waits,
-)
+from jobs.runners import default_runners
+from jobs.scheduler import JobCancelled, JobQueue, JobStateError, NotAllowed, Runner, RunFailed, estimate_waits
 from hosting.roles import Policy, User
 
 ALICE, BOB, ADMIN = User("alice", "member"), User("bob", "member"), User("root", "admin")
@@ -48,6 +47,9 @@ class FakeRunner:
         self.ran.append((job.id, start, time.time(), job.resume))
 
 
+RUNNERS = default_runners()  # train and evaluate, as app.py wires them; the fake kind is added per test
+
+
 @pytest.fixture
 def fake(monkeypatch):
     runner = FakeRunner()
@@ -59,7 +61,7 @@ def fake(monkeypatch):
 
 @pytest.fixture
 def queue(tmp_path, fake):
-    q = JobQueue(tmp_path, max_running=1, poll_s=0.05)
+    q = JobQueue(tmp_path, max_running=1, runners=RUNNERS, poll_s=0.05)
     yield q
     q.close()
 
@@ -137,13 +139,13 @@ def test_a_failed_job_records_its_error_and_the_next_one_runs(queue, fake):
 
 
 def test_a_new_queue_finds_running_jobs_interrupted_and_resume_requeues_them(tmp_path, fake):
-    first = JobQueue(tmp_path, poll_s=0.05)
+    first = JobQueue(tmp_path, runners=RUNNERS, poll_s=0.05)
     a = first.submit("fake", "alice", {"eta": 5.0}).id
     wait_for(lambda: state(first, a) == "running")
     b = first.submit("fake", "bob", {}).id
     first.close()  # the app process "dies": its rows stay as they were
 
-    second = JobQueue(tmp_path, poll_s=0.05)
+    second = JobQueue(tmp_path, runners=RUNNERS, poll_s=0.05)
     try:
         assert state(second, a) == "interrupted" and state(second, b) in ("queued", "running")
         fake.gates[a].set()  # the old worker thread ends now: it must not overwrite what the new queue decided
@@ -166,7 +168,7 @@ def test_an_evaluation_config_survives_the_database():
 
     from evaluation.prompts import PromptConfig
     from evaluation.run import EvalConfig
-    from hosting.queue import eval_config_from_dict, eval_config_to_dict
+    from jobs.runners import eval_config_from_dict, eval_config_to_dict
 
     config = EvalConfig(data=("a.jsonl", "b.jsonl"), out_dir="out", models=(None, "lora-1"), limit=3, shots=1,
                         shots_data=("s.jsonl",), prompt=PromptConfig(system="你好"))
@@ -178,7 +180,7 @@ def test_an_evaluation_job_reports_progress_stops_and_resumes(tmp_path, monkeypa
 
     from evaluate_fixtures import build_always_b_model
     from evaluation.run import EvalConfig
-    from hosting.queue import EvalProgress, eval_config_to_dict
+    from jobs.runners import EvalProgress, eval_config_to_dict
 
     report, held = EvalProgress.__call__, []
 
@@ -194,7 +196,7 @@ def test_an_evaluation_job_reports_progress_stops_and_resumes(tmp_path, monkeypa
     mc = str(Path(__file__).resolve().parent.parent / "data" / "mc_sample.jsonl")
     config = EvalConfig(data=(mc,), out_dir=str(tmp_path / "evaluations"), batch_size=1, limit=12)
     params = {"config": eval_config_to_dict(config), "model": str(model), "data_dir": str(tmp_path / "runs")}
-    queue = JobQueue(tmp_path / "runs", poll_s=0.05)
+    queue = JobQueue(tmp_path / "runs", runners=RUNNERS, poll_s=0.05)
     try:
         job = queue.submit("evaluate", "alice", params)
         wait_for(lambda: (queue.get(job.id).done or 0) >= 2, what="a few items done")
@@ -215,12 +217,12 @@ def test_an_evaluation_job_reports_progress_stops_and_resumes(tmp_path, monkeypa
 
 
 def test_two_training_jobs_from_two_owners_run_one_after_another(tmp_path, tiny_chat_model):
-    from finetune.jobs import create_job
+    from jobs.files import create_job
     from tests.finetune_fixtures import write_alpaca
     from tests.test_finetune_train import quick_config
 
     data, runs = write_alpaca(tmp_path / "qa.jsonl"), tmp_path / "runs"
-    queue = JobQueue(runs, poll_s=0.2)
+    queue = JobQueue(runs, runners=RUNNERS, poll_s=0.2)
     try:
         jobs = []
         for owner in ("alice", "bob"):
@@ -299,7 +301,7 @@ def job_row(client, job_id: str) -> dict:
 def test_restart_keeps_the_job_and_resume_finishes_it(tmp_path, tiny_chat_model, medtune_home):
     from gradio_client import Client, handle_file
 
-    from finetune.jobs import JobFiles, read_jsonl
+    from jobs.files import JobFiles, read_jsonl
     from tests.finetune_fixtures import write_alpaca
     from tests.test_finetune_app import settings
 

@@ -39,7 +39,12 @@ def request(name: str) -> gr.Request:
 
 @pytest.fixture
 def ctx(tmp_path) -> AppContext:
-    return AppContext(model="demo", data_dir=tmp_path / "data", users=Users(), model_roots=(tmp_path / "models",))
+    from ui.context import with_services
+
+    ctx = with_services(AppContext(model="demo", data_dir=tmp_path / "data", users=Users(),
+                                   model_roots=(tmp_path / "models",)))
+    yield ctx
+    ctx.jobs.close()
 
 
 # ---- item 2: the leaderboard and the votes export ---------------------------------------------------------------
@@ -73,8 +78,8 @@ def running_job(ctx, tmp_path):
     """A training job of alice's, 'running' in the app's shared queue (a runner that waits), with a log that names
     the server path of her upload."""
     from finetune.config import TrainConfig
-    from finetune.jobs import create_job
-    from hosting import queue as queue_module
+    from jobs.files import create_job
+    from jobs.scheduler import Runner
 
     upload = Path(ctx.data_dir) / "uploads" / "20260101-000000-secret-cases.jsonl"
     upload.parent.mkdir(parents=True)
@@ -89,17 +94,14 @@ def running_job(ctx, tmp_path):
         control.progress(1, 45, 60.0)
         gate.wait(30)
 
-    q = queue_module.JobQueue(ctx.data_dir, runners={"train": queue_module.Runner(wait)}, poll_s=0.05)
-    key = str(Path(ctx.data_dir).resolve())
-    queue_module._SHARED[key] = q  # what ui.jobs_tab.job_queue(ctx) returns for this data dir
+    q = ctx.jobs  # the app's scheduler (ui.jobs_tab.job_queue(ctx)), its training runner one that waits
+    q.runners["train"] = Runner(wait)
     q.submit("train", "alice", {"job_dir": str(files.dir)}, job_id=files.job_id)
     deadline = time.time() + 10
     while q.get(files.job_id).state != "running" and time.time() < deadline:
         time.sleep(0.02)
     yield files, upload
     gate.set()
-    q.close()
-    queue_module._SHARED.pop(key, None)
 
 
 def test_another_users_job_shows_its_queue_line_only(ctx, running_job):
@@ -211,7 +213,7 @@ def test_temp_adapter_dirs_are_never_listed_and_are_cleaned_at_start(tmp_path):
 def test_job_ids_from_model_text_are_safe_and_stop_refuses_paths(tmp_path, capsys):
     from finetune.__main__ import main
     from finetune.config import TrainConfig
-    from finetune.jobs import JOB_ID_RE, new_job_id
+    from jobs.files import JOB_ID_RE, new_job_id
 
     for model in ('<img src=x onerror="alert(1)">', "../../etc", "Qwen/Qwen2.5-0.5B-Instruct", "模型", "/"):
         job_id = new_job_id(TrainConfig(model=model))
@@ -243,8 +245,9 @@ def test_a_failed_hub_load_leaves_the_model_list(tmp_path):
 
 
 def test_a_job_that_finished_while_the_app_was_down_is_reconciled(tmp_path):
-    from finetune.jobs import JobFiles
-    from hosting.queue import JobQueue, Runner, training_after_restart, training_final_report
+    from jobs.files import JobFiles
+    from jobs.runners import training_after_restart, training_final_report
+    from jobs.scheduler import JobQueue, Runner
 
     gate = threading.Event()
 

@@ -52,8 +52,9 @@ def gate_on_load(ctx: AppContext, action: str, buttons: list, note) -> None:
         text = "" if ok else denied_text(user, action, ctx.lang)
         return [gr.update(interactive=ok) for _ in buttons] + [gr.update(value=text, visible=not ok)]
 
-    gr.context.Context.root_block.load(apply, None, [*buttons, note], api_visibility="private",
-                                       show_progress="hidden", concurrency_limit=None)
+    # gr.on with no trigger and no inputs: on page load only (the Blocks being built, without reaching into gradio)
+    gr.on(None, apply, None, [*buttons, note], api_visibility="private", show_progress="hidden",
+          concurrency_limit=None)
 
 
 def checked_model_ref(text, ctx: AppContext) -> str:

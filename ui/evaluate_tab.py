@@ -1,6 +1,6 @@
 """The Evaluate tab: models (base + adapters) x validation sets -> a results table, a bar chart, breakdowns, a
-per-item side-by-side view (worst first) and downloads. Run puts an evaluation job in the shared queue
-(hosting/queue.py), which runs evaluation/run.py when the jobs ahead have finished, and follows it; the job goes on if
+per-item side-by-side view (worst first) and downloads. Run puts an evaluation job in the app's scheduler
+(jobs/, AppContext.jobs), which runs evaluation/run.py when the jobs ahead have finished, and follows it; the job goes on if
 the browser goes away. Results live under `<data_dir>/evaluations/`, so Run again with the same settings (after a
 reload, a Stop or a restart) follows the job still running, or resumes, or reads back.
 """
@@ -21,7 +21,8 @@ from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
 from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
     model_identity, side_by_side
 from evaluation.tasks import get_task
-from hosting.queue import ACTIVE, Job, QueueError, eval_config_to_dict
+from jobs.runners import eval_config_to_dict
+from jobs.scheduler import ACTIVE, Job, JobStatus, QueueError
 from safeio.atomic import copy_file
 from safeio.worker import WorkerError, run_limited
 from ui.access import current_user, gate_on_load, require, session_key
@@ -34,8 +35,6 @@ from ui.strings import t
 
 SAMPLES = ["mc_sample.jsonl", "qa_sample.jsonl"]
 FILE_TYPES = [".jsonl", ".json", ".csv"]
-MAX_SESSION_JOBS = 10000
-_SESSION_JOBS: dict[tuple[str, str], str] = {}  # (user, browser session) -> the evaluation job it last ran or joined
 
 
 def metric_names(task: str) -> list[str]:
@@ -148,7 +147,7 @@ class EvaluateHandlers:
 
     def follow(self, job_id: str, progress) -> Job:
         while (job := self.queue.get(job_id)).state in ACTIVE:
-            if job.state == "queued":
+            if job.state == JobStatus.QUEUED:
                 progress(0.0, desc=t("jobs.queued_progress", self.lang).format(
                     position=job.position, wait=duration(job.wait_s, self.lang)))
             elif job.total:
@@ -160,7 +159,7 @@ class EvaluateHandlers:
         return job
 
     def ended(self, job: Job) -> gr.Error:
-        if job.state == "cancelled":
+        if job.state == JobStatus.CANCELLED:
             return gr.Error(t("evaluate.stopped", self.lang).format(detail=job.error or ""), print_exception=False)
         return gr.Error(job.error or waiting_text(job, self.lang) or job.state, print_exception=False)
 
@@ -180,11 +179,9 @@ class EvaluateHandlers:
         config = self.config(models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system)
         self.check(config)
         job = self.submit(config, user)
-        _SESSION_JOBS[session_key(request, self.ctx)] = job.id
-        while len(_SESSION_JOBS) > MAX_SESSION_JOBS:  # a long-running server: forget the oldest pages first
-            del _SESSION_JOBS[next(iter(_SESSION_JOBS))]
+        self.ctx.pages.set(session_key(request, self.ctx), job.id)  # what this page's Stop stops
         job = self.follow(job.id, progress)
-        if job.state != "completed":
+        if job.state != JobStatus.COMPLETED:
             raise self.ended(job)
         results = self.results(job, config)
         sets = list(dict.fromkeys(r.dataset for r in results))
@@ -198,7 +195,7 @@ class EvaluateHandlers:
         """Cancels this user's own evaluation job: the one this page ran, else their running or next queued one."""
         user = current_user(request, self.ctx)
         mine = [j for j in self.queue.jobs() if j.kind == "evaluate" and j.state in ACTIVE and j.owner == user.name]
-        session_job = _SESSION_JOBS.get(session_key(request, self.ctx))
+        session_job = self.ctx.pages.get(session_key(request, self.ctx))
         job = next((j for j in mine if j.id == session_job), mine[0] if mine else None)
         if job is None:
             return t("evaluate.nothing_running", self.lang)

@@ -1,9 +1,9 @@
 """The Fine-tune tab: data preview, training settings, Start / Stop / Resume, and live progress of a job.
 
-Start writes the job directory and puts the job in the shared queue (hosting/queue.py), which runs it in its own
-process group (finetune/jobs.py) when the jobs ahead have finished; Stop and Resume go through the queue with its owner
-check. This tab only writes configs and reads job directories and the queue, so a page reload, a second browser or an
-app restart re-attaches to running and finished jobs.
+Start writes the job directory and puts the job in the app's scheduler (jobs/, AppContext.jobs), which runs it in its
+own process group when the jobs ahead have finished; Stop and Resume are the scheduler's, with its owner check, for
+jobs started here, by the API or on the command line alike. This tab only writes configs and reads job directories
+and the scheduler, so a page reload, a second browser or an app restart re-attaches to running and finished jobs.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pandas as pd
 
 from finetune.config import LORA_TARGET_PRESETS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
-from finetune.jobs import (BadJobId, JobFiles, check_job_id, create_job, is_alive, jobs_root, list_jobs, read_job,
-                           read_jsonl, stop_job)
-from hosting.queue import JobNotFound, QueueError
+from jobs.files import BadJobId, JobFiles, check_job_id, create_job, jobs_root, list_jobs, read_jsonl
+from jobs.process import read_job
+from jobs.scheduler import JobNotFound, JobStatus, QueueError
 from safeio.worker import WorkerError, run_limited
 from ui.access import checked_model_ref, current_user, gate_on_load, require
 from ui.context import AppContext
@@ -183,12 +183,11 @@ def job_files(job_id: str | None, ctx: AppContext) -> JobFiles:
 
 def do_stop(job_id, request: gr.Request, ctx: AppContext):
     """Through the queue: a queued job leaves the line, a running one saves a checkpoint and stops."""
-    files, user = job_files(job_id, ctx), current_user(request, ctx)
+    job_files(job_id, ctx)  # a plain job name first
     try:
-        job_queue(ctx).cancel(job_id, user, ctx.policy)
-    except JobNotFound:  # started outside the queue (the command line)
-        require_admin_for_outside_job(files, user, ctx)
-        stop_job(files)
+        job_queue(ctx).cancel(job_id, current_user(request, ctx), ctx.policy)
+    except JobNotFound:  # a folder the scheduler has never seen (not a training job)
+        raise gr.Error(t("jobs.not_found", ctx.lang).format(job=job_id), print_exception=False) from None
     except QueueError as exc:
         raise queue_error(exc, ctx.lang) from None
     return do_status(job_id, request, ctx)
@@ -202,20 +201,12 @@ def do_resume(job_id, request: gr.Request, ctx: AppContext):
     try:
         job_queue(ctx).resume(job_id, user, ctx.policy)
     except JobNotFound:
-        require_admin_for_outside_job(files, user, ctx)
-        if is_alive(files):
-            raise gr.Error(t("finetune.busy", ctx.lang).format(job=job_id)) from None
-        submit_training(files, user, ctx, resume=True)
+        raise gr.Error(t("jobs.not_found", ctx.lang).format(job=job_id), print_exception=False) from None
     except QueueError as exc:
         raise queue_error(exc, ctx.lang) from None
     if not list(files.checkpoints.glob("checkpoint-*")):
         gr.Warning(t("finetune.no_checkpoint", ctx.lang).format(job=job_id))
     return do_status(job_id, request, ctx)
-
-
-def require_admin_for_outside_job(files: JobFiles, user, ctx: AppContext) -> None:
-    if not ctx.policy.can(user, "manage_all_jobs"):
-        raise gr.Error(t("jobs.not_in_queue", ctx.lang).format(job=files.job_id), print_exception=False)
 
 
 def _fmt(value, spec: str = ".4f") -> str:
@@ -271,7 +262,7 @@ def do_status(job_id, request: gr.Request, ctx: AppContext):
         text = job_detail(job, ctx.lang, "other")[0] if job else t("finetune.not_yours", ctx.lang).format(job=job_id)
         return text, empty, "", "", line
     status = read_job(files)
-    if job is not None and (job.state in ("queued", "interrupted") or status.get("state") == "created"):
+    if job is not None and (job.state in (JobStatus.QUEUED, JobStatus.INTERRUPTED) or status.get("state") == "created"):
         status = {**status, "state": job.state, "position": job.position}  # the job file cannot know these
     text = status_text(status, ctx.lang, data_summary(files))
     note = waiting_text(job, ctx.lang) if job is not None else ""
@@ -369,5 +360,5 @@ def build(ctx: AppContext) -> None:
     refresh_btn.click(lambda value: job_dropdown(ctx, value), job, job, api_name="finetune_jobs")
     gr.Timer(2.0).tick(status_fn, job, outputs, show_progress="hidden", api_visibility="private")
     # A reload re-attaches: the job list and the newest job's progress are read again from disk.
-    gr.context.Context.root_block.load(lambda: job_dropdown(ctx), None, job, api_visibility="private")
+    gr.on(None, lambda: job_dropdown(ctx), None, job, api_visibility="private")  # on page load only
     gate_on_load(ctx, "train", [start_btn, preview_btn], role_note)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import gradio as gr
 
 from chat.registry import human_bytes, shared_registry
-from hosting.queue import shared_queue
 from hosting.resources import snapshot
 from ui.context import AppContext
 from ui.strings import t
@@ -55,7 +54,7 @@ def models_line(ctx: AppContext) -> str:
 
 def jobs_line(ctx: AppContext) -> str:
     """Running / queued training and evaluation jobs."""
-    states = [job.state for job in shared_queue(ctx.data_dir, ctx.max_running_jobs).jobs()]
+    states = [job.state for job in ctx.jobs.store.active()]
     return t("footer.jobs", ctx.lang).format(running=states.count("running"), queued=states.count("queued"))
 
 

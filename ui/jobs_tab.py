@@ -1,5 +1,5 @@
-"""The Jobs tab: every user's training and evaluation jobs in the one shared queue (hosting/queue.py), with place
-in line, progress and ETA; Cancel and Resume for one's own jobs (the admin: any job); the selected job's log or error.
+"""The Jobs tab: every user's training and evaluation jobs in the one shared queue (jobs/: the app's scheduler,
+AppContext.jobs), including training runs started from the command line, with place in line, progress and ETA; Cancel and Resume for one's own jobs (the admin: any job); the selected job's log or error.
 Also the helpers the Fine-tune and Evaluate tabs use to submit to the queue and to show where a job stands.
 """
 
@@ -15,7 +15,8 @@ import gradio as gr
 import pandas as pd
 import yaml
 
-from hosting.queue import Job, JobNotFound, JobQueue, JobStateError, NotAllowed, QueueError, shared_queue
+from jobs.files import JobFiles
+from jobs.scheduler import Job, JobNotFound, JobQueue, JobStateError, JobStatus, NotAllowed, QueueError
 from ui.access import current_user, require
 from ui.context import AppContext
 from ui.strings import t
@@ -35,7 +36,10 @@ def with_ctx(fn, ctx: AppContext):
 
 
 def job_queue(ctx: AppContext) -> JobQueue:
-    return shared_queue(ctx.data_dir, ctx.max_running_jobs)
+    """The app's one scheduler (built with the context by app.py, ui.context.with_services)."""
+    if ctx.jobs is None:
+        raise RuntimeError("this AppContext has no job scheduler: build it with ui.context.with_services")
+    return ctx.jobs
 
 
 def find_job(ctx: AppContext, job_id: str | None) -> Job | None:
@@ -67,22 +71,22 @@ def duration(seconds: float | None, lang: str) -> str:
 
 def state_text(job: Job, lang: str) -> str:
     text = t(f"jobs.state.{job.state}", lang)
-    return text + t("jobs.stopping", lang) if job.state == "running" and job.stop_requested else text
+    return text + t("jobs.stopping", lang) if job.state == JobStatus.RUNNING and job.stop_requested else text
 
 
 def eta_text(job: Job, lang: str) -> str:
-    if job.state == "queued":
+    if job.state == JobStatus.QUEUED:
         return t("jobs.starts_in", lang).format(eta=duration(job.wait_s, lang))
-    if job.state == "running":
+    if job.state == JobStatus.RUNNING:
         return duration(job.eta_s, lang)
     return ""
 
 
 def waiting_text(job: Job, lang: str) -> str:
     """One line for the tab that submitted the job: queued (place, wait) or interrupted (what Resume does)."""
-    if job.state == "queued":
+    if job.state == JobStatus.QUEUED:
         return t("jobs.queued_status", lang).format(job=job.id, position=job.position, wait=duration(job.wait_s, lang))
-    if job.state == "interrupted":
+    if job.state == JobStatus.INTERRUPTED:
         return t("jobs.interrupted_status", lang).format(job=job.id)
     return ""
 
@@ -147,8 +151,6 @@ def job_detail(job: Job | None, lang: str, level: str = "admin", data_dir: Path 
     if job.error:  # a failure's error, or what a cancelled job kept
         text += "\n\n" + (t("jobs.error", lang).format(error=job.error) if job.state == "failed" else job.error)
     if job_dir is not None:
-        from finetune.jobs import JobFiles
-
         return redact(text), redact(JobFiles(job_dir).log_tail())
     info = ", ".join(f"{k}: {round(v, 2) if isinstance(v, float) else v}" for k, v in job.info.items() if v is not None)
     return redact(text), redact(info)
@@ -220,4 +222,4 @@ def build(ctx: AppContext) -> None:
     # it does not change under the user's cursor.
     gr.Timer(3.0).tick(with_ctx(do_tick, ctx), job, [table, detail, log], show_progress="hidden",
                        api_visibility="private")
-    gr.context.Context.root_block.load(list_fn, job, [table, job], api_visibility="private")
+    gr.on(None, lambda: do_list(None, ctx), None, [table, job], api_visibility="private")  # on page load

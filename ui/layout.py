@@ -8,7 +8,7 @@ import gradio as gr
 
 from ui import chat_tab, evaluate_tab, finetune_tab, footer, jobs_tab, score_tab
 from ui.access import current_user
-from ui.context import AppContext
+from ui.context import AppContext, with_services
 from ui.errors import guard_handlers
 from ui.strings import t
 
@@ -38,6 +38,7 @@ def build_app(ctx: AppContext, switch_href: str | None = None, logout_href: str 
               open_warning: bool = False, logout_token=None) -> gr.Blocks:
     """The app; ui/server.py passes the header links, `logout_token(request)` (the log-out button's CSRF token)
     and whether to warn that it is open to the network."""
+    ctx = with_services(ctx)  # app.py built them already; a bare context (tests) gets its own here, once
     # gradio keeps every upload and download in its cache; on a long-running server, files older than a day go
     # (uploads a job needs are copied under the data dir when it is submitted).
     with gr.Blocks(title=t("app.title", ctx.lang), delete_cache=(3600, 86400)) as app:

@@ -34,7 +34,7 @@ from starlette.middleware.cors import CORSMiddleware
 from hosting.login_limit import LoginLimiter
 from hosting.sessions import SESSION_SECONDS, SESSIONS_FILE, Sessions, SessionStore
 from hosting.users import load_secret
-from ui.context import AppContext
+from ui.context import AppContext, with_services
 from ui.guard import SessionGuard
 from ui.layout import build_app
 from ui.strings import t
@@ -172,6 +172,7 @@ class _Auth:
 def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) -> FastAPI:
     """The FastAPI app to serve with uvicorn: our routes, then the app in the other language, then the default."""
     other = "zh" if ctx.lang == "en" else "en"
+    ctx = with_services(ctx)  # one job scheduler for both languages' apps
     sessions = None
     secret = secrets.token_bytes(32)  # no logins: CSRF tokens are not used, any key will do
     if ctx.users is not None:

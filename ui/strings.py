@@ -262,7 +262,6 @@ STRINGS: dict[str, tuple[str, str]] = {
         "admin only.",
         "任务 {job} 不是你在队列中提交的：其进度、日志和数据只对提交者和管理员可见。",
     ),
-    "finetune.busy": ("Job {job} is still running; stop it or wait for it to finish.", "任务 {job} 仍在运行；请先停止或等待其完成。"),
     "finetune.no_checkpoint": ("Job {job} has no checkpoint to resume from; it will start again from step 0.", "任务 {job} 没有可恢复的检查点，将从第 0 步重新开始。"),
     "finetune.already_done": ("Job {job} has already completed; start a new run instead.", "任务 {job} 已完成；请开始新的训练。"),
     "finetune.bad_model": ("model: cannot load the tokenizer of {model!r}: {error}", "模型：无法加载 {model!r} 的分词器：{error}"),
@@ -317,10 +316,13 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Training and evaluation jobs of all users wait in one line and run {slots} at a time, oldest first. You "
         "may cancel or resume your own jobs (the admin: any job). Jobs, logs and metrics are kept on disk: after a "
         "server restart a job that was running shows as *interrupted*; **Resume** continues it (training from its "
-        "last checkpoint, an evaluation from the last finished batch).",
+        "last checkpoint, an evaluation from the last finished batch). Training runs started on the command line "
+        "(`python -m finetune train`) are listed here too, owned by *(cli)* (the admin's to manage) unless started "
+        "with `--owner NAME`.",
         "所有用户的训练与评测任务排成一队，按提交顺序每次运行 {slots} 个。你可以取消或继续自己的任务（管理员可管理所有任务）。"
         "任务、日志与指标都保存在磁盘上：服务器重启后，原先运行中的任务显示为*已中断*；点击**继续**即可接着运行"
-        "（训练从最后一个检查点继续，评测从最后完成的批次继续）。",
+        "（训练从最后一个检查点继续，评测从最后完成的批次继续）。在命令行启动的训练（`python -m finetune train`）也列在这里，"
+        "提交者为 *(cli)*（由管理员管理），除非启动时用 `--owner 用户名` 指定。",
     ),
     "jobs.table": ("All jobs", "全部任务"),
     "jobs.columns": ("id|kind|label|owner|state|position|progress|ETA|created",
@@ -366,9 +368,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "jobs.cannot_resume": ("Job {job} is {state}: only an interrupted, cancelled or failed job can be resumed.",
                            "任务 {job} 当前{state}：只有已中断、已取消或失败的任务可以继续。"),
     "jobs.not_found": ("No job {job} in the queue.", "队列中没有任务 {job}。"),
-    "jobs.not_in_queue": ("Job {job} was not started from this app's queue (e.g. from the command line): only the "
-                          "admin may stop or resume it here.",
-                          "任务 {job} 不是通过本应用的队列启动的（例如来自命令行）：只有管理员可以在这里停止或继续它。"),
     "jobs.queued_progress": ("Queued: position {position} in line, starts in {wait}",
                              "排队中：第 {position} 位，预计 {wait} 后开始"),
     # --- evaluate tab ---

@@ -1,17 +1,17 @@
-"""Training jobs: one process group per run, and a job directory that anyone can read to follow it.
+"""The job directory: one folder per training job that anyone can read to follow it, and the code that writes it.
 
     <data_dir>/jobs/<job_id>/
         config.yaml      the resolved TrainConfig
-        status.json      state, pid, step / total, tokens/s, ETA, last losses, error, adapter_dir
+        status.json      stage (jobs/status.py), pid, step / total, tokens/s, ETA, last losses, error, adapter_dir
         metrics.jsonl    one line per log step (loss, learning rate, tokens/s, ETA) and per evaluation (eval_loss)
         samples.jsonl    answers to the fixed prompts every N steps
         data_report.json rows read / kept / rejected (with line and reason), truncation
         train.log        the process's stdout and stderr
         checkpoints/     Trainer checkpoints (Resume continues from the last one)
+        owner.lock       held (fcntl.flock) by the one process that trains the job: jobs/process.py
 
-The job process is started in a new session (its own process group), so a crash or an out-of-memory kill never takes
-the app down, and Stop can signal the whole group. The app keeps no state about jobs that a reload would lose: the
-tab re-attaches by reading these directories.
+Together with the queue database (jobs/store.py) this is the store: the only code that writes job state. The trainer
+(finetune/train.py) never sees it: it reports through jobs/worker.py's reporter, which writes here.
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ import dataclasses
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-TERMINAL = ("completed", "failed", "stopped")
+from jobs.status import STAGE_DONE
+
+TERMINAL = STAGE_DONE  # the stages that end a job process
 # A job id names a directory under <data_dir>/jobs: no separators, no leading dot (hidden names are temp dirs),
 # printable ASCII only, so that an id from a user (the tab, the API, `python -m finetune stop ID`) cannot point
 # anywhere else, and shows as itself in a terminal or a page.
@@ -101,6 +99,7 @@ class JobFiles:
     log = property(lambda self: self.dir / "train.log")
     checkpoints = property(lambda self: self.dir / "checkpoints")
     stop_request = property(lambda self: self.dir / "stop_requested")
+    lock = property(lambda self: self.dir / "owner.lock")
 
     def read_status(self) -> dict:
         try:
@@ -188,131 +187,6 @@ def create_job(cfg, data_dir: Path, job_id: str | None = None) -> JobFiles:
     return files
 
 
-_procs: dict[str, subprocess.Popen] = {}  # jobs this process started, so their exit codes are collected
-_lock = threading.Lock()
-
-
-def start_job(files: JobFiles, resume: bool = False) -> int:
-    """Spawn the job process in its own process group; returns its pid. Output goes to train.log."""
-    with _lock:
-        if is_alive(files):
-            raise JobError(f"job {files.job_id} is already running")
-        files.stop_request.unlink(missing_ok=True)
-        cmd = launcher(files) + ["-m", "finetune.job", str(files.dir)] + (["--resume"] if resume else [])
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
-        root = Path(__file__).resolve().parent.parent
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
-        with files.log.open("ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env=env, cwd=root)
-        _procs[files.job_id] = proc
-        files.update_status(state="starting", pid=proc.pid, error=None)
-        threading.Thread(target=_reap, args=(files, proc), daemon=True).start()
-        return proc.pid
-
-
-def launcher(files: JobFiles) -> list[str]:
-    """`python`, or torchrun with one process per GPU for a data-parallel run (--standalone: a free local port,
-    so two jobs at once do not collide). torchrun ends every rank when one fails, and exits non-zero."""
-    from finetune.config import TrainConfig
-
-    processes = TrainConfig.load(files.config).processes
-    if processes <= 1:
-        return [sys.executable]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
-
-
-def _reap(files: JobFiles, proc: subprocess.Popen) -> None:
-    """Collect the exit code; a process that died without saying so (killed, out of memory) is marked here."""
-    code = proc.wait()
-    status = files.read_status()
-    if status.get("state") not in TERMINAL:
-        stopped = files.stop_request.exists()
-        files.update_status(
-            state="stopped" if stopped else "failed",
-            error=None if stopped else f"the job process ended with exit code {code} (killed, or out of memory?)",
-        )
-
-
-def is_alive(files: JobFiles) -> bool:
-    proc = _procs.get(files.job_id)
-    if proc is not None:
-        return proc.poll() is None
-    pid = files.read_status().get("pid")
-    return bool(pid) and _pid_runs_job(int(pid), files)
-
-
-def _pid_runs_job(pid: int, files: JobFiles) -> bool:
-    """True if pid is alive, not a zombie, and really this job (pids get reused after a reboot)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z" and str(files.dir) in cmdline
-
-
-def read_job(files: JobFiles) -> dict:
-    """status.json, corrected when its process has gone away without writing a final state (e.g. app restarted)."""
-    status = files.read_status()
-    if status.get("state") not in TERMINAL + ("created",) and not is_alive(files):
-        # The reaper thread may be about to write the final state: look again before declaring the job lost.
-        time.sleep(0.2)
-        status = files.read_status()
-        if status.get("state") not in TERMINAL + ("created",) and not is_alive(files):
-            stopped = files.stop_request.exists()
-            status = files.update_status(state="stopped" if stopped else "failed",
-                                         error=None if stopped else "the job process is gone (crashed or killed)")
-    return status
-
-
-def stop_job(files: JobFiles, grace_s: float = STOP_GRACE_S, wait: bool = False) -> None:
-    """SIGTERM the group: the job saves a checkpoint at the end of its step and exits; SIGKILL after grace_s."""
-    files.stop_request.write_text(str(time.time()))
-    pid = files.read_status().get("pid")
-    if not pid or not is_alive(files):
-        read_job(files)
-        return
-    try:
-        os.killpg(int(pid), signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    files.update_status(state="stopping")
-
-    def escalate():
-        deadline = time.time() + grace_s
-        while time.time() < deadline and is_alive(files):
-            time.sleep(0.2)
-        if is_alive(files):
-            try:
-                os.killpg(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-
-    if wait:
-        escalate()
-        proc = _procs.get(files.job_id)
-        if proc is not None:
-            proc.wait()
-        for _ in range(50):  # let the reaper thread write the final state
-            if files.read_status().get("state") in TERMINAL:
-                break
-            time.sleep(0.1)
-    else:
-        threading.Thread(target=escalate, daemon=True).start()
-
-
-def wait_job(files: JobFiles, timeout_s: float | None = None, poll_s: float = 0.5) -> dict:
-    deadline = None if timeout_s is None else time.time() + timeout_s
-    while True:
-        status = read_job(files)
-        if status.get("state") in TERMINAL:
-            return status
-        if deadline is not None and time.time() > deadline:
-            raise TimeoutError(f"job {files.job_id} still {status.get('state')} after {timeout_s} s")
-        time.sleep(poll_s)
-
-
 def list_jobs(data_dir: Path) -> list[JobFiles]:
     """Newest first (job ids start with their creation time)."""
     root = jobs_root(data_dir)
@@ -320,8 +194,3 @@ def list_jobs(data_dir: Path) -> list[JobFiles]:
         return []
     return [JobFiles(p) for p in sorted(root.iterdir(), reverse=True)
             if JOB_ID_RE.match(p.name) and (p / "config.yaml").exists()]
-
-
-def running_jobs(data_dir: Path) -> list[JobFiles]:
-    return [f for f in list_jobs(data_dir) if read_job(f).get("state") not in TERMINAL + ("created",)]
-
