@@ -131,12 +131,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def warn_open_to_network(host: str, port: int) -> None:
+def logins_hint(data_dir: Path) -> str:
+    """How to turn logins on: the users file is read at start, so one created under a running open app changes
+    nothing until the restart (the README says so)."""
+    return (f"python -m hosting.users add NAME --role admin --data-dir {data_dir}   then restart this app "
+            "(a users file created while it runs is not picked up)")
+
+
+def warn_open_to_network(host: str, port: int, data_dir: Path) -> None:
     bar = "!" * 78
     print(f"\n{bar}\n"
           f"!!  WARNING: listening on {host}:{port} with NO LOGIN configured.\n"
           "!!  Anyone who can reach this address is admin: they can train, load models and stop any job.\n"
-          "!!  Add users:  python -m hosting.users add NAME --role admin   (then restart)\n"
+          f"!!  Add users:  {logins_hint(data_dir)}\n"
           "!!  or set MEDTUNE_ADMIN_PASSWORD / MEDTUNE_USERS, or listen on --host 127.0.0.1.\n"
           f"{bar}\n", file=sys.stderr, flush=True)
 
@@ -199,7 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     ctx = with_services(ctx)  # the job scheduler with its runners, and the pages' jobs: once, shared by every tab
     open_warning = users is None and not is_loopback(args.host)
     if open_warning:
-        warn_open_to_network(args.host, args.port)
+        warn_open_to_network(args.host, args.port, ctx.data_dir)
+    elif users is None:
+        print(f"No login: everyone who reaches this address is the local admin. To turn logins on: "
+              f"{logins_hint(ctx.data_dir)}", flush=True)
     if ctx.is_demo_model:
         prepare_demo_model()
     serve(ctx, args, open_warning)

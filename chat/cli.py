@@ -43,6 +43,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: chosen by device)")
     p.add_argument("--load-in-4bit", action="store_true", help="4-bit base weights (CUDA with bitsandbytes)")
     p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
+    safeio.add_verbose(p)
     return p.parse_args(argv)
 
 
@@ -122,6 +123,7 @@ def run_loop(term: Terminal, read: Callable[[str], str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    safeio.quiet_libraries(args.verbose)
     try:
         settings = GenerationSettings(args.max_new_tokens, args.temperature, args.top_p, args.top_k,
                                       args.repetition_penalty, args.seed)

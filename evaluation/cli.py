@@ -95,7 +95,9 @@ def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    safeio.add_verbose(parser)
     args = parser.parse_args(argv)
+    safeio.quiet_libraries(args.verbose)
     try:
         safeio.set_current(safeio.from_args(args))  # flags over MEDTUNE_MAX_* over the defaults
     except ValueError as err:  # a bad MEDTUNE_MAX_* value
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(str(err))
         if args.command == "run":
             return run_command(args)
+    except BrokenPipeError:
+        return safeio.stdout_closed()
     except Exception as err:  # noqa: BLE001 - the last resort: one line, not a traceback (exit status 1, a bug)
         if os.environ.get("MEDTUNE_DEBUG"):
             raise

@@ -132,3 +132,20 @@ def test_demo_model_start_message_says_cached(demo_model, capsys):
     app.prepare_demo_model()
     out = capsys.readouterr().out
     assert out.startswith("Demo model: cached at ") and "about" not in out
+
+
+def test_an_open_app_says_how_to_turn_logins_on(tmp_path):
+    import app
+
+    hint = app.logins_hint(tmp_path / "data")
+    assert f"python -m hosting.users add NAME --role admin --data-dir {tmp_path / 'data'}" in hint
+    assert "restart" in hint
+
+
+def test_piping_into_head_ends_quietly(tmp_path):
+    for i in range(3):
+        (tmp_path / "runs" / "jobs" / f"job-{i}").mkdir(parents=True)
+    done = subprocess.run(f"{sys.executable} -m finetune jobs | true", shell=True, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "MEDTUNE_DATA_DIR": ""})
+    assert "BrokenPipeError" not in done.stderr and "Traceback" not in done.stderr, done.stderr
