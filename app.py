@@ -158,7 +158,8 @@ def prepare_demo_model() -> None:
         print(f"Demo model: cached at {demo_model_dir()}", flush=True)
         return
     # The figure is the first build measured on a 2-core CPU (README); said only when it is about to happen.
-    print(f"Building the built-in demo model (once, about 20-30 s on a CPU; cached under {cache_root()})...",
+    print(f"Building the built-in demo model (once: about 20 s on an idle CPU, more on a busy one; cached under "
+          f"{cache_root()})...",
           flush=True)
     start = time.monotonic()
     path = demo_model_dir()

@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "score":
             check_outputs(parser, args)
             try:
-                return score_command(args)
+                code = score_command(args)
+                sys.stdout.flush()  # inside the try: a reader gone (`| head`) is seen here, not at exit
+                return code
             except WeightsError as err:
                 parser.error(str(err))
         if args.command == "run":
