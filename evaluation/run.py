@@ -320,6 +320,7 @@ def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, s
     prompts = {item_key(i): registry.render(build_messages(i, config.prompt, shot_items)) for i in pending}
     lengths = registry.tokenizer([prompts[item_key(i)] for i in pending], add_special_tokens=False)["input_ids"] \
         if pending else []
+    cut = fit_to_context(registry, settings, pending, lengths, prompts)
     # Longest first, so that rows of one batch pad little and the memory peak comes in the first batch.
     order = [i for _, i in sorted(zip((-len(ids) for ids in lengths), range(len(pending))))]
     batches = [[pending[i] for i in order[s:s + config.batch_size]] for s in range(0, len(order), config.batch_size)]
@@ -330,13 +331,38 @@ def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, s
         if stop is not None and stop.is_set():
             raise EvalCancelled(f"stopped: {identity['model']} on {eset.name} has {len(items) - len(pending) + done_now}"
                                 f" of {len(items)} items done; run again with the same settings to resume")
-        log.append(_batch_rows(registry, adapter, batch, [prompts[item_key(i)] for i in batch], settings, config))
+        rows = _batch_rows(registry, adapter, batch, [prompts[item_key(i)] for i in batch], settings, config)
+        log.append([row | ({"truncated_tokens": cut[row["key"]]} if row["key"] in cut else {}) for row in rows])
         done_now += len(batch)
         _report_progress(progress, identity, eset, len(items) - len(pending) + done_now, len(items), done_now,
                          started)
     rows = [log.rows[item_key(item)] for item in items]
     elapsed = time.perf_counter() - started
     return finish_cell(cell_dir, settings, eset, rows, items, elapsed, done_now, config)
+
+
+CUT_MARGIN = 4  # tokens: decoding the kept ids and encoding them again may merge a token or two differently
+
+
+def fit_to_context(registry, settings: dict, pending: list, lengths: list, prompts: dict) -> dict:
+    """Cut prompts that leave no room for the answer in the model's context from the left (their start: the system
+    prompt and the question's beginning go first, the options and the answer cue stay), so that one long item does not
+    end the whole run. Returns {item key: tokens cut}; each such row records it and the report lists them."""
+    limit = getattr(registry.model.config, "max_position_embeddings", None)
+    if not limit:
+        return {}
+    answer = 1 if settings["method"] == "likelihood" else settings["decoding"]["max_new_tokens"]
+    budget = limit - answer - CUT_MARGIN
+    if budget < 16:
+        raise EvalError(f"max_new_tokens={answer} leaves no room for a prompt in the model's context of {limit} "
+                        "tokens; lower --max-new-tokens")
+    cut = {}
+    for item, ids in zip(pending, lengths):
+        if len(ids) > budget:
+            key = item_key(item)
+            prompts[key] = registry.tokenizer.decode(ids[len(ids) - budget:])
+            cut[key] = len(ids) - budget
+    return cut
 
 
 def _batch_rows(registry, adapter, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
@@ -386,6 +412,7 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
         **settings, "n": len(rows), "limit": config.limit, "metrics": metrics, "breakdown": breakdown,
         "conventions": task.metric_conventions,
         "method_note": task.method_notes[settings["method"]],
+        "truncated": truncated_note(rows),
         "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
                    "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,
                    "batch_size": config.batch_size},
@@ -394,6 +421,14 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
     }
     write_text(cell_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
     return CellResult(settings["model"], eset.name, eset.task, metrics, report, str(cell_dir), rows)
+
+
+def truncated_note(rows: list[dict]) -> dict:
+    cut = [row for row in rows if row.get("truncated_tokens")]
+    return {"items": len(cut), "which": [{"line": r["line"], "id": r["id"], "tokens_cut": r["truncated_tokens"]}
+                                          for r in cut],
+            "note": "a prompt longer than the model's context (less the answer's room) is cut from its start, and "
+                    "the item is scored as usual"}
 
 
 MAIN_METRIC = {name: task.main_metric for name, task in TASKS.items()}

@@ -98,6 +98,12 @@ def run_command(args: argparse.Namespace) -> int:
         print("\ninterrupted: finished batches are saved; run the same command again to resume", file=sys.stderr)
         return EXIT_CANCELLED
     print("\n".join(results_table(results)))
+    for r in results:  # long items were cut to fit, not dropped: say which (report.json has them all)
+        cut = r.report.get("truncated", {}).get("which", [])
+        if cut:
+            lines = ", ".join(str(c["line"]) for c in cut[:10]) + (" ..." if len(cut) > 10 else "")
+            print(f"note: {r.model} on {r.dataset}: {safeio.plural(len(cut), 'item')} longer than the model's context "
+                  f"cut from the start (lines {lines})")
     print(f"\nresults in {args.out}")
     return 0
 
