@@ -68,9 +68,11 @@ def answer_sets(data: Path | None) -> tuple[list[str], list[str], str]:
         huatuo = PUBLIC / "huatuo26m_test" / "huatuo26m_test_qa.jsonl"
         if huatuo.is_file():
             return _outputs(huatuo), _pool(sorted(PUBLIC.glob("*/*_qa.jsonl"))), f"data: {huatuo}"
-        own = [ROOT / "data" / name for name in ("qa_sample.jsonl", "qa_sample_competition.jsonl", "train_sample.jsonl")]
+        own = [ROOT / "data" / name
+               for name in ("qa_sample.jsonl", "qa_sample_competition.jsonl", "train_sample.jsonl")]
         answers = _pool(own)
-        return answers, answers, (f"note: {PUBLIC} is absent, so this runs on the project's own samples ({len(answers)} "
+        return answers, answers, (f"note: {PUBLIC} is absent, so this runs on the project's own samples "
+                                  f"({len(answers)} "
                                   "short answers from data/): the same code paths, but small, noisier timings, not "
                                   "comparable to figures from the public sets (give a set with --data)")
     if data.is_dir():

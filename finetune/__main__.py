@@ -318,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=safeio.HelpFormatter)
     p.add_argument("--config", help="a TrainConfig YAML file (flags override it)")
     defaults = TrainConfig()
-    for name, kind in FLAGS.items():  # default None: a flag given overrides --config; the shown default is TrainConfig's
+    # default None: a flag given overrides --config; the default shown is TrainConfig's
+    for name, kind in FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
                        help=f"{FLAG_HELP[name]} (default: {getattr(defaults, name)!r})".replace("%", "%%"))
     p.add_argument("--format", dest="data_format", type=str, default=None, help="alias of --data-format")

@@ -1,7 +1,8 @@
 """Conventions every command line shares (app.py, finetune, evaluation, chat, hosting.users): the data folder and the
 help format.
 
-The data folder (jobs, adapters, votes, users file, sessions): `--data-dir DIR`, else $MEDTUNE_DATA_DIR, else `runs` in the current directory. It once was the checkout's `runs/`
+The data folder (jobs, adapters, votes, users file, sessions): `--data-dir DIR`, else $MEDTUNE_DATA_DIR, else `runs`
+in the current directory. It once was the checkout's `runs/`
 for the app and `hosting.users` but the current directory's for the other CLIs, so `hosting.users list` run from
 elsewhere looked in another folder than the app it was meant for.
 """

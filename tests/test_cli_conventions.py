@@ -57,7 +57,8 @@ def test_every_flag_has_help_with_its_default(monkeypatch):
     for name, parser in _all_parsers(monkeypatch):
         formatter = parser._get_formatter()
         for action in parser._actions:
-            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) or action.help == argparse.SUPPRESS:
+            if isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)) \
+                    or action.help == argparse.SUPPRESS:
                 continue
             if not action.help:
                 missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}: no help")

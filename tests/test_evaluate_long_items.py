@@ -10,7 +10,7 @@ from evaluation.run import EvalConfig, evaluate
 def test_a_long_item_is_cut_and_reported(demo_model, tmp_path):
     from chat.registry import ModelRegistry
 
-    long_question = "患者男，65岁，反复胸闷气短十年，" * 400  # thousands of tokens; the demo model's context is 1,024
+    long_question = "患者男，65岁，反复胸闷气短十年，" * 400  # thousands of tokens; the demo's context: 1,024
     data = tmp_path / "long.jsonl"
     data.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in [
         {"id": "short", "input": "头痛怎么办？", "output": "多休息。"},

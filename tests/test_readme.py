@@ -70,8 +70,9 @@ COMMANDS: dict[str, object] = {
             rc=4, expect=r"accuracy\s+62\.50"),
     "python -m evaluation score --ref data/qa_sample_competition.jsonl --pred data/qa_sample_predictions.jsonl "
     "--json report.json --per-item items.jsonl":
-        Run("{python} -m evaluation score --ref data/qa_sample_competition.jsonl --pred data/qa_sample_predictions.jsonl"
-            " --json report.json --per-item items.jsonl && test -s report.json && test -s items.jsonl",
+        Run("{python} -m evaluation score --ref data/qa_sample_competition.jsonl "
+            "--pred data/qa_sample_predictions.jsonl --json report.json --per-item items.jsonl "
+            "&& test -s report.json && test -s items.jsonl",
             rc=4, expect=r"rouge-l\s+36\.61"),  # the sample predictions hold deliberate mistakes: exit 4
     # --- Fine-tune
     "python -m finetune preview --data data/train_sample.jsonl --model demo":
@@ -104,8 +105,8 @@ COMMANDS: dict[str, object] = {
         Run("{python} -m chat --model demo --adapter {adapter} --compare --max-new-tokens 8",
             stdin="头痛怎么办？\n/exit\n", expect=r"^=== {adapter} ===$"),
     'python -m chat --model demo --adapter NAME --compare --prompt "高血压患者饮食要注意什么？"':
-        Run('{python} -m chat --model demo --adapter {adapter} --compare --prompt "高血压患者饮食要注意什么？" '
-            "--max-new-tokens 8", expect=r"^=== {adapter} ===$"),
+        Run('{python} -m chat --model demo --adapter {adapter} --compare '
+            '--prompt "高血压患者饮食要注意什么？" --max-new-tokens 8', expect=r"^=== {adapter} ===$"),
     # --- Evaluate
     "python -m evaluation run --model demo [--adapter NAME ...] --data data/mc_sample.jsonl --data "
     "data/qa_sample.jsonl --out results/ [--method likelihood|generate] [--batch-size N] [--limit N] "
