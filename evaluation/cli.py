@@ -11,6 +11,8 @@ from pathlib import Path
 import safeio
 from evaluation.data import DataFileError
 from evaluation.run_cli import add_run_parser, run_command
+from evaluation.predict_cli import add_predict_parser, predict_command
+from evaluation.check_cli import add_check_parser, check_command
 from evaluation.report import render_file_error, render_text, write_json, write_per_item
 from evaluation.submission import (
     DEFAULT_MAX_ANSWER_CHARS, EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError,
@@ -56,16 +58,35 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--max-answer-chars", type=_positive_int, default=DEFAULT_MAX_ANSWER_CHARS, metavar="N",
                        help="cut answers longer than N characters before extraction and ROUGE/BLEU, with a warning "
                             f"on their line (default {DEFAULT_MAX_ANSWER_CHARS:,})")
+    score.add_argument("--what-if", action="store_true",
+                       help="free-form: a table of ROUGE/BLEU with each post-processing option off and on (the "
+                            "--postprocess options, or all of them with lengths learnt from the reference)")
+    score.add_argument("--postprocess", action="append", default=[], metavar="NAME",
+                       help="free-form: post-process the answers before scoring (strip_markdown, strip_question, "
+                            "collapse_whitespace, cut=N, fit=N, stopwords=FILE; repeatable, in order)")
+    score.add_argument("--extractor", metavar="MODEL",
+                       help="multiple choice: a model (hub id, local directory or 'demo') that decides the answers "
+                            "the rule-based extraction cannot read; named in the report (default: rules only)")
     score.add_argument("--json", dest="json_out", help="write the report as JSON to this file")
     score.add_argument("--per-item", help="write one scored row per reference item to this JSONL file")
     safeio.add_arguments(score)
     add_run_parser(commands)
+    add_predict_parser(commands)
+    add_check_parser(commands)
     return parser
 
 
 def score_command(args: argparse.Namespace) -> int:
+    from evaluation.check import is_unlabelled
+
+    if is_unlabelled(args.ref):  # a test file: nothing to score against, but the submission can be checked
+        print("The reference has no answers (a test file): checking the submission against it, not scoring.")
+        return check_command(args, args.ref, args.pred)
+    if args.what_if:
+        return what_if_command(args)
     try:
-        report = score_submission(args.ref, args.pred, args.task, args.weights, args.max_answer_chars)
+        report = score_submission(args.ref, args.pred, args.task, args.weights, args.max_answer_chars,
+                                  postprocess=tuple(args.postprocess))
     except ReferenceMalformed as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED)), file=sys.stderr)
         return EXIT_REFERENCE_MALFORMED
@@ -73,6 +94,10 @@ def score_command(args: argparse.Namespace) -> int:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_PREDICTIONS_MALFORMED)),
               file=sys.stderr)
         return EXIT_PREDICTIONS_MALFORMED
+    if args.extractor:
+        judged = _judge(report, args.extractor)
+        if judged is None:
+            return 6
     print(safeio.printable(render_text(report)))  # ids and answers are the user's: no raw escape codes
     for option, path, write in (("--json", args.json_out, write_json), ("--per-item", args.per_item, write_per_item)):
         if path:
@@ -84,8 +109,48 @@ def score_command(args: argparse.Namespace) -> int:
     return report.exit_status
 
 
+def _judge(report, model: str) -> int | None:
+    """The unparsed answers decided by the judge model; the count, or None (after a message) when it cannot load."""
+    from chat.registry import ModelRegistry, RegistryError
+    from evaluation.judge import judge_unparsed
+
+    try:
+        judged = judge_unparsed(report, ModelRegistry(model))
+    except (RegistryError, OSError, ValueError) as err:
+        print(safeio.printable(f"error: --extractor {model}: {err}"), file=sys.stderr)
+        return None
+    report.extractor = f"rules, then the judge model {model} for answers they could not read ({judged} decided)"
+    return judged
+
+
+def what_if_command(args: argparse.Namespace) -> int:
+    from evaluation.postprocess import PostprocessError
+    from evaluation.whatif import render_what_if, what_if
+
+    try:
+        rows = what_if(args.ref, args.pred, tuple(args.postprocess))
+    except ReferenceMalformed as err:
+        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED)), file=sys.stderr)
+        return EXIT_REFERENCE_MALFORMED
+    except DataFileError as err:
+        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_PREDICTIONS_MALFORMED)),
+              file=sys.stderr)
+        return EXIT_PREDICTIONS_MALFORMED
+    except PostprocessError as err:
+        print(safeio.printable(f"error: {err}"), file=sys.stderr)
+        return 2
+    print(safeio.printable(render_what_if(rows)))
+    return 0
+
+
 def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Output files go into folders that exist: found before scoring, not in a traceback after it."""
+    from evaluation.postprocess import PostprocessError, check_names
+
+    try:
+        check_names(args.postprocess)
+    except PostprocessError as err:
+        parser.error(str(err))
     for option, path in (("--json", args.json_out), ("--per-item", args.per_item)):
         if path and not Path(path).resolve().parent.is_dir():
             parser.error(f"{option} {path}: the folder {Path(path).resolve().parent} does not exist")
@@ -113,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(str(err))
         if args.command == "run":
             return run_command(args)
+        if args.command == "predict":
+            return predict_command(args)
+        if args.command == "check":
+            return check_command(args)
     except BrokenPipeError:
         return safeio.stdout_closed()
     except Exception as err:  # noqa: BLE001 - the last resort: one line, not a traceback (exit status 1, a bug)

@@ -47,11 +47,13 @@ _FIRST_RUN = re.compile(r"[\s(\[【「{*\"“‘'】\]):]*" + _RUN)
 # answer may start an option-by-option explanation. "或" is not a joiner but a hedge (see _HEDGE).
 # 、/和/与 bind a list ("A、B、C都是…" is one subject); a comma or space may end the answer ("答案是B，C项错误").
 _NEXT_RUN = re.compile(r"[ \t]*+(?:(?P<list>[、&]|以及|和|与|及|\band\b)|[,/;])?[ \t*]*+" + _RUN)
+# A letter may also be followed by another, different, lone letter after spaces ("A B D": a multi-answer).
 # What may follow a letter that closes an answer, e.g. the D of "B、D" or the BD of "答案：BD两项".
 # Written so that no two quantifiers trade the same whitespace back and forth (that took seconds per letter on a
 # long gap): a "*" right after the spaces, or a newline in the whitespace, ends the answer, as the terminator class
 # matched after giving back whitespace did.
-_TAIL = re.compile(r"[ \t]*+(?:\*|(?:选项|项|两项|三项|四项)?(?:[^\S\n]*+\n|\s*+(?:也|都|均)?"
+_TAIL = re.compile(r"(?<=([A-F]))(?=[ \t]++(?!\1)[A-F](?![A-Za-z0-9+\-]))"
+                   r"|[ \t]*+(?:\*|(?:选项|项|两项|三项|四项)?(?:[^\S\n]*+\n|\s*+(?:也|都|均)?"
                    r"(?:$|[、,/&;:.。!?()\[\]【】「」{}<*\"”'’\n]|和|与|及|或|正确|是正确|对的|\b(?:and|or|is|are)\b)))")
 # A letter that begins a medical term is not an answer: B超, A型血, B族链球菌, A组链球菌, C反应蛋白, E抗原,
 # CD分子, ACE抑制剂, 维生素C, 辅酶A.
@@ -67,6 +69,7 @@ _NEGATION = re.compile(r"[不非没未别勿][\u4e00-\u9fff]?$")
 _ANSWER_CUE = re.compile(
     r"(?:正确|最终|最佳|标准|参考)?答案(?:应该|应当|应|可能|就|也)?(?:是|为|选择?)?(?:选项|项)?\s*:?"
     r"|(?m:^)[ \t*#>]*(?:回答|解答|答)\s*:"              # 答：B opening a line
+    r"|(?m:^)[ \t*#>]*选项[ \t]*:[ \t]*(?=[A-Za-z])"       # 选项：B, a label; not 选项：\nA. … (an echo)
     r"|(?:应该|应当|应|故|所以|因此|本题|我)?选(?:择|定)?\s*:?"  # 选B, 故选B; 选项B is a mention (no letter right after 选)
     r"|(?:正确|最佳|最合适|最恰当)的?选项(?:是|为)?\s*:?"
     r"|(?:不?正确|错误|最合适|最佳|最恰当|最可能)的[\u4e00-\u9fff]{0,4}?(?:是|为)\s*:?"  # 最可能的诊断是B
@@ -153,7 +156,7 @@ _ANSWER_PREFIX = re.compile(
     r"^\s*(?:(?:正确|最终)?答案(?:应该|应)?(?:是|为)?|(?:应该|可能|最可能|我认为)?是|(?:故|应|首)?选(?:择)?"
     r"|(?i:(?:the\s+)?answer\s*(?:is)?))\s*:?\s*"
 )
-_NEGATION_WORD = re.compile(r"[不非没无未]|排除")
+_NEGATION_WORD = re.compile(r"[不非没无未×✗]|排除|错误")  # "B项：带状疱疹，错误。" rules B out
 _DROPPED_PUNCTUATION = frozenset({"Po", "Ps", "Pe", "Pi", "Pf"})
 
 
@@ -184,11 +187,13 @@ def extract_answer(text: str | None, options: Mapping[str, str]) -> str | None:
         return _checked(last.letters, valid) or _option_text(text, options, exact_only=True)
     if _HEDGE.search(blanked) or _REFUSAL.search(blanked):
         return None
-    letters = _verdicts(masked, blanked) or _leading_answer(masked) or _conclusion(masked) or _paired(text, options)
+    letters = (_verdicts(masked, blanked) or _leading_answer(masked, blanked) or _conclusion(masked)
+               or _paired(text, options, blanked))
     if letters:
         # letters outside the options may still be an option's text: "FDA" among {"A": "FDA", ...}
         return _checked(letters, valid) or _option_text(text, options, exact_only=True)
-    return _option_text(text, options, exact_only=bool(re.search(_RUN_UPPER, masked)))
+    return (_option_text(text, options, exact_only=bool(re.search(_RUN_UPPER, masked)))
+            or _asserted_text(text, options))
 
 
 def _option_letters(options: Mapping[str, str]) -> frozenset[str]:
@@ -322,12 +327,26 @@ def _verdicts(text: str, blanked: str) -> str:
     return letters
 
 
-def _leading_answer(text: str) -> str | None:
+def _leading_answer(text: str, blanked: str) -> str | None:
     """A reply that opens with its answer: "B", "(B)", "**B**", "B. 带状疱疹", "B选项", "BD", "B、D"."""
     if len(_LINE_LETTER.findall(text)) > 1:
         return None
     group = _read_group(text, _LEAD.match(text).end(), allow_lower=bool(_BARE.fullmatch(text)))
+    if group and _ruled_out(blanked, group.end):  # "B项：急性胃肠炎，错误。" opens with a letter it rules out
+        return None
     return group.letters if group and _LEAD_TAIL.match(text, group.end) else None
+
+
+# A verdict against an option, in the rest of its sentence: "B项：急性胃肠炎，错误。"
+_RULED_OUT = re.compile(r"错误|不正确|不对|不符合|不选|排除|[×✗]|(?i:\b(?:incorrect|wrong)\b)")
+
+
+def _ruled_out(text: str, pos: int) -> bool:
+    """The sentence from pos (at most 80 characters: a bounded look, so many calls stay linear) rules its
+    subject out. `text` has the options' own texts blanked: "颌位关系错误" may be an option."""
+    window = text[pos:pos + 80]
+    end = _SENTENCE_BREAK.search(window)
+    return bool(_RULED_OUT.search(window[:end.start()] if end else window))
 
 
 def _conclusion(text: str) -> str | None:
@@ -341,7 +360,7 @@ def _conclusion(text: str) -> str | None:
     return None
 
 
-def _paired(text: str, options: Mapping[str, str]) -> str | None:
+def _paired(text: str, options: Mapping[str, str], blanked: str) -> str | None:
     """The one letter written right beside its own option's text: "选项D：带状疱疹", "带状疱疹（D）". An analysis
     that goes through several options pairs several letters and chooses none."""
     paired = set()
@@ -352,7 +371,8 @@ def _paired(text: str, options: Mapping[str, str]) -> str | None:
         while at >= 0 and letter not in paired:
             before = _LETTER_BEFORE_TEXT.search(text, max(0, at - 8), at)
             after = _LETTER_AFTER_TEXT.match(text, at + len(term))
-            if letter in (before and before.group(1), after and after.group(1)):
+            if letter in (before and before.group(1), after and after.group(1)) \
+                    and not _ruled_out(blanked, at + len(term)):
                 paired.add(letter)
             at = text.find(term, at + 1)
     return paired.pop() if len(paired) == 1 else None
@@ -411,3 +431,57 @@ def _option_text(text: str, options: Mapping[str, str], *, exact_only: bool) -> 
 def _denies(said: str, option: str) -> bool:
     """"不是带状疱疹", "排除水痘": the reply names an option to rule it out."""
     return len(_NEGATION_WORD.findall(said)) > len(_NEGATION_WORD.findall(option))
+
+
+# --- 7. The text of the option(s) the reply asserts, inside a longer sentence --------------------------------
+# "首选的处理是手术切除，…", "最可能的是坚韧性。", "正确的是甲、乙、丙。": an option's text right after an assertion
+# cue, or right before a verdict, and not denied ("不是…", "排除…").
+_ASSERT_BEFORE = re.compile(r"(?:是|为|选|选择|首选|考虑|诊断|(?i:answer\s+is|choose|is))\s*:?\s*[\"“'‘「【(]?$")
+_ASSERT_AFTER = re.compile(r"[\"”'’」】)]?\s*(?:最符合|符合题意|正确|当选|最合适|最佳|(?i:is\s+(?:correct|the\s+best)))")
+_DENIED = re.compile(r"(?:不|非|没|未|排除|而不是|并非|不是|不考虑|不选)[\u4e00-\u9fff]{0,2}$")
+_OR_AFTER = re.compile(r"\s*(?:或者?|还是|(?i:or)\b)")
+_SHORT_END = re.compile(r"\s*(?:$|[。.!?,;])")
+_LIST_JOIN = re.compile(r"[、,;/和与及\s]{1,3}|以及")
+
+
+def _asserted_text(text: str, options: Mapping[str, str]) -> str | None:
+    """Letters of the options whose text the reply asserts. Several asserted apart (two answers held) give None;
+    several in one list after one cue ("正确的是X、Y、Z") are one multi-answer. Each option's text is looked for at
+    most MAX_CANDIDATES times, with a few characters around each place: linear in the reply's length."""
+    texts = {unicodedata.normalize("NFKC", str(k)).strip().upper(): unicodedata.normalize("NFKC", str(v)).strip()
+             for k, v in options.items()}
+    texts = {k: v for k, v in texts.items() if v}
+    groups = set()
+    for letter, term in texts.items():
+        at, tries = text.find(term), 0
+        while at >= 0 and tries < MAX_CANDIDATES:
+            before = text[max(0, at - 12):at]
+            after = text[at + len(term):at + len(term) + 16]
+            if _DENIED.search(before):
+                pass
+            elif len(term) == 1:  # "所以选3。": a one-character option only right after a cue, ending its sentence
+                if _ASSERT_BEFORE.search(before) and _SHORT_END.match(after):
+                    groups.add(letter)
+            elif _ASSERT_BEFORE.search(before):
+                if _OR_AFTER.match(text, at + len(term)):  # "应该是手术切除或者放射治疗": two held open
+                    return None
+                groups.add(_listed(text, at + len(term), letter, texts))
+            elif _ASSERT_AFTER.match(after) and not after.lstrip().startswith("不"):
+                groups.add(letter)
+            at, tries = text.find(term, at + 1), tries + 1
+    # a shorter option inside a longer asserted one (间壁 in 前间壁) is not asserted on its own
+    groups = {g for g in groups if not any(g != h and len(g) == 1 and len(h) == 1 and texts[g] in texts[h]
+                                           for h in groups)}
+    return "".join(sorted(set(next(iter(groups))))) if len(groups) == 1 else None
+
+
+def _listed(text: str, end: int, letter: str, texts: Mapping[str, str]) -> str:
+    """The letters of a list of option texts that starts with `letter`'s text and goes on at `end`."""
+    letters = letter
+    while (join := _LIST_JOIN.match(text, end)) and len(letters) < len(texts):
+        nxt = max(((k, v) for k, v in texts.items() if k not in letters and text.startswith(v, join.end())),
+                  key=lambda kv: len(kv[1]), default=None)
+        if nxt is None:
+            break
+        letters, end = letters + nxt[0], join.end() + len(nxt[1])
+    return "".join(sorted(letters))

@@ -58,6 +58,7 @@ class EvalConfig:
     mc_max_new_tokens: int = 32
     qa_max_new_tokens: int = 256
     multi_threshold: float | None = None
+    circular: bool = False  # likelihood only: also ask each item with its options rotated (evaluation/circular.py)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     seed: int = 0
 
@@ -276,6 +277,7 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
                  "n_items": len(eset.items)},
         "method": method,
         "multi_threshold": config.multi_threshold if method == "likelihood" else None,
+        **({"circular": True} if config.circular and method == "likelihood" and eset.task == "mc" else {}),
         "prompt": {**config.prompt.to_dict(), "shots": len(shot_items), "shots_data": shot_path,
                    "shots_sha256": file_sha256(shot_path) if shot_path else None},
         "decoding": None if method == "likelihood" else GenerationSettings(max_new_tokens=max_new).to_dict(),
@@ -332,6 +334,12 @@ def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, s
             raise EvalCancelled(f"stopped: {identity['model']} on {eset.name} has {len(items) - len(pending) + done_now}"
                                 f" of {len(items)} items done; run again with the same settings to resume")
         rows = _batch_rows(registry, adapter, batch, [prompts[item_key(i)] for i in batch], settings, config)
+        if settings.get("circular"):
+            from evaluation.circular import circular_rows
+
+            rows = circular_rows(registry, adapter, batch, rows,
+                                 lambda i: registry.render(build_messages(i, config.prompt, shot_items)),
+                                 lambda its, ps: mc_likelihood_rows(registry, adapter, its, ps, config.multi_threshold))
         log.append([row | ({"truncated_tokens": cut[row["key"]]} if row["key"] in cut else {}) for row in rows])
         done_now += len(batch)
         _report_progress(progress, identity, eset, len(items) - len(pending) + done_now, len(items), done_now,
@@ -399,6 +407,8 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
     import torch
     import transformers
 
+    from evaluation.circular import circular_summary
+
     task = get_task(eset.task)
     metrics, breakdown = task.summarise(rows)
     by_key = {item_key(i): i for i in items}
@@ -414,6 +424,7 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
         "conventions": task.metric_conventions,
         "method_note": task.method_notes[settings["method"]],
         "truncated": truncated_note(rows),
+        **({"circular": circular_summary(rows)} if settings.get("circular") else {}),
         "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
                    "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,
                    "batch_size": config.batch_size},

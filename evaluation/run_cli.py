@@ -50,6 +50,9 @@ def add_run_parser(commands) -> None:
     run.add_argument("--max-new-tokens", type=int, default=256, help="free-form answers")
     run.add_argument("--multi-threshold", type=float,
                      help="likelihood: predict every letter with probability >= this (multi-answer items)")
+    run.add_argument("--circular", action="store_true",
+                     help="likelihood: also ask each item with its options rotated; right only if right every time "
+                          "(CircularEval), reported separately")
     run.add_argument("--seed", type=int, default=0, help="random seed (recorded in every report)")
     run.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
     safeio.add_arguments(run)
@@ -83,10 +86,16 @@ def run_command(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, limit=args.limit, shots=args.shots,
                             shots_data=tuple(args.shots_data), mc_max_new_tokens=args.mc_max_new_tokens,
                             qa_max_new_tokens=args.max_new_tokens, multi_threshold=args.multi_threshold,
+                            circular=args.circular,
                             prompt=PromptConfig(system=args.system, mc_template=args.mc_template), seed=args.seed)
         results = evaluate(registry, config, progress=_progress_printer())
     except DataFileError as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED)), file=sys.stderr)
+        from evaluation.check import is_unlabelled
+
+        if is_unlabelled(err.path):  # a test file: nothing to score, but it can be answered
+            print(safeio.printable(f"{err.path} has no answers (a test file): to answer it, run python -m evaluation "
+                                   f"predict --data {err.path} --out submission.jsonl"), file=sys.stderr)
         return EXIT_DATA_MALFORMED
     except RegistryError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -98,8 +107,11 @@ def run_command(args: argparse.Namespace) -> int:
         print("\ninterrupted: finished batches are saved; run the same command again to resume", file=sys.stderr)
         return EXIT_CANCELLED
     print("\n".join(results_table(results)))
-    for r in results:  # long items were cut to fit, not dropped: say which (report.json has them all)
-        cut = r.report.get("truncated", {}).get("which", [])
+    for r in results:
+        if r.report.get("circular"):
+            c = r.report["circular"]
+            print(f"circular {r.model} · {r.dataset}: {c['accuracy']:.2f} (plain {c['plain_accuracy']:.2f})")
+        cut = r.report.get("truncated", {}).get("which", [])  # long items were cut to fit, not dropped: say which
         if cut:
             lines = ", ".join(str(c["line"]) for c in cut[:10]) + (" ..." if len(cut) > 10 else "")
             print(f"note: {r.model} on {r.dataset}: {safeio.plural(len(cut), 'item')} longer than the model's context "

@@ -191,6 +191,8 @@ class ScoreReport:
     alignment: str
     exit_status: int
     max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS
+    postprocess: tuple[str, ...] = ()  # evaluation/postprocess.py options applied to the answers, in order
+    extractor: str = "rules"  # how letters were read: the rules, or the rules then a judge model (evaluation/judge.py)
 
     def to_dict(self) -> dict:
         return {
@@ -198,7 +200,9 @@ class ScoreReport:
             "score": round(self.score, 4), "weights": self.weights, "reference": self.reference,
             "predictions": self.predictions, "alignment": self.alignment, "exit_status": self.exit_status,
             "breakdown": self.breakdown, "problems": [p.to_dict() for p in self.problems],
-            "conventions": conventions(self.task, self.weights, self.max_answer_chars),
+            "conventions": conventions(self.task, self.weights, self.max_answer_chars)
+            | {"postprocess": "answers post-processed before scoring: " + (", ".join(self.postprocess) or "none")}
+            | ({"extractor": self.extractor} if self.task == "mc" else {}),
         }
 
 
@@ -245,7 +249,8 @@ def parse_weights(text: str | None, task: str) -> dict[str, float]:
 
 
 def score_submission(reference_path: str | Path, predictions_path: str | Path, task: str = "auto",
-                     weights: str | None = None, max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS) -> ScoreReport:
+                     weights: str | None = None, max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS,
+                     postprocess: tuple[str, ...] = ()) -> ScoreReport:
     """Check and score. Raises ReferenceMalformed or DataFileError (predictions unreadable as a whole), and
     ValueError for a max_answer_chars below 1."""
     if max_answer_chars < 1:
@@ -256,6 +261,12 @@ def score_submission(reference_path: str | Path, predictions_path: str | Path, t
     alignment = align(reference, predictions)
     problems += alignment.problems + cut_long_answers(alignment, reference, max_answer_chars)
     record = get_task(reference.task)
+    if postprocess and reference.task == "qa":  # evaluation/postprocess.py: named, and named in the report
+        from evaluation.postprocess import apply_postprocess
+
+        for item, pred in zip(reference.items, alignment.predictions):
+            if pred is not None:
+                pred.output = apply_postprocess(pred.output, postprocess, item.input)
     items, item_problems = score_items(record, reference.items, alignment.predictions)
     metrics, breakdown = record.summarise(items)
     problems += item_problems
@@ -263,7 +274,7 @@ def score_submission(reference_path: str | Path, predictions_path: str | Path, t
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return ScoreReport(reference.task, str(reference_path), str(predictions_path), len(reference.items), metrics,
                        score, weight_map, problems, items, breakdown, alignment.method, exit_status(problems),
-                       max_answer_chars)
+                       max_answer_chars, tuple(postprocess) if reference.task == "qa" else ())
 
 
 def cut_long_answers(alignment: Alignment, reference: Dataset, max_chars: int) -> list[Problem]:

@@ -21,7 +21,8 @@ def default_runners(registry_for: Callable[[str, Path], object] | None = None) -
     """The app's runners. `registry_for(model, data_dir)`: the model registry evaluations run on (the app's
     shared one); default chat.registry.shared_registry."""
     return {"train": Runner(run_training, training_after_restart, training_final_report),
-            "evaluate": Runner(lambda job, control: run_evaluation(job, control, registry_for))}
+            "evaluate": Runner(lambda job, control: run_evaluation(job, control, registry_for)),
+            "predict": Runner(lambda job, control: run_prediction(job, control, registry_for))}
 
 
 def register_job_folders(store: JobStore) -> list[str]:
@@ -143,5 +144,35 @@ def run_evaluation(job: Job, control: Control, registry_for: Callable | None = N
     registry = registry_for(job.params["model"], Path(job.params["data_dir"]))
     try:
         return evaluate(registry, config, progress=EvalProgress(control, total), stop=control.stop)
+    except EvalCancelled as exc:
+        raise JobCancelled(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prediction of a test set: evaluation.predict.predict in the worker thread; answers are logged batch by batch, a
+# re-run resumes
+
+
+def predict_config_from_dict(values: dict):
+    from evaluation.predict import PredictConfig
+    from evaluation.prompts import PromptConfig
+
+    values = {**values, "prompt": PromptConfig(**values["prompt"])}
+    for name in ("models", "postprocess"):
+        values[name] = tuple(values[name])
+    return PredictConfig(**values)
+
+
+def run_prediction(job: Job, control: Control, registry_for: Callable | None = None) -> list:
+    from evaluation.predict import load_test_set, predict
+    from evaluation.run import EvalCancelled
+
+    if registry_for is None:
+        from chat.registry import shared_registry as registry_for
+    config = predict_config_from_dict(job.params["config"])
+    total = len(config.models) * len(load_test_set(config.data, config.task).items)
+    registry = registry_for(job.params["model"], Path(job.params["data_dir"]))
+    try:
+        return predict(registry, config, progress=EvalProgress(control, total), stop=control.stop)
     except EvalCancelled as exc:
         raise JobCancelled(str(exc)) from None

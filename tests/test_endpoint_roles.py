@@ -47,6 +47,8 @@ TABLE: dict[str, tuple[dict, tuple]] = {
     "/manage_intro": (ALL, ()),
     "/evaluate_run": (MEMBERS, (DEMO, [], None, "likelihood", 8, 0, 0, None)),  # no data: refused by role first, else "pick a data set"
     "/evaluate_stop": (ALL, ()),  # one's own evaluation only
+    "/evaluate_predict": (MEMBERS, (DEMO, None, "output", "letters", "", "likelihood", 8, 8, "")),  # no test file
+    "/score_what_if": (ALL, ("(my own files)", None, None)),  # no files: "upload both files" after the check
     "/evaluate_items": (ALL, (None,)),
     "/evaluate_models": (ALL, (DEMO,)),
     "/finetune_preview": (ADMIN, ("demo", None, "train_sample.jsonl", "auto", "", 256)),  # needs train (sec-readers)

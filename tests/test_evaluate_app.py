@@ -50,3 +50,23 @@ def test_bad_input_is_a_clear_error(app_url, tmp_path):
     with pytest.raises(AppError, match=r"broken.jsonl:1"):
         client.predict(**run_args(samples=[], uploads=[handle_file(str(bad))]), api_name="/evaluate_run")
     assert "No evaluation" in client.predict(api_name="/evaluate_stop")
+
+
+def test_predict_a_test_set_in_the_app(app_url, tmp_path):
+    rows = [json.loads(line) for line in (ROOT / "data" / "mc_sample_competition.jsonl").read_text().splitlines()][:3]
+    test = tmp_path / "exam.csv"
+    test.write_text("no,input\n" + "".join(f'{i},"{r["input"]}"\n' for i, r in enumerate(rows)), encoding="utf-8")
+    client = Client(app_url, verbose=False)
+    summary, files = client.predict(["demo"], handle_file(str(test)), "answer", "letters", "", "likelihood", 4, 8,
+                                    "你是一名医学助手。", api_name="/evaluate_predict")
+    assert "3 answers" in summary and len(files) == 2
+    submission = next(Path(f) for f in files if f.endswith(".csv"))
+    import csv
+
+    with submission.open(encoding="utf-8", newline="") as handle:
+        written = list(csv.reader(handle))
+    assert written[0] == ["no", "input", "answer"] and [w[1] for w in written[1:]] == [r["input"] for r in rows]
+    assert all(w[2] in "ABCDE" and len(w[2]) == 1 for w in written[1:])
+    from evaluation.check import check_submission
+
+    assert check_submission(test, submission, answer_field="answer").exit_status == 0

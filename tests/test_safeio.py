@@ -272,6 +272,7 @@ def test_the_worker_survives_a_memory_bomb_and_a_hang_and_passes_errors_and_limi
         safeio.set_current(Limits(max_rows=3))
         assert run_limited(safeio.current) == Limits(max_rows=3)  # the caller's limits are the worker's
         assert run_limited(peak_rss_mb) < 1024
+        assert run_limited(os.nice, 0) > os.nice(0)  # batch work below the app's own requests
     finally:
         shutdown()
 

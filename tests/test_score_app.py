@@ -45,3 +45,24 @@ def test_malformed_reference_shows_its_problems(app_url, tmp_path):
     summary, scores, problems, items, downloads = call_score(app_url, "none", ref, pred)
     assert "reference file is malformed" in summary
     assert problems["data"][0][1] == 2 and "'output'" in problems["data"][0][4]
+
+
+def test_a_test_file_without_answers_is_checked_not_scored(app_url, tmp_path):
+    test, pred = tmp_path / "test.jsonl", tmp_path / "sub.jsonl"
+    rows = [{"id": "a", "input": "首选药物是\nA. 甲\nB. 乙"}, {"id": "b", "input": "首选检查是\nA. 丙\nB. 丁"}]
+    test.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    pred.write_text("".join(json.dumps({**r, "output": a}, ensure_ascii=False) + "\n"
+                            for r, a in zip(rows, ["B", "E"])), encoding="utf-8")
+    summary, scores, problems, items, downloads = call_score(app_url, t("score.sample_none"), test, pred)
+    assert "not scored" in summary and "is malformed" in summary
+    assert scores is None or not scores.get("data")
+    assert [(row[1], row[3]) for row in problems["data"]] == [(2, "letter_not_option")]
+    assert json.loads(open(downloads[0], encoding="utf-8").read())["exit_status"] == 4
+
+
+def test_what_if_table(app_url):
+    client = Client(app_url, verbose=False)
+    table = client.predict(t("score.sample_qa"), None, None, api_name="/score_what_if")
+    names = [row[0] for row in table["data"]]
+    assert names[0] == "none" and "strip_markdown" in names and names[-1].startswith("all: ")
+    assert table["headers"][1:] == ["rouge-1", "rouge-2", "rouge-l", "bleu-4"]

@@ -7,6 +7,7 @@ reload, a Stop or a restart) follows the job still running, or resumes, or reads
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -194,7 +195,8 @@ class EvaluateHandlers:
     def stop(self, request: gr.Request):
         """Cancels this user's own evaluation job: the one this page ran, else their running or next queued one."""
         user = current_user(request, self.ctx)
-        mine = [j for j in self.queue.jobs() if j.kind == "evaluate" and j.state in ACTIVE and j.owner == user.name]
+        mine = [j for j in self.queue.jobs()
+                if j.kind in ("evaluate", "predict") and j.state in ACTIVE and j.owner == user.name]
         session_job = self.ctx.pages.get(session_key(request, self.ctx))
         job = next((j for j in mine if j.id == session_job), mine[0] if mine else None)
         if job is None:
@@ -204,6 +206,58 @@ class EvaluateHandlers:
         except QueueError as exc:
             raise queue_error(exc, self.lang) from None
         return t("evaluate.stopping", self.lang)
+
+    def predict(self, models, test_file, answer_field, mc_output, postprocess, method, batch_size, max_new, system,
+                request: gr.Request, progress=gr.Progress()):
+        """A test file answered by each chosen model, as a "predict" job (jobs/runners.py); the submissions and
+        their settings are the downloads. Kept under the user's own folder, so a re-run resumes their answers."""
+        from evaluation.predict import MC_OUTPUTS, PREDICT_METHODS, PredictConfig, load_test_set
+
+        user = require(request, self.ctx, "evaluate")
+        if not test_file:
+            raise gr.Error(t("evaluate.predict_need_file", self.lang))
+        if not models:
+            raise gr.Error(t("evaluate.need_model", self.lang))
+        data = self.keep(test_file)
+        out = Path(self.ctx.data_dir) / "predictions" / user.name / Path(data).parent.name / Path(data).name
+        try:
+            run_limited(load_test_set, data)  # a hostile upload ends this worker, not the server
+            config = PredictConfig(data=data, out=str(out.with_name(f"{out.stem}-submission{out.suffix}")),
+                                   models=tuple(None if m == self.registry.base_name else m for m in models),
+                                   answer_field=(answer_field or "output").strip() or "output",
+                                   mc_output=MC_OUTPUTS[mc_output or 0], method=PREDICT_METHODS[method or 0],
+                                   batch_size=int(batch_size or 8), max_new_tokens=int(max_new or 256),
+                                   postprocess=tuple(n.strip() for n in (postprocess or "").split(",") if n.strip()),
+                                   prompt=PromptConfig(system=system if system is not None else DEFAULT_SYSTEM))
+        except WorkerError as exc:
+            raise gr.Error(t(f"safeio.worker_{exc.kind}", self.lang).format(detail=exc), print_exception=False) \
+                from None
+        except DataFileError as exc:
+            raise gr.Error(problems_message(exc.problems, self.lang, exc.path), print_exception=False) from None
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        params = {"config": json.loads(json.dumps(dataclasses.asdict(config))), "model": self.ctx.model,
+                  "data_dir": str(self.ctx.data_dir)}
+        job = next((j for j in self.queue.jobs() if j.kind == "predict" and j.state in ACTIVE and j.params == params),
+                   None)
+        try:
+            job = job or self.queue.submit("predict", user.name, params, label=f"predict {Path(data).name}"[:120])
+        except QueueError as exc:
+            raise queue_error(exc, self.lang) from None
+        self.ctx.pages.set(session_key(request, self.ctx), job.id)
+        job = self.follow(job.id, progress)
+        if job.state != JobStatus.COMPLETED:
+            raise self.ended(job)
+        results = self.queue.output(job.id)
+        if results is None:  # no longer in memory (a restart): every answer is in the log, nothing is recomputed
+            from evaluation.predict import predict
+
+            results = predict(self.registry, config)
+        unparsed = sum(r.unparsed for r in results)
+        note = t("evaluate.predict_unparsed", self.lang).format(count=unparsed) if unparsed else ""
+        summary = t("evaluate.predict_done", self.lang).format(n=results[0].n if results else 0, files=len(results),
+                                                               unparsed=note)
+        return summary, [p for r in results for p in (r.out, r.meta)]
 
     def items(self, dataset, results):
         return pd.DataFrame(side_by_side(results or [], dataset)) if dataset else pd.DataFrame()
@@ -249,11 +303,27 @@ def build(ctx: AppContext) -> None:
     items = gr.Dataframe(label=t("evaluate.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
     downloads = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
+    with gr.Accordion(t("evaluate.predict", lang), open=False):
+        gr.Markdown(t("evaluate.predict_info", lang))
+        with gr.Row():
+            test_file = gr.File(label=t("evaluate.predict_file", lang), file_types=FILE_TYPES,
+                                elem_id="evaluate-predict-file")
+            answer_field = gr.Textbox("output", label=t("evaluate.answer_field", lang))
+            mc_output = gr.Radio(t("evaluate.mc_output_choices", lang).split("|"), type="index",
+                                 value=t("evaluate.mc_output_choices", lang).split("|")[0],
+                                 label=t("evaluate.mc_output", lang))
+        postprocess = gr.Textbox("", label=t("evaluate.postprocess", lang))
+        predict = gr.Button(t("evaluate.predict_run", lang))
+        predict_summary = gr.Markdown(elem_id="evaluate-predict-summary")
+        submissions = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
     results = gr.State([])
     inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system]
     gate_on_load(ctx, "evaluate", [run], role_note)
     run.click(h.run, inputs, [summary, table, chart, breakdown, item_set, items, downloads, results],
               api_name="evaluate_run", concurrency_limit=4)
+    predict.click(h.predict, [models, test_file, answer_field, mc_output, postprocess, method, batch_size, max_new,
+                              system],
+                  [predict_summary, submissions], api_name="evaluate_predict", concurrency_limit=4)
     stop.click(h.stop, None, summary, api_name="evaluate_stop", queue=False)
     item_set.change(h.items, [item_set, results], items, api_name="evaluate_items")
     refresh.click(h.refresh, models, models, api_name="evaluate_models")

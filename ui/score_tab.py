@@ -6,14 +6,17 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
+import json
+
+from evaluation.check import CheckReport, check_or_score
 from evaluation.data import DataFileError
 from evaluation.report import write_json, write_per_item
-from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError, score_submission
+from evaluation.submission import ReferenceMalformed, ScoreReport, WeightsError
 from evaluation.tasks import TASKS as TASK_RECORDS, get_task
 from safeio.worker import WorkerError, run_limited
 from ui.access import require
 from ui.context import AppContext
-from ui.problems import fix_text, problem_text
+from ui.problems import fix_text, problem_text, problems_message
 from ui.scratch import download_dir
 from ui.strings import t
 
@@ -79,7 +82,7 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
     lang = ctx.lang
     try:
         # In a memory-limited worker process: a hostile upload ends this request, not the server.
-        report = run_limited(score_submission, ref_path, pred_path, task or "auto", weights or None)
+        report = run_limited(check_or_score, ref_path, pred_path, task or "auto", weights or None)
     except WorkerError as err:
         raise gr.Error(t(f"safeio.worker_{err.kind}", lang).format(detail=err), print_exception=False) from None
     except ReferenceMalformed as err:
@@ -91,10 +94,31 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
     except WeightsError as err:
         raise gr.Error(str(err)) from None
     status = t("score.status_ok" if report.exit_status == 0 else f"score.status_{report.exit_status}", lang)
+    if isinstance(report, CheckReport):  # a test file without answers: checked, not scored
+        out = download_dir("check-")
+        (out / "check.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+        return (t("score.checked", lang).format(n=report.n, status=status), None,
+                problems_frame(report.problems, lang), None, [str(out / "check.json")])
     task_name = t("score.task_choices", lang).split("|")[TASKS.index(report.task)]
     summary = t("score.summary", lang).format(score=report.score, task=task_name, n=report.n, status=status)
     return (summary, scores_frame(report, lang), problems_frame(report.problems, lang), items_frame(report),
             write_downloads(report))
+
+
+def what_if_table(sample, reference, predictions, ctx: AppContext) -> pd.DataFrame:
+    """ROUGE/BLEU of a free-form submission with each post-processing option off and on (evaluation/whatif.py)."""
+    from evaluation.metrics import QA_METRICS
+    from evaluation.whatif import what_if
+
+    ref_path, pred_path = resolve_inputs(sample, reference, predictions, ctx)
+    try:
+        rows = run_limited(what_if, ref_path, pred_path)
+    except WorkerError as err:
+        raise gr.Error(t(f"safeio.worker_{err.kind}", ctx.lang).format(detail=err), print_exception=False) from None
+    except DataFileError as err:  # ReferenceMalformed too
+        raise gr.Error(problems_message(err.problems, ctx.lang, err.path), print_exception=False) from None
+    return pd.DataFrame([[r.name, *(round(r.metrics[m], 2) for m in QA_METRICS)] for r in rows],
+                        columns=[t("score.what_if_col", ctx.lang), *QA_METRICS])
 
 
 def build(ctx: AppContext) -> None:
@@ -120,6 +144,17 @@ def build(ctx: AppContext) -> None:
                             column_widths=["8%", "6%", "14%", "14%", "33%", "25%"])
     items = gr.Dataframe(label=t("score.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
+    with gr.Accordion(t("score.what_if", lang), open=False):
+        gr.Markdown(t("score.what_if_info", lang))
+        what_if_run = gr.Button(t("score.what_if", lang))
+        what_if_rows = gr.Dataframe(interactive=False, elem_id="score-what-if")
+
+    def run_what_if(sample_, reference_, predictions_, request: gr.Request):
+        require(request, ctx, "score")
+        return what_if_table(sample_, reference_, predictions_, ctx)
+
+    what_if_run.click(run_what_if, [sample, reference, predictions], what_if_rows, api_name="score_what_if",
+                      concurrency_limit=ctx.score_concurrency, concurrency_id="score_submission")
 
     def run_score(sample_, reference_, predictions_, task_, weights_, request: gr.Request):
         require(request, ctx, "score")

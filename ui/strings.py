@@ -87,8 +87,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "score.tab": ("Score a submission", "评测提交文件"),
     "score.intro": (
         "Check a predictions file against a reference file before you upload it to a competition: the scores, "
-        "then every problem in the file (line, id, what is wrong, how to fix it).",
-        "上传到比赛之前，先用参考答案检查并评测你的预测文件：先给出分数，再列出文件中的每个问题（行号、id、问题、修改方法）。",
+        "then every problem in the file (line, id, what is wrong, how to fix it). With a test file that has no "
+        "answers, the submission is checked against it (count, order or ids, echoed fields, answer letters) "
+        "without scoring.",
+        "上传到比赛之前，先用参考答案检查并评测你的预测文件：先给出分数，再列出文件中的每个问题（行号、id、问题、修改方法）。"
+        "若上传的是没有答案的测试文件，则只按测试文件检查提交文件（条数、顺序或 id、原样保留的字段、答案字母），不评分。",
     ),
     "score.sample": ("Bundled sample", "内置样例"),
     "score.sample_none": ("(my own files)", "（使用我上传的文件）"),
@@ -399,6 +402,24 @@ STRINGS: dict[str, tuple[str, str]] = {
     "evaluate.shots": ("k-shot examples", "少样本示例数"),
     "evaluate.shots_file": ("Examples file (a separate split, same task)", "示例文件（独立划分，同一任务）"),
     "evaluate.run": ("Run", "开始评测"),
+    "evaluate.predict": ("Predict a test set (no answers needed)", "预测测试集（无需答案）"),
+    "evaluate.predict_info": (
+        "Answers every line of a test file with each chosen model and writes the submission in the test file's "
+        "shape (every field kept, the answer field filled; JSONL, JSON or CSV like the test file), one file per "
+        "model, with the settings beside it. Run again with the same settings to continue an interrupted run; then "
+        "check the file in the Score tab with the test file before uploading.",
+        "用所选的每个模型回答测试文件的每一行，按测试文件的格式写出提交文件（保留所有字段，填入答案字段；与测试文件同为 "
+        "JSONL、JSON 或 CSV），每个模型一个文件，并附上设置。中断后用相同设置再运行即可继续；上传前请在评分页用测试文件检查。"),
+    "evaluate.predict_file": ("Test file", "测试文件"),
+    "evaluate.answer_field": ("Answer field", "答案字段"),
+    "evaluate.mc_output": ("Multiple-choice answers as", "选择题答案写为"),
+    "evaluate.mc_output_choices": ("letters|option text|letter and text", "字母|选项文字|字母和文字"),
+    "evaluate.predict_run": ("Predict", "开始预测"),
+    "evaluate.predict_need_file": ("Upload a test file first.", "请先上传测试文件。"),
+    "evaluate.predict_done": ("**Done**: {n} answers per model in {files} file(s){unparsed}.",
+                              "**完成**：每个模型 {n} 条答案，共 {files} 个文件{unparsed}。"),
+    "evaluate.predict_unparsed": ("; {count} replies had no readable letter and were written empty",
+                                  "；{count} 条回答读不出选项字母，已写为空"),
     "evaluate.stop": ("Stop", "停止"),
     "evaluate.results": ("Results: a row per model, a column per set", "结果：每行一个模型，每列一个数据集"),
     "evaluate.chart": ("Scores", "分数"),
@@ -479,6 +500,23 @@ STRINGS: dict[str, tuple[str, str]] = {
     "problem.empty_output": ("{reason}", "答案为空，计为错误 / 0 分。"),
     "problem.unparsed_answer": ("{reason}", "无法从 “{text}” 中读出选项字母，按错误计分。"),
     "problem.empty_reference": ("{reason}", "字段“output”：参考答案为空。"),
+    # Submission checks against a test file (evaluation/check.py)
+    "problem.field_changed": ("{reason}", "字段“{field}”与测试文件第 {ref_line} 行不一致：请原样保留测试文件的字段。"),
+    "problem.missing_answer": ("{reason}", "缺少答案字段“{field}”。"),
+    "problem.bad_answer_type": ("{reason}", "答案字段“{field}”必须是字符串。"),
+    "problem.not_letters": ("{reason}", "答案字段“{field}”不是选项字母：“{text}”。"),
+    "problem.letter_not_option": ("{reason}", "答案中的选项 {letters} 不在本题的选项中。"),
+    "problem.repeated_letter": ("{reason}", "答案字段“{field}”中有重复的字母。"),
+    "problem.replacement_char": ("{reason}", "答案字段“{field}”含有 U+FFFD（�），说明文本曾以错误的编码解码。"),
+    "score.what_if": ("What if (free-form post-processing)", "假设分析（自由问答后处理）"),
+    "score.what_if_info": ("ROUGE/BLEU with each post-processing option off and on, lengths learnt from the reference.",
+                           "每个后处理选项关闭与开启时的 ROUGE/BLEU，长度取自参考答案。"),
+    "score.what_if_col": ("post-processing", "后处理"),
+    "evaluate.postprocess": ("Free-form post-processing (comma-separated, e.g. strip_markdown, fit=150)",
+                             "自由问答后处理（逗号分隔，如 strip_markdown, fit=150）"),
+    "score.checked": ("**Checked against the test file, not scored** (the reference has no answers; {n} items). "
+                      "{status}",
+                      "**已按测试文件检查，未评分**（参考文件没有答案；共 {n} 题）。{status}"),
     "problem_fix.encoding": ("", "请将文件另存为 UTF-8，例如 `iconv -f GB18030 -t UTF-8 in.jsonl > out.jsonl`。"),
     "problem_fix.bad_json": ("", "每行必须是一个完整的 JSON 对象（检查引号、逗号和括号），或整个文件是一个对象数组。"),
     "problem_fix.unknown_id": ("", "删除这一行或改正其 id。"),

@@ -1,0 +1,360 @@
+"""Answer an unlabelled test set and write the submission in the shape of the test file.
+
+`python -m evaluation predict --model M [--adapter A ...] --data test.jsonl --out submission.jsonl`: every row of
+the test file is answered (multiple choice with options inline or as a field, or free-form) and written back with
+all its fields, in their order, and the answer field filled (`output` unless told otherwise), as JSONL, a JSON
+array or CSV like the input. One file per model when several are given.
+
+Resuming: answers are appended batch by batch (one fsync each) to `<stem>.progress.jsonl` beside the output, under
+a key that hashes everything deciding the answers; the same command again skips what is done. Decoding is greedy
+by default (deterministic) and the settings are written to `<stem>.meta.json`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from evaluation.data import (
+    DataFileError, MCItem, Problem, QAItem, Row, RowError, parse_options, read_rows, row_id, row_problem,
+    split_inline_options, text_field,
+)
+from evaluation.extract import extract_answer
+from evaluation.postprocess import apply_postprocess, check_names
+from evaluation.prompts import PromptConfig, build_messages
+from evaluation.run import EvalCancelled, EvalError, Progress, file_sha256, letter_token_ids, model_identity, _slug
+from safeio.atomic import write_text
+from safeio.records import file_kind
+
+MC_OUTPUTS = ("letters", "text", "both")
+PREDICT_METHODS = ("likelihood", "generate")
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    data: str
+    out: str
+    models: tuple[str | None, ...] = (None,)  # None: the base model; else adapter names known to the registry
+    task: str = "auto"  # "mc", "qa" or "auto" (by the rows: options as a field or inline)
+    answer_field: str = "output"
+    mc_output: str = "letters"
+    method: str = "likelihood"  # multiple choice; free-form always generates
+    batch_size: int = 8
+    mc_max_new_tokens: int = 32
+    max_new_tokens: int = 256
+    multi_threshold: float | None = None
+    postprocess: tuple[str, ...] = ()  # free-form answers: evaluation.postprocess option names, in order
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [("task", self.task in ("auto", "mc", "qa"), "auto, mc or qa"),
+                  ("mc_output", self.mc_output in MC_OUTPUTS, f"one of {', '.join(MC_OUTPUTS)}"),
+                  ("method", self.method in PREDICT_METHODS, f"one of {', '.join(PREDICT_METHODS)}"),
+                  ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("answer_field", bool(self.answer_field.strip()), "a field name"),
+                  ("multi_threshold", self.multi_threshold is None or 0 < self.multi_threshold < 1, "in (0, 1)"),
+                  ("models", bool(self.models), "at least one model")]
+        for name, ok, expected in checks:
+            if not ok:
+                raise EvalError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+        check_names(self.postprocess)
+
+
+@dataclass
+class TestSet:
+    path: str
+    kind: str  # safeio.records.file_kind: "jsonl", "json_array", "csv", "tsv"
+    task: str
+    rows: list[Row]
+    items: list  # MCItem / QAItem, one per row, answer fields empty
+    columns: list[str]  # a table's header, in order (the fields of the first row for JSON)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a test file: the answer fields may be absent
+
+
+def looks_like_mc_question(row: Row) -> bool:
+    """Options as a field, or option lines at the end of the question; no answer needed."""
+    if "options" in row.data:
+        return True
+    text = row.data.get("input") or row.data.get("question")
+    return isinstance(text, str) and split_inline_options(text) is not None
+
+
+def unlabelled_mc(row: Row) -> MCItem:
+    meta = {"source": _opt(row, "source"), "category": _opt(row, "category") or _opt(row, "subject")}
+    if "options" in row.data:
+        question = text_field(row, ("question", "input", "Question"))[1]
+        return MCItem(row_id(row), question.strip(), parse_options(row.data["options"]), "", row.line,
+                      input_text=question, **meta)
+    name, text = text_field(row, ("input", "question"))
+    split = split_inline_options(text)
+    if split is None:
+        raise RowError(name, "no options found: expected an 'options' field or option lines like 'A. ...' at the "
+                             "end of the question", fix="put each option on its own line: A. ..., B. ..., in order")
+    return MCItem(row_id(row), split[0], split[1], "", row.line, input_text=text, **meta)
+
+
+def unlabelled_qa(row: Row) -> QAItem:
+    if "instruction" in row.data:
+        instruction = text_field(row, ("instruction",))[1]
+        extra = text_field(row, ("input",), required=False)
+        prompt = instruction + ("\n" + extra[1] if extra and extra[1].strip() else "")
+    else:
+        prompt = text_field(row, ("input", "question"))[1]
+    return QAItem(row_id(row), prompt, "", row.line, source=_opt(row, "source"))
+
+
+def _opt(row: Row, name: str) -> str | None:
+    value = row.data.get(name)
+    return str(value) if value not in (None, "") else None
+
+
+def load_test_set(path: str | Path, task: str = "auto") -> TestSet:
+    """Every row of a test file as an item without an answer; refused whole (DataFileError, every problem named
+    by line and field) when a row cannot be read, since a submission must answer every line."""
+    read = read_rows(path)
+    problems: list[Problem] = list(read.problems)
+    if task == "auto":
+        task = "mc" if read.rows and sum(map(looks_like_mc_question, read.rows)) * 2 > len(read.rows) else "qa"
+    parse = unlabelled_mc if task == "mc" else unlabelled_qa
+    items = []
+    for row in read.rows:
+        try:
+            items.append(parse(row))
+        except RowError as err:
+            problems.append(row_problem(row, err))
+    seen: dict[str, int] = {}  # a submission is aligned by id: two lines with one id cannot both be answered
+    for item in (i for i in items if i.id is not None):
+        if item.id in seen:
+            problems.append(Problem(item.line, item.id, "duplicate_id", f"id {item.id!r} already used at line "
+                                    f"{seen[item.id]}", fix="give every item a unique id", field="id",
+                                    params={"id": item.id, "first": seen[item.id]}))
+        else:
+            seen[item.id] = item.line
+    if problems:
+        raise DataFileError(path, problems)
+    columns = list(dict.fromkeys(k for row in read.rows for k in row.data))
+    return TestSet(str(path), file_kind(path), task, read.rows, items, columns)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Writing a submission in the shape of the test file
+
+
+def mc_answer_text(letters: str, options: dict[str, str], mc_output: str) -> str:
+    """Letters as the competition expects them: "BD", the options' texts, or both ("B. 肌红蛋白")."""
+    if not letters or mc_output == "letters":
+        return letters
+    if mc_output == "text":
+        return "；".join(options[letter] for letter in letters)
+    return "；".join(f"{letter}. {options[letter]}" for letter in letters)
+
+
+def render_submission(test: TestSet, answers: list[str], answer_field: str) -> str:
+    """The test file's rows, every field kept in order, the answer field filled in place (or added last)."""
+    rows = []
+    for row, answer in zip(test.rows, answers):
+        data = dict(row.data)
+        data[answer_field] = answer
+        rows.append(data)
+    if test.kind in ("csv", "tsv"):
+        buffer = io.StringIO()
+        columns = test.columns + ([answer_field] if answer_field not in test.columns else [])
+        writer = csv.DictWriter(buffer, fieldnames=columns, delimiter="," if test.kind == "csv" else "\t",
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue()
+    if test.kind == "json_array":
+        return json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+
+def output_paths(out: str | Path, names: list[str]) -> list[Path]:
+    """`out` itself for one model; `<stem>-<model><suffix>` for each of several."""
+    out = Path(out)
+    if len(names) == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}-{_slug(name)}{out.suffix}") for name in names]
+
+
+def sidecar(out: Path, what: str) -> Path:
+    return out.with_name(f"{out.stem}.{what}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Answering
+
+
+@dataclass
+class PredictResult:
+    model: str
+    out: str
+    meta: str
+    n: int
+    answered_now: int
+    unparsed: int  # multiple choice by generation: replies with no readable letter (written empty)
+    seconds: float
+
+
+def predict_settings(config: PredictConfig, identity: dict, test: TestSet) -> dict:
+    """Everything that decides the written answers (not the batch size); its hash keys the progress log."""
+    from chat.settings import GenerationSettings
+
+    method = config.method if test.task == "mc" else "generate"
+    max_new = config.mc_max_new_tokens if test.task == "mc" else config.max_new_tokens
+    return {**identity,
+            "data": {"path": test.path, "sha256": file_sha256(test.path), "task": test.task, "format": test.kind,
+                     "n_items": len(test.items)},
+            "method": method, "multi_threshold": config.multi_threshold if method == "likelihood" else None,
+            "answer_field": config.answer_field, "mc_output": config.mc_output if test.task == "mc" else None,
+            "postprocess": list(config.postprocess) if test.task == "qa" else [],
+            "prompt": config.prompt.to_dict(),
+            "decoding": None if method == "likelihood" else GenerationSettings(max_new_tokens=max_new,
+                                                                               seed=config.seed).to_dict(),
+            "seed": config.seed}
+
+
+def answer_batch(registry, adapter, items: list, prompts: list[str], settings: dict) -> list[dict]:
+    """One batch answered: {"line", "answer", "raw"} each (raw: what the model said, before reading/cleaning)."""
+    import torch
+
+    from chat.settings import GenerationSettings
+
+    if settings["method"] == "likelihood":
+        logits = registry.next_token_logits(prompts, adapter)
+        rows = []
+        for item, row_logits in zip(items, logits):
+            letters = list(item.options)
+            probs = torch.softmax(row_logits[letter_token_ids(registry.tokenizer, letters)], dim=-1).tolist()
+            top = max(range(len(letters)), key=lambda i: (probs[i], -i))  # ties: the earlier letter
+            threshold = settings["multi_threshold"]
+            chosen = {letters[top]} | ({l for l, p in zip(letters, probs) if p >= threshold} if threshold else set())
+            rows.append({"line": item.line, "letters": "".join(sorted(chosen)), "raw": None})
+        return rows
+    texts = [t.strip() for t in registry.generate(prompts, adapter=adapter,
+                                                 settings=GenerationSettings(**settings["decoding"]),
+                                                 batch_size=len(prompts))]
+    if settings["data"]["task"] == "mc":
+        return [{"line": item.line, "letters": extract_answer(text, item.options) or "", "raw": text}
+                for item, text in zip(items, texts)]
+    return [{"line": item.line, "answer": apply_postprocess(text, settings["postprocess"], item.input), "raw": text}
+            for item, text in zip(items, texts)]
+
+
+def read_progress(path: Path, key: str) -> dict[int, dict]:
+    """Answers already written under this key, by line; a log under another key (other settings) is not used.
+    A half-written last line (a killed run) is dropped: that batch is answered again."""
+    if not path.exists():
+        return {}
+    lines = path.read_text(encoding="utf-8").split("\n")
+    try:
+        header = json.loads(lines[0])
+    except json.JSONDecodeError:
+        return {}
+    if header.get("key") != key:
+        return {}
+    done, good = {}, [lines[0]]
+    for line in lines[1:]:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        done[entry["line"]] = entry
+        good.append(line)
+    if len(good) < len([ln for ln in lines if ln]):  # else the next batch would be appended to the broken line
+        path.write_text("".join(g + "\n" for g in good), encoding="utf-8")
+    return done
+
+
+def append_progress(path: Path, key: str, entries: list[dict], fresh: bool) -> None:
+    with open(path, "w" if fresh else "a", encoding="utf-8") as handle:
+        if fresh:
+            handle.write(json.dumps({"key": key}) + "\n")
+        handle.write("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def predict(registry, config: PredictConfig, progress: Callable[[Progress], None] | None = None,
+            stop: threading.Event | None = None) -> list[PredictResult]:
+    """Answer the test set with each model in turn and write one submission per model."""
+    test = load_test_set(config.data, config.task)
+    if not test.items:
+        raise EvalError(f"{config.data}: no items to answer")
+    identities = [model_identity(registry, m) for m in config.models]  # fail before any work on an unknown name
+    outs = output_paths(config.out, [i["model"] for i in identities])
+    for out in outs:
+        if Path(out).resolve() == Path(config.data).resolve():
+            raise EvalError(f"--out {out} is the test file itself; give another name")
+    return [predict_one(registry, config, identity, test, out, progress, stop)
+            for identity, out in zip(identities, outs)]
+
+
+def predict_one(registry, config: PredictConfig, identity: dict, test: TestSet, out: Path,
+                progress=None, stop=None) -> PredictResult:
+    import torch
+
+    settings = predict_settings(config, identity, test)
+    key = hashlib.sha256(json.dumps({k: v for k, v in settings.items() if k != "data"} | {
+        "data": {k: v for k, v in settings["data"].items() if k != "path"}}, sort_keys=True).encode()).hexdigest()[:16]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log_path = sidecar(out, "progress.jsonl")
+    done = read_progress(log_path, key)
+    fresh = not done
+    pending = [item for item in test.items if item.line not in done]
+    prompts = {i.line: registry.render(build_messages(i, config.prompt)) for i in pending}
+    lengths = {line: len(ids) for line, ids in zip(prompts, registry.tokenizer(
+        list(prompts.values()), add_special_tokens=False)["input_ids"])} if pending else {}
+    # Longest first: rows of one batch pad little, and the memory peak comes in the first batch.
+    pending.sort(key=lambda i: (-lengths[i.line], i.line))
+    torch.manual_seed(config.seed)
+    started, answered, total = time.perf_counter(), 0, len(test.items)
+    _progress(progress, identity["model"], test, total - len(pending), 0, started)
+    for start in range(0, len(pending), config.batch_size):
+        if stop is not None and stop.is_set():
+            raise EvalCancelled(f"stopped: {total - len(pending) + answered} of {total} answered for "
+                                f"{identity['model']}; run again with the same settings to resume")
+        batch = pending[start:start + config.batch_size]
+        entries = answer_batch(registry, identity["adapter"], batch, [prompts[i.line] for i in batch], settings)
+        append_progress(log_path, key, entries, fresh)
+        fresh = False
+        done.update((e["line"], e) for e in entries)
+        answered += len(batch)
+        _progress(progress, identity["model"], test, total - len(pending) + answered, answered, started)
+    answers, unparsed = [], 0
+    for item in test.items:
+        entry = done[item.line]
+        if test.task == "mc":
+            unparsed += not entry["letters"]
+            answers.append(mc_answer_text(entry["letters"], item.options, config.mc_output))
+        else:
+            answers.append(entry["answer"])
+    write_text(out, render_submission(test, answers, config.answer_field))
+    elapsed = time.perf_counter() - started
+    meta = sidecar(out, "meta.json")
+    write_text(meta, json.dumps({**settings, "key": key, "out": str(out), "unparsed": unparsed,
+                                 "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": answered,
+                                            "batch_size": config.batch_size},
+                                 "progress_log": log_path.name}, ensure_ascii=False, indent=2))
+    return PredictResult(identity["model"], str(out), str(meta), total, answered, unparsed, elapsed)
+
+
+def _progress(progress, model: str, test: TestSet, done: int, done_now: int, started: float) -> None:
+    if progress is None:
+        return
+    elapsed = time.perf_counter() - started
+    rate = done_now / elapsed if done_now and elapsed > 0 else 0.0
+    total = len(test.items)
+    progress(Progress(model, Path(test.path).stem, done, total, rate, (total - done) / rate if rate else None))
