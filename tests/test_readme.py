@@ -74,6 +74,24 @@ COMMANDS: dict[str, object] = {
             "--pred data/qa_sample_predictions.jsonl --json report.json --per-item items.jsonl "
             "&& test -s report.json && test -s items.jsonl",
             rc=4, expect=r"rouge-l\s+36\.61"),  # the sample predictions hold deliberate mistakes: exit 4
+    # --- The whole competition loop: train.jsonl, val_*.jsonl and test.jsonl are the project's samples here
+    "python -m finetune train --data train.jsonl --output runs/adapters/my-lora":
+        Run("{python} -m finetune train --data data/train_sample.jsonl --output runs/adapters/my-lora --max-steps 2",
+            expect=r"^completed: .*runs/adapters/my-lora"),
+    "python -m evaluation run --adapter runs/adapters/my-lora --data val_mc.jsonl --data val_qa.jsonl --out results/":
+        Run("{python} -m evaluation run --adapter runs/adapters/my-lora --data data/mc_sample.jsonl "
+            "--data data/qa_sample.jsonl --out results/ --limit 4 --max-new-tokens 8", expect=r"^\s*my-lora\s+\d"),
+    "python -m evaluation score --ref val_qa.jsonl --pred results/<model>/<set>-<key>/predictions.jsonl --what-if":
+        Run("{python} -m evaluation score --ref data/qa_sample.jsonl "
+            "--pred results/my-lora/qa_sample-*/predictions.jsonl --what-if", expect=r"^\s*strip_markdown\s+\d"),
+    "python -m evaluation predict --adapter runs/adapters/my-lora --no-base --data test.jsonl --out submission.jsonl "
+    "[--postprocess strip_markdown --postprocess fit=150]":
+        Run("{python} -m evaluation predict --adapter runs/adapters/my-lora --no-base "
+            "--data data/mc_sample_competition.jsonl --out submission.jsonl --postprocess strip_markdown "
+            "--postprocess fit=150 --max-new-tokens 8", expect=r"^my-lora: 32 answers in submission\.jsonl"),
+    "python -m evaluation check --test test.jsonl --pred submission.jsonl":
+        Run("{python} -m evaluation check --test data/mc_sample_competition.jsonl --pred submission.jsonl",
+            expect=r"^Exit status 0"),
     # --- Fine-tune
     "python -m finetune preview --data data/train_sample.jsonl --model demo":
         Run("{python} -m finetune preview --data data/train_sample.jsonl --model demo",
