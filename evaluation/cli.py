@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(commands)
     add_predict_parser(commands)
     add_check_parser(commands)
+    for sub in commands.choices.values():  # every subcommand's --help shows each flag's default
+        sub.formatter_class = safeio.HelpFormatter
     return parser
 
 
