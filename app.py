@@ -16,6 +16,8 @@ import safeio
 from hosting.model_refs import parse_model_roots
 from hosting.roles import Policy
 from hosting.users import USERS_FILE_ENV, UsersError, UserStore
+from models.refs import current_hub
+from models.remote.endpoints import parse_endpoint_flags
 from ui.context import AppContext, with_services
 
 _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
@@ -118,8 +120,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "MEDTUNE_MODEL_ROOTS; default with logins: the data dir, the medtune cache and the "
                              "Hugging Face cache; without logins and without this flag: any). Hub ids (owner/name) "
                              "are always allowed")
+    parser.add_argument("--endpoint", action="append", default=env_list("MEDTUNE_ENDPOINTS"), metavar="NAME=URL",
+                        help="an OpenAI-compatible server whose models users may pick (vLLM, SGLang, LMDeploy, "
+                             "transformers serve, a hosted API), e.g. gpu=http://gpu-box:8000/v1 (repeatable; env "
+                             "MEDTUNE_ENDPOINTS, space-separated). More in <data dir>/endpoints.yaml")
+    parser.add_argument("--endpoint-key", action="append", default=env_list("MEDTUNE_ENDPOINT_KEYS"),
+                        metavar="NAME=ENV_VAR", help="the environment variable holding an endpoint's API key "
+                                                     "(never the key itself; env MEDTUNE_ENDPOINT_KEYS)")
+    parser.add_argument("--hub", default=env("MEDTUNE_HUB"),
+                        help="where hub ids download from: huggingface (default; HF_ENDPOINT names a mirror) or "
+                             "modelscope (pip install -e '.[modelscope]') (env MEDTUNE_HUB)")
     safeio.add_arguments(parser)  # --max-rows, --max-field-length, ...: bounds on every data file read
     return parser.parse_args(argv)
+
+
+def env_list(name: str) -> list[str]:
+    return os.environ.get(name, "").split()
 
 
 def is_loopback(host: str) -> bool:
@@ -194,7 +210,14 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.update(safeio.limits.to_env(limits))  # training and evaluation job processes read within them too
     data_dir = Path(args.data_dir) if args.data_dir else AppContext().data_dir  # else the default (env or ./runs)
     users = load_users(args, data_dir)
-    ctx = AppContext(model=args.model, lang=args.lang, data_dir=data_dir, users=users,
+    if args.hub:  # the registry, fine-tune jobs and merges resolve hub ids through models/refs.py, which reads this
+        os.environ["MEDTUNE_HUB"] = args.hub
+    try:
+        endpoints = tuple(parse_endpoint_flags(args.endpoint, args.endpoint_key))
+        current_hub(args.hub)
+    except ValueError as exc:  # EndpointError, HubError: the message names the flag
+        sys.exit(f"medtune: {exc}")
+    ctx = AppContext(model=args.model, lang=args.lang, data_dir=data_dir, users=users, endpoints=endpoints,
                      policy=Policy(members_can_train=args.members_can_train),
                      max_running_jobs=args.max_running_jobs, memory_budget_gb=args.memory_budget_gb,
                      model_roots=parse_model_roots(args.model_roots, data_dir) if args.model_roots else None,

@@ -4,8 +4,8 @@ Compared in one run, on the same prompt, every answer forced to the same length 
   plain        transformers `generate` on the bare base model, batch 1: the baseline
   peft-seq     through peft with the adapters attached, one pane after another (what a naive UI does)
   peft-mixed   one batch, peft's `generate(..., adapter_names=[...])`
-  ours         the registry's path: one batch, chat/batched_lora.py, chat/decode.py's greedy loop with
-               chat/fast_step.py's decoding step, streamed
+  ours         the registry's path: one batch, models/local/batched_lora.py, models/local/decode.py's greedy loop with
+               models/local/fast_step.py's decoding step, streamed
   (and the same with `generate` instead of that loop, and with the model's full forward instead of the fast step,
    to show what each brings)
 

@@ -69,20 +69,21 @@ def timed(fn) -> float:
 
 
 def bench_mc(registry, args) -> list[dict]:
+    model = registry.model_for(None)
     items = repeat(load_dataset(DATA / "mc_sample.jsonl").items, args.mc_questions)
     config = PromptConfig()
 
     def likelihood():  # tokenisation and prompt rendering included, as in a real run
         for s in range(0, len(items), args.batch_size):
             batch = items[s:s + args.batch_size]
-            mc_likelihood_rows(registry, None, batch, [registry.render(build_messages(i, config)) for i in batch], None)
+            mc_likelihood_rows(model, batch, [build_messages(i, config) for i in batch], None)
 
     naive_items = items[:args.mc_naive_questions]
     settings = GenerationSettings(max_new_tokens=args.mc_new_tokens)
 
     def naive():
         for item in naive_items:
-            mc_generate_rows(registry, None, [item], [registry.render(build_messages(item, config))], settings)
+            mc_generate_rows(model, [item], [build_messages(item, config)], settings)
 
     likelihood_s, naive_s = timed(likelihood), timed(naive)
     fast, slow = len(items) / likelihood_s, len(naive_items) / naive_s
@@ -93,20 +94,21 @@ def bench_mc(registry, args) -> list[dict]:
 
 
 def bench_qa(registry, args) -> list[dict]:
+    model = registry.model_for(None)
     items = repeat(load_dataset(DATA / "qa_sample.jsonl").items, args.qa_items)
     config = PromptConfig()
     settings = GenerationSettings(max_new_tokens=args.qa_new_tokens, min_new_tokens=args.qa_new_tokens)
-    prompts = [registry.render(build_messages(i, config)) for i in items]
-    order = sorted(range(len(items)), key=lambda i: -len(registry.tokenizer(prompts[i])["input_ids"]))
+    prompts = [build_messages(i, config) for i in items]
+    order = sorted(range(len(items)), key=lambda i: -len(registry.tokenizer(registry.render(prompts[i]))["input_ids"]))
 
     def batched():
         for s in range(0, len(order), args.batch_size):
             chunk = order[s:s + args.batch_size]
-            qa_rows(registry, None, [items[i] for i in chunk], [prompts[i] for i in chunk], settings)
+            qa_rows(model, [items[i] for i in chunk], [prompts[i] for i in chunk], settings)
 
     def one_by_one():
         for i in range(len(items)):
-            qa_rows(registry, None, [items[i]], [prompts[i]], settings)
+            qa_rows(model, [items[i]], [prompts[i]], settings)
 
     batched_s, single_s = timed(batched), timed(one_by_one)
     fast, slow = len(items) / batched_s, len(items) / single_s

@@ -113,7 +113,7 @@ def score_command(args: argparse.Namespace) -> int:
 
 def _judge(report, model: str) -> int | None:
     """The unparsed answers decided by the judge model; the count, or None (after a message) when it cannot load."""
-    from chat.registry import ModelRegistry, RegistryError
+    from models.local.registry import ModelRegistry, RegistryError
     from evaluation.judge import judge_unparsed
 
     try:

@@ -23,7 +23,7 @@ def judge_reply_letters(reply: str, options) -> str | None:
 def judge_unparsed(report, registry, batch_size: int = 8) -> int:
     """Multiple-choice rows of a ScoreReport left unparsed, decided by the judge model in `registry` (greedy,
     a few tokens); the report's metrics, breakdown and score are recomputed. Returns how many were decided."""
-    from chat.settings import GenerationSettings
+    from models.settings import GenerationSettings
     from evaluation.tasks import get_task
 
     rows = [r for r in report.items if r.get("status") == "unparsed" and r["prediction"].strip()]

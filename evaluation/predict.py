@@ -210,7 +210,7 @@ class PredictResult:
 
 def predict_settings(config: PredictConfig, identity: dict, test: TestSet) -> dict:
     """Everything that decides the written answers (not the batch size); its hash keys the progress log."""
-    from chat.settings import GenerationSettings
+    from models.settings import GenerationSettings
 
     method = config.method if test.task == "mc" else "generate"
     max_new = config.mc_max_new_tokens if test.task == "mc" else config.max_new_tokens
@@ -230,7 +230,7 @@ def answer_batch(registry, adapter, items: list, prompts: list[str], settings: d
     """One batch answered: {"line", "answer", "raw"} each (raw: what the model said, before reading/cleaning)."""
     import torch
 
-    from chat.settings import GenerationSettings
+    from models.settings import GenerationSettings
 
     if settings["method"] == "likelihood":
         logits = registry.next_token_logits(prompts, adapter)

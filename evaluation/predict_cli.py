@@ -61,7 +61,7 @@ def add_predict_parser(commands) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from chat.registry import ModelRegistry, RegistryError
+    from models.local.registry import ModelRegistry, RegistryError
 
     try:
         registry = ModelRegistry(args.model, args.data_dir, trust_remote_code=args.trust_remote_code)

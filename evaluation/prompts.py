@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from evaluation.data import MCItem, QAItem
-from finetune.demo_model import DEFAULT_SYSTEM  # one default system prompt for training, chat and evaluation
+from models.templates import DEFAULT_SYSTEM  # one default system prompt for training, chat and evaluation
 
 # {kind} says single or multiple answer, as real exam papers do; {options} is one "A. text" line per option.
 DEFAULT_MC_TEMPLATE = "以下是一道医学{kind}，请选出正确答案。\n\n{question}\n{options}\n\n请直接回答正确选项的字母。"

@@ -9,6 +9,12 @@ Multiple choice, two methods:
   wrong, and stays in the denominator. Multi-answer items are right when the extracted letter set equals the key.
 Free-form: batched greedy generation (left padding, batches of similar length), scored with `qa_item_scores`.
 
+Every model answers through models/interface.py's `ChatModel`, wherever it runs: in process (batches of
+`batch_size` rows) or behind an OpenAI-compatible endpoint (`concurrency` requests in flight). A model that cannot
+give log-probabilities (`scoring().way` None) takes the "generate" method for multiple choice, and the report says
+so and why (`scored_by`). `models` is what names models: anything with `model_for(name)` (the in-process
+`ModelRegistry`, or a `models.directory.ModelDirectory` that adds endpoints' models).
+
 Each (model, set) cell writes into `<out>/<model>/<set>-<key>/`, where key hashes everything that decides the
 answers (model and adapter weights, data file, task, method, prompt, shots, decoding, seed): `items.jsonl` grows
 batch by batch, so an interrupted run loses at most one batch, and the same command again skips what is done.
@@ -30,6 +36,8 @@ from typing import Callable, Sequence
 from evaluation.data import DataFileError, MCItem, QAItem, load_dataset
 from evaluation.prompts import PromptConfig, build_messages
 from evaluation.tasks import MULTIPLE_CHOICE, TASKS, Task, get_task, score_mc_letters
+from models.interface import IN_PROCESS, ModelError
+from models.settings import GenerationSettings
 from safeio.atomic import write_text
 
 METHODS = ("likelihood", "generate")
@@ -49,7 +57,7 @@ class EvalCancelled(Exception):
 class EvalConfig:
     data: tuple[str, ...]
     out_dir: str
-    models: tuple[str | None, ...] = (None,)  # None: the base model; else adapter names known to the registry
+    models: tuple[str | None, ...] = (None,)  # None: the base model; else names known to the model directory
     method: str = "likelihood"
     batch_size: int = 8
     limit: int | None = None  # the first N items of each set
@@ -61,10 +69,12 @@ class EvalConfig:
     circular: bool = False  # likelihood only: also ask each item with its options rotated (evaluation/circular.py)
     prompt: PromptConfig = field(default_factory=PromptConfig)
     seed: int = 0
+    concurrency: int = 8  # requests in flight to a remote model (in-process models batch `batch_size` rows instead)
 
     def __post_init__(self) -> None:
         checks = [("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
                   ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("concurrency", 1 <= self.concurrency <= 256, "between 1 and 256"),
                   ("limit", self.limit is None or self.limit >= 1, "at least 1 (or unset)"),
                   ("shots", 0 <= self.shots <= 20, "between 0 and 20"),
                   ("multi_threshold", self.multi_threshold is None or 0 < self.multi_threshold < 1, "in (0, 1)"),
@@ -197,34 +207,32 @@ class ItemLog:
 
 
 def letter_token_ids(tokenizer, letters: Sequence[str]) -> list[int]:
-    """The token each option letter starts with when the model writes it as its answer."""
-    ids = [tokenizer.encode(letter, add_special_tokens=False)[0] for letter in letters]
-    if len(set(ids)) != len(ids):
-        raise EvalError(f"the tokenizer gives option letters {', '.join(letters)} the same first token; "
-                        "use --method generate with this model")
-    return ids
+    """The token each option letter starts with (models/local/model.py's), refused as an EvalError: evaluation/
+    predict.py's in-process path uses it."""
+    from models.local.model import letter_token_ids as token_ids
+
+    try:
+        return token_ids(tokenizer, letters)
+    except ModelError as exc:
+        raise EvalError(str(exc)) from None
 
 
-def mc_likelihood_rows(registry, adapter, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
-    import torch
-
-    logits = registry.next_token_logits(prompts, adapter)
+def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
+    """Each item's option letters scored by the model (`ChatModel.score_options`: softmax over the item's letters)."""
     rows = []
-    for item, row_logits in zip(items, logits):
+    for item, probs in zip(items, model.score_options(prompts, [list(item.options) for item in items])):
         letters = list(item.options)
-        probs = torch.softmax(row_logits[letter_token_ids(registry.tokenizer, letters)], dim=-1).tolist()
-        top = max(range(len(letters)), key=lambda i: (probs[i], -i))  # ties: the earlier letter
-        chosen = {letters[top]} | ({l for l, p in zip(letters, probs) if p >= threshold} if threshold else set())
+        top = max(range(len(letters)), key=lambda i: (probs[letters[i]], -i))  # ties: the earlier letter
+        chosen = {letters[top]} | ({l for l in letters if probs[l] >= threshold} if threshold else set())
         prediction = "".join(sorted(chosen))
         row = run_row(MULTIPLE_CHOICE, item, prediction, score_mc_letters(item, prediction))
-        rows.append(row | {"letter_probs": dict(zip(letters, probs))})
+        rows.append(row | {"letter_probs": {l: probs[l] for l in letters}})
     return rows
 
 
-def generate_rows(task: Task, registry, adapter, items: list, prompts, settings) -> list[dict]:
+def generate_rows(task: Task, model, items: list, prompts, settings, concurrency: int = 8) -> list[dict]:
     """Greedy answers, scored by the task's own scoring: the same code the scorer runs on a predictions file."""
-    texts = [t.strip() for t in registry.generate(prompts, adapter=adapter, settings=settings,
-                                                 batch_size=len(prompts))]
+    texts = [t.strip() for t in model.generate(prompts, settings, concurrency)]
     scores = task.score_answers(items, texts, [True] * len(texts))
     return [run_row(task, item, text, score) for item, text, score in zip(items, texts, scores)]
 
@@ -237,39 +245,37 @@ def run_row(task: Task, item, text: str, score: dict) -> dict:
     return row
 
 
-def mc_generate_rows(registry, adapter, items: list[MCItem], prompts, settings) -> list[dict]:
-    return generate_rows(MULTIPLE_CHOICE, registry, adapter, items, prompts, settings)
+def mc_generate_rows(model, items: list[MCItem], prompts, settings, concurrency: int = 8) -> list[dict]:
+    return generate_rows(MULTIPLE_CHOICE, model, items, prompts, settings, concurrency)
 
 
-def qa_rows(registry, adapter, items: list[QAItem], prompts, settings) -> list[dict]:
-    return generate_rows(TASKS["qa"], registry, adapter, items, prompts, settings)
+def qa_rows(model, items: list[QAItem], prompts, settings, concurrency: int = 8) -> list[dict]:
+    return generate_rows(TASKS["qa"], model, items, prompts, settings, concurrency)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # A run
 
 
-def model_identity(registry, model: str | None) -> dict:
-    """What the answers depend on: the base reference, and the adapter's source and weights hash."""
-    name = model or registry.base_name
-    if name == registry.base_name:
-        return {"model": name, "base": registry.base_name, "adapter": None}
-    info = {m.name: m for m in registry.models()}.get(name)
-    if info is None:
-        raise EvalError(f"unknown model {name!r}; known: {', '.join(m.name for m in registry.models())}")
-    weights = sorted(Path(info.source).glob("adapter_model.*")) if Path(info.source).is_dir() else []
-    return {"model": name, "base": registry.base_name, "adapter": name, "adapter_source": info.source,
-            "adapter_sha256": file_sha256(weights[0]) if weights else None}
+def model_identity(models, name: str | None) -> dict:
+    """What the answers depend on: for an in-process model the base reference and the adapter's source and weights
+    hash; for a remote one the endpoint's URL (never its key) and the served model's name."""
+    try:
+        return models.model_for(name).identity()
+    except ModelError as exc:
+        raise EvalError(str(exc)) from exc
 
 
-def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict) -> dict:
-    """Everything that decides a cell's answers (not batch size, not limit); its hash names the cell's folder."""
-    from chat.settings import GenerationSettings
-
+def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
+                  can_score: bool = True) -> dict:
+    """Everything that decides a cell's answers (not batch size, not limit); its hash names the cell's folder.
+    `can_score`: the model gives log-probabilities (else multiple choice is answered by generation)."""
     task = get_task(eset.task)
     max_new = getattr(config, task.max_new_tokens_setting)
     # A method the task does not have (likelihood for free-form answers) falls back to the task's first one.
     method = config.method if config.method in task.methods else task.methods[0]
+    if method == "likelihood" and not can_score:
+        method = "generate"
     shot_items, shot_path = shots.get(eset.task, ([], None))
     return {
         **identity,
@@ -285,7 +291,7 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
     }
 
 
-def evaluate(registry, config: EvalConfig, progress: Callable[[Progress], None] | None = None,
+def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | None = None,
              stop: threading.Event | None = None) -> list[CellResult]:
     """Every (model, set) cell, model by model; cells already complete on disk are read back, not recomputed."""
     sets = load_sets(config.data)
@@ -294,9 +300,12 @@ def evaluate(registry, config: EvalConfig, progress: Callable[[Progress], None] 
     if missing:
         raise EvalError(f"--shots {config.shots}: no shots file for task {', '.join(missing)} "
                         "(give one --shots-data file per task: mc and/or qa)")
-    identities = [model_identity(registry, m) for m in config.models]  # fail before any work on an unknown name
-    results = [evaluate_cell(registry, config, identity, eset, shots, progress, stop)
-               for identity in identities for eset in sets]
+    try:  # fail before any work on an unknown name
+        chosen = [models.model_for(m) for m in config.models]
+    except ModelError as exc:
+        raise EvalError(str(exc)) from exc
+    results = [evaluate_cell(model, config, model_identity(models, name), eset, shots, progress, stop)
+               for name, model in zip(config.models, chosen) for eset in sets]
     # Several users' runs share out_dir: written atomically, so no reader sees half a summary.
     write_text(Path(config.out_dir, "summary.json"), json.dumps(
         [{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics, "dir": r.dir}
@@ -304,11 +313,14 @@ def evaluate(registry, config: EvalConfig, progress: Callable[[Progress], None] 
     return results
 
 
-def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
+def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
                   progress=None, stop=None) -> CellResult:
+    """One (model, set) cell: what is not in items.jsonl yet, batch by batch, then the report."""
     import torch
 
-    settings = cell_settings(config, identity, eset, shots)
+    scoring = model.scoring() if config.method == "likelihood" and "likelihood" in get_task(eset.task).methods \
+        else None  # probed only where it matters (a remote model answers with a request)
+    settings = cell_settings(config, identity, eset, shots, can_score=scoring is None or scoring.way is not None)
     # The file's hash, not its path, identifies the data: the same file from another folder or upload resumes.
     keyed = settings | {"data": {k: v for k, v in settings["data"].items() if k != "path"}}
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:12]
@@ -319,68 +331,47 @@ def evaluate_cell(registry, config: EvalConfig, identity: dict, eset: EvalSet, s
     items = eset.items[:config.limit] if config.limit else eset.items
     pending = [item for item in items if item_key(item) not in log.rows]
     shot_items = shots.get(eset.task, ([], None))[0]
-    prompts = {item_key(i): registry.render(build_messages(i, config.prompt, shot_items)) for i in pending}
-    lengths = registry.tokenizer([prompts[item_key(i)] for i in pending], add_special_tokens=False)["input_ids"] \
-        if pending else []
-    cut = fit_to_context(registry, settings, pending, lengths, prompts)
-    # Longest first, so that rows of one batch pad little and the memory peak comes in the first batch.
-    order = [i for _, i in sorted(zip((-len(ids) for ids in lengths), range(len(pending))))]
-    batches = [[pending[i] for i in order[s:s + config.batch_size]] for s in range(0, len(order), config.batch_size)]
+    prompts = {item_key(i): build_messages(i, config.prompt, shot_items) for i in pending}
+    lengths = model.prompt_lengths([prompts[item_key(i)] for i in pending]) if pending else []
+    # Longest first, so that rows of one batch pad little and the memory peak comes in the first batch. A remote
+    # model gets batches of several times `concurrency` rows, so that N requests stay in flight most of the time.
+    size = config.batch_size if model.where == IN_PROCESS else max(config.batch_size, 4 * config.concurrency)
+    order = [i for _, i in sorted(zip((-n for n in lengths), range(len(pending))))]
+    batches = [[pending[i] for i in order[s:s + size]] for s in range(0, len(order), size)]
     torch.manual_seed(config.seed)
-    started, done_now, adapter = time.perf_counter(), 0, identity["adapter"]
+    started, done_now = time.perf_counter(), 0
     _report_progress(progress, identity, eset, len(items) - len(pending), len(items), 0, started)
     for batch in batches:
         if stop is not None and stop.is_set():
             raise EvalCancelled(f"stopped: {identity['model']} on {eset.name} has {len(items) - len(pending) + done_now}"
                                 f" of {len(items)} items done; run again with the same settings to resume")
-        rows = _batch_rows(registry, adapter, batch, [prompts[item_key(i)] for i in batch], settings, config)
-        if settings.get("circular"):
-            from evaluation.circular import circular_rows
+        try:
+            rows = _batch_rows(model, batch, [prompts[item_key(i)] for i in batch], settings, config)
+            if settings.get("circular"):
+                from evaluation.circular import circular_rows
 
-            rows = circular_rows(registry, adapter, batch, rows,
-                                 lambda i: registry.render(build_messages(i, config.prompt, shot_items)),
-                                 lambda its, ps: mc_likelihood_rows(registry, adapter, its, ps, config.multi_threshold))
-        log.append([row | ({"truncated_tokens": cut[row["key"]]} if row["key"] in cut else {}) for row in rows])
+                rows = circular_rows(model, None, batch, rows,
+                                     lambda i: build_messages(i, config.prompt, shot_items),
+                                     lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold))
+        except ModelError as exc:  # a remote model that failed (after retries): what is done stays on disk
+            raise ModelError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
+                             "to resume") from exc
+        log.append(rows)
         done_now += len(batch)
         _report_progress(progress, identity, eset, len(items) - len(pending) + done_now, len(items), done_now,
                          started)
     rows = [log.rows[item_key(item)] for item in items]
     elapsed = time.perf_counter() - started
-    return finish_cell(cell_dir, settings, eset, rows, items, elapsed, done_now, config)
+    scored_by = {"way": scoring.way if settings["method"] == "likelihood" else "generation",
+                 "fallback_reason": scoring.reason if scoring is not None and scoring.way is None else None}
+    return finish_cell(cell_dir, settings, eset, rows, items, elapsed, done_now, config, scored_by)
 
 
-CUT_MARGIN = 4  # tokens: decoding the kept ids and encoding them again may merge a token or two differently
-
-
-def fit_to_context(registry, settings: dict, pending: list, lengths: list, prompts: dict) -> dict:
-    """Cut prompts that leave no room for the answer in the model's context from the left (their start: the system
-    prompt and the question's beginning go first, the options and the answer cue stay), so that one long item does not
-    end the whole run. Returns {item key: tokens cut}; each such row records it and the report lists them."""
-    # A model without a known context (a remote engine, a scripted test double) is sent the prompts whole.
-    limit = getattr(getattr(getattr(registry, "model", None), "config", None), "max_position_embeddings", None)
-    if not limit:
-        return {}
-    answer = 1 if settings["method"] == "likelihood" else settings["decoding"]["max_new_tokens"]
-    budget = limit - answer - CUT_MARGIN
-    if budget < 16:
-        raise EvalError(f"max_new_tokens={answer} leaves no room for a prompt in the model's context of {limit} "
-                        "tokens; lower --max-new-tokens")
-    cut = {}
-    for item, ids in zip(pending, lengths):
-        if len(ids) > budget:
-            key = item_key(item)
-            prompts[key] = registry.tokenizer.decode(ids[len(ids) - budget:])
-            cut[key] = len(ids) - budget
-    return cut
-
-
-def _batch_rows(registry, adapter, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
-    from chat.settings import GenerationSettings
-
+def _batch_rows(model, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
     if settings["method"] == "likelihood":
-        return mc_likelihood_rows(registry, adapter, batch, prompts, config.multi_threshold)
-    return generate_rows(get_task(settings["data"]["task"]), registry, adapter, batch, prompts,
-                         GenerationSettings(**settings["decoding"]))
+        return mc_likelihood_rows(model, batch, prompts, config.multi_threshold)
+    return generate_rows(get_task(settings["data"]["task"]), model, batch, prompts,
+                         GenerationSettings(**settings["decoding"]), config.concurrency)
 
 
 def _report_progress(progress, identity, eset, done, total, done_now, started) -> None:
@@ -402,7 +393,7 @@ def summarise(task: str, rows: list[dict]) -> tuple[dict[str, float], dict]:
 
 
 def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict], items, elapsed: float,
-                done_now: int, config: EvalConfig) -> CellResult:
+                done_now: int, config: EvalConfig, scored_by: dict | None = None) -> CellResult:
     import peft
     import torch
     import transformers
@@ -423,24 +414,16 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
         **settings, "n": len(rows), "limit": config.limit, "metrics": metrics, "breakdown": breakdown,
         "conventions": task.metric_conventions,
         "method_note": task.method_notes[settings["method"]],
-        "truncated": truncated_note(rows),
+        "scored_by": scored_by,
         **({"circular": circular_summary(rows)} if settings.get("circular") else {}),
         "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
                    "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,
-                   "batch_size": config.batch_size},
+                   "batch_size": config.batch_size, "concurrency": config.concurrency},
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "files": {"predictions": "predictions.jsonl", "items": "items.jsonl", "settings": "settings.json"},
     }
     write_text(cell_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
     return CellResult(settings["model"], eset.name, eset.task, metrics, report, str(cell_dir), rows)
-
-
-def truncated_note(rows: list[dict]) -> dict:
-    cut = [row for row in rows if row.get("truncated_tokens")]
-    return {"items": len(cut), "which": [{"line": r["line"], "id": r["id"], "tokens_cut": r["truncated_tokens"]}
-                                          for r in cut],
-            "note": "a prompt longer than the model's context (less the answer's room) is cut from its start, and "
-                    "the item is scored as usual"}
 
 
 MAIN_METRIC = {name: task.main_metric for name, task in TASKS.items()}

@@ -29,8 +29,15 @@ exit status: 0 done; 2 wrong usage; 3 a data file is malformed (nothing run); 6 
 def add_run_parser(commands) -> None:
     run = commands.add_parser("run", help="evaluate a base model and adapters on validation sets", epilog=RUN_EPILOG,
                               formatter_class=safeio.HelpFormatter)
-    run.add_argument("--model", default=os.environ.get("MEDTUNE_MODEL", "demo"),
-                     help="base model: hub id, local directory or 'demo' (default; env MEDTUNE_MODEL)")
+    run.add_argument("--model", action="append", default=[],
+                     help="base model: hub id, local directory or 'demo' (default; env MEDTUNE_MODEL); with "
+                          "--endpoint: a served model's name (repeatable; default: every model it lists)")
+    run.add_argument("--hub", default=None, help="huggingface (default) or modelscope (env MEDTUNE_HUB)")
+    run.add_argument("--endpoint", action="append", default=[], metavar="[NAME=]URL",
+                     help="evaluate the models of this OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)")
+    run.add_argument("--endpoint-key", action="append", default=[], metavar="NAME=ENV_VAR",
+                     help="the environment variable holding an endpoint's key (never the key itself)")
+    run.add_argument("--concurrency", type=int, default=8, help="requests in flight to a remote model (default 8)")
     run.add_argument("--adapter", action="append", default=[],
                      help="LoRA adapter directory, hub id, or name under <data-dir>/adapters (repeatable)")
     run.add_argument("--no-base", action="store_true", help="evaluate only the adapters, not the base model")
@@ -38,7 +45,8 @@ def add_run_parser(commands) -> None:
                      help="validation set: multiple choice or free-form, JSONL/JSON/CSV (repeatable)")
     run.add_argument("--out", required=True, help="results folder")
     run.add_argument("--data-dir", default=str(safeio.default_data_dir()), help=safeio.DATA_DIR_HELP)
-    run.add_argument("--method", choices=METHODS, default="likelihood", help="multiple-choice method: likelihood (one forward pass) or generate (letters read from the reply)")
+    run.add_argument("--method", choices=METHODS, default="likelihood",
+                     help="multiple-choice method: likelihood (one forward pass) or generate (letters read from the reply)")
     run.add_argument("--batch-size", type=int, default=8, help="items per forward pass")
     run.add_argument("--limit", type=int, help="evaluate the first N items of each set")
     run.add_argument("--shots", type=int, default=0, help="k-shot examples taken from --shots-data")
@@ -75,20 +83,41 @@ def _progress_printer():
     return show
 
 
+def _models(args: argparse.Namespace):
+    """(the model directory, the names to evaluate): in-process base and adapters, or an endpoint's models."""
+    from models.directory import ModelDirectory
+    from models.local.registry import ModelRegistry
+    from models.remote.endpoints import parse_endpoint_flags
+    from models.remote.model import remote_name
+
+    if not args.endpoint:
+        if len(args.model) > 1:
+            raise EvalError("--model names the one base model; add adapters with --adapter (repeatable)")
+        base = args.model[0] if args.model else os.environ.get("MEDTUNE_MODEL", "demo")
+        registry = ModelRegistry(base, args.data_dir, trust_remote_code=args.trust_remote_code, hub=args.hub)
+        adapters = [registry.add_adapter(a) for a in args.adapter]
+        return ModelDirectory(registry), ([] if args.no_base else [None]) + adapters
+    if args.adapter:
+        raise EvalError("--adapter is for in-process adapters; name an endpoint's models with --model")
+    endpoints = parse_endpoint_flags(args.endpoint, args.endpoint_key, args.model if len(args.endpoint) == 1 else ())
+    directory = ModelDirectory(None, endpoints)
+    names = [remote_name(m["id"], e.name) for e in endpoints for m in directory.served(e)]
+    return directory, names
+
+
 def run_command(args: argparse.Namespace) -> int:
-    from chat.registry import ModelRegistry, RegistryError
+    from models.interface import ModelError
 
     try:
-        registry = ModelRegistry(args.model, args.data_dir, trust_remote_code=args.trust_remote_code)
-        adapters = [registry.add_adapter(a) for a in args.adapter]
-        models = ([] if args.no_base else [None]) + adapters
+        directory, models = _models(args)
         config = EvalConfig(data=tuple(args.data), out_dir=args.out, models=tuple(models), method=args.method,
                             batch_size=args.batch_size, limit=args.limit, shots=args.shots,
                             shots_data=tuple(args.shots_data), mc_max_new_tokens=args.mc_max_new_tokens,
                             qa_max_new_tokens=args.max_new_tokens, multi_threshold=args.multi_threshold,
                             circular=args.circular,
-                            prompt=PromptConfig(system=args.system, mc_template=args.mc_template), seed=args.seed)
-        results = evaluate(registry, config, progress=_progress_printer())
+                            prompt=PromptConfig(system=args.system, mc_template=args.mc_template), seed=args.seed,
+                            concurrency=args.concurrency)
+        results = evaluate(directory, config, progress=_progress_printer())
     except DataFileError as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED)), file=sys.stderr)
         from evaluation.check import is_unlabelled
@@ -97,7 +126,7 @@ def run_command(args: argparse.Namespace) -> int:
             print(safeio.printable(f"{err.path} has no answers (a test file): to answer it, run python -m evaluation "
                                    f"predict --data {err.path} --out submission.jsonl"), file=sys.stderr)
         return EXIT_DATA_MALFORMED
-    except RegistryError as err:
+    except ModelError as err:  # an unknown or unusable model, an endpoint that fails
         print(f"error: {err}", file=sys.stderr)
         return EXIT_MODEL_ERROR
     except (EvalError, ValueError) as err:  # settings (GenerationSettings, PromptConfig) raise ValueError
@@ -111,11 +140,6 @@ def run_command(args: argparse.Namespace) -> int:
         if r.report.get("circular"):
             c = r.report["circular"]
             print(f"circular {r.model} · {r.dataset}: {c['accuracy']:.2f} (plain {c['plain_accuracy']:.2f})")
-        cut = r.report.get("truncated", {}).get("which", [])  # long items were cut to fit, not dropped: say which
-        if cut:
-            lines = ", ".join(str(c["line"]) for c in cut[:10]) + (" ..." if len(cut) > 10 else "")
-            print(f"note: {r.model} on {r.dataset}: {safeio.plural(len(cut), 'item')} longer than the model's context "
-                  f"cut from the start (lines {lines})")
     print(f"\nresults in {args.out}")
     return 0
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from finetune.atomic import atomic_dir
 from finetune.demo_model import resolve_model
 from finetune.tokenization import ensure_chat_template
+from models.refs import adapter_hub
 
 
 class MergeError(ValueError):
@@ -39,7 +40,8 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, model: str | Non
     if out_dir.exists():
         raise MergeError(f"{out_dir}: already exists; choose a new output directory")
     model_ref = model or adapter_base_model(adapter_dir)
-    path = resolve_model(model_ref)
+    # The adapter's own base from the hub it was trained from (a --model given here follows the current setting).
+    path = resolve_model(model_ref, hub=None if model else adapter_hub(adapter_dir))
     torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)

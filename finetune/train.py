@@ -18,6 +18,7 @@ from pathlib import Path
 from finetune.atomic import atomic_dir
 from finetune.config import ConfigError, TrainConfig, resolved_precision
 from finetune.demo_model import resolve_model
+from models.refs import record_adapter_base
 from finetune.formats import DataError, load_data, split_conversations
 from finetune.tokenization import (
     ListDataset, PackedCollator, PadCollator, as_features, encode_all, ensure_chat_template, pack,
@@ -204,6 +205,7 @@ def record_base_reference(adapter_config: Path, model_ref: str) -> None:
     config = json.loads(adapter_config.read_text(encoding="utf-8"))
     config["base_model_name_or_path"] = model_ref
     adapter_config.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    record_adapter_base(adapter_config.parent, model_ref)  # and the hub it came from (models/refs.py)
 
 
 def write_adapter(model, cfg: TrainConfig, final: Path, artifacts: list[Path]) -> Path:

@@ -142,8 +142,12 @@ def run_evaluation(job: Job, control: Control, registry_for: Callable | None = N
     sets = load_sets(config.data)
     total = len(config.models) * sum(min(len(s.items), config.limit or len(s.items)) for s in sets)
     registry = registry_for(job.params["model"], Path(job.params["data_dir"]))
+    # The directory the app's tabs configured: in-process models and the admin's endpoints' models.
+    from models.directory import shared_directory
+
+    models = shared_directory(registry, None, Path(job.params["data_dir"]) / "endpoints.yaml")
     try:
-        return evaluate(registry, config, progress=EvalProgress(control, total), stop=control.stop)
+        return evaluate(models, config, progress=EvalProgress(control, total), stop=control.stop)
     except EvalCancelled as exc:
         raise JobCancelled(str(exc)) from None
 

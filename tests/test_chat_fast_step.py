@@ -9,10 +9,10 @@ import threading
 import pytest
 import torch
 
-from chat import row_matmul
-from chat.batched_lora import batched_lora
-from chat.decode import greedy_decode
-from chat.fast_step import FastStep
+from models.local import row_matmul
+from models.local.batched_lora import batched_lora
+from models.local.decode import greedy_decode
+from models.local.fast_step import FastStep
 from chat.settings import GenerationSettings
 
 STEPS = 12

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from chat.queue import GenerationQueue
+from models.local.queue import GenerationQueue
 from chat.registry import ModelRegistry, RegistryError
 from chat.settings import GenerationSettings
 from chat_fixtures import build_adapter, build_tiny_model
@@ -256,7 +256,7 @@ def test_lean_greedy_loop_gives_what_generate_gives(tiny):
     """chat/decode.py's loop against `generate` on the same panes, with the knobs it implements itself."""
     from transformers import GenerationConfig
 
-    from chat.decode import lean_decode_supported
+    from models.local.decode import lean_decode_supported
 
     root, base = tiny
     lean, plain = (ModelRegistry(str(base), root / "data", lean_decode=flag) for flag in (True, False))

@@ -11,6 +11,7 @@ from evaluate_fixtures import build_always_b_model
 from evaluation.data import DataFileError, load_dataset
 from evaluation.prompts import PromptConfig, build_messages
 from evaluation.run import EvalCancelled, EvalConfig, EvalError, evaluate, mc_likelihood_rows, side_by_side
+from models.local.model import InProcessModel
 
 ROOT = Path(__file__).resolve().parent.parent
 MC = str(ROOT / "data" / "mc_sample.jsonl")
@@ -98,6 +99,9 @@ class ScriptedRegistry:
     def models(self):
         return []
 
+    def model_for(self, name):
+        return InProcessModel(self, name)
+
 
 def test_generate_reads_letters_out_of_free_text(registry, tmp_path):
     def answer(prompt):
@@ -123,14 +127,15 @@ def test_likelihood_threshold_predicts_several_letters(registry):
 
     class Fixed:
         tokenizer = registry.tokenizer
+        base_name = "fixed"
 
         def next_token_logits(self, prompts, adapter=None):
             logits = torch.full((len(prompts), len(registry.tokenizer)), -20.0)
             logits[:, ids[0]] = logits[:, ids[1]] = logits[:, ids[2]] = 5.0
             return logits
 
-    [single] = mc_likelihood_rows(Fixed(), None, [item], ["p"], None)
-    [multi] = mc_likelihood_rows(Fixed(), None, [item], ["p"], 0.2)
+    [single] = mc_likelihood_rows(InProcessModel(Fixed()), [item], ["p"], None)
+    [multi] = mc_likelihood_rows(InProcessModel(Fixed()), [item], ["p"], 0.2)
     assert single["prediction"] == "A" and not single["correct"]  # one letter: a multi-answer item is wrong
     assert multi["prediction"] == "ABC" and multi["correct"]
 

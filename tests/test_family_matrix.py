@@ -237,7 +237,7 @@ def test_family_fast_step_refuses_what_it_does_not_reproduce():
     """Each refusal names its reason, which the model list shows; the chat test above checks the answers."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from chat.fast_step import FastStep
+    from models.local.fast_step import FastStep
 
     def reason(kind, **config):
         shape = {**SHAPE, "vocab_size": 64, "num_hidden_layers": 1}
@@ -350,7 +350,7 @@ def test_family_low_precision_lora_layer_equals_peft_bit_for_bit(ws, name, preci
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from chat.batched_lora import _lora_linears, batched_lora
+    from models.local.batched_lora import _lora_linears, batched_lora
 
     dtype = TORCH_DTYPE[precision]
     base = AutoModelForCausalLM.from_pretrained(ws.model_dir(name), dtype=dtype)

@@ -1,22 +1,27 @@
-"""DESIGN.md: imports go app.py -> ui/ -> hosting/, jobs/ -> chat/, finetune/, evaluation/; nothing under chat/,
-finetune/, evaluation/, hosting/, jobs/ or safeio/ imports gradio; chat/, finetune/ and evaluation/ never import jobs/;
-and safeio/ (the bounded readers) imports nothing of the project."""
+"""DESIGN.md: imports go app.py -> ui/ -> hosting/, jobs/ -> chat/, finetune/, evaluation/ -> models/; nothing under
+models/, chat/, finetune/, evaluation/, hosting/, jobs/ or safeio/ imports gradio; chat/, finetune/ and evaluation/
+never import jobs/; models/ imports no other package of ours (safeio/, the bounded readers, excepted: it imports
+nothing of the project); chat/ and evaluation/ do not import each other."""
 
+import ast
 import pkgutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ["evaluation", "finetune", "chat", "hosting", "safeio", "jobs"]
-LOWER = ["evaluation", "finetune", "chat"]  # below jobs/: they get a config and a reporter, never a job
+BACKENDS = ["models", "evaluation", "finetune", "chat", "hosting", "safeio", "jobs"]
+LOWER = ["models", "evaluation", "finetune", "chat"]  # below jobs/: they get a config and a reporter, never a job
+OURS = {"models", "chat", "evaluation", "finetune", "hosting", "ui", "app", "jobs", "bench", "safeio"}
 
 
 def backend_modules(packages: list[str] = BACKENDS) -> list[str]:
     names = []
-    for package in packages:
+    for package in packages:  # subpackages too (models.local, models.remote)
         names.append(package)
-        names += [f"{package}.{m.name}" for m in pkgutil.iter_modules([str(ROOT / package)]) if m.name != "__main__"]
+        names += [f"{package}.{m.name}" for m in pkgutil.walk_packages([str(ROOT / package)]) if m.name != "__main__"]
     return names
 
 
@@ -48,3 +53,27 @@ def test_safeio_imports_nothing_of_the_project():
             "assert not bad, bad\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def imported_packages(package: str) -> dict[str, set[str]]:
+    """file -> the top-level packages of ours it imports (anywhere in the file, lazy imports included)."""
+    found = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names & OURS
+    return found
+
+
+@pytest.mark.parametrize("package, allowed", [
+    ("models", {"models", "safeio"}),  # the ground floor (safeio imports nothing of ours)
+    ("chat", {"chat", "models", "safeio"}),
+    ("evaluation", {"evaluation", "models", "safeio"}),
+])
+def test_import_direction(package, allowed):
+    wrong = {f: sorted(names - allowed) for f, names in imported_packages(package).items() if names - allowed}
+    assert not wrong, f"{package}/ may import only {sorted(allowed)}: {wrong}"

@@ -15,10 +15,13 @@ import gradio as gr
 import pandas as pd
 
 from chat.leaderboard import head_to_head, leaderboard
+from chat.panes import stream_panes
 from chat.registry import ModelRegistry, RegistryError, Unload, human_bytes, shared_registry
 from chat.session import MAX_PANES, Battle, add_turn, check_selection, drop_last_turn, new_battle, with_system
 from chat.settings import GenerationSettings
 from chat.votes import OUTCOMES, VoteStore
+from models.directory import shared_directory
+from models.interface import IN_PROCESS
 from ui.access import allowed, checked_model_ref, require, session_key
 from ui.context import AppContext
 from ui.errors import backend_error
@@ -65,6 +68,13 @@ def pane_values(models: list[str], histories: dict, prompt: str | None = None, t
     return updates
 
 
+def shown_texts(state, lang: str) -> list[str]:
+    """Each pane's answer, with the reason when a (remote) model failed: that pane says why, the others go on."""
+    errors = state.errors or [None] * len(state.texts)
+    return [text + (("\n\n" if text else "") + t("chat.remote_failed", lang).format(reason=error) if error else "")
+            for text, error in zip(state.texts, errors)]
+
+
 def status_line(state, lang: str) -> str:
     if state.waiting:
         return t("chat.status_waiting", lang).format(n=state.waiting)
@@ -84,6 +94,18 @@ class ChatHandlers:
         budget = None if ctx.memory_budget_gb is None else int(ctx.memory_budget_gb * 1e9)
         self.registry: ModelRegistry = shared_registry(ctx.model, ctx.data_dir, memory_budget_bytes=budget)
         self.votes = VoteStore(Path(ctx.data_dir) / "chat" / "votes.sqlite")
+        # Local and remote models by name; the endpoints are the admin's (flags, <data_dir>/endpoints.yaml).
+        self.directory = shared_directory(self.registry, list(ctx.endpoints), Path(ctx.data_dir) / "endpoints.yaml")
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(label, name) of every usable model, in-process first, then each endpoint's, labelled by where they run
+        (in-process models are labelled by name alone while no endpoint is configured: there is nothing to tell)."""
+        entries = [e for e in self.directory.listing() if e.compatible]
+        if all(e.where == IN_PROCESS for e in entries):
+            return [(e.name, e.name) for e in entries]
+        where = {IN_PROCESS: t("chat.where_local", self.lang)}
+        return [(f"{e.label} · {where.get(e.where) or t('chat.where_remote', self.lang).format(endpoint=e.where)}",
+                 e.name) for e in entries]
 
     # ---- models ------------------------------------------------------------------------------------------
     def model_table(self) -> pd.DataFrame:
@@ -100,12 +122,20 @@ class ChatHandlers:
             if m.decoding:  # the loaded base: the fast decoding step, or why its answers take the full forward
                 status += t("chat.decoding_path", self.lang).format(path=m.decoding)
             rows.append([m.name, t(f"chat.kind_{m.kind}", self.lang), status])
+        for e in self.directory.listing():
+            if e.where != IN_PROCESS:
+                status = t("chat.where_remote", self.lang).format(endpoint=e.where)
+                rows.append([e.name, t("chat.kind_remote", self.lang), status if e.compatible else e.reason])
+        if self.directory.file_error:
+            rows.append(["endpoints.yaml", "", t("chat.endpoints_file_error", self.lang).format(
+                error=self.directory.file_error)])
         return pd.DataFrame(rows, columns=[t(f"chat.col_{c}", self.lang) for c in ("model", "kind", "status")])
 
     def refresh(self, selected: list[str]):
-        usable = self.registry.usable_models()
+        choices = self.choices()
+        usable = [name for _, name in choices]
         kept = [m for m in (selected or []) if m in usable] or usable[:1]
-        return gr.update(choices=usable, value=kept), self.model_table()
+        return gr.update(choices=choices, value=kept), self.model_table()
 
     def select(self, models: list[str], histories: dict):
         return pane_values(models or [], histories or {})
@@ -166,7 +196,7 @@ class ChatHandlers:
         _STOPS[key] = stop
         unloaded: list[Unload] = []  # appended by the generating thread; told here, in the request's own thread
         try:
-            for state in self.registry.stream(panes, settings, stop=stop, on_unload=unloaded.append):
+            for state in stream_panes(self.directory, panes, settings, stop=stop, on_unload=unloaded.append):
                 while unloaded:
                     gr.Warning(self.unload_message(unloaded.pop(0)))
                 now = time.perf_counter()
@@ -191,7 +221,7 @@ class ChatHandlers:
         if not prompt:
             raise gr.Error(t("chat.need_prompt", self.lang))
         try:
-            check_selection(models or [], self.registry.usable_models())
+            check_selection(models or [], self.directory.usable_models())
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         panes = [(m, with_system(system, histories.get(m, []), prompt)) for m in models]
@@ -200,10 +230,10 @@ class ChatHandlers:
         for state in self._stream(panes, settings, request, "side"):
             status = status_line(state, self.lang) + ("" if settings.greedy else f" (seed {settings.seed})")
             if state.finished:  # the model table too: adapters used for the first time are now in memory
-                histories = add_turn(histories, models, prompt, state.texts)
+                histories = add_turn(histories, models, prompt, shown_texts(state, self.lang))
                 yield histories, "", status, *pane_values(models, histories, relabel=False), self.model_table()
             else:
-                panes_now = pane_values(models, histories, prompt, state.texts, relabel=False)
+                panes_now = pane_values(models, histories, prompt, shown_texts(state, self.lang), relabel=False)
                 yield histories, "", status, *panes_now, gr.skip()
 
     def regenerate(self, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
@@ -234,7 +264,7 @@ class ChatHandlers:
     # ---- blind test --------------------------------------------------------------------------------------
     def blind_new(self):
         try:
-            battle = new_battle(self.registry.usable_models(), random.SystemRandom())
+            battle = new_battle(self.directory.usable_models(), random.SystemRandom())
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         panes = [gr.update(value=[], label=t(f"chat.pane_{side}", self.lang)) for side in "ab"]
@@ -253,10 +283,14 @@ class ChatHandlers:
                  (battle.model_b, with_system(system, list(battle.history_b), prompt))]
         votes_off = [gr.update(interactive=False)] * len(OUTCOMES)
         yield battle, "", gr.skip(), gr.skip(), t("chat.status_running", self.lang).format(tokens=0), *votes_off
+        # Votes record where each model ran (in this app, or which endpoint): model names stay as listed.
+        where = {"a": self.directory.where(battle.model_a), "b": self.directory.where(battle.model_b)}
         for state in self._stream(panes, settings, request, "blind"):
-            turn = [[{"role": "user", "content": prompt}, {"role": "assistant", "content": text}] for text in state.texts]
+            texts = shown_texts(state, self.lang)
+            turn = [[{"role": "user", "content": prompt}, {"role": "assistant", "content": text}] for text in texts]
             if state.finished:
-                battle = battle.answered(prompt, *state.texts, settings={**settings.to_dict(), "system": system})
+                battle = battle.answered(prompt, *texts, settings={**settings.to_dict(), "system": system,
+                                                                   "where": where})
                 yield (battle, "", list(battle.history_a), list(battle.history_b), status_line(state, self.lang),
                        *[gr.update(interactive=True)] * len(OUTCOMES))
             else:
@@ -326,7 +360,7 @@ class ChatHandlers:
 
 
 def decoding_controls(ctx: AppContext) -> list:
-    from finetune.demo_model import DEFAULT_SYSTEM
+    from models.templates import DEFAULT_SYSTEM
 
     lang = ctx.lang
     with gr.Accordion(t("chat.decoding", lang), open=False):
@@ -343,10 +377,11 @@ def decoding_controls(ctx: AppContext) -> list:
 
 
 def build_side_by_side(h: ChatHandlers, decoding: list) -> None:
-    lang, usable = h.lang, h.registry.usable_models()
+    lang, choices = h.lang, h.choices()
+    usable = [name for _, name in choices]
     histories = gr.State({})
     with gr.Row():
-        models = gr.CheckboxGroup(usable, value=usable[:MAX_PANES], label=t("chat.models", lang),
+        models = gr.CheckboxGroup(choices, value=usable[:MAX_PANES], label=t("chat.models", lang),
                                   info=t("chat.models_info", lang), scale=4, elem_id="chat-models")
         refresh = gr.Button(t("chat.refresh", lang), scale=1, size="sm")
     with gr.Accordion(t("chat.model_table", lang), open=False):

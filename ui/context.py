@@ -32,6 +32,9 @@ class AppContext:
     score_concurrency: int = 2  # Score tab requests run at once, apart from every other event's limit
     jobs: object | None = None  # jobs.scheduler.JobQueue: the one scheduler of data_dir (with_services)
     pages: "PageJobs | None" = None  # the evaluation job each (user, browser page) last ran or joined
+    # OpenAI-compatible endpoints the admin named with --endpoint (models.remote.endpoints.Endpoint); more may be
+    # listed in <data_dir>/endpoints.yaml. Users pick from their models; they never give an address.
+    endpoints: tuple = ()
 
     @property
     def is_demo_model(self) -> bool:

@@ -18,6 +18,7 @@ import pandas as pd
 
 from chat.registry import RegistryError, shared_registry
 from evaluation.data import DataFileError, check_datasets
+from models.directory import shared_directory
 from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
 from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
     model_identity, side_by_side
@@ -84,10 +85,12 @@ class EvaluateHandlers:
     def __init__(self, ctx: AppContext):
         self.ctx, self.lang = ctx, ctx.lang
         self.registry = shared_registry(ctx.model, ctx.data_dir)
+        # In-process and remote models alike (the admin's endpoints); a run names them as listed.
+        self.models = shared_directory(self.registry, list(ctx.endpoints), Path(ctx.data_dir) / "endpoints.yaml")
         self.queue = job_queue(ctx)
 
     def refresh(self, selected):
-        usable = self.registry.usable_models()
+        usable = self.models.usable_models()
         return gr.update(choices=usable, value=[m for m in (selected or []) if m in usable] or usable[:1])
 
     def config(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system):
@@ -128,7 +131,7 @@ class EvaluateHandlers:
             raise gr.Error(problems_message(exc.problems, self.lang, exc.path), print_exception=False) from None
         try:
             for model in config.models:
-                model_identity(self.registry, model)
+                model_identity(self.models, model)
         except (DataFileError, EvalError, RegistryError, ValueError) as exc:
             raise backend_error(exc, self.lang, "evaluate") from None
 
@@ -169,7 +172,7 @@ class EvaluateHandlers:
         results = self.queue.output(job.id)
         if results is None:
             try:
-                results = evaluate(self.registry, config)  # every cell is complete on disk: nothing is recomputed
+                results = evaluate(self.models, config)  # every cell is complete on disk: nothing is recomputed
             except (DataFileError, EvalError, RegistryError, ValueError) as exc:
                 raise backend_error(exc, self.lang, "evaluate") from None
         return results
@@ -270,7 +273,7 @@ def _path(file) -> str:
 def build(ctx: AppContext) -> None:
     lang, h = ctx.lang, EvaluateHandlers(ctx)
     gr.Markdown(t("evaluate.intro", lang))
-    usable = h.registry.usable_models()
+    usable = h.models.usable_models()
     with gr.Row():
         models = gr.CheckboxGroup(usable, value=usable[:1], label=t("evaluate.models", lang), scale=3,
                                   elem_id="evaluate-models")

@@ -22,7 +22,7 @@ import sys
 
 import torch
 
-from chat import row_matmul
+from models.local import row_matmul
 
 # Decoder layers: norm, attention with rotary, residual, norm, gated MLP, residual. Mistral's layers are Llama's,
 # with a sliding window when its config sets one (then refused below).

@@ -31,13 +31,13 @@ def greedy_decode(model, input_ids, attention_mask, settings, eos_ids: set[int],
                   stop: threading.Event, fast_step: bool = True) -> None:
     """Greedy answers for a left-padded batch, handed to `streamer` step by step as `generate` would.
 
-    With `fast_step` (and a model chat/fast_step.py supports), the steps after the prompt skip the model's full
+    With `fast_step` (and a model models/local/fast_step.py supports), the steps after the prompt skip the model's full
     forward."""
     import torch
     from transformers import DynamicCache
     from transformers.generation.logits_process import RepetitionPenaltyLogitsProcessor
 
-    from chat.fast_step import FastStep
+    from models.local.fast_step import FastStep
 
     device = input_ids.device
     penalty = (RepetitionPenaltyLogitsProcessor(settings.repetition_penalty)

@@ -20,7 +20,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from chat import row_matmul
+from models.local import row_matmul
 
 
 def _lora_linears(model) -> list:

@@ -34,6 +34,7 @@ class StreamState:
     elapsed_s: float = 0.0
     finished: bool = False  # generation is over (all panes done, max_new_tokens reached, or stopped)
     stopped: bool = False  # it ended because Stop was pressed (or the reader went away)
+    errors: list = field(default_factory=list)  # per pane: why it failed (a remote model), else None; may be empty
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     def tokens_per_s(self) -> list[float]:
