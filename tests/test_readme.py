@@ -150,6 +150,14 @@ COMMANDS: dict[str, object] = {
             " && {python} -m hosting.users sessions --user alice", expect=r"^\S+\talice\t"),
     "python -m hosting.users revoke SESSION_ID":
         Run("{python} -m hosting.users revoke --user alice", expect=r"^Ended 1 session of alice"),
+    # --- Remote engines: each needs an OpenAI-compatible server (tests/test_vllm_engine.py runs a real vLLM)
+    "python app.py --endpoint gpu=http://gpu-box:8000/v1": Skip("needs a served model at gpu-box (the network)"),
+    "python app.py --endpoint deepseek=https://api.deepseek.com/v1 --endpoint-key deepseek=DEEPSEEK_API_KEY":
+        Skip("needs the network and an API key"),
+    'python -m chat --endpoint http://127.0.0.1:8000/v1 --model my-adapter --compare --prompt "头痛怎么办？"':
+        Skip("needs an engine serving my-adapter on port 8000 (vLLM: tests/test_vllm_engine.py)"),
+    "python -m evaluation run --endpoint http://127.0.0.1:8000/v1 --model my-adapter --model base --data val.jsonl "
+    "--out results/": Skip("needs an engine serving my-adapter on port 8000 (vLLM: tests/test_vllm_engine.py)"),
     # --- Docker
     "docker build -t medtune .": Skip("needs Docker"),
     "docker run -d --name medtune -p 7860:7860 -v medtune-data:/data -e MEDTUNE_ADMIN_PASSWORD=change-me medtune":
