@@ -80,8 +80,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     # String defaults go through `type` like typed values, so a bad environment variable fails here with a message.
     parser.add_argument("--model", default=env("MEDTUNE_MODEL", "demo"),
                         help='base model: hub id, local directory, or "demo" (default; env MEDTUNE_MODEL)')
-    parser.add_argument("--host", default=env("MEDTUNE_HOST", "127.0.0.1"),
-                        help="address to listen on; 0.0.0.0 for every interface (env MEDTUNE_HOST)")
+    # On a Hugging Face Space (SPACE_ID set) the app must answer on every interface, port 7860.
+    parser.add_argument("--host", default=env("MEDTUNE_HOST", "0.0.0.0" if env("SPACE_ID") else "127.0.0.1"),
+                        help="address to listen on; 0.0.0.0 for every interface (env MEDTUNE_HOST; default "
+                             "127.0.0.1, or 0.0.0.0 on a Hugging Face Space)")
     parser.add_argument("--port", type=positive(int), default=env("MEDTUNE_PORT", "7860"), help="env MEDTUNE_PORT")
     parser.add_argument("--root-path", default=env("MEDTUNE_ROOT_PATH", ""),
                         help="public sub-path behind a reverse proxy that strips it, e.g. /medtune "

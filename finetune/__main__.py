@@ -299,6 +299,32 @@ def cmd_stop(args) -> int:
     return 0 if state != JobStatus.RUNNING else 1
 
 
+def cmd_presets(args) -> int:
+    """`presets`: the table; `presets copy NAME FILE`: one preset as a YAML to edit."""
+    from finetune import presets
+    from models.catalog import human_size
+
+    if args.action == "copy":
+        if len(args.rest) != 2:
+            print("usage: python -m finetune presets copy NAME run.yaml", file=sys.stderr)
+            return 2
+        try:
+            path = presets.copy_to(*args.rest)
+        except (KeyError, FileExistsError) as exc:
+            print(f"error: {exc.args[0]}", file=sys.stderr)
+            return 2
+        print(f"wrote {path}; edit `data` (and anything else), then: python -m finetune train --config {path}")
+        return 0
+    rows = [(p.name, p.config.model, p.method, human_size(presets.memory_needed(p)), p.note) for p in presets.PRESETS]
+    widths = [max(len(str(r[i])) for r in rows + [("name", "model", "method", "GPU memory", "")]) for i in range(4)]
+    print("  ".join(h.ljust(w) for h, w in zip(("name", "model", "method", "GPU memory"), widths)) + "  note")
+    for row in rows:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) + "  " + row[4])
+    print("\nGPU memory: an estimate for one GPU at the preset's batch size and length (weights, LoRA with Adam, "
+          "activations, logits).\nCopy one: python -m finetune presets copy NAME run.yaml")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__,
                                      formatter_class=safeio.HelpFormatter)
@@ -350,6 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("presets", help="ready-made settings per model and method; `presets copy NAME run.yaml`")
+    p.add_argument("action", nargs="?", default="list", choices=("list", "copy"))
+    p.add_argument("rest", nargs="*", metavar="NAME FILE")
+    p.set_defaults(func=cmd_presets)
 
     for name, func, text in (("jobs", cmd_jobs, "list jobs"), ("stop", cmd_stop, "stop a running job")):
         p = sub.add_parser(name, help=text, formatter_class=safeio.HelpFormatter)

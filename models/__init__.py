@@ -4,6 +4,7 @@
   directories, the built-in demo model);
 - templates.py: chat templates and the default system prompt; settings.py: GenerationSettings;
 - interface.py: `ChatModel`, the one interface Chat and Evaluate use (stream, generate, score options);
+- catalog.py: the curated models people fine-tune, with sizes computed from their config numbers;
 - local/: the in-process implementation (one shared base + LoRA adapters, the fast decoding path);
 - remote/: the OpenAI-compatible client and endpoints (vLLM, SGLang, LMDeploy, transformers serve, hosted APIs).
 

@@ -126,7 +126,7 @@ def test_journey_login_score_train_chat_evaluate(server, context):
     set_number(page, "Max new tokens (free-form)", 16)
     page.get_by_role("button", name="Run", exact=True).click()
     page.locator("#evaluate-summary").get_by_text("2 model(s)").wait_for(timeout=LONG)
-    page.locator("#evaluate-chart svg.marks, #evaluate-chart canvas").first.wait_for(timeout=60_000)
+    page.locator("#evaluate-chart svg").first.wait_for(timeout=60_000)  # ui/charts.grouped_bars
     shot(page, "05-evaluate")
     table = page.locator("body").inner_text()
     assert "journey-lora" in table and "mc_sample" in table and "qa_sample" in table

@@ -48,7 +48,7 @@ TABLE: dict[str, tuple[dict, tuple]] = {
     "/evaluate_run": (MEMBERS, (DEMO, [], None, "likelihood", 8, 0, 0, None)),  # no data: refused by role first, else "pick a data set"
     "/evaluate_stop": (ALL, ()),  # one's own evaluation only
     "/evaluate_predict": (MEMBERS, (DEMO, None, "output", "letters", "", "likelihood", 8, 8, "")),  # no test file
-    "/score_what_if": (ALL, ("(my own files)", None, None)),  # no files: "upload both files" after the check
+    "/score_what_if": (ALL, ("none", None, None)),  # no files: "upload both files" after the check
     "/evaluate_items": (ALL, (None,)),
     "/evaluate_models": (ALL, (DEMO,)),
     "/finetune_preview": (ADMIN, ("demo", None, "train_sample.jsonl", "auto", "", 256)),  # needs train (sec-readers)
@@ -65,6 +65,12 @@ TABLE: dict[str, tuple[dict, tuple]] = {
     "/jobs_resume": (ALL, (None,)),
     "/footer": (ALL, ()),
     "/refresh": (ALL, ()),  # the footer's text on page load
+    "/picker_info": (ALL, ("Qwen/Qwen3-0.6B",)),  # sizes from config numbers; a folder only inside the model roots
+    "/picker_catalog": (ALL, ()),
+    "/picker_preset": (ALL, ("demo-lora",)),  # fills the form's settings, starts nothing
+    "/picker_download": (ADMIN, ("Qwen/Qwen3-0.6B",)),  # fills the server's disk (offline here: "unavailable")
+    "/picker_cancel": (ADMIN, ("Qwen/Qwen3-0.6B",)),
+    "/picker_delete": (ADMIN, ("nobody/nothing",)),  # frees the server's disk
 }
 PENDING: dict[str, str] = {}  # api -> the branch that will make its row pass
 DENIED = re.compile(re.escape(t("access.denied", "en")).replace(r"\{user\}", ".+").replace(r"\{role\}", r"\w+")

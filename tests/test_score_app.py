@@ -53,7 +53,7 @@ def test_a_test_file_without_answers_is_checked_not_scored(app_url, tmp_path):
     test.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     pred.write_text("".join(json.dumps({**r, "output": a}, ensure_ascii=False) + "\n"
                             for r, a in zip(rows, ["B", "E"])), encoding="utf-8")
-    summary, scores, problems, items, downloads = call_score(app_url, t("score.sample_none"), test, pred)
+    summary, scores, problems, items, downloads = call_score(app_url, "none", test, pred)
     assert "not scored" in summary and "is malformed" in summary
     assert scores is None or not scores.get("data")
     assert [(row[1], row[3]) for row in problems["data"]] == [(2, "letter_not_option")]
@@ -62,7 +62,7 @@ def test_a_test_file_without_answers_is_checked_not_scored(app_url, tmp_path):
 
 def test_what_if_table(app_url):
     client = Client(app_url, verbose=False)
-    table = client.predict(t("score.sample_qa"), None, None, api_name="/score_what_if")
+    table = client.predict("qa_sample", None, None, api_name="/score_what_if")
     names = [row[0] for row in table["data"]]
     assert names[0] == "none" and "strip_markdown" in names and names[-1].startswith("all: ")
     assert table["headers"][1:] == ["rouge-1", "rouge-2", "rouge-l", "bleu-4"]

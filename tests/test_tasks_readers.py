@@ -205,6 +205,9 @@ def test_chinese_score_page_shows_chinese_problems(tmp_path):
 
     ctx = AppContext(model="demo", lang="zh", data_dir=tmp_path)
     summary, _, problems, items, _ = score("mc_sample", None, None, "auto", "", ctx)
+    # The Chinese page's table headers are Chinese too (ui/polish.localize_frame); read the columns by their field.
+    fields = {t(f"col.{c}", "zh"): c for c in ("kind", "message", "fix", *MULTIPLE_CHOICE.item_columns)}
+    problems, items = problems.rename(columns=fields), items.rename(columns=fields)
     messages = dict(zip(problems["kind"], problems["message"]))
     assert messages["unknown_id"].startswith("id “") and messages["unknown_id"].endswith("不在参考答案中。")
     assert messages["missing_prediction"].startswith("缺少对参考答案第")

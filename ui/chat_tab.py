@@ -23,7 +23,9 @@ from chat.votes import OUTCOMES, VoteStore
 from models.directory import shared_directory
 from models.interface import IN_PROCESS
 from ui.access import allowed, checked_model_ref, require, session_key
+from ui.charts import interval_chart
 from ui.context import AppContext
+from ui.footer import REFRESH_JS
 from ui.errors import backend_error
 from ui.scratch import download_dir
 from ui.strings import t
@@ -337,6 +339,12 @@ class ChatHandlers:
             h2h.to_csv(f, index=False)
         return summary, standings, h2h, str(csv_path)
 
+    def board_chart(self) -> str:
+        """Each model's Bradley–Terry rating with its bootstrap 95% interval, as a picture (ui/charts.py)."""
+        standings = leaderboard(self.votes.battles(base_model=self.registry.base_name))
+        rows = [(s.model, s.bt, *s.bt_ci) for s in standings]
+        return interval_chart(rows, t("chat.chart_axis", self.lang), t("chat.chart_title", self.lang))
+
     def export_box(self, request: gr.Request):
         """The votes export is shown to those who may export (the admin); its handler checks again."""
         return gr.update(visible=allowed(request, self.ctx, "export_votes"))
@@ -400,9 +408,13 @@ def build_side_by_side(h: ChatHandlers, decoding: list) -> None:
     status = gr.Markdown(elem_id="chat-status")
     run = dict(concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="chat_generate", show_progress="hidden")
     outputs = [histories, prompt, status, *panes, table]
-    send.click(h.send, [prompt, models, *decoding, histories], outputs, api_name="chat_send", **run)
-    prompt.submit(h.send, [prompt, models, *decoding, histories], outputs, api_name=False, **run)
-    again.click(h.regenerate, [models, *decoding, histories], outputs, api_name="chat_regenerate", **run)
+    # After an answer the footer shows at once which models are now in memory (ui/footer.REFRESH_JS).
+    send.click(h.send, [prompt, models, *decoding, histories], outputs, api_name="chat_send", **run).then(
+        None, js=REFRESH_JS)
+    prompt.submit(h.send, [prompt, models, *decoding, histories], outputs, api_name=False, **run).then(
+        None, js=REFRESH_JS)
+    again.click(h.regenerate, [models, *decoding, histories], outputs, api_name="chat_regenerate", **run).then(
+        None, js=REFRESH_JS)
     # Stop runs outside the queue, at once, even while this session's own request holds its place in line.
     stop.click(h.stop, None, status, api_name="chat_stop", concurrency_limit=None, queue=False)
     clear.click(h.clear, models, [histories, status, *panes], api_name="chat_clear")
@@ -432,7 +444,7 @@ def build_blind(h: ChatHandlers, decoding: list) -> None:
     gr.Markdown(t("chat.blind_intro", lang))
     battle = gr.State(None)
     new = gr.Button(t("chat.blind_new", lang), variant="primary")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True, elem_id="blind-panes"):  # stacked on a phone (ui/layout.PAGE_CSS)
         pane_a = gr.Chatbot(label=t("chat.pane_a", lang), height=380, buttons=["copy"], elem_id="blind-pane-a")
         pane_b = gr.Chatbot(label=t("chat.pane_b", lang), height=380, buttons=["copy"], elem_id="blind-pane-b")
     prompt = gr.Textbox(label=t("chat.prompt", lang), placeholder=t("chat.prompt_placeholder", lang), lines=2,
@@ -447,8 +459,10 @@ def build_blind(h: ChatHandlers, decoding: list) -> None:
     run = dict(concurrency_limit=GENERATE_CONCURRENCY, concurrency_id="chat_generate", show_progress="hidden")
     new.click(h.blind_new, None, [battle, pane_a, pane_b, status, *buttons], api_name="blind_new")
     blind_outputs = [battle, prompt, pane_a, pane_b, status, *buttons]
-    send.click(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name="blind_send", **run)
-    prompt.submit(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name=False, **run)
+    send.click(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name="blind_send", **run).then(
+        None, js=REFRESH_JS)
+    prompt.submit(h.blind_send, [prompt, *decoding, battle], blind_outputs, api_name=False, **run).then(
+        None, js=REFRESH_JS)
     stop.click(h.blind_stop, None, status, api_name="blind_stop", concurrency_limit=None, queue=False)
     vote_outputs = [battle, status, pane_a, pane_b, *buttons]
     outcome.change(h.blind_vote, [outcome, battle], vote_outputs, api_name="blind_vote")
@@ -461,11 +475,14 @@ def build_leaderboard(h: ChatHandlers, tab: gr.Tab) -> None:
     gr.Markdown(t("chat.board_intro", lang))
     refresh = gr.Button(t("chat.board_refresh", lang), variant="primary")
     summary = gr.Markdown(elem_id="board-summary")
+    chart = gr.HTML(elem_id="board-chart")  # ratings with 95% intervals; the tables below give the numbers
     standings = gr.Dataframe(label=t("chat.board_standings", lang), interactive=False)
     h2h = gr.Dataframe(label=t("chat.board_h2h", lang), interactive=False)
     csv = gr.File(label=t("chat.board_csv", lang), interactive=False)
-    refresh.click(h.board, None, [summary, standings, h2h, csv], api_name="leaderboard")
-    tab.select(h.board, None, [summary, standings, h2h, csv], api_name=False)  # fresh whenever it is opened
+    refresh.click(h.board, None, [summary, standings, h2h, csv], api_name="leaderboard").then(
+        h.board_chart, None, chart, api_visibility="private", show_progress="hidden")
+    tab.select(h.board, None, [summary, standings, h2h, csv], api_name=False).then(  # fresh whenever it is opened
+        h.board_chart, None, chart, api_visibility="private", show_progress="hidden")
     with gr.Accordion(t("chat.board_export", lang), open=False, visible=False, elem_id="votes-export") as box:
         gr.Markdown(t("chat.board_export_intro", lang))
         export = gr.Button(t("chat.board_export_button", lang))

@@ -33,6 +33,8 @@ from ui.errors import backend_error
 from ui.problems import problems_message
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
+from ui.charts import grouped_bars
+from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 
 SAMPLES = ["mc_sample.jsonl", "qa_sample.jsonl"]
@@ -60,6 +62,18 @@ def chart_frame(results: list[CellResult]) -> pd.DataFrame:
     rows = [{"bar": f"{r.dataset} · {m} · {r.model}", "model": r.model, "value": round(r.metrics[m], 2)}
             for r in results for m in metric_names(r.task)]
     return pd.DataFrame(rows, columns=["bar", "model", "value"])
+
+
+def chart_html(results: list[CellResult] | None, lang: str) -> str:
+    """The readable chart (ui/charts.py): one group per set with its main metric, a colour per model, values on the
+    bars. The BarPlot's data stays the API's output (/evaluate_run); this is what the page shows."""
+    if not results:
+        return ""
+    groups = list(dict.fromkeys(f"{r.dataset} · {MAIN_METRIC[r.task]}" for r in results))
+    series = list(dict.fromkeys(r.model for r in results))
+    values = {(f"{r.dataset} · {MAIN_METRIC[r.task]}", r.model): round(r.metrics[MAIN_METRIC[r.task]], 2)
+              for r in results}
+    return grouped_bars(groups, series, values, t("evaluate.axis_score", lang))
 
 
 def breakdown_frame(results: list[CellResult]) -> pd.DataFrame:
@@ -191,8 +205,10 @@ class EvaluateHandlers:
         sets = list(dict.fromkeys(r.dataset for r in results))
         summary = t("evaluate.summary", self.lang).format(models=len(set(r.model for r in results)), sets=len(sets),
                                                            out=config.out_dir)
-        return (summary, results_frame(results), chart_frame(results), breakdown_frame(results),
-                gr.update(choices=sets, value=sets[0]), pd.DataFrame(side_by_side(results, sets[0])),
+        lang = self.lang
+        return (summary, localize_frame(results_frame(results), lang), chart_frame(results),
+                localize_frame(breakdown_frame(results), lang), gr.update(choices=sets, value=sets[0]),
+                localize_frame(pd.DataFrame(side_by_side(results, sets[0])), lang),
                 download_files(results), results)
 
     def stop(self, request: gr.Request):
@@ -263,7 +279,8 @@ class EvaluateHandlers:
         return summary, [p for r in results for p in (r.out, r.meta)]
 
     def items(self, dataset, results):
-        return pd.DataFrame(side_by_side(results or [], dataset)) if dataset else pd.DataFrame()
+        return (localize_frame(pd.DataFrame(side_by_side(results or [], dataset)), self.lang) if dataset
+                else pd.DataFrame())
 
 
 def _path(file) -> str:
@@ -298,14 +315,17 @@ def build(ctx: AppContext) -> None:
     role_note = gr.Markdown(visible=False, elem_id="evaluate-role-note")
     summary = gr.Markdown(elem_id="evaluate-summary")
     table = gr.Dataframe(label=t("evaluate.results", lang), interactive=False)
-    chart = gr.BarPlot(x="bar", y="value", color="model", x_title=" ", x_label_angle=-20, height=300,
-                       label=t("evaluate.chart", lang), elem_id="evaluate-chart")
-    with gr.Accordion(t("evaluate.breakdown", lang), open=False):
+    # Every (set, metric, model) value for API clients; the page shows chart_box instead (grouped, values on bars).
+    chart = gr.BarPlot(x="bar", y="value", color="model", visible=False)
+    chart_box = gr.HTML(elem_id="evaluate-chart", label=t("evaluate.chart", lang))
+    with gr.Accordion(t("evaluate.breakdown", lang), open=False) as breakdown_box:
         breakdown = gr.Dataframe(interactive=False)
+    hide_until_filled(breakdown, box=breakdown_box)
     item_set = gr.Dropdown([], label=t("evaluate.item_set", lang))
     items = gr.Dataframe(label=t("evaluate.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
     downloads = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
+    hide_until_filled(table, item_set, items, downloads)  # no empty frames before a run
     with gr.Accordion(t("evaluate.predict", lang), open=False):
         gr.Markdown(t("evaluate.predict_info", lang))
         with gr.Row():
@@ -319,11 +339,13 @@ def build(ctx: AppContext) -> None:
         predict = gr.Button(t("evaluate.predict_run", lang))
         predict_summary = gr.Markdown(elem_id="evaluate-predict-summary")
         submissions = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
+    hide_until_filled(submissions)
     results = gr.State([])
     inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system]
     gate_on_load(ctx, "evaluate", [run], role_note)
     run.click(h.run, inputs, [summary, table, chart, breakdown, item_set, items, downloads, results],
-              api_name="evaluate_run", concurrency_limit=4)
+              api_name="evaluate_run", concurrency_limit=4).then(
+        lambda cells: chart_html(cells, lang), results, chart_box, api_visibility="private", show_progress="hidden")
     predict.click(h.predict, [models, test_file, answer_field, mc_output, postprocess, method, batch_size, max_new,
                               system],
                   [predict_summary, submissions], api_name="evaluate_predict", concurrency_limit=4)

@@ -27,7 +27,10 @@ from ui.access import checked_model_ref, current_user, gate_on_load, require
 from ui.context import AppContext
 from ui.jobs_tab import (find_job, job_detail, job_queue, path_redactor, queue_error, viewer_level, waiting_text,
                          with_ctx)
+from ui import model_picker
+from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
+from ui.zerogpu import refuse_training
 
 # (TrainConfig field, advanced?) in the order the widgets appear; start/command events take them in this order.
 SETTINGS = [
@@ -51,7 +54,7 @@ def setting_widget(name: str, lang: str):
     if name in CHOICES:
         return gr.Dropdown(CHOICES[name], value=default, label=label, allow_custom_value=name == "lora_targets")
     if isinstance(default, bool):
-        return gr.Checkbox(value=default, label=label)
+        return gr.Checkbox(value=default, label=label, elem_classes=["setting-checkbox"])  # see ui/layout.PAGE_CSS
     if isinstance(default, (int, float)):
         return gr.Number(value=default, label=label, precision=0 if isinstance(default, int) else None)
     if isinstance(default, list):
@@ -116,10 +119,11 @@ def do_preview(request: gr.Request, model, upload, sample, data_format, column_m
     rejected = pd.DataFrame([{"line": r.line, "field": r.field, "reason": r.reason} for r in loaded.rejected]
                             + [{"line": line, "field": "", "reason": why} for line, why in result.dropped],
                             columns=["line", "field", "reason"])
+    rejected, trained_label = localize_frame(rejected, lang), t("finetune.highlight_trained", lang)
     highlighted = []
     for i, pieces in enumerate(result.examples):
         highlighted += [("\n\n", None)] if i else []
-        highlighted += [(text, "trained" if trained else None) for text, trained in pieces]
+        highlighted += [(text, trained_label if trained else None) for text, trained in pieces]
     return summary, rejected, highlighted
 
 
@@ -132,6 +136,7 @@ def do_start(request: gr.Request, model, upload, sample, data_format, column_map
     """Create the job directory and put the job in the shared queue: it runs when the jobs ahead have finished
     (one GPU or CPU per server: two runs at once would only crawl or run out of memory)."""
     user = require(request, ctx, "train")
+    refuse_training(ctx.lang)  # a ZeroGPU Space lends its GPU for minutes per call: too short for a run
     model = checked_model_ref((model or "").strip() or "demo", ctx)  # a hub id or a directory under the roots
     path = data_path(upload, sample, ctx)
     if upload:  # gradio's upload cache is temporary: keep the file with the runs so the job can be re-run
@@ -196,6 +201,7 @@ def do_stop(job_id, request: gr.Request, ctx: AppContext):
 def do_resume(job_id, request: gr.Request, ctx: AppContext):
     """Back in the queue, to continue from the last checkpoint when its turn comes."""
     files, user = job_files(job_id, ctx), require(request, ctx, "train")
+    refuse_training(ctx.lang)
     if read_job(files).get("state") == "completed":
         raise gr.Error(t("finetune.already_done", ctx.lang).format(job=job_id))
     try:
@@ -233,13 +239,13 @@ def status_text(status: dict, lang: str, data_summary: str = "") -> str:
     return text
 
 
-def loss_frame(files: JobFiles) -> pd.DataFrame:
+def loss_frame(files: JobFiles, lang: str = "en") -> pd.DataFrame:
     rows = []
     for m in read_jsonl(files.metrics):
         if "loss" in m:
-            rows.append({"step": m["step"], "loss": m["loss"], "series": "train"})
+            rows.append({"step": m["step"], "loss": m["loss"], "series": t("finetune.series_train", lang)})
         elif "eval_loss" in m:
-            rows.append({"step": m["step"], "loss": m["eval_loss"], "series": "validation"})
+            rows.append({"step": m["step"], "loss": m["eval_loss"], "series": t("finetune.series_validation", lang)})
     return pd.DataFrame(rows, columns=["step", "loss", "series"])
 
 
@@ -272,7 +278,7 @@ def do_status(job_id, request: gr.Request, ctx: AppContext):
         redact = path_redactor(ctx.data_dir, files.dir)
         text, log, samples = redact(text), redact(log), redact(samples)
         status = {k: redact(v) for k, v in status.items() if k != "pid"}
-    return text, loss_frame(files), log, samples, status
+    return text, loss_frame(files, ctx.lang), log, samples, status
 
 
 def data_summary(files: JobFiles) -> str:
@@ -289,7 +295,7 @@ def data_summary(files: JobFiles) -> str:
 def _data_section(ctx: AppContext) -> list:
     lang = ctx.lang
     with gr.Row():
-        model = gr.Textbox(value=ctx.model, label=t("finetune.model", lang), scale=2)
+        model = model_picker.build(ctx)  # the catalog, sizes, fits, cached, presets (ui/model_picker.py)
         upload = gr.File(label=t("finetune.data_file", lang), file_types=DATA_TYPES, type="filepath", scale=2)
         samples = sample_files(ctx)
         sample = gr.Dropdown(samples, value=samples[0] if samples else None, label=t("finetune.sample", lang),
@@ -297,6 +303,7 @@ def _data_section(ctx: AppContext) -> list:
     with gr.Row():
         data_format = gr.Dropdown(["auto", *FORMATS], value="auto", label=t("finetune.format", lang))
         column_map = gr.Textbox(label=t("finetune.column_map", lang), placeholder=t("finetune.column_map_ph", lang))
+    model_picker.build_catalog(ctx, model)
     return [model, upload, sample, data_format, column_map]
 
 
@@ -322,11 +329,13 @@ def build(ctx: AppContext) -> None:
     preview_btn = gr.Button(t("finetune.preview", lang))
     preview_summary = gr.Markdown()
     with gr.Row():
-        rejected = gr.Dataframe(label=t("finetune.rejected", lang), headers=["line", "field", "reason"],
-                                interactive=False, max_height=300)
-        examples = gr.HighlightedText(label=t("finetune.examples", lang), color_map={"trained": "green"},
+        rejected = gr.Dataframe(label=t("finetune.rejected", lang), interactive=False, max_height=300)
+        examples = gr.HighlightedText(label=t("finetune.examples", lang),
+                                      color_map={t("finetune.highlight_trained", lang): "green"},
                                       combine_adjacent=True, show_legend=True)
+    hide_until_filled(rejected, examples)  # no "line field reason" header row before a preview
     widgets = _settings_section(ctx)
+    model_picker.wire_presets(data_inputs[0], widgets)
     settings = [widgets[name] for name, _ in SETTINGS]
     with gr.Row():
         start_btn = gr.Button(t("finetune.start", lang), variant="primary")
@@ -340,7 +349,10 @@ def build(ctx: AppContext) -> None:
         job = gr.Dropdown(ids, value=ids[0] if ids else None, label=t("finetune.job", lang), scale=4)
         refresh_btn = gr.Button(t("finetune.refresh", lang), scale=0)
     status_md = gr.Markdown(elem_id="finetune-status")
-    plot = gr.LinePlot(x="step", y="loss", color="series", label=t("finetune.loss", lang), height=280)
+    plot = gr.LinePlot(x="step", y="loss", color="series", label=t("finetune.loss", lang), height=280,
+                       x_title=t("finetune.axis_step", lang), y_title=t("finetune.axis_loss", lang),
+                       color_title=t("finetune.axis_series", lang))
+    hide_until_filled(plot)
     with gr.Row():
         log = gr.Textbox(label=t("finetune.log", lang), lines=12, max_lines=12, autoscroll=True)
         samples_md = gr.Markdown(label=t("finetune.samples", lang))

@@ -13,6 +13,8 @@ from ui.context import AppContext
 from ui.strings import t
 
 REFRESH_S = 5.0
+# Browser-side: ask the footer for a refresh now (chained after a chat answer, which may have loaded the base).
+REFRESH_JS = "() => { document.querySelector('#footer-refresh')?.click(); }"
 
 
 def _size(n: int | None, lang: str) -> str:
@@ -70,3 +72,5 @@ def build(ctx: AppContext) -> None:
     timer = gr.Timer(REFRESH_S)
     # Outside the queue: a status poll must answer at once even while every worker is busy generating.
     timer.tick(refresh, None, box, api_name="footer", show_progress="hidden", queue=False)
+    poke = gr.Button(visible="hidden", elem_id="footer-refresh")  # clicked by REFRESH_JS, never by a person
+    poke.click(lambda: footer_text(ctx), None, box, api_visibility="private", show_progress="hidden", queue=False)

@@ -13,6 +13,17 @@ from ui.errors import guard_handlers
 from ui.strings import t
 
 
+# Page-wide CSS (ui/server.py mounts the app with it). A checkbox in a row of settings gets the room of two fields:
+# gradio sizes it to its box, which cut its label off ("4 比特（QLo… 仅 CU"). On a phone the blind test stacks.
+PAGE_CSS = """
+.setting-checkbox { min-width: 190px !important; flex-grow: 2 !important; }
+@media (max-width: 640px) {  /* phones: the blind test's two answers one above the other, full width */
+  #blind-panes { flex-direction: column !important; }
+  #blind-panes > * { min-width: 100% !important; }
+}
+"""
+
+
 def header_bar(ctx: AppContext, switch_href: str | None, logout_href: str | None,
                request: gr.Request | None = None, logout_token: str | None = None) -> str:
     """The language switch, and with logins on the signed-in user and log-out; relative links (see

@@ -18,6 +18,7 @@ from ui.access import require
 from ui.context import AppContext
 from ui.problems import fix_text, problem_text, problems_message
 from ui.scratch import download_dir
+from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 
 # The API takes these keys, the page shows the labels: one script works on / and on /zh/.
@@ -87,10 +88,12 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
         raise gr.Error(t(f"safeio.worker_{err.kind}", lang).format(detail=err), print_exception=False) from None
     except ReferenceMalformed as err:
         gr.Warning(t("score.status_3", lang))
-        return f"**{t('score.status_3', lang)}**", None, problems_frame(err.problems, lang), None, None
+        problems = localize_frame(problems_frame(err.problems, lang), lang)
+        return f"**{t('score.status_3', lang)}**", None, problems, None, None
     except DataFileError as err:
         gr.Warning(t("score.status_4", lang))
-        return f"**{t('score.status_4', lang)}**", None, problems_frame(err.problems, lang), None, None
+        problems = localize_frame(problems_frame(err.problems, lang), lang)
+        return f"**{t('score.status_4', lang)}**", None, problems, None, None
     except WeightsError as err:
         raise gr.Error(str(err)) from None
     status = t("score.status_ok" if report.exit_status == 0 else f"score.status_{report.exit_status}", lang)
@@ -101,8 +104,8 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
                 problems_frame(report.problems, lang), None, [str(out / "check.json")])
     task_name = t("score.task_choices", lang).split("|")[TASKS.index(report.task)]
     summary = t("score.summary", lang).format(score=report.score, task=task_name, n=report.n, status=status)
-    return (summary, scores_frame(report, lang), problems_frame(report.problems, lang), items_frame(report),
-            write_downloads(report))
+    return (summary, scores_frame(report, lang), localize_frame(problems_frame(report.problems, lang), lang),
+            localize_frame(items_frame(report), lang), write_downloads(report))
 
 
 def what_if_table(sample, reference, predictions, ctx: AppContext) -> pd.DataFrame:
@@ -144,10 +147,12 @@ def build(ctx: AppContext) -> None:
                             column_widths=["8%", "6%", "14%", "14%", "33%", "25%"])
     items = gr.Dataframe(label=t("score.items", lang), interactive=False, wrap=True, max_height=600,
                          show_search="search")
+    hide_until_filled(scores, downloads, problems, items)  # no "1 2 3" placeholder tables before a score
     with gr.Accordion(t("score.what_if", lang), open=False):
         gr.Markdown(t("score.what_if_info", lang))
         what_if_run = gr.Button(t("score.what_if", lang))
         what_if_rows = gr.Dataframe(interactive=False, elem_id="score-what-if")
+    hide_until_filled(what_if_rows)
 
     def run_what_if(sample_, reference_, predictions_, request: gr.Request):
         require(request, ctx, "score")

@@ -36,7 +36,8 @@ from hosting.sessions import SESSION_SECONDS, SESSIONS_FILE, Sessions, SessionSt
 from hosting.users import load_secret
 from ui.context import AppContext, with_services
 from ui.guard import SessionGuard
-from ui.layout import build_app
+from ui.layout import PAGE_CSS, build_app
+from ui.page_lang import PageLanguage
 from ui.strings import t
 from ui.web_guard import BrowserGuard, SessionGate, cross_site, csrf_ok, csrf_token, from_browser
 
@@ -204,8 +205,12 @@ def create_server(ctx: AppContext, settings: ServerSettings = ServerSettings()) 
         # show_error=False: no exception's own text reaches the page (ui/errors.py shows a request id instead).
         gr.mount_gradio_app(server, blocks, path=path, auth_dependency=auth.user_name if sessions else None,
                             show_error=False, max_file_size=settings.max_file_size, ssr_mode=False,
+                            footer_links=["api", "gradio", "settings"],  # gradio has no Chinese for "Runs"
+                            css=PAGE_CSS,
                             app_kwargs={"openapi_url": None})
     # Middleware added last runs first: headers and cross-site refusal, CORS, the login redirect, the gate.
+    # Innermost: gradio's own widget texts in the page's language, whatever the browser's (ui/page_lang.py).
+    server.add_middleware(PageLanguage, pages={"/": ctx.lang, f"/{other}/": other}, route_path=route_path)
     if sessions is not None:
         public = {"/healthz", "/login", "/logout", f"/{other}/login", f"/{other}/logout"}
         server.add_middleware(SessionGuard, user_of=auth.user_name)  # sessions and cached files: their user's only
