@@ -378,8 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("presets", help="ready-made settings per model and method; `presets copy NAME run.yaml`")
-    p.add_argument("action", nargs="?", default="list", choices=("list", "copy"))
-    p.add_argument("rest", nargs="*", metavar="NAME FILE")
+    p.add_argument("action", nargs="?", default="list", choices=("list", "copy"),
+                   help="list the presets, or copy one to a config file")
+    p.add_argument("rest", nargs="*", metavar="NAME FILE", help="copy: the preset's name and the file to write")
     p.set_defaults(func=cmd_presets)
 
     for name, func, text in (("jobs", cmd_jobs, "list jobs"), ("stop", cmd_stop, "stop a running job")):
@@ -388,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("job_id", help="a job id from `python -m finetune jobs`")
         p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
         p.set_defaults(func=func)
+    for command in sub.choices.values():  # every subcommand's --help shows each flag's default
+        command.formatter_class = safeio.HelpFormatter
     return parser
 
 

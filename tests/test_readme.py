@@ -117,6 +117,12 @@ COMMANDS: dict[str, object] = {
         Skip("4 training processes; data parallel on 2 processes is tests/test_finetune_distributed.py"),
     "accelerate launch --multi_gpu --num_processes 4 -m finetune train --config run.yaml":
         Skip("needs several GPUs (--multi_gpu)"),
+    # --- Presets
+    "python -m finetune presets": Run("{python} -m finetune presets", expect=r"^demo-lora\s+demo\s+LoRA"),
+    "python -m finetune presets copy qwen2.5-1.5b-qlora run.yaml && python -m finetune train --config run.yaml":
+        # the copy only: training Qwen2.5-1.5B with QLoRA needs the network and CUDA
+        Run("{python} -m finetune presets copy qwen2.5-1.5b-qlora preset.yaml && grep -q 'load_in_4bit: true' "
+            "preset.yaml", expect=r"^wrote preset\.yaml"),
     # --- Chat
     "python -m chat --model demo --adapter NAME [--adapter OTHER ...] [--compare]":
         # the interactive loop, fed two lines on stdin
