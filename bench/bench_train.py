@@ -8,6 +8,7 @@ Compared in one run, on the same model (LoRA on all linear layers), the same con
     python bench/bench_train.py                              # CPU: a small random Qwen2-shaped model
     python bench/bench_train.py --shape qwen2.5-0.5b         # GPU: Qwen2.5-0.5B shape, random weights, bf16
     python bench/bench_train.py --json-out bench/results.jsonl
+    python bench/bench_train.py --eval-every 20 [--model demo] [--steps 40]   # the cost of task metrics in training
 
 The conversations are synthetic token ids with a seeded log-normal length distribution (mean ~--mean-len tokens,
 ~40% prompt that is not trained): throughput depends on lengths and shapes, not on what the tokens say. Prints a
@@ -54,7 +55,56 @@ def parse_args(argv=None):
     p.add_argument("--repeat", type=int, default=2, help="alternating runs per path; the best of each is reported")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json-out", type=Path)
+    p.add_argument("--eval-every", type=int, default=None, metavar="N",
+                   help="instead: the cost of task metrics during training: the same real run (--model, the bundled "
+                        "samples) without evaluation and with the sample sets scored every N steps")
+    p.add_argument("--model", default="demo", help="with --eval-every: the model trained (default: the demo model)")
+    p.add_argument("--eval-limit", type=int, default=32)
     return p.parse_args(argv)
+
+
+def eval_cost(args) -> int:
+    """tokens/s of one real training job (finetune.train.run, bundled samples) without and with task metrics every
+    N steps, in the same run; the evaluation's share of the run's time as the job itself reports it."""
+    from finetune.config import TrainConfig
+    from jobs.files import create_job, read_jsonl
+    from jobs.worker import run
+
+    data = Path(__file__).resolve().parent.parent / "data"
+    steps = args.steps or 40
+    runs: dict[str, list[dict]] = {}
+    sets = [str(data / "mc_sample.jsonl"), str(data / "qa_sample.jsonl")]
+    with tempfile.TemporaryDirectory() as out:
+        # Alternated, best of each (--repeat): other load on a shared machine, and the first run's warm-up
+        # (imports, caches), hit both alike.
+        for _ in range(args.repeat):
+            for name, eval_sets in (("no eval", []), (f"eval every {args.eval_every}", sets)):
+                cfg = TrainConfig(model=args.model, data=str(data / "train_sample.jsonl"), max_steps=steps,
+                                  val_split=0, save_steps=0, sample_every=0, logging_steps=5, eval_sets=eval_sets,
+                                  eval_every=args.eval_every, eval_limit=args.eval_limit, seed=args.seed)
+                files = create_job(cfg, Path(out) / "runs")
+                started = time.perf_counter()
+                if run(files.dir) != 0:
+                    raise SystemExit(f"{name}: the job failed: {files.read_status().get('error')}")
+                seconds = time.perf_counter() - started
+                tokens = max((r.get("tokens_seen", 0) for r in read_jsonl(files.metrics)), default=0)
+                status = files.read_status()
+                runs.setdefault(name, []).append({
+                    "tokens_per_s": tokens / seconds, "seconds": seconds, "tokens": tokens,
+                    "eval_share": status.get("eval_share", 0.0),
+                    "evaluations_skipped": status.get("evaluations_skipped", 0)})
+    results = {name: max(r, key=lambda x: x["tokens_per_s"]) for name, r in runs.items()}
+    base, evaluated = results.values()
+    ratio = evaluated["tokens_per_s"] / base["tokens_per_s"]
+    print(f"model {args.model}; {steps} steps; sets mc_sample + qa_sample, at most {args.eval_limit} items each")
+    print(f"{'run':<16}{'tokens/s (wall)':>16}{'seconds':>10}{'eval share':>12}")
+    for name, r in results.items():
+        print(f"{name:<16}{r['tokens_per_s']:>16.0f}{r['seconds']:>10.1f}{r['eval_share']:>12.1%}")
+    print(f"ratio with / without evaluation: {ratio:.2f}x")
+    emit_json([{"bench": "train_eval_cost", "model": args.model, "steps": steps, "eval_every": args.eval_every,
+                "eval_limit": args.eval_limit, **{k.replace(" ", "_"): v for k, v in results.items()},
+                "ratio": ratio, "torch": torch.__version__, "time": time.time()}], args.json_out)
+    return 0
 
 
 def synthetic_rows(n: int, mean_len: int, max_len: int, vocab: int, seed: int) -> list[Encoded]:
@@ -131,6 +181,8 @@ def run_path(name: str, features: list[dict], collator, per_step: int, steps: in
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.eval_every:
+        return eval_cost(args)
     gpu = torch.cuda.is_available()
     device = "cuda" if gpu else "cpu"
     shape = args.shape or ("qwen2.5-0.5b" if gpu else "small")

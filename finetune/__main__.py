@@ -37,7 +37,8 @@ FLAGS = {
     "lora_rank": int, "lora_alpha": int, "lora_dropout": float, "lora_targets": str, "learning_rate": float,
     "lr_scheduler": str, "num_epochs": float, "max_steps": int, "batch_size": int, "grad_accum": int,
     "seed": int, "adapter_name": str, "precision": str, "eval_steps": int, "save_steps": int, "sample_every": int,
-    "processes": int,
+    "processes": int, "eval_every": int, "eval_limit": int, "eval_max_new_tokens": int, "select_by": str,
+    "early_stop": int,
 }
 # What --help says of each: the allowed values where there is a fixed set (the default comes from TrainConfig).
 FLAG_HELP = {
@@ -93,6 +94,12 @@ def config_from_args(args) -> TrainConfig:
         cfg.load_in_4bit = True
     if args.column_map:
         cfg.column_map = parse_column_map(args.column_map)
+    if args.eval_data:
+        cfg.eval_sets = list(cfg.eval_sets) + list(args.eval_data)
+    # The job runs from its own directory's config: the sets are recorded by absolute path.
+    cfg.eval_sets = [str(Path(e).resolve()) if isinstance(e, str)
+                     else {**e, "path": str(Path(e["path"]).resolve())}
+                     if isinstance(e, dict) and isinstance(e.get("path"), str) else e for e in cfg.eval_sets]
     return cfg
 
 
@@ -117,6 +124,10 @@ def cmd_train(args) -> int:
         # One owner at a time: JobBusy (naming the process) if the app or another terminal trains it now.
         return run_registered(files, data_dir, args.owner, OwnerLock(files).acquire(), resume=True)
     cfg = config_from_args(args)
+    if cfg.eval_sets:  # every set read and checked now: a bad row or a wrong task is refused before any job exists
+        from jobs.train_eval import build_evaluator
+
+        print(f"validation sets: {build_evaluator(cfg.validate()).describe()}", flush=True)
     rank = int(os.environ.get("RANK", "0"))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # accelerate launch / torchrun: every rank runs this; they agree on one job dir named from the config and
@@ -160,7 +171,8 @@ def run_registered(files, data_dir: Path, owner: str, lock, resume: bool) -> int
                          {"done": status.get("step"), "total": status.get("total_steps")})
             store.close()
     if is_writer():  # the other ranks would print rank 0's status half-way through its save
-        print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
+        early = " (stopped early: no improvement)" if status.get("stopped_early") else ""
+        print(f"{status.get('state')}{early}: {status.get('adapter_dir') or status.get('error') or ''}")
     return code
 
 
@@ -269,6 +281,35 @@ def cmd_jobs(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from finetune.compare import load_run, png_chart, table, task_metrics, text_chart
+    from jobs.files import JOB_ID_RE, jobs_root
+
+    runs = []
+    for run in args.runs:
+        path = Path(run)
+        if not path.is_dir() and JOB_ID_RE.match(run):
+            path = jobs_root(Path(args.data_dir)) / run
+        try:
+            runs.append(load_run(path))
+        except FileNotFoundError as exc:
+            raise DataError(str(exc)) from None
+    metrics = task_metrics(runs)
+    if not metrics:
+        raise DataError("none of these runs logged a task metric or eval_loss")
+    metric = args.metric or metrics[0]
+    rows = table(runs, metric)
+    print("\t".join(rows[0]))
+    for row in rows:
+        print(safeio.printable("\t".join("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+                                         for v in row.values())))
+    if args.chart:
+        print(f"chart: {png_chart(runs, metric, Path(args.chart))}")
+    else:
+        print(safeio.printable(text_chart(runs, metric)))
+    return 0
+
+
 def cmd_stop(args) -> int:
     """The Stop of the app's tabs and API, from a terminal: a queued job leaves the line, a running one (started by
     the app or by `finetune train` anywhere) saves a checkpoint at the end of its step and stops. Exit 0 once the job
@@ -361,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.add_argument("--job-id", default=None, help="the job's id (default: date, time and adapter name)")
     p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
+    p.add_argument("--eval-data", nargs="+", metavar="FILE", default=None,
+                   help="validation sets scored during training (multiple choice / free-form / competition files, "
+                        "as the Evaluate tab reads); with --eval-every N, --eval-limit K, --select-by METRIC:SET, "
+                        "--early-stop P")
     p.add_argument("--owner", default=CLI_OWNER,
                    help="the app user this job belongs to in the Jobs tab (default: the admin's only)")
     safeio.add_arguments(p)
@@ -376,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("compare", help="finished runs side by side: a table and a chart of a metric by step")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="job directories, job ids or adapter directories")
+    p.add_argument("--metric", default=None, help="e.g. accuracy:mc_val (default: the first task metric)")
+    p.add_argument("--chart", default=None, metavar="FILE.png", help="write the chart as PNG instead of printing it")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("presets", help="ready-made settings per model and method; `presets copy NAME run.yaml`")
     p.add_argument("action", nargs="?", default="list", choices=("list", "copy"),

@@ -68,6 +68,14 @@ class TrainConfig:
     sample_every: int = 50  # generate answers to sample_prompts every N steps; 0 = never
     sample_prompts: list[str] = field(default_factory=lambda: ["头痛发热应该怎么办？", "高血压患者饮食要注意什么？"])
     sample_max_new_tokens: int = 64
+    # Task metrics during training (scored by jobs/train_eval.py, the layer above finetune/ and evaluation/)
+    eval_sets: list = field(default_factory=list)  # paths, or {path, name?, task?: mc | qa}
+    eval_every: int = 0  # score the sets every N steps (and at each epoch end); 0 = at each epoch end only
+    eval_limit: int = 32  # at most this many items per set: a fixed, seeded subset, the same every time
+    eval_max_new_tokens: int = 64  # the token cap of free-form answers scored during training
+    select_by: str = ""  # accuracy:SET | rouge-l:SET | eval_loss; "" = the first set's main metric, else eval_loss
+    early_stop: int = 0  # stop after this many evaluations without improvement; 0 = never
+    eval_budget: float = 0.15  # skip an evaluation point while evaluating has taken more than this share; 0 = no cap
     # Output
     adapter_name: str = ""  # the adapter's name under <data_dir>/adapters/; "" = the job id
     output_dir: str = ""  # the final adapter directory; "" = <data_dir>/adapters/<adapter_name>
@@ -103,6 +111,7 @@ class TrainConfig:
             raise ConfigError("adapter_name", "use letters, digits, '.', '_' and '-' only (it becomes a directory name)")
         if not re.match(r"^[\w.-]+(\s*,\s*[\w.-]+)*$", self.lora_targets.strip()):
             raise ConfigError("lora_targets", "all-linear, attention, or comma-separated module names like q_proj,v_proj")
+        _check_eval_settings(self, check_files)
         if self.load_in_4bit:
             check_qlora()
         if self.processes > 1:
@@ -142,6 +151,56 @@ class TrainConfig:
         if not isinstance(values, dict):
             raise ConfigError("(file)", "expected a mapping of setting: value", str(path))
         return cls.from_dict(values, source=str(path))
+
+
+SELECT_RE = re.compile(r"^(eval_loss|[a-z0-9-]+:[\w.-]+)$")
+
+
+def eval_set_entries(eval_sets: list) -> list[dict]:
+    """eval_sets as {path, name, task?}: a plain path is named after its file (mc_val.jsonl -> mc_val)."""
+    entries = []
+    for i, entry in enumerate(eval_sets):
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str) or not entry["path"]:
+            raise ConfigError(f"eval_sets[{i}]", "expected a file path, or a mapping with path (and name, task)")
+        unknown = sorted(set(entry) - {"path", "name", "task"})
+        if unknown:
+            raise ConfigError(f"eval_sets[{i}].{unknown[0]}", "unknown key (known: path, name, task)")
+        name = entry.get("name") or Path(entry["path"]).stem
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            raise ConfigError(f"eval_sets[{i}].name", f"{name!r}: letters, digits, '.', '_' and '-' only")
+        if entry.get("task") not in (None, "mc", "qa"):
+            raise ConfigError(f"eval_sets[{i}].task", f"{entry['task']!r} is not one of mc, qa")
+        entries.append({**entry, "name": name})
+    return entries
+
+
+def _check_eval_settings(cfg: "TrainConfig", check_files: bool) -> None:
+    """The shape of the evaluation settings; the sets' contents are read by jobs.train_eval before training."""
+    entries = eval_set_entries(cfg.eval_sets)
+    for i, entry in enumerate(entries):
+        if check_files and not Path(entry["path"]).is_file():
+            raise ConfigError(f"eval_sets[{i}].path", f"no such file: {entry['path']}")
+    _range("eval_every", cfg.eval_every, 0, None, "0 or a positive integer")
+    _range("eval_limit", cfg.eval_limit, 1, None, "a positive integer")
+    _range("eval_max_new_tokens", cfg.eval_max_new_tokens, 1, 4096, "between 1 and 4096")
+    _range("early_stop", cfg.early_stop, 0, None, "0 or a positive integer")
+    _range("eval_budget", cfg.eval_budget, 0, 1, "a share between 0 and 1 (0 = no cap)")
+    if cfg.select_by and not SELECT_RE.match(cfg.select_by):
+        raise ConfigError("select_by", f"{cfg.select_by!r}: expected accuracy:SET, rouge-l:SET or eval_loss")
+    if cfg.select_by == "eval_loss" and cfg.val_split == 0:
+        raise ConfigError("select_by", "eval_loss needs a validation split (val_split > 0)")
+    if cfg.select_by.partition(":")[2] and not entries:
+        raise ConfigError("select_by", f"{cfg.select_by!r} needs validation sets (eval_sets / --eval-data)")
+    if entries and cfg.processes > 1:
+        raise ConfigError("eval_sets", "task metrics during training run in a single process; "
+                                       "set processes to 1 or drop eval_sets")
+
+
+def select_metric(cfg: "TrainConfig", main_metrics: list[str]) -> str:
+    """The metric that picks the adapter: --select-by, else the first set's headline metric, else eval_loss."""
+    return cfg.select_by or (main_metrics[0] if main_metrics else "eval_loss")
 
 
 def check_qlora() -> None:

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from finetune.atomic import atomic_dir
-from finetune.config import ConfigError, TrainConfig, resolved_precision
+from finetune.config import ConfigError, TrainConfig, resolved_precision, select_metric
 from finetune.demo_model import resolve_model
 from models.refs import record_adapter_base
 from finetune.formats import DataError, load_data, split_conversations
@@ -179,7 +179,7 @@ def training_arguments(cfg: TrainConfig, checkpoint_dir: Path, has_val: bool):
 
 
 def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: list[dict], checkpoint_dir: Path,
-                  progress):
+                  progress, selection=None):
     from transformers import PrinterCallback, Trainer
 
     collator = (PackedCollator if cfg.packing else PadCollator)(tokenizer.pad_token_id)
@@ -190,7 +190,7 @@ def build_trainer(cfg: TrainConfig, model, tokenizer, train: list[dict], val: li
         eval_dataset=ListDataset(val) if val else None,
         data_collator=collator,
         processing_class=tokenizer,
-        callbacks=[progress],
+        callbacks=[progress] + ([selection] if selection else []),
     )
     trainer.remove_callback(PrinterCallback)  # ProgressCallback prints one compact line per log instead
     return trainer
@@ -208,12 +208,22 @@ def record_base_reference(adapter_config: Path, model_ref: str) -> None:
     record_adapter_base(adapter_config.parent, model_ref)  # and the hub it came from (models/refs.py)
 
 
-def write_adapter(model, cfg: TrainConfig, final: Path, artifacts: list[Path]) -> Path:
-    """Atomic: everything goes into a temp dir beside the final one, which is renamed into place at the end."""
+def write_adapter(model, cfg: TrainConfig, final: Path, artifacts: list[Path], weights_from: Path | None = None,
+                  selection: dict | None = None) -> Path:
+    """Atomic: everything goes into a temp dir beside the final one, which is renamed into place at the end.
+    `weights_from`: a saved adapter (the best checkpoint) to take the weights from instead of `model`;
+    `selection`: written as selection.json (which step these weights are, and every metric there)."""
     if final.exists():  # another run took the name meanwhile: never overwrite someone's adapter
         final = final.with_name(f"{final.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     with atomic_dir(final) as tmp:
-        model.save_pretrained(tmp)
+        if weights_from is not None:
+            for path in weights_from.iterdir():
+                if path.is_file():
+                    shutil.copyfile(path, tmp / path.name)
+        else:
+            model.save_pretrained(tmp)
+        if selection is not None:
+            (tmp / "selection.json").write_text(json.dumps(selection, ensure_ascii=False, indent=1), encoding="utf-8")
         record_base_reference(tmp / "adapter_config.json", cfg.model)
         cfg.save(tmp / "train_config.yaml")
         for path in artifacts:
@@ -239,12 +249,16 @@ def last_complete_checkpoint(folder: Path) -> str | None:
 
 
 def train(cfg: TrainConfig, reporter: Reporter, checkpoint_dir: Path, adapter_dir: Path,
-          resume: bool = False) -> dict:
+          resume: bool = False, evaluator=None) -> dict:
     """The run, top to bottom. Returns the outcome: {"state": "completed", "adapter_dir"}, {"state": "stopped"}
-    (the reporter asked; a checkpoint of the last step is kept for Resume), or {} on ranks other than 0."""
+    (the reporter asked; a checkpoint of the last step is kept for Resume), or {} on ranks other than 0.
+
+    `evaluator`: (model, tokenizer) -> {"accuracy:SET": value, ...}, the task metrics of the validation sets, built
+    above finetune/ (jobs/train_eval.py: finetune never imports evaluation); None when the run names no sets."""
     from transformers import set_seed
 
     from finetune.progress import ProgressCallback
+    from finetune.selection import SelectionCallback
 
     set_seed(cfg.seed)
     model, tokenizer = load_model_and_tokenizer(cfg)
@@ -258,7 +272,16 @@ def train(cfg: TrainConfig, reporter: Reporter, checkpoint_dir: Path, adapter_di
     if reporter.should_stop():
         return {"state": "stopped"}
     progress = ProgressCallback(cfg, tokenizer, reporter)
-    trainer = build_trainer(cfg, model, tokenizer, train_rows, val_rows, checkpoint_dir, progress)
+    # Which checkpoint becomes the adapter: a task metric when validation sets are scored, else eval loss, else
+    # simply the last one (no validation at all).
+    metric = select_metric(cfg, evaluator.main_metrics if evaluator else [])
+    selection = None
+    # One process only: under torchrun the ranks would have to agree on every early stop (see README).
+    if cfg.processes == 1 and (evaluator is not None or (val_rows and metric == "eval_loss")):
+        selection = SelectionCallback(cfg, tokenizer, reporter, evaluator, metric, checkpoint_dir, resume)
+        print(f"[job] the adapter is the checkpoint with the best {metric}"
+              + (f"; scoring {evaluator.describe()}" if evaluator else ""), flush=True)
+    trainer = build_trainer(cfg, model, tokenizer, train_rows, val_rows, checkpoint_dir, progress, selection)
     reporter.stage("training", resumed_from=checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
     if progress.stopped:  # not should_stop(): under torchrun the request may have reached another rank only
@@ -269,6 +292,30 @@ def train(cfg: TrainConfig, reporter: Reporter, checkpoint_dir: Path, adapter_di
     if not trainer.is_world_process_zero():
         return {}  # under torchrun / accelerate launch only rank 0 writes the adapter and the final status
     reporter.stage("saving")
-    adapter = write_adapter(trainer.model, cfg, adapter_dir, reporter.artifacts())
-    print(f"[job] adapter saved to {adapter}", flush=True)
-    return {"state": "completed", "adapter_dir": str(adapter), "finished_at": time.time()}
+    return save_outcome(trainer, cfg, adapter_dir, reporter.artifacts(), selection)
+
+
+def save_outcome(trainer, cfg: TrainConfig, final: Path, artifacts: list[Path], selection) -> dict:
+    """The adapter under its name: the best checkpoint when one was selected, with the last beside it as
+    <name>-last; the outcome says which step won, whether the run stopped early, and what evaluating cost."""
+    best = selection.read_best() if selection is not None else None
+    if best is None:  # nothing was selected (no validation): the adapter is the last state
+        adapter = write_adapter(trainer.model, cfg, final, artifacts)
+        print(f"[job] adapter saved to {adapter}", flush=True)
+        return {"state": "completed", "adapter_dir": str(adapter), "finished_at": time.time()}
+    summary = selection.summary(trainer.state.global_step)
+    last = write_adapter(trainer.model, cfg, final.with_name(f"{final.name}-last"), artifacts,
+                         selection={"this_is": "last", "step": trainer.state.global_step,
+                                    "metrics": selection.last_scores, "best_step": best["step"],
+                                    "select_by": best["select_by"], "best_value": best["value"]})
+    adapter = write_adapter(trainer.model, cfg, final, artifacts, weights_from=selection.best_dir,
+                            selection={**summary, "this_is": "best", "last_dir": str(last)})
+    print(f"[job] adapter saved to {adapter}: step {best['step']} of {trainer.state.global_step}, best "
+          f"{best['select_by']}={best['value']}; the last step's adapter is {last}; evaluating took "
+          f"{summary['eval_share']:.1%} of the run" + (" (stopped early)" if summary["stopped_early"] else ""),
+          flush=True)
+    return {"state": "completed", "adapter_dir": str(adapter), "last_adapter_dir": str(last),
+            "best_step": best["step"], "best_value": best["value"], "select_by": best["select_by"],
+            "stopped_early": summary["stopped_early"], "eval_share": summary["eval_share"],
+            "eval_seconds": summary["eval_seconds"], "evaluations_skipped": summary["evaluations_skipped"],
+            "finished_at": time.time()}

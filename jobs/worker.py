@@ -83,6 +83,7 @@ def _run_owned(files: JobFiles, resume: bool, stop: StopRequest) -> int:
     from finetune.config import ConfigError, TrainConfig
     from finetune.formats import DataError
     from finetune.train import train
+    from jobs.train_eval import build_evaluator
 
     # The process Stop signals (see jobs/process.py): this one, or torchrun's launcher, which passes it to every rank.
     pid = os.getppid() if launched_by_torchrun() else os.getpid()
@@ -90,7 +91,10 @@ def _run_owned(files: JobFiles, resume: bool, stop: StopRequest) -> int:
     try:
         cfg = TrainConfig.load(files.config).validate()
         adapter_dir = Path(cfg.output_dir) if cfg.output_dir else files.default_adapter_dir(cfg)
-        outcome = train(cfg, JobReporter(files, stop), files.checkpoints, adapter_dir, resume=resume)
+        # Validation sets scored during training (jobs/train_eval.py): read and checked before the model loads.
+        evaluator = build_evaluator(cfg)
+        outcome = train(cfg, JobReporter(files, stop), files.checkpoints, adapter_dir, resume=resume,
+                        evaluator=evaluator)
     except (ConfigError, DataError) as exc:
         print(f"[job] error: {exc}", flush=True)
         files.update_status(state="failed", error=str(exc))

@@ -50,7 +50,8 @@ def test_preview_start_and_follow_a_job_to_the_end(app_url, tiny_chat_model, tmp
     assert status["step"] == status["total_steps"] == 8 and status["tokens_per_s"] > 0
     assert "step 8/8" in status_md and "app-run" in status_md
     series = {row["series"] for row in plot["value"]["data"]} if "value" in plot else {r[2] for r in plot["data"]}
-    assert series == {"train", "validation"}
+    # With a validation split the adapter is the checkpoint with the best eval loss: its step is marked (issue 13).
+    assert series == {"train", "validation", f"best eval_loss @ {status['best_step']}"}
     assert "adapter saved" in log and "**step 4**" in samples
 
     # A fresh client (a reloaded page) finds the job in the list and reads the same finished state.

@@ -42,6 +42,7 @@ SETTINGS = [
     ("eval_steps", True), ("save_steps", True), ("sample_every", True), ("sample_prompts", True),
     ("precision", True), ("gradient_checkpointing", True), ("max_samples", True), ("dedup", True),
     ("adapter_name", True), ("processes", True),
+    ("eval_every", True), ("eval_limit", True), ("select_by", True), ("early_stop", True), ("eval_budget", True),
 ]
 CHOICES = {"lr_scheduler": list(SCHEDULERS), "precision": list(PRECISIONS),
            "lora_targets": list(LORA_TARGET_PRESETS) + ["q_proj,v_proj"]}
@@ -65,6 +66,21 @@ def setting_widget(name: str, lang: str):
 def sample_files(ctx: AppContext) -> list[str]:
     names = [p.name for p in sorted(ctx.sample_dir.glob("*.jsonl")) if "predictions" not in p.name]
     return [n for n in names if n.startswith("train")] + [n for n in names if not n.startswith("train")]
+
+
+def eval_sample_files(ctx: AppContext) -> list[str]:
+    """The bundled validation sets the tab offers (multiple choice, free-form, competition style)."""
+    return [p.name for p in sorted(ctx.sample_dir.glob("*.jsonl"))
+            if p.name.startswith(("mc_", "qa_")) and "predictions" not in p.name]
+
+
+def eval_set_paths(names, ctx: AppContext) -> list[str]:
+    """Picked names -> paths; only the offered files (a name sent through the API is never a path of its own)."""
+    offered = set(eval_sample_files(ctx))
+    bad = [n for n in names or [] if n not in offered]
+    if bad:
+        raise gr.Error(t("finetune.bad_eval_set", ctx.lang).format(name=bad[0]))
+    return [str(ctx.sample_dir / n) for n in names or []]
 
 
 def data_path(upload, sample: str, ctx: AppContext) -> str:
@@ -143,8 +159,16 @@ def do_start(request: gr.Request, model, upload, sample, data_format, column_map
         kept = Path(ctx.data_dir) / "uploads" / f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(path).name}"
         kept.parent.mkdir(parents=True, exist_ok=True)
         path = str(shutil.copyfile(path, kept))
+    # The validation sets' picker follows the settings (older API clients send the settings only).
+    values, picked = list(values[:len(SETTINGS)]), (values[len(SETTINGS)] if len(values) > len(SETTINGS) else [])
+    cfg = config_from_widgets(model, path, data_format, column_map, values)
+    cfg.eval_sets = eval_set_paths(picked, ctx)
     try:
-        files = create_job(config_from_widgets(model, path, data_format, column_map, list(values)), ctx.data_dir)
+        if cfg.eval_sets:  # read and checked before the job exists (file, line, field; a set of the wrong task)
+            from jobs.train_eval import build_evaluator
+
+            build_evaluator(cfg.validate())
+        files = create_job(cfg, ctx.data_dir)
     except (ConfigError, DataError) as exc:
         raise gr.Error(str(exc)) from None
     submit_training(files, user, ctx)
@@ -162,9 +186,11 @@ def submit_training(files: JobFiles, user, ctx: AppContext, resume: bool = False
 
 def do_command(model, upload, sample, data_format, column_map, *values, ctx: AppContext):
     try:
-        cfg = config_from_widgets(model, data_path(upload, sample, ctx), data_format, column_map, list(values))
+        cfg = config_from_widgets(model, data_path(upload, sample, ctx), data_format, column_map,
+                                  list(values[:len(SETTINGS)]))
     except DataError as exc:
         raise gr.Error(str(exc)) from None
+    cfg.eval_sets = eval_set_paths(values[len(SETTINGS)] if len(values) > len(SETTINGS) else [], ctx)
     return gr.Code(value=command_text(cfg, ctx.data_dir), visible=True)
 
 
@@ -231,6 +257,12 @@ def status_text(status: dict, lang: str, data_summary: str = "") -> str:
         text += f"\n\n<progress value='{step}' max='{total}' style='width:100%'></progress>"
     if data_summary:
         text += f"\n\n{data_summary}"
+    if status.get("select_by") and status.get("best_step") is not None:
+        text += "\n\n" + t("finetune.best", lang).format(
+            metric=status["select_by"], value=_fmt(status.get("best_value"), ".4g"), step=status["best_step"],
+            share=_fmt(100 * status["eval_share"], ".0f") if status.get("eval_share") is not None else "–")
+        if status.get("stopped_early"):
+            text += " " + t("finetune.stopped_early", lang)
     if status.get("state") == "completed" and status.get("adapter_dir"):
         path = Path(status["adapter_dir"])
         text += "\n\n" + t("finetune.adapter_ready", lang).format(name=path.name, path=path)
@@ -240,12 +272,24 @@ def status_text(status: dict, lang: str, data_summary: str = "") -> str:
 
 
 def loss_frame(files: JobFiles, lang: str = "en") -> pd.DataFrame:
+    """Train and validation loss, each set's headline task metric (accuracy, ROUGE-L) divided by 100 so it shares
+    the axis with the loss, and the best point marked by a vertical line at its step."""
     rows = []
     for m in read_jsonl(files.metrics):
         if "loss" in m:
             rows.append({"step": m["step"], "loss": m["loss"], "series": t("finetune.series_train", lang)})
         elif "eval_loss" in m:
             rows.append({"step": m["step"], "loss": m["eval_loss"], "series": t("finetune.series_validation", lang)})
+        rows += [{"step": m["step"], "loss": v / 100, "series": f"{k} /100"} for k, v in m.items()
+                 if k.startswith(("accuracy:", "rouge-l:")) and isinstance(v, (int, float))]
+    try:
+        best = json.loads((files.checkpoints / "best.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        best = None
+    if best and best.get("step") is not None and best.get("value") is not None:
+        top = best["value"] / 100 if best["select_by"] != "eval_loss" else best["value"]
+        label = t("finetune.series_best", lang).format(metric=best["select_by"], step=best["step"])
+        rows += [{"step": best["step"], "loss": y, "series": label} for y in (0.0, top)]
     return pd.DataFrame(rows, columns=["step", "loss", "series"])
 
 
@@ -336,7 +380,10 @@ def build(ctx: AppContext) -> None:
     hide_until_filled(rejected, examples)  # no "line field reason" header row before a preview
     widgets = _settings_section(ctx)
     model_picker.wire_presets(data_inputs[0], widgets)
-    settings = [widgets[name] for name, _ in SETTINGS]
+    eval_choices = eval_sample_files(ctx)
+    eval_sets = gr.Dropdown(eval_choices, value=[], multiselect=True, label=t("finetune.eval_sets", lang),
+                            info=t("finetune.eval_sets_info", lang))
+    settings = [widgets[name] for name, _ in SETTINGS] + [eval_sets]
     with gr.Row():
         start_btn = gr.Button(t("finetune.start", lang), variant="primary")
         stop_btn = gr.Button(t("finetune.stop", lang), variant="stop")
