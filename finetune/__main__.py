@@ -55,6 +55,11 @@ FLAG_HELP = {
     "eval_steps": "evaluate every N steps; 0 = only at the end", "save_steps": "checkpoint every N steps",
     "sample_every": "generate answers to the sample prompts every N steps; 0 = never",
     "processes": "processes per machine; > 1 runs data parallel under torchrun",
+    "eval_every": "score the --eval-data sets every N steps (and at each epoch end); 0 = at each epoch end only",
+    "eval_limit": "at most this many items per set (a fixed, seeded subset)",
+    "eval_max_new_tokens": "answer length cap when scoring free-form sets",
+    "select_by": "accuracy:SET | rouge-l:SET | eval_loss; empty = the first set's main metric, else eval_loss",
+    "early_stop": "stop after this many evaluations without improvement; 0 = never",
 }
 
 
@@ -388,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     # default None: a flag given overrides --config; the default shown is TrainConfig's
     for name, kind in FLAGS.items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
-                       help=f"{FLAG_HELP[name]} (default: {getattr(defaults, name)!r})".replace("%", "%%"))
+                       help=f"{FLAG_HELP.get(name, name.replace('_', ' '))} (default: {getattr(defaults, name)!r})".replace("%", "%%"))
     p.add_argument("--format", dest="data_format", type=str, default=None, help="alias of --data-format")
     p.add_argument("--epochs", dest="num_epochs", type=float, default=None, help="alias of --num-epochs")
     p.add_argument("--lr", dest="learning_rate", type=float, default=None, help="alias of --learning-rate")
@@ -426,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="job directories, job ids or adapter directories")
     p.add_argument("--metric", default=None, help="e.g. accuracy:mc_val (default: the first task metric)")
     p.add_argument("--chart", default=None, metavar="FILE.png", help="write the chart as PNG instead of printing it")
-    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("presets", help="ready-made settings per model and method; `presets copy NAME run.yaml`")

@@ -117,6 +117,15 @@ COMMANDS: dict[str, object] = {
         Skip("4 training processes; data parallel on 2 processes is tests/test_finetune_distributed.py"),
     "accelerate launch --multi_gpu --num_processes 4 -m finetune train --config run.yaml":
         Skip("needs several GPUs (--multi_gpu)"),
+    # --- Training with evaluation sets
+    "python -m finetune train --model demo --data data/train_sample.jsonl --eval-data data/mc_sample.jsonl "
+    "data/qa_sample.jsonl --eval-every 20 --eval-limit 32 --select-by accuracy:mc_sample --early-stop 3":
+        Run("{python} -m finetune train --model demo --data data/train_sample.jsonl --eval-data data/mc_sample.jsonl "
+            "data/qa_sample.jsonl --eval-every 20 --eval-limit 4 --select-by accuracy:mc_sample --early-stop 3 "
+            "--max-steps 2 --eval-max-new-tokens 8 --job-id readme-3", expect=r"best accuracy:mc_sample="),
+    "python -m finetune compare runs/jobs/RUN1 runs/jobs/RUN2 [--metric rouge-l:qa_sample] [--chart runs.png]":
+        Run("{python} -m finetune compare runs/jobs/readme-3 runs/jobs/readme-1 --metric rouge-l:qa_sample "
+            "--chart runs.png && test -s runs.png", expect=r"^readme-3\s"),
     # --- Presets
     "python -m finetune presets": Run("{python} -m finetune presets", expect=r"^demo-lora\s+demo\s+LoRA"),
     "python -m finetune presets copy qwen2.5-1.5b-qlora run.yaml && python -m finetune train --config run.yaml":
