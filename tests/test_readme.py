@@ -320,8 +320,9 @@ def test_readme_examples_run(tmp_path, medtune_home, demo_model):
                 failures.append(f"README.md line {line}: {text}\n  ran: {cmd or 'the python example'}\n"
                                 f"  exit {rc} (want {rc_want}), want a line matching {want!r}; output:\n"
                                 + output[-2500:])
-            if text.startswith("python -m finetune train --model demo"):
-                fill["adapter"] = re.search(r"runs/adapters/(\S+)", output).group(1) if rc == 0 else "missing"
+            if text == "python -m finetune train --model demo --data data/train_sample.jsonl":  # the adapter reused
+                found = re.search(r"^completed: .*runs/adapters/(\S+)$", output, re.MULTILINE)
+                fill["adapter"] = found.group(1) if found else "missing"
     finally:
         if server is not None:
             _stop(server)
