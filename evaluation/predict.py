@@ -1,9 +1,13 @@
 """Answer an unlabelled test set and write the submission in the shape of the test file.
 
-`python -m evaluation predict --model M [--adapter A ...] --data test.jsonl --out submission.jsonl`: every row of
-the test file is answered (multiple choice with options inline or as a field, or free-form) and written back with
-all its fields, in their order, and the answer field filled (`output` unless told otherwise), as JSONL, a JSON
-array or CSV like the input. One file per model when several are given.
+`python -m evaluation predict [--model M] [--adapter A ...] [--endpoint URL] --data test.jsonl --out sub.jsonl`:
+every row of the test file is answered (multiple choice with options inline or as a field, or free-form) and
+written back with all its fields, in their order, and the answer field filled (`output` unless told otherwise), as
+JSONL, a JSON array or CSV like the input. One file per model when several are given.
+
+Every model answers through models/interface.py's `ChatModel`, as in evaluation/run.py: in process, or behind an
+OpenAI-compatible endpoint (`--endpoint URL --model SERVED`, `concurrency` requests in flight). A model without
+log-probabilities answers multiple choice by generation, and the meta's `scored_by` says so and why.
 
 Resuming: answers are appended batch by batch (one fsync each) to `<stem>.progress.jsonl` beside the output, under
 a key that hashes everything deciding the answers; the same command again skips what is done. Decoding is greedy
@@ -30,7 +34,10 @@ from evaluation.data import (
 from evaluation.extract import extract_answer
 from evaluation.postprocess import apply_postprocess, check_names
 from evaluation.prompts import PromptConfig, build_messages
-from evaluation.run import EvalCancelled, EvalError, Progress, file_sha256, letter_token_ids, model_identity, _slug
+from evaluation.run import (
+    EvalCancelled, EvalError, Progress, file_sha256, pick_letters, scored_by_note, work_batch_size, _slug,
+)
+from models.interface import ModelError
 from safeio.atomic import write_text
 from safeio.records import file_kind
 
@@ -42,7 +49,7 @@ PREDICT_METHODS = ("likelihood", "generate")
 class PredictConfig:
     data: str
     out: str
-    models: tuple[str | None, ...] = (None,)  # None: the base model; else adapter names known to the registry
+    models: tuple[str | None, ...] = (None,)  # None: the in-process base; else names the model directory knows
     task: str = "auto"  # "mc", "qa" or "auto" (by the rows: options as a field or inline)
     answer_field: str = "output"
     mc_output: str = "letters"
@@ -54,9 +61,11 @@ class PredictConfig:
     postprocess: tuple[str, ...] = ()  # free-form answers: evaluation.postprocess option names, in order
     prompt: PromptConfig = field(default_factory=PromptConfig)
     seed: int = 0
+    concurrency: int = 8  # requests in flight to a remote model (in-process models batch `batch_size` rows instead)
 
     def __post_init__(self) -> None:
         checks = [("task", self.task in ("auto", "mc", "qa"), "auto, mc or qa"),
+                  ("concurrency", 1 <= self.concurrency <= 256, "between 1 and 256"),
                   ("mc_output", self.mc_output in MC_OUTPUTS, f"one of {', '.join(MC_OUTPUTS)}"),
                   ("method", self.method in PREDICT_METHODS, f"one of {', '.join(PREDICT_METHODS)}"),
                   ("batch_size", self.batch_size >= 1, "at least 1"),
@@ -208,11 +217,12 @@ class PredictResult:
     seconds: float
 
 
-def predict_settings(config: PredictConfig, identity: dict, test: TestSet) -> dict:
-    """Everything that decides the written answers (not the batch size); its hash keys the progress log."""
+def predict_settings(config: PredictConfig, identity: dict, test: TestSet, can_score: bool = True) -> dict:
+    """Everything that decides the written answers (not the batch size); its hash keys the progress log.
+    `can_score`: the model gives log-probabilities (else multiple choice is answered by generation, as in run)."""
     from models.settings import GenerationSettings
 
-    method = config.method if test.task == "mc" else "generate"
+    method = config.method if test.task == "mc" and can_score else "generate"
     max_new = config.mc_max_new_tokens if test.task == "mc" else config.max_new_tokens
     return {**identity,
             "data": {"path": test.path, "sha256": file_sha256(test.path), "task": test.task, "format": test.kind,
@@ -226,26 +236,16 @@ def predict_settings(config: PredictConfig, identity: dict, test: TestSet) -> di
             "seed": config.seed}
 
 
-def answer_batch(registry, adapter, items: list, prompts: list[str], settings: dict) -> list[dict]:
-    """One batch answered: {"line", "answer", "raw"} each (raw: what the model said, before reading/cleaning)."""
-    import torch
-
+def answer_batch(model, items: list, prompts: list, settings: dict, concurrency: int) -> list[dict]:
+    """One batch answered through the ChatModel: {"line", "letters" | "answer", "raw"} each (raw: what the model
+    said, before reading/cleaning)."""
     from models.settings import GenerationSettings
 
     if settings["method"] == "likelihood":
-        logits = registry.next_token_logits(prompts, adapter)
-        rows = []
-        for item, row_logits in zip(items, logits):
-            letters = list(item.options)
-            probs = torch.softmax(row_logits[letter_token_ids(registry.tokenizer, letters)], dim=-1).tolist()
-            top = max(range(len(letters)), key=lambda i: (probs[i], -i))  # ties: the earlier letter
-            threshold = settings["multi_threshold"]
-            chosen = {letters[top]} | ({l for l, p in zip(letters, probs) if p >= threshold} if threshold else set())
-            rows.append({"line": item.line, "letters": "".join(sorted(chosen)), "raw": None})
-        return rows
-    texts = [t.strip() for t in registry.generate(prompts, adapter=adapter,
-                                                 settings=GenerationSettings(**settings["decoding"]),
-                                                 batch_size=len(prompts))]
+        scores = model.score_options(prompts, [list(item.options) for item in items])
+        return [{"line": item.line, "letters": pick_letters(list(item.options), probs, settings["multi_threshold"]),
+                 "raw": None} for item, probs in zip(items, scores)]
+    texts = [t.strip() for t in model.generate(prompts, GenerationSettings(**settings["decoding"]), concurrency)]
     if settings["data"]["task"] == "mc":
         return [{"line": item.line, "letters": extract_answer(text, item.options) or "", "raw": text}
                 for item, text in zip(items, texts)]
@@ -287,26 +287,36 @@ def append_progress(path: Path, key: str, entries: list[dict], fresh: bool) -> N
         os.fsync(handle.fileno())
 
 
-def predict(registry, config: PredictConfig, progress: Callable[[Progress], None] | None = None,
+def predict(models, config: PredictConfig, progress: Callable[[Progress], None] | None = None,
             stop: threading.Event | None = None) -> list[PredictResult]:
-    """Answer the test set with each model in turn and write one submission per model."""
+    """Answer the test set with each model in turn and write one submission per model. `models` names models:
+    anything with `model_for(name)` (the in-process `ModelRegistry`, or a `models.directory.ModelDirectory` that
+    adds endpoints' models), as for evaluation.run.evaluate."""
     test = load_test_set(config.data, config.task)
     if not test.items:
         raise EvalError(f"{config.data}: no items to answer")
-    identities = [model_identity(registry, m) for m in config.models]  # fail before any work on an unknown name
+    try:  # fail before any work on an unknown name
+        chosen = [models.model_for(m) for m in config.models]
+        identities = [model.identity() for model in chosen]
+    except ModelError as exc:
+        raise EvalError(str(exc)) from exc
     outs = output_paths(config.out, [i["model"] for i in identities])
     for out in outs:
         if Path(out).resolve() == Path(config.data).resolve():
             raise EvalError(f"--out {out} is the test file itself; give another name")
-    return [predict_one(registry, config, identity, test, out, progress, stop)
-            for identity, out in zip(identities, outs)]
+    return [predict_one(model, config, identity, test, out, progress, stop)
+            for model, identity, out in zip(chosen, identities, outs)]
 
 
-def predict_one(registry, config: PredictConfig, identity: dict, test: TestSet, out: Path,
+def predict_one(model, config: PredictConfig, identity: dict, test: TestSet, out: Path,
                 progress=None, stop=None) -> PredictResult:
+    """One model's submission: what is not in the progress log yet, batch by batch, then the file and its meta."""
     import torch
 
-    settings = predict_settings(config, identity, test)
+    # Probed only where it matters (a remote model answers with a request); without log-probabilities multiple
+    # choice is answered by generation, and the meta says why.
+    scoring = model.scoring() if test.task == "mc" and config.method == "likelihood" else None
+    settings = predict_settings(config, identity, test, can_score=scoring is None or scoring.way is not None)
     key = hashlib.sha256(json.dumps({k: v for k, v in settings.items() if k != "data"} | {
         "data": {k: v for k, v in settings["data"].items() if k != "path"}}, sort_keys=True).encode()).hexdigest()[:16]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -314,41 +324,52 @@ def predict_one(registry, config: PredictConfig, identity: dict, test: TestSet, 
     done = read_progress(log_path, key)
     fresh = not done
     pending = [item for item in test.items if item.line not in done]
-    prompts = {i.line: registry.render(build_messages(i, config.prompt)) for i in pending}
-    lengths = {line: len(ids) for line, ids in zip(prompts, registry.tokenizer(
-        list(prompts.values()), add_special_tokens=False)["input_ids"])} if pending else {}
+    prompts = {i.line: build_messages(i, config.prompt) for i in pending}
+    lengths = dict(zip(prompts, model.prompt_lengths(list(prompts.values())))) if pending else {}
     # Longest first: rows of one batch pad little, and the memory peak comes in the first batch.
     pending.sort(key=lambda i: (-lengths[i.line], i.line))
+    size = work_batch_size(model, config.batch_size, config.concurrency)
     torch.manual_seed(config.seed)
     started, answered, total = time.perf_counter(), 0, len(test.items)
     _progress(progress, identity["model"], test, total - len(pending), 0, started)
-    for start in range(0, len(pending), config.batch_size):
+    for start in range(0, len(pending), size):
         if stop is not None and stop.is_set():
             raise EvalCancelled(f"stopped: {total - len(pending) + answered} of {total} answered for "
                                 f"{identity['model']}; run again with the same settings to resume")
-        batch = pending[start:start + config.batch_size]
-        entries = answer_batch(registry, identity["adapter"], batch, [prompts[i.line] for i in batch], settings)
+        batch = pending[start:start + size]
+        try:
+            entries = answer_batch(model, batch, [prompts[i.line] for i in batch], settings, config.concurrency)
+        except ModelError as exc:  # a remote model that failed (after retries): what is done stays in the log
+            raise ModelError(f"{identity['model']} on {test.path}: {exc}; answered batches are saved, run again "
+                             "to resume") from exc
         append_progress(log_path, key, entries, fresh)
         fresh = False
         done.update((e["line"], e) for e in entries)
         answered += len(batch)
         _progress(progress, identity["model"], test, total - len(pending) + answered, answered, started)
+    answers, unparsed = collect_answers(test, done, config.mc_output)
+    write_text(out, render_submission(test, answers, config.answer_field))
+    elapsed = time.perf_counter() - started
+    meta = sidecar(out, "meta.json")
+    write_text(meta, json.dumps({**settings, "key": key, "out": str(out), "unparsed": unparsed,
+                                 "scored_by": scored_by_note(scoring, settings["method"]),
+                                 "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": answered,
+                                            "batch_size": config.batch_size, "concurrency": config.concurrency},
+                                 "progress_log": log_path.name}, ensure_ascii=False, indent=2))
+    return PredictResult(identity["model"], str(out), str(meta), total, answered, unparsed, elapsed)
+
+
+def collect_answers(test: TestSet, done: dict[int, dict], mc_output: str) -> tuple[list[str], int]:
+    """The answers in the test file's order, and how many multiple-choice replies had no readable letter."""
     answers, unparsed = [], 0
     for item in test.items:
         entry = done[item.line]
         if test.task == "mc":
             unparsed += not entry["letters"]
-            answers.append(mc_answer_text(entry["letters"], item.options, config.mc_output))
+            answers.append(mc_answer_text(entry["letters"], item.options, mc_output))
         else:
             answers.append(entry["answer"])
-    write_text(out, render_submission(test, answers, config.answer_field))
-    elapsed = time.perf_counter() - started
-    meta = sidecar(out, "meta.json")
-    write_text(meta, json.dumps({**settings, "key": key, "out": str(out), "unparsed": unparsed,
-                                 "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": answered,
-                                            "batch_size": config.batch_size},
-                                 "progress_log": log_path.name}, ensure_ascii=False, indent=2))
-    return PredictResult(identity["model"], str(out), str(meta), total, answered, unparsed, elapsed)
+    return answers, unparsed
 
 
 def _progress(progress, model: str, test: TestSet, done: int, done_now: int, started: float) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import safeio
@@ -13,12 +12,16 @@ from evaluation.predict import MC_OUTPUTS, PREDICT_METHODS, PredictConfig, predi
 from evaluation.prompts import DEFAULT_MC_TEMPLATE, DEFAULT_SYSTEM, PromptConfig
 from evaluation.report import render_file_error
 from evaluation.run import EvalCancelled, EvalError
-from evaluation.run_cli import EXIT_CANCELLED, EXIT_DATA_MALFORMED, EXIT_MODEL_ERROR, _progress_printer
+from evaluation.run_cli import (
+    EXIT_CANCELLED, EXIT_DATA_MALFORMED, EXIT_MODEL_ERROR, _progress_printer, add_model_arguments, models_from_args,
+)
 
 PREDICT_EPILOG = """The submission has the test file's shape: every field of each line kept, in order, with the answer
 field filled (JSONL, JSON array or CSV, like the test file). Several models write <stem>-<model><suffix> each.
 Answers are saved batch by batch to <stem>.progress.jsonl: running the same command again continues where it
 stopped. Settings (model, adapter weights hash, data hash, method, prompt, decoding, seed) go to <stem>.meta.json.
+A served model answers with --endpoint [NAME=]URL --model SERVED (as for `evaluation run`); one without
+log-probabilities answers multiple choice by generation, and the meta's scored_by says why.
 Then check the file before uploading: python -m evaluation check --test TEST --pred SUBMISSION
 
 exit status: 0 done; 2 wrong usage; 3 the test file is malformed (nothing run); 6 a model or adapter cannot be
@@ -29,15 +32,9 @@ used; 130 interrupted (re-run to resume); 1 an unexpected internal error (a bug)
 def add_predict_parser(commands) -> None:
     p = commands.add_parser("predict", help="answer an unlabelled test set and write the submission",
                             epilog=PREDICT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=os.environ.get("MEDTUNE_MODEL", "demo"),
-                   help="base model: hub id, local directory or 'demo' (default; env MEDTUNE_MODEL)")
-    p.add_argument("--adapter", action="append", default=[],
-                   help="LoRA adapter directory, hub id, or name under <data-dir>/adapters (repeatable)")
-    p.add_argument("--no-base", action="store_true", help="answer only with the adapters, not the base model")
+    add_model_arguments(p, "answer")
     p.add_argument("--data", required=True, help="the test file: JSONL, JSON array or CSV, answers not needed")
     p.add_argument("--out", required=True, help="the submission file (one per model when several)")
-    p.add_argument("--data-dir", default=os.environ.get("MEDTUNE_DATA_DIR", "runs"),
-                   help="app data folder whose adapters/ holds named adapters (env MEDTUNE_DATA_DIR; default ./runs)")
     p.add_argument("--task", choices=("auto", "mc", "qa"), default="auto",
                    help="multiple choice (mc) or free-form (qa); detected from the rows by default")
     p.add_argument("--answer-field", default="output", help="the field the answer is written to (default output)")
@@ -56,29 +53,27 @@ def add_predict_parser(commands) -> None:
     p.add_argument("--mc-max-new-tokens", type=int, default=32, help="generate method only")
     p.add_argument("--max-new-tokens", type=int, default=256, help="free-form answers")
     p.add_argument("--seed", type=int, default=0, help="random seed (recorded in the settings file)")
-    p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
     safeio.add_arguments(p)
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    from models.local.registry import ModelRegistry, RegistryError
+    from models.interface import ModelError
 
     try:
-        registry = ModelRegistry(args.model, args.data_dir, trust_remote_code=args.trust_remote_code)
-        adapters = [registry.add_adapter(a) for a in args.adapter]
+        directory, models = models_from_args(args)
         config = PredictConfig(
-            data=args.data, out=args.out, models=tuple(([] if args.no_base else [None]) + adapters), task=args.task,
+            data=args.data, out=args.out, models=tuple(models), task=args.task,
             answer_field=args.answer_field, mc_output=args.mc_output, method=args.method,
             batch_size=args.batch_size, mc_max_new_tokens=args.mc_max_new_tokens,
             max_new_tokens=args.max_new_tokens, multi_threshold=args.multi_threshold,
             postprocess=tuple(args.postprocess), prompt=PromptConfig(system=args.system, mc_template=args.mc_template),
-            seed=args.seed)
-        results = predict(registry, config, progress=_progress_printer())
+            seed=args.seed, concurrency=args.concurrency)
+        results = predict(directory, config, progress=_progress_printer())
     except DataFileError as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED)), file=sys.stderr)
         return EXIT_DATA_MALFORMED
-    except RegistryError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except ModelError as err:  # an unknown or unusable model, an endpoint that fails
+        print(safeio.printable(f"error: {err}"), file=sys.stderr)
         return EXIT_MODEL_ERROR
     except (EvalError, PostprocessError, ValueError) as err:
         print(safeio.printable(f"error: {err}"), file=sys.stderr)

@@ -206,15 +206,12 @@ class ItemLog:
 # One batch each way
 
 
-def letter_token_ids(tokenizer, letters: Sequence[str]) -> list[int]:
-    """The token each option letter starts with (models/local/model.py's), refused as an EvalError: evaluation/
-    predict.py's in-process path uses it."""
-    from models.local.model import letter_token_ids as token_ids
-
-    try:
-        return token_ids(tokenizer, letters)
-    except ModelError as exc:
-        raise EvalError(str(exc)) from None
+def pick_letters(letters: Sequence[str], probs: dict[str, float], threshold: float | None) -> str:
+    """The letters answered from the options' probabilities: the top one (ties: the earlier letter), plus, with a
+    threshold, every letter reaching it (multi-answer items). Evaluation and prediction read scores the same way."""
+    top = max(range(len(letters)), key=lambda i: (probs[letters[i]], -i))
+    chosen = {letters[top]} | ({l for l in letters if probs[l] >= threshold} if threshold else set())
+    return "".join(sorted(chosen))
 
 
 def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
@@ -222,9 +219,7 @@ def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | N
     rows = []
     for item, probs in zip(items, model.score_options(prompts, [list(item.options) for item in items])):
         letters = list(item.options)
-        top = max(range(len(letters)), key=lambda i: (probs[letters[i]], -i))  # ties: the earlier letter
-        chosen = {letters[top]} | ({l for l in letters if probs[l] >= threshold} if threshold else set())
-        prediction = "".join(sorted(chosen))
+        prediction = pick_letters(letters, probs, threshold)
         row = run_row(MULTIPLE_CHOICE, item, prediction, score_mc_letters(item, prediction))
         rows.append(row | {"letter_probs": {l: probs[l] for l in letters}})
     return rows
@@ -335,7 +330,7 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
     lengths = model.prompt_lengths([prompts[item_key(i)] for i in pending]) if pending else []
     # Longest first, so that rows of one batch pad little and the memory peak comes in the first batch. A remote
     # model gets batches of several times `concurrency` rows, so that N requests stay in flight most of the time.
-    size = config.batch_size if model.where == IN_PROCESS else max(config.batch_size, 4 * config.concurrency)
+    size = work_batch_size(model, config.batch_size, config.concurrency)
     order = [i for _, i in sorted(zip((-n for n in lengths), range(len(pending))))]
     batches = [[pending[i] for i in order[s:s + size]] for s in range(0, len(order), size)]
     torch.manual_seed(config.seed)
@@ -362,9 +357,20 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
                          started)
     rows = [log.rows[item_key(item)] for item in items]
     elapsed = time.perf_counter() - started
-    scored_by = {"way": scoring.way if settings["method"] == "likelihood" else "generation",
-                 "fallback_reason": scoring.reason if scoring is not None and scoring.way is None else None}
+    scored_by = scored_by_note(scoring, settings["method"])
     return finish_cell(cell_dir, settings, eset, rows, items, elapsed, done_now, config, scored_by)
+
+
+def work_batch_size(model, batch_size: int, concurrency: int) -> int:
+    """Rows per step: `batch_size` in process; a remote model gets several times `concurrency` rows, so that N
+    requests stay in flight most of the time (and a step still ends often enough to save and to stop)."""
+    return batch_size if model.where == IN_PROCESS else max(batch_size, 4 * concurrency)
+
+
+def scored_by_note(scoring, method: str) -> dict:
+    """For reports: which way multiple choice was scored, and why generation stood in for log-probabilities."""
+    return {"way": scoring.way if method == "likelihood" else "generation",
+            "fallback_reason": scoring.reason if scoring is not None and scoring.way is None else None}
 
 
 def _batch_rows(model, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from finetune.atomic import atomic_dir
 from finetune.demo_model import resolve_model
 from finetune.tokenization import ensure_chat_template
+from models.preflight import preflight
 from models.refs import adapter_hub
 
 
@@ -43,6 +44,8 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, model: str | Non
     # The adapter's own base from the hub it was trained from (a --model given here follows the current setting).
     path = resolve_model(model_ref, hub=None if model else adapter_hub(adapter_dir))
     torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]
+    # Before any weight is read (merge loads on the CPU): refused models get a message naming them and what to do.
+    preflight(model_ref, path, trust_remote_code=trust_remote_code, dtype=torch_dtype, device="cpu")
     base = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, trust_remote_code=trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     ensure_chat_template(tokenizer)  # the template the adapter was trained with travels with the merged model

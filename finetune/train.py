@@ -18,6 +18,7 @@ from pathlib import Path
 from finetune.atomic import atomic_dir
 from finetune.config import ConfigError, TrainConfig, resolved_precision, select_metric
 from finetune.demo_model import resolve_model
+from models.preflight import preflight
 from models.refs import record_adapter_base
 from finetune.formats import DataError, load_data, split_conversations
 from finetune.tokenization import (
@@ -67,12 +68,17 @@ def load_model_and_tokenizer(cfg: TrainConfig):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model(cfg.model)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[resolved_precision(cfg)]
+    # Before any weight is read (each rank checks its own GPU): a model that cannot load here fails with a message
+    # naming it and what to do, not a transformers traceback or the kernel's OOM killer.
+    device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    preflight(cfg.model, path, trust_remote_code=cfg.trust_remote_code, dtype=dtype, device=device,
+              load_in_4bit=cfg.load_in_4bit)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
     if ensure_chat_template(tokenizer):
         print(f"[job] {cfg.model} has no chat template: using ChatML", flush=True)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[resolved_precision(cfg)]
     kwargs = {"dtype": dtype, "trust_remote_code": cfg.trust_remote_code}
     if cfg.load_in_4bit:
         from transformers import BitsAndBytesConfig

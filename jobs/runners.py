@@ -176,7 +176,11 @@ def run_prediction(job: Job, control: Control, registry_for: Callable | None = N
     config = predict_config_from_dict(job.params["config"])
     total = len(config.models) * len(load_test_set(config.data, config.task).items)
     registry = registry_for(job.params["model"], Path(job.params["data_dir"]))
+    # As for evaluation: the in-process models and the admin's endpoints' models, by the names the tab listed.
+    from models.directory import shared_directory
+
+    models = shared_directory(registry, None, Path(job.params["data_dir"]) / "endpoints.yaml")
     try:
-        return predict(registry, config, progress=EvalProgress(control, total), stop=control.stop)
+        return predict(models, config, progress=EvalProgress(control, total), stop=control.stop)
     except EvalCancelled as exc:
         raise JobCancelled(str(exc)) from None

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from evaluation.data import DataFileError, MCItem, load_dataset
 from evaluation.prompts import PromptConfig, build_messages
-from evaluation.run import letter_token_ids
+from models.local.model import letter_token_ids
 from evaluation.tasks import MULTIPLE_CHOICE, TASKS, get_task, score_mc_letters
 from finetune.config import ConfigError, TrainConfig, eval_set_entries
 from finetune.formats import DataError

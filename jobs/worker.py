@@ -84,10 +84,11 @@ def _run_owned(files: JobFiles, resume: bool, stop: StopRequest) -> int:
     from finetune.formats import DataError
     from finetune.train import train
     from jobs.train_eval import build_evaluator
+    from models.preflight import PreflightError
 
     # The process Stop signals (see jobs/process.py): this one, or torchrun's launcher, which passes it to every rank.
     pid = os.getppid() if launched_by_torchrun() else os.getpid()
-    files.update_status(state="loading", pid=pid, error=None, started_at=time.time())
+    files.update_status(state="loading", pid=pid, error=None, error_code=None, started_at=time.time())
     try:
         cfg = TrainConfig.load(files.config).validate()
         adapter_dir = Path(cfg.output_dir) if cfg.output_dir else files.default_adapter_dir(cfg)
@@ -99,6 +100,10 @@ def _run_owned(files: JobFiles, resume: bool, stop: StopRequest) -> int:
         print(f"[job] error: {exc}", flush=True)
         files.update_status(state="failed", error=str(exc))
         return 2
+    except PreflightError as exc:  # a model refused before loading: its message says what to do, no traceback
+        print(f"[job] error: {exc}", flush=True)
+        files.update_status(state="failed", error=str(exc), error_code=f"preflight.{exc.code}", error_params=exc.params)
+        return 1
     except BaseException as exc:  # noqa: BLE001 - a crashed job must say why in status.json, then exit
         traceback.print_exc()
         files.update_status(state="failed", error=f"{type(exc).__name__}: {exc}")

@@ -63,6 +63,7 @@ TABLE: dict[str, tuple[dict, tuple]] = {
     "/do_detail": (ALL, (None,)),  # per job: details for owner and admin (sec-data)
     "/jobs_cancel": (ALL, (None,)),  # per job: owner or admin
     "/jobs_resume": (ALL, (None,)),
+    "/jobs_compare": (ALL, ([], None)),  # per job: owner or admin (no runs: "pick runs" after the role check)
     "/footer": (ALL, ()),
     "/refresh": (ALL, ()),  # the footer's text on page load
     "/picker_info": (ALL, ("Qwen/Qwen3-0.6B",)),  # sizes from config numbers; a folder only inside the model roots

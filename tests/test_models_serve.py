@@ -24,6 +24,8 @@ from models.settings import GenerationSettings
 ROOT = Path(__file__).resolve().parent.parent
 QA = str(ROOT / "data" / "qa_sample.jsonl")
 MC = str(ROOT / "data" / "mc_sample.jsonl")
+QA_COMPETITION = ROOT / "data" / "qa_sample_competition.jsonl"
+MC_COMPETITION = ROOT / "data" / "mc_sample_competition.jsonl"
 ASK = [{"role": "system", "content": "你是一名专业、严谨的医学助手。"},
        {"role": "user", "content": "高血压患者饮食要注意什么？"}]
 
@@ -84,4 +86,38 @@ def test_evaluation_cli_with_endpoint(served, demo_model, tmp_path, monkeypatch)
     report = json.loads(report_path.read_text())
     assert report["endpoint"] == "serve" and report["timing"]["concurrency"] == 2
     written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file()) + done.stdout + done.stderr
+    assert "sk-never-written-anywhere" not in written and "SERVE_TEST_KEY" not in written
+
+
+def test_predict_through_the_server_equals_in_process(served, directory, demo_model, tmp_path, monkeypatch, capsys):
+    """`evaluation predict --endpoint`: the free-form submission (greedy) equals the in-process one line for line;
+    multiple choice falls back to generation (no log-probabilities) and the meta says why; no key is written."""
+    from evaluation.cli import main
+    from evaluation.predict import PredictConfig, predict
+
+    monkeypatch.setenv("SERVE_TEST_KEY", "sk-never-written-anywhere")
+    tests = {}
+    for task, source in (("qa", QA_COMPETITION), ("mc", MC_COMPETITION)):  # as test files: no answers
+        rows = [json.loads(line) for line in Path(source).read_text(encoding="utf-8").splitlines()[:6]]
+        tests[task] = tmp_path / f"test-{task}.jsonl"
+        tests[task].write_text("".join(json.dumps({"id": f"t{i}", **{k: v for k, v in r.items() if k != "output"}},
+                                                  ensure_ascii=False) + "\n" for i, r in enumerate(rows)),
+                               encoding="utf-8")
+    flags = ["--endpoint", f"serve={served}", "--endpoint-key", "serve=SERVE_TEST_KEY", "--model", str(demo_model),
+             "--max-new-tokens", "16", "--mc-max-new-tokens", "8", "--concurrency", "3"]
+    for task in tests:
+        assert main(["predict", *flags, "--data", str(tests[task]), "--out", str(tmp_path / f"remote-{task}.jsonl")]) \
+            == 0, capsys.readouterr().err
+    config = PredictConfig(data=str(tests["qa"]), out=str(tmp_path / "local-qa.jsonl"), max_new_tokens=16)
+    [local] = predict(directory, config)  # the in-process base of the same directory
+    remote_rows = Path(tmp_path / "remote-qa.jsonl").read_text(encoding="utf-8")
+    assert remote_rows == Path(local.out).read_text(encoding="utf-8")
+    assert sum(bool(json.loads(line)["output"]) for line in remote_rows.splitlines()) >= 5  # answers, not blanks
+    meta = json.loads((tmp_path / "remote-qa.meta.json").read_text())
+    assert meta["model"] == f"{demo_model}@serve" and meta["endpoint_url"].startswith("http://127.0.0.1:")
+    assert meta["scored_by"]["way"] == "generation" and meta["timing"]["concurrency"] == 3
+    mc_meta = json.loads((tmp_path / "remote-mc.meta.json").read_text())
+    assert mc_meta["method"] == "generate" and "log-probabilities" in mc_meta["scored_by"]["fallback_reason"]
+    assert len((tmp_path / "remote-mc.jsonl").read_text().splitlines()) == 6
+    written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file()) + "".join(capsys.readouterr())
     assert "sk-never-written-anywhere" not in written and "SERVE_TEST_KEY" not in written

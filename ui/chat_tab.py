@@ -175,6 +175,8 @@ class ChatHandlers:
         size = {m.name: m.bytes for m in self.registry.models()}.get(name, 0)
         lines = [self.unload_message(e) for e in events] + [t("models.loaded", self.lang).format(
             name=name, size=human_bytes(size))]
+        if self.registry.host.template_notice:  # the base ships no chat template: say that ChatML stands in
+            lines.append(t("preflight.no_chat_template", self.lang).format(model=self.registry.host.base_name))
         return "  \n".join(lines), self.model_table()
 
     def unload_model(self, name: str, request: gr.Request):

@@ -17,6 +17,7 @@ import secrets
 import gradio as gr
 from gradio.exceptions import Error as PageError
 
+from models.preflight import PreflightError
 from ui.strings import t
 
 log = logging.getLogger("medtune.ui")
@@ -32,6 +33,8 @@ def unexpected(exc: BaseException, lang: str, where: str = "") -> gr.Error:
 def backend_error(exc: Exception, lang: str, where: str = "") -> gr.Error:
     """A backend exception as the page shows it. One raised `from` another exception carries that exception's
     text (a library's message, a path), so it is treated as unexpected; one written for the user stands."""
+    if isinstance(exc, PreflightError):  # a model refused before loading: its code and figures, in the page's language
+        return gr.Error(t(f"preflight.{exc.code}", lang).format(**exc.params), print_exception=False)
     if exc.__cause__ is not None:
         return unexpected(exc, lang, where)
     return gr.Error(str(exc), print_exception=False)

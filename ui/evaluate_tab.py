@@ -271,7 +271,7 @@ class EvaluateHandlers:
         if results is None:  # no longer in memory (a restart): every answer is in the log, nothing is recomputed
             from evaluation.predict import predict
 
-            results = predict(self.registry, config)
+            results = predict(self.models, config)
         unparsed = sum(r.unparsed for r in results)
         note = t("evaluate.predict_unparsed", self.lang).format(count=unparsed) if unparsed else ""
         summary = t("evaluate.predict_done", self.lang).format(n=results[0].n if results else 0, files=len(results),

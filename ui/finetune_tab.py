@@ -22,6 +22,7 @@ from finetune.formats import FORMATS, DataError, parse_column_map
 from jobs.files import BadJobId, JobFiles, check_job_id, create_job, jobs_root, list_jobs, read_jsonl
 from jobs.process import read_job
 from jobs.scheduler import JobNotFound, JobStatus, QueueError
+from safeio.atomic import copy_file
 from safeio.worker import WorkerError, run_limited
 from ui.access import checked_model_ref, current_user, gate_on_load, require
 from ui.context import AppContext
@@ -81,6 +82,33 @@ def eval_set_paths(names, ctx: AppContext) -> list[str]:
     if bad:
         raise gr.Error(t("finetune.bad_eval_set", ctx.lang).format(name=bad[0]))
     return [str(ctx.sample_dir / n) for n in names or []]
+
+
+def kept_eval_uploads(uploads, ctx: AppContext) -> list[str]:
+    """The user's own validation files: parsed in a memory-limited worker process as the Evaluate tab does (a hostile
+    upload ends that process, not the server), refused whole with file, line and field; then kept under the data dir
+    by their own name (the set's name in the metrics, e.g. accuracy:<name>) in a folder named by their content, as
+    gradio's upload cache is temporary and a queued or resumed job may run after it is gone."""
+    from evaluation.data import DataFileError, check_datasets
+    from evaluation.run import file_sha256
+    from ui.problems import problems_message
+
+    paths = [Path(u if isinstance(u, str) else u.name) for u in uploads or []]
+    if not paths:
+        return []
+    try:
+        run_limited(check_datasets, [str(p) for p in paths])
+    except WorkerError as exc:
+        raise gr.Error(t(f"safeio.worker_{exc.kind}", ctx.lang).format(detail=exc), print_exception=False) from None
+    except DataFileError as exc:  # each problem with its file (by name) and line, in the page's language
+        raise gr.Error(problems_message(exc.problems, ctx.lang, Path(exc.path).name), print_exception=False) from None
+    kept = []
+    for path in paths:
+        target = Path(ctx.data_dir) / "uploads" / file_sha256(path)[:16] / path.name
+        if not target.exists():
+            copy_file(path, target)
+        kept.append(str(target))
+    return kept
 
 
 def data_path(upload, sample: str, ctx: AppContext) -> str:
@@ -160,9 +188,10 @@ def do_start(request: gr.Request, model, upload, sample, data_format, column_map
         kept.parent.mkdir(parents=True, exist_ok=True)
         path = str(shutil.copyfile(path, kept))
     # The validation sets' picker follows the settings (older API clients send the settings only).
+    own = values[len(SETTINGS) + 1] if len(values) > len(SETTINGS) + 1 else None  # the user's own validation files
     values, picked = list(values[:len(SETTINGS)]), (values[len(SETTINGS)] if len(values) > len(SETTINGS) else [])
     cfg = config_from_widgets(model, path, data_format, column_map, values)
-    cfg.eval_sets = eval_set_paths(picked, ctx)
+    cfg.eval_sets = eval_set_paths(picked, ctx) + kept_eval_uploads(own, ctx)
     try:
         if cfg.eval_sets:  # read and checked before the job exists (file, line, field; a set of the wrong task)
             from jobs.train_eval import build_evaluator
@@ -267,7 +296,10 @@ def status_text(status: dict, lang: str, data_summary: str = "") -> str:
         path = Path(status["adapter_dir"])
         text += "\n\n" + t("finetune.adapter_ready", lang).format(name=path.name, path=path)
     if status.get("state") == "failed":
-        text += "\n\n" + t("finetune.failed", lang).format(error=status.get("error"))
+        error = status.get("error")
+        if str(status.get("error_code", "")).startswith("preflight."):  # a refused model: in the page's language
+            error = t(status["error_code"], lang).format(**status.get("error_params", {}))
+        text += "\n\n" + t("finetune.failed", lang).format(error=error)
     return text
 
 
@@ -383,7 +415,9 @@ def build(ctx: AppContext) -> None:
     eval_choices = eval_sample_files(ctx)
     eval_sets = gr.Dropdown(eval_choices, value=[], multiselect=True, label=t("finetune.eval_sets", lang),
                             info=t("finetune.eval_sets_info", lang))
-    settings = [widgets[name] for name, _ in SETTINGS] + [eval_sets]
+    eval_uploads = gr.File(label=t("finetune.eval_uploads", lang), file_types=[".jsonl", ".json", ".csv"],
+                           file_count="multiple", type="filepath", value=[])  # a default: API clients may omit it
+    settings = [widgets[name] for name, _ in SETTINGS] + [eval_sets, eval_uploads]
     with gr.Row():
         start_btn = gr.Button(t("finetune.start", lang), variant="primary")
         stop_btn = gr.Button(t("finetune.stop", lang), variant="stop")

@@ -195,6 +195,59 @@ def do_resume(job_id, request: gr.Request, ctx: AppContext):
     return (*do_list(job_id, ctx), *do_detail(job_id, request, ctx))
 
 
+COMPARABLE = (JobStatus.COMPLETED, JobStatus.CANCELLED)  # finished runs; a cancelled one kept its metrics so far
+
+
+def comparable_jobs(request: gr.Request | None, ctx: AppContext) -> list[Job]:
+    """Finished training runs this request's user may see in full (their own; the admin: all)."""
+    return [j for j in job_queue(ctx).jobs() if j.kind == "train" and j.state in COMPARABLE
+            and j.params.get("job_dir") and viewer_level(j, request, ctx) != "other"]
+
+
+def do_compare_choices(selected, request: gr.Request, ctx: AppContext):
+    ids = [j.id for j in comparable_jobs(request, ctx)]
+    return gr.update(choices=ids, value=[i for i in selected or [] if i in ids])
+
+
+def compare_runs(job_ids, request: gr.Request | None, ctx: AppContext) -> list[dict]:
+    """The picked runs as finetune.compare reads them, each checked: a finished training job the user may see."""
+    from finetune.compare import load_run
+
+    lang, runs = ctx.lang, []
+    if not job_ids:
+        raise gr.Error(t("jobs.compare_need", lang), print_exception=False)
+    for job_id in job_ids:
+        job = find_job(ctx, job_id)
+        if job is None or job.kind != "train" or not job.params.get("job_dir"):
+            raise gr.Error(t("jobs.not_found", lang).format(job=job_id), print_exception=False)
+        if viewer_level(job, request, ctx) == "other":  # the same rule as the job's details
+            raise gr.Error(t("jobs.not_allowed", lang).format(user=current_user(request, ctx).name, job=job.id,
+                           owner=job.owner, action=t("jobs.action.compare", lang)), print_exception=False)
+        if job.state not in COMPARABLE:
+            raise gr.Error(t("jobs.cannot_compare", lang).format(job=job.id, state=t(f"jobs.state.{job.state}",
+                                                                                      lang)), print_exception=False)
+        try:
+            runs.append(load_run(Path(job.params["job_dir"])))
+        except FileNotFoundError:
+            raise gr.Error(t("jobs.compare_no_metrics", lang).format(job=job.id), print_exception=False) from None
+    return runs
+
+
+def do_compare(job_ids, metric, request: gr.Request, ctx: AppContext):
+    """finetune.compare's table (one row per run) and its metric by step, one line per run, for the picked runs."""
+    from finetune.compare import table, task_metrics
+
+    runs = compare_runs(job_ids, request, ctx)
+    metrics = task_metrics(runs)
+    if not metrics:
+        raise gr.Error(t("jobs.compare_no_metric", ctx.lang), print_exception=False)
+    metric = metric if metric in metrics else metrics[0]
+    rows = pd.DataFrame(table(runs, metric))
+    points = pd.DataFrame([{"step": r["step"], "value": r[metric], "run": run["name"]}
+                           for run in runs for r in run["metrics"] if metric in r], columns=["step", "value", "run"])
+    return rows, gr.LinePlot(value=points, y_title=metric), gr.update(choices=metrics, value=metric)
+
+
 def select_row(event: gr.SelectData):
     return (event.row_value or [None])[0]
 
@@ -223,3 +276,25 @@ def build(ctx: AppContext) -> None:
     gr.Timer(3.0).tick(with_ctx(do_tick, ctx), job, [table, detail, log], show_progress="hidden",
                        api_visibility="private")
     gr.on(None, lambda: do_list(None, ctx), None, [table, job], api_visibility="private")  # on page load
+    build_compare(ctx)
+
+
+def build_compare(ctx: AppContext) -> None:
+    """Finished runs side by side: finetune.compare's table and one chart, metric by step, one line per run."""
+    lang = ctx.lang
+    with gr.Accordion(t("jobs.compare_title", lang), open=False):
+        with gr.Row():
+            # Choices are per user (filled on load); any id is accepted here and checked in the handler.
+            runs = gr.Dropdown([], value=[], multiselect=True, label=t("jobs.compare_runs", lang), scale=4,
+                               info=t("jobs.compare_info", lang), allow_custom_value=True)
+            metric = gr.Dropdown([], value=None, label=t("jobs.compare_metric", lang), allow_custom_value=True,
+                                 scale=2)
+            refresh = gr.Button(t("jobs.refresh", lang), scale=0)
+            go = gr.Button(t("jobs.compare", lang), variant="primary", scale=0)
+        rows = gr.Dataframe(label=t("jobs.compare_table", lang), interactive=False, max_height=300)
+        chart = gr.LinePlot(x="step", y="value", color="run", label=t("jobs.compare_chart", lang), height=300,
+                            x_title=t("finetune.axis_step", lang), color_title=t("jobs.compare_run", lang))
+    choices_fn = with_ctx(do_compare_choices, ctx)  # per user: only runs they may see
+    go.click(with_ctx(do_compare, ctx), [runs, metric], [rows, chart, metric], api_name="jobs_compare")
+    refresh.click(choices_fn, runs, runs, api_visibility="private")
+    gr.on(None, choices_fn, runs, runs, api_visibility="private")  # on page load

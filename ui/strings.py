@@ -268,6 +268,9 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Scored every 'eval every' steps and at each epoch end (accuracy / ROUGE, as the Evaluate tab); the best "
         "checkpoint becomes the adapter, the last one is kept as <name>-last.",
         "每隔“评测间隔”步及每个 epoch 结束时评测（准确率 / ROUGE，与评测页相同）；最佳检查点作为适配器，最后一步保存为 <名称>-last。"),
+    "finetune.eval_uploads": ("…and/or your own validation files (multiple choice, free-form or competition style; "
+                              "checked before the run is queued)",
+                              "……以及/或者你自己的验证文件（单选、问答或比赛格式；排队前先检查）"),
     "finetune.bad_eval_set": ("{name} is not one of the offered validation sets.", "{name} 不是可选的验证集。"),
     "finetune.best": ("Best {metric} = {value} at step {step}; evaluating took {share}% of the run.",
                       "最佳 {metric} = {value}（第 {step} 步）；评测占用了 {share}% 的训练时间。"),
@@ -394,6 +397,23 @@ STRINGS: dict[str, tuple[str, str]] = {
     "jobs.cannot_resume": ("Job {job} is {state}: only an interrupted, cancelled or failed job can be resumed.",
                            "任务 {job} 当前{state}：只有已中断、已取消或失败的任务可以继续。"),
     "jobs.not_found": ("No job {job} in the queue.", "队列中没有任务 {job}。"),
+    "jobs.action.compare": ("compare", "对比"),
+    "jobs.compare_title": ("Compare finished training runs", "对比已完成的训练"),
+    "jobs.compare_runs": ("Runs", "训练任务"),
+    "jobs.compare_info": ("Your own finished training jobs (the admin: everyone's), on the same validation sets.",
+                          "你自己已完成的训练任务（管理员：所有人的），最好使用相同的验证集。"),
+    "jobs.compare_metric": ("Metric", "指标"),
+    "jobs.compare": ("Compare", "对比"),
+    "jobs.compare_table": ("Runs side by side", "训练对比"),
+    "jobs.compare_chart": ("Metric by step, one line per run", "各步指标（每个训练一条线）"),
+    "jobs.compare_run": ("run", "训练"),
+    "jobs.compare_need": ("Pick one or more finished training runs first.", "请先选择一个或多个已完成的训练任务。"),
+    "jobs.cannot_compare": ("Job {job} is {state}: only a completed or cancelled training run can be compared.",
+                            "任务 {job} 状态为{state}：只能对比已完成或已取消的训练。"),
+    "jobs.compare_no_metrics": ("Job {job} logged no metrics (metrics.jsonl) to compare.",
+                                "任务 {job} 没有可对比的指标记录（metrics.jsonl）。"),
+    "jobs.compare_no_metric": ("None of these runs logged a task metric or eval_loss: add validation sets to the run.",
+                               "这些训练都没有记录任务指标或 eval_loss：请在训练时添加验证集。"),
     "jobs.queued_progress": ("Queued: position {position} in line, starts in {wait}",
                              "排队中：第 {position} 位，预计 {wait} 后开始"),
     # --- evaluate tab ---
@@ -650,6 +670,38 @@ STRINGS: dict[str, tuple[str, str]] = {
         "your own machine) to train; chatting and evaluating work here.",
         "本 ZeroGPU Space 不支持训练：它每次请求只借出几分钟 GPU，不足以完成一次训练。若要训练，请将 Space 复制到"
         "独占 GPU 硬件上（或在自己的机器上运行 `python -m finetune train`）；对话和评测可在此使用。",
+    ),
+    # --- a model refused before loading (models/preflight.py; same parameters as its English MESSAGES) ---
+    "preflight.unknown_architecture": (
+        "Model {model}: architecture {model_type!r} is unknown to this transformers ({transformers}). Upgrade "
+        "transformers (pip install -U transformers), or choose a model of a supported family (Qwen2.5/Qwen3, Llama, "
+        "GLM-4, InternLM3, ...).",
+        "模型 {model}：当前 transformers（{transformers}）不认识其架构 {model_type!r}。请升级 transformers"
+        "（pip install -U transformers），或选择受支持系列的模型（Qwen2.5/Qwen3、Llama、GLM-4、InternLM3 等）。",
+    ),
+    "preflight.remote_code": (
+        "Model {model}: its config.json loads its own Python code (auto_map: {classes}), which would run code from "
+        "the model's authors on this server. The app never runs a model's own code; only if you trust them, use the command-line tools "
+        "with --trust-remote-code.",
+        "模型 {model}：其 config.json 会加载模型作者自带的 Python 代码（auto_map：{classes}），这些代码将在本服务器上"
+        "运行。本应用从不运行模型自带的代码；仅当您信任作者时，才可在命令行工具中加上 --trust-remote-code。",
+    ),
+    "preflight.too_large": (
+        "Model {model}: about {params} parameters need about {needed} in {dtype} on {device} (weights {weights} + "
+        "{overhead}% overhead), but only {free} is free. Choose a smaller model, free memory, or train it in 4-bit on "
+        "a GPU (--load-in-4bit).",
+        "模型 {model}：约 {params} 个参数，以 {dtype} 在 {device} 上约需 {needed}（权重 {weights} + {overhead}% 额外开销），"
+        "但只剩 {free} 可用。请选择更小的模型、释放内存，或在 GPU 上以 4 位训练（--load-in-4bit）。",
+    ),
+    "preflight.no_chat_template": (
+        "Model {model}: its tokenizer has no chat template, so the project's ChatML template is used (right for "
+        "fine-tuning a base model; for a chat model, use the variant that ships its template).",
+        "模型 {model}：其分词器没有对话模板，因此使用本项目的 ChatML 模板（适合微调基座模型；若是对话模型，请使用自带"
+        "模板的版本）。",
+    ),
+    "preflight.no_config": (
+        "Model {model}: no readable config.json ({reason}). Give a model directory or hub id that has one.",
+        "模型 {model}：无法读取 config.json（{reason}）。请提供包含该文件的模型目录或 Hub ID。",
     ),
     "chat.chart_title": ("Ratings with 95% intervals", "评分及 95% 置信区间"),
     "chat.chart_axis": ("Bradley–Terry rating (bootstrap 95% interval)", "Bradley–Terry 评分（自助法 95% 区间）"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import re
 import threading
 import time
@@ -24,8 +25,11 @@ from pathlib import Path
 from typing import Callable
 
 from models.local.catalog import AdapterCatalog, RegistryError, disk_bytes, weights_stamp
+from models.preflight import preflight, template_notice
 from models.refs import resolve_model
 from models.templates import ensure_chat_template
+
+log = logging.getLogger("medtune.models")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class ModelHost:
         self.modules_lock = threading.Lock()  # attaching changes the module tree that memory accounting walks
         self.model = None  # the transformers model, wrapped in a PeftModel once an adapter is attached
         self.tokenizer = None
+        self.template_notice: str | None = None  # set when the base ships no chat template (ChatML is used)
         self.attached: dict[str, str] = {}  # adapter name -> peft adapter name
         self._stamps: dict[str, tuple] = {}  # adapter name -> its weights file's (mtime, size) when attached
         self.memory_budget_bytes = memory_budget_bytes  # base + attached adapters; None: no cap
@@ -105,6 +110,13 @@ class ModelHost:
             path = resolve_model(self.base_name, self.hub)
         except ValueError as exc:  # an unknown hub, ModelScope missing or unreachable
             raise RegistryError(f"base model {self.base_name!r} cannot be loaded: {exc}") from exc
+        # Before any weight is read: an unknown architecture, remote code without permission or a model larger than
+        # the memory left gets a PreflightError naming it (a RegistryError: the app shows it and stays up).
+        preflight(self.base_name, path, trust_remote_code=self.trust_remote_code, dtype=dtype, device=device,
+                  load_in_4bit=self.load_in_4bit)
+        self.template_notice = template_notice(self.base_name, path)
+        if self.template_notice:
+            log.warning(self.template_notice)
         kwargs: dict = dict(dtype=dtype, trust_remote_code=self.trust_remote_code)
         if self.load_in_4bit:
             if not device.startswith("cuda"):
