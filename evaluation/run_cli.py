@@ -28,36 +28,13 @@ exit status: 0 done; 2 wrong usage; 3 a data file is malformed (nothing run); 6 
 
 def add_run_parser(commands) -> None:
     run = commands.add_parser("run", help="evaluate a base model and adapters on validation sets", epilog=RUN_EPILOG,
-<<<<<<< HEAD
-                              formatter_class=safeio.HelpFormatter)
-    run.add_argument("--model", action="append", default=[],
-                     help="base model: hub id, local directory or 'demo' (default; env MEDTUNE_MODEL); with "
-                          "--endpoint: a served model's name (repeatable; default: every model it lists)")
-    run.add_argument("--hub", default=None, help="huggingface (default) or modelscope (env MEDTUNE_HUB)")
-    run.add_argument("--endpoint", action="append", default=[], metavar="[NAME=]URL",
-                     help="evaluate the models of this OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1)")
-    run.add_argument("--endpoint-key", action="append", default=[], metavar="NAME=ENV_VAR",
-                     help="the environment variable holding an endpoint's key (never the key itself)")
-    run.add_argument("--concurrency", type=int, default=8, help="requests in flight to a remote model (default 8)")
-    run.add_argument("--adapter", action="append", default=[],
-                     help="LoRA adapter directory, hub id, or name under <data-dir>/adapters (repeatable)")
-    run.add_argument("--no-base", action="store_true", help="evaluate only the adapters, not the base model")
-    run.add_argument("--data", action="append", required=True,
-                     help="validation set: multiple choice or free-form, JSONL/JSON/CSV (repeatable)")
-    run.add_argument("--out", required=True, help="results folder")
-    run.add_argument("--data-dir", default=str(safeio.default_data_dir()), help=safeio.DATA_DIR_HELP)
-    run.add_argument("--method", choices=METHODS, default="likelihood",
-                     help="multiple-choice method: likelihood (one forward pass) or generate (letters read from the reply)")
-    run.add_argument("--batch-size", type=int, default=8, help="items per forward pass")
-=======
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_arguments(run, "evaluate")
     run.add_argument("--data", action="append", required=True,
                      help="validation set: multiple choice or free-form, JSONL/JSON/CSV (repeatable)")
     run.add_argument("--out", required=True, help="results folder")
     run.add_argument("--method", choices=METHODS, default="likelihood", help="multiple-choice method")
-    run.add_argument("--batch-size", type=int, default=8)
->>>>>>> main
+    run.add_argument("--batch-size", type=int, default=8, help="items per forward pass")
     run.add_argument("--limit", type=int, help="evaluate the first N items of each set")
     run.add_argument("--shots", type=int, default=0, help="k-shot examples taken from --shots-data")
     run.add_argument("--shots-data", action="append", default=[], help="file of examples (one per task)")
@@ -71,12 +48,7 @@ def add_run_parser(commands) -> None:
     run.add_argument("--circular", action="store_true",
                      help="likelihood: also ask each item with its options rotated; right only if right every time "
                           "(CircularEval), reported separately")
-<<<<<<< HEAD
     run.add_argument("--seed", type=int, default=0, help="random seed (recorded in every report)")
-    run.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
-=======
-    run.add_argument("--seed", type=int, default=0)
->>>>>>> main
     safeio.add_arguments(run)
 
 
@@ -98,7 +70,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--data-dir", default=os.environ.get("MEDTUNE_DATA_DIR", "runs"),
                         help="app data folder whose adapters/ holds named adapters (env MEDTUNE_DATA_DIR; default "
                              "./runs)")
-    parser.add_argument("--trust-remote-code", action="store_true")
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
 
 
 def _progress_printer():

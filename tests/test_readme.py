@@ -173,6 +173,8 @@ COMMANDS: dict[str, object] = {
         Skip("needs an engine serving my-adapter on port 8000 (vLLM: tests/test_vllm_engine.py)"),
     "python -m evaluation run --endpoint http://127.0.0.1:8000/v1 --model my-adapter --model base --data val.jsonl "
     "--out results/": Skip("needs an engine serving my-adapter on port 8000 (vLLM: tests/test_vllm_engine.py)"),
+    "python -m evaluation predict --endpoint http://127.0.0.1:8000/v1 --model my-adapter --data test.jsonl "
+    "--out submission.jsonl": Skip("needs an engine serving my-adapter on port 8000 (vLLM: tests/test_vllm_engine.py)"),
     # --- Docker
     "docker build -t medtune .": Skip("needs Docker"),
     "docker run -d --name medtune -p 7860:7860 -v medtune-data:/data -e MEDTUNE_ADMIN_PASSWORD=change-me medtune":
