@@ -75,7 +75,8 @@ def env_bool(name: str) -> bool:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
-    parser = argparse.ArgumentParser(description="Medical model workbench (Gradio app)")
+    parser = argparse.ArgumentParser(description="Medical model workbench (Gradio app)",
+                                     formatter_class=safeio.HelpFormatter)
     # String defaults go through `type` like typed values, so a bad environment variable fails here with a message.
     parser.add_argument("--model", default=env("MEDTUNE_MODEL", "demo"),
                         help='base model: hub id, local directory, or "demo" (default; env MEDTUNE_MODEL)')
@@ -148,23 +149,39 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def warn_open_to_network(host: str, port: int) -> None:
+def logins_hint(data_dir: Path) -> str:
+    """How to turn logins on: the users file is read at start, so one created under a running open app changes
+    nothing until the restart (the README says so)."""
+    return (f"python -m hosting.users add NAME --role admin --data-dir {data_dir}   then restart this app "
+            "(a users file created while it runs is not picked up)")
+
+
+def warn_open_to_network(host: str, port: int, data_dir: Path) -> None:
     bar = "!" * 78
     print(f"\n{bar}\n"
           f"!!  WARNING: listening on {host}:{port} with NO LOGIN configured.\n"
           "!!  Anyone who can reach this address is admin: they can train, load models and stop any job.\n"
-          "!!  Add users:  python -m hosting.users add NAME --role admin   (then restart)\n"
+          f"!!  Add users:  {logins_hint(data_dir)}\n"
           "!!  or set MEDTUNE_ADMIN_PASSWORD / MEDTUNE_USERS, or listen on --host 127.0.0.1.\n"
           f"{bar}\n", file=sys.stderr, flush=True)
 
 
 def prepare_demo_model() -> None:
     """Build the demo model before serving, so the first user does not wait for it inside a request."""
-    from finetune.demo_model import cache_root, demo_model_dir
+    import time
 
-    print(f"Preparing the built-in demo model (built once, about a minute on a CPU; cached under {cache_root()})...",
+    from finetune.demo_model import cache_root, demo_model_cached, demo_model_dir
+
+    if demo_model_cached():
+        print(f"Demo model: cached at {demo_model_dir()}", flush=True)
+        return
+    # The figure is the first build measured on a 2-core CPU (README); said only when it is about to happen.
+    print(f"Building the built-in demo model (once: about 20 s on an idle CPU, more on a busy one; cached under "
+          f"{cache_root()})...",
           flush=True)
-    print(f"Demo model ready: {demo_model_dir()}", flush=True)
+    start = time.monotonic()
+    path = demo_model_dir()
+    print(f"Demo model ready in {time.monotonic() - start:.0f} s: {path}", flush=True)
 
 
 def clean_adapter_temp_dirs(data_dir: Path) -> None:
@@ -215,7 +232,10 @@ def main(argv: list[str] | None = None) -> None:
     ctx = with_services(ctx)  # the job scheduler with its runners, and the pages' jobs: once, shared by every tab
     open_warning = users is None and not is_loopback(args.host)
     if open_warning:
-        warn_open_to_network(args.host, args.port)
+        warn_open_to_network(args.host, args.port, ctx.data_dir)
+    elif users is None:
+        print(f"No login: everyone who reaches this address is the local admin. To turn logins on: "
+              f"{logins_hint(ctx.data_dir)}", flush=True)
     if ctx.is_demo_model:
         prepare_demo_model()
     serve(ctx, args, open_warning)

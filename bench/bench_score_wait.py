@@ -37,7 +37,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.report import emit_json  # noqa: E402
-from ui.strings import t  # noqa: E402
 
 DELAY_S = 0.3  # the second user sends this long after the first
 
@@ -121,7 +120,7 @@ def client_for(url: str):
 def submit(client, ref: Path, pred: Path):
     from gradio_client import handle_file
 
-    return client.submit(t("score.sample_none"), handle_file(str(ref)), handle_file(str(pred)), "auto", "",
+    return client.submit("none", handle_file(str(ref)), handle_file(str(pred)), "auto", "",
                          api_name="/score_submission")
 
 

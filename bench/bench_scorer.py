@@ -1,11 +1,16 @@
 """Benchmark: evaluation.metrics.qa_item_scores against the plain jieba + rouge-chinese + nltk loop.
 
-    python bench/bench_scorer.py [--long-pairs 100] [--breakdown] [--json-out FILE]
+    python bench/bench_scorer.py [--data FILE_OR_DIR] [--long-pairs 100] [--breakdown] [--json-out FILE]
 
-Sets (all deterministic, seeded, from ../shared/data/public):
-  huatuo-shuffled   the 2,000 Huatuo answers, each scored against another, shuffled answer
-  huatuo-near-copy  each Huatuo answer against a near copy of itself (~3% characters dropped, ~3% replaced)
-  long-shuffled     ~800-character answers (consecutive answers of every public free-form set joined by newlines),
+--data: a JSONL file of free-form items (their "output" answers), or a folder of such sets (*/*_qa.jsonl, the layout
+of the public subsets). Default: the public subsets' Huatuo test set when ../shared/data/public is there, else the
+project's own samples in data/ (a note says so: a few hundred short answers, so the timings are small and noisier,
+and not comparable to figures measured on the public sets).
+
+Sets (all deterministic, seeded):
+  huatuo-shuffled   the answers (2,000 Huatuo answers by default), each scored against another, shuffled answer
+  huatuo-near-copy  each answer against a near copy of itself (~3% characters dropped, ~3% replaced)
+  long-shuffled     ~800-character answers (consecutive answers of every free-form set joined by newlines),
                     each scored against another, shuffled one
 
 Both scorers run in this one process, one after the other, on the same inputs. jieba's dictionary is loaded once
@@ -57,8 +62,44 @@ def _near_copy(text: str, rng: random.Random) -> str:
     return "".join(chars) or text
 
 
-def _long_answers(min_chars: int, count: int) -> list[str]:
-    pool = [out for path in sorted(PUBLIC.glob("*/*_qa.jsonl")) for out in _outputs(path)]
+def answer_sets(data: Path | None) -> tuple[list[str], list[str], str]:
+    """(answers, pool for the long answers, a note of what is measured) from --data, or the default."""
+    if data is None:
+        huatuo = PUBLIC / "huatuo26m_test" / "huatuo26m_test_qa.jsonl"
+        if huatuo.is_file():
+            return _outputs(huatuo), _pool(sorted(PUBLIC.glob("*/*_qa.jsonl"))), f"data: {huatuo}"
+        own = [ROOT / "data" / name
+               for name in ("qa_sample.jsonl", "qa_sample_competition.jsonl", "train_sample.jsonl")]
+        answers = _pool(own)
+        return answers, answers, (f"note: {PUBLIC} is absent, so this runs on the project's own samples "
+                                  f"({len(answers)} "
+                                  "short answers from data/): the same code paths, but small, noisier timings, not "
+                                  "comparable to figures from the public sets (give a set with --data)")
+    if data.is_dir():
+        files = sorted(data.glob("*/*_qa.jsonl")) or sorted(data.glob("*.jsonl"))
+        if not files:
+            raise SystemExit(f"error: {data}: no */*_qa.jsonl or *.jsonl files in this folder")
+        return _pool(files[:1]), _pool(files), f"data: {files[0]} (long answers from {len(files)} files)"
+    if not data.is_file():
+        raise SystemExit(f"error: {data}: no such file or folder")
+    answers = _pool([data])
+    return answers, answers, f"data: {data}"
+
+
+def _pool(paths: list[Path]) -> list[str]:
+    out = []
+    for path in paths:
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    item = json.loads(line)
+                    if not isinstance(item.get("output"), str):
+                        raise SystemExit(f"error: {path}, line {n}, field 'output': missing or not a string")
+                    out.append(item["output"])
+    return out
+
+
+def _long_answers(pool: list[str], min_chars: int, count: int) -> list[str]:
     answers, current = [], []
     for out in pool:
         current.append(out)
@@ -120,17 +161,21 @@ def _breakdown(predictions: list[str], references: list[str]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="free-form JSONL file, or a folder of */*_qa.jsonl sets (default: the public Huatuo "
+                             "set if ../shared/data/public is there, else the project's samples in data/)")
     parser.add_argument("--long-pairs", type=int, default=100, help="pairs in the long-answer set")
     parser.add_argument("--breakdown", action="store_true",
                         help="also time each library of the plain loop, and jieba within ours, per set")
     parser.add_argument("--json-out", type=Path, help="append one JSON line per set to this file")
     args = parser.parse_args()
 
-    huatuo_path = PUBLIC / "huatuo26m_test" / "huatuo26m_test_qa.jsonl"
-    if not huatuo_path.is_file():
-        print(f"{huatuo_path} is absent; nothing to benchmark", file=sys.stderr)
-        return 0
+    huatuo, pool, note = answer_sets(args.data)
+    if len(huatuo) < 2:
+        raise SystemExit("error: fewer than 2 answers to score against each other")
+    print(note, flush=True)
 
     jieba.setLogLevel(60)
     start = time.perf_counter()
@@ -140,9 +185,8 @@ def main() -> int:
     plain_qa_item_scores(["你好，请多喝水。"], ["多喝水，注意休息。"])
     qa_item_scores(["你好，请多喝水。"], ["多喝水，注意休息。"])
 
-    huatuo = _outputs(huatuo_path)
     rng = random.Random(SEED)
-    long_answers = _long_answers(800, args.long_pairs)
+    long_answers = _long_answers(pool, 800, args.long_pairs)
     sets = [
         ("huatuo-shuffled", huatuo, _shuffled(huatuo, SEED)),
         ("huatuo-near-copy", [_near_copy(t, rng) for t in huatuo], huatuo),
@@ -153,9 +197,13 @@ def main() -> int:
     print(f"jieba dictionary load: {jieba_init_s:.2f} s (excluded from both sides below)")
     print(f"{'set':<18}{'pairs':>6}{'chars':>7}{'plain s':>10}{'ours s':>9}{'ratio':>8}{'w/ init':>9}  agree")
     for name, predictions, references in sets:
+        if len(predictions) < 2:  # a small --data set may give fewer than two long answers
+            print(f"{name:<18}skipped: fewer than 2 answers")
+            continue
         row = _bench_set(name, predictions, references, jieba_init_s)
         if args.breakdown:
             row["breakdown"] = _breakdown(predictions, references)
+        row["data"] = note
         rows.append(row)
         print(f"{name:<18}{row['pairs']:>6}{row['mean_chars']:>7.0f}{row['plain_s']:>10.2f}{row['ours_s']:>9.2f}"
               f"{row['ratio']:>7.1f}x{row['ratio_with_init']:>8.1f}x  {row['agree_1e-9']}", flush=True)

@@ -243,10 +243,8 @@ def mixed_phase(url: str, auth, model: str, args, app_pid: int | None, files: di
     """The N chat sessions while one user scores files[pred] and one previews files[train], over and over."""
     from gradio_client import handle_file
 
-    from ui.strings import t
-
     def score(client):
-        client.predict(t("score.sample_none"), handle_file(str(files["ref"])), handle_file(str(files["pred"])),
+        client.predict("none", handle_file(str(files["ref"])), handle_file(str(files["pred"])),
                        "auto", "", api_name="/score_submission")
 
     def preview(client):

@@ -18,6 +18,7 @@ import os
 import sys
 from typing import Callable, TextIO
 
+import safeio
 from chat.panes import stream_panes
 from chat.session import add_turn, with_system
 from models.directory import ModelDirectory
@@ -31,7 +32,8 @@ HELP = "commands: /use NAME (switch model), /models, /reset (clear history), /he
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m chat", description="Chat with a base model and its LoRA adapters.")
+    p = argparse.ArgumentParser(prog="python -m chat", description="Chat with a base model and its LoRA adapters.",
+                                formatter_class=safeio.HelpFormatter)
     p.add_argument("--model", action="append", default=[],
                    help='base model: hub id, local directory, or "demo" (default; env MEDTUNE_MODEL); with '
                         '--endpoint: a served model name (repeatable)')
@@ -43,20 +45,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--adapter", action="append", default=[], metavar="A",
                    help="adapter: a name under DATA_DIR/adapters, a local directory or a hub id (repeatable)")
     p.add_argument("--compare", action="store_true", help="answer every prompt with the base and every adapter")
-    p.add_argument("--data-dir", default=os.environ.get("MEDTUNE_DATA_DIR", "runs"),
-                   help="where fine-tune jobs keep adapters (env MEDTUNE_DATA_DIR; default ./runs)")
+    p.add_argument("--data-dir", default=str(safeio.default_data_dir()), help=safeio.DATA_DIR_HELP)
     p.add_argument("--prompt", action="append", default=[], help="ask this (repeatable, as successive turns) and exit")
     p.add_argument("--system", default="", help="system prompt")
-    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--max-new-tokens", type=int, default=256, help="answer length cap (tokens)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--repetition-penalty", type=float, default=1.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling; 1 = off")
+    p.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest tokens; 0 = off")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="1 = off")
+    p.add_argument("--seed", type=int, default=0, help="random seed for sampling")
     p.add_argument("--device", default=None, help="cuda, cpu, mps (default: what the machine has)")
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16 (default: chosen by device)")
     p.add_argument("--load-in-4bit", action="store_true", help="4-bit base weights (CUDA with bitsandbytes)")
-    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
+    safeio.add_verbose(p)
     return p.parse_args(argv)
 
 
@@ -140,6 +142,7 @@ def run_loop(term: Terminal, read: Callable[[str], str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    safeio.quiet_libraries(args.verbose)
     try:
         settings = GenerationSettings(args.max_new_tokens, args.temperature, args.top_p, args.top_k,
                                       args.repetition_penalty, args.seed)

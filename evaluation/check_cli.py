@@ -27,7 +27,8 @@ def add_check_parser(commands) -> None:
     p.add_argument("--test", required=True, help="the test file (answers not needed)")
     p.add_argument("--pred", required=True, help="the submission")
     p.add_argument("--answer-field", default="output", help="the field holding each answer (default output)")
-    p.add_argument("--task", choices=("auto", "mc", "qa"), default="auto")
+    p.add_argument("--task", choices=("auto", "mc", "qa"), default="auto",
+                   help="multiple choice or free-form (auto: detected from the test file)")
     p.add_argument("--mc-output", choices=("letters", "text", "both"), default="letters",
                    help="what multiple-choice answers hold: letters only are checked against the options")
     p.add_argument("--json", dest="json_out", help="write the problems as JSON to this file")

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m evaluation", description="Score and check medical model output")
     commands = parser.add_subparsers(dest="command", required=True)
     score = commands.add_parser("score", help="check and score a predictions file against a reference file",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                epilog=EPILOG, formatter_class=safeio.HelpFormatter)
     score.add_argument("--ref", required=True, help="reference file (JSONL, JSON array or CSV)")
     score.add_argument("--pred", required=True, help="predictions file: one {\"id\"?, \"output\"} per reference item")
     score.add_argument("--task", choices=["auto", *TASKS], default="auto",
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_parser(commands)
     add_predict_parser(commands)
     add_check_parser(commands)
+    for sub in commands.choices.values():  # every subcommand's --help shows each flag's default
+        sub.formatter_class = safeio.HelpFormatter
     return parser
 
 
@@ -160,7 +162,9 @@ def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    safeio.add_verbose(parser)
     args = parser.parse_args(argv)
+    safeio.quiet_libraries(args.verbose)
     try:
         safeio.set_current(safeio.from_args(args))  # flags over MEDTUNE_MAX_* over the defaults
     except ValueError as err:  # a bad MEDTUNE_MAX_* value
@@ -169,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "score":
             check_outputs(parser, args)
             try:
-                return score_command(args)
+                code = score_command(args)
+                sys.stdout.flush()  # inside the try: a reader gone (`| head`) is seen here, not at exit
+                return code
             except WeightsError as err:
                 parser.error(str(err))
         if args.command == "run":
@@ -178,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             return predict_command(args)
         if args.command == "check":
             return check_command(args)
+    except BrokenPipeError:
+        return safeio.stdout_closed()
     except Exception as err:  # noqa: BLE001 - the last resort: one line, not a traceback (exit status 1, a bug)
         if os.environ.get("MEDTUNE_DEBUG"):
             raise

@@ -46,13 +46,13 @@ def add_predict_parser(commands) -> None:
     p.add_argument("--postprocess", action="append", default=[], metavar="NAME",
                    help="free-form answers: strip_markdown, strip_question, collapse_whitespace, cut=N, fit=N, "
                         "stopwords=FILE (repeatable, applied in order)")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=8, help="items per forward pass")
     p.add_argument("--system", default=DEFAULT_SYSTEM, help="system prompt ('' for none)")
     p.add_argument("--mc-template", default=DEFAULT_MC_TEMPLATE,
                    help="multiple-choice prompt with {question}, {options} and optionally {kind}")
     p.add_argument("--mc-max-new-tokens", type=int, default=32, help="generate method only")
     p.add_argument("--max-new-tokens", type=int, default=256, help="free-form answers")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (recorded in the settings file)")
     safeio.add_arguments(p)
 
 

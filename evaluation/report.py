@@ -55,7 +55,9 @@ def render_problems(problems: list[Problem]) -> list[str]:
     if not problems:
         return ["No problems found.", ""]
     errors = sum(p.severity == "error" for p in problems)
-    lines = [f"Problems ({len(problems)}: {errors} errors, {len(problems) - errors} warnings):"]
+    warnings = len(problems) - errors
+    lines = [f"Problems ({len(problems)}: {errors} error{'s' * (errors != 1)}, "
+             f"{warnings} warning{'s' * (warnings != 1)}):"]
     for p in problems:
         where = f"line {p.line}" if p.line else "-"
         ident = f" id {p.id}" if p.id else ""

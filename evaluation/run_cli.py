@@ -34,7 +34,7 @@ def add_run_parser(commands) -> None:
                      help="validation set: multiple choice or free-form, JSONL/JSON/CSV (repeatable)")
     run.add_argument("--out", required=True, help="results folder")
     run.add_argument("--method", choices=METHODS, default="likelihood", help="multiple-choice method")
-    run.add_argument("--batch-size", type=int, default=8)
+    run.add_argument("--batch-size", type=int, default=8, help="items per forward pass")
     run.add_argument("--limit", type=int, help="evaluate the first N items of each set")
     run.add_argument("--shots", type=int, default=0, help="k-shot examples taken from --shots-data")
     run.add_argument("--shots-data", action="append", default=[], help="file of examples (one per task)")
@@ -48,7 +48,7 @@ def add_run_parser(commands) -> None:
     run.add_argument("--circular", action="store_true",
                      help="likelihood: also ask each item with its options rotated; right only if right every time "
                           "(CircularEval), reported separately")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=int, default=0, help="random seed (recorded in every report)")
     safeio.add_arguments(run)
 
 
@@ -70,7 +70,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, verb: str) -> None:
     parser.add_argument("--data-dir", default=os.environ.get("MEDTUNE_DATA_DIR", "runs"),
                         help="app data folder whose adapters/ holds named adapters (env MEDTUNE_DATA_DIR; default "
                              "./runs)")
-    parser.add_argument("--trust-remote-code", action="store_true")
+    parser.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
 
 
 def _progress_printer():

@@ -26,11 +26,11 @@ from dataclasses import fields
 from pathlib import Path
 
 import safeio
-from finetune.config import ConfigError, TrainConfig
+from finetune.config import PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
 from jobs.store import CLI_OWNER
 
-DEFAULT_DATA_DIR = os.environ.get("MEDTUNE_DATA_DIR", "runs")
+DEFAULT_DATA_DIR = str(safeio.default_data_dir())
 # CLI flag -> TrainConfig field, for the common knobs (everything else goes through --config / --set).
 FLAGS = {
     "model": str, "data": str, "data_format": str, "val_split": float, "max_samples": int, "cutoff_len": int,
@@ -39,6 +39,27 @@ FLAGS = {
     "seed": int, "adapter_name": str, "precision": str, "eval_steps": int, "save_steps": int, "sample_every": int,
     "processes": int, "eval_every": int, "eval_limit": int, "eval_max_new_tokens": int, "select_by": str,
     "early_stop": int,
+}
+# What --help says of each: the allowed values where there is a fixed set (the default comes from TrainConfig).
+FLAG_HELP = {
+    "model": 'base model: hub id, local directory, or "demo"', "data": "training data file (.jsonl/.json/.csv/.xlsx)",
+    "data_format": "auto | " + " | ".join(FORMATS), "val_split": "a fraction below 1, or a number of rows from 1 up",
+    "max_samples": "rows used at most; 0 = all", "cutoff_len": "tokens per conversation; longer ones are truncated",
+    "lora_rank": "LoRA rank r", "lora_alpha": "LoRA alpha", "lora_dropout": "between 0 and 0.99",
+    "lora_targets": "all-linear | attention | comma-separated module names (q_proj,v_proj)",
+    "learning_rate": "peak learning rate", "lr_scheduler": " | ".join(SCHEDULERS),
+    "num_epochs": "passes over the data (ignored when --max-steps > 0)", "max_steps": "> 0 overrides --num-epochs",
+    "batch_size": "rows per step per process", "grad_accum": "steps accumulated per optimizer update",
+    "seed": "random seed", "adapter_name": "the adapter's name under <data-dir>/adapters/; empty = the job id",
+    "precision": " | ".join(PRECISIONS) + " (auto picks from the hardware)",
+    "eval_steps": "evaluate every N steps; 0 = only at the end", "save_steps": "checkpoint every N steps",
+    "sample_every": "generate answers to the sample prompts every N steps; 0 = never",
+    "processes": "processes per machine; > 1 runs data parallel under torchrun",
+    "eval_every": "score the --eval-data sets every N steps (and at each epoch end); 0 = at each epoch end only",
+    "eval_limit": "at most this many items per set (a fixed, seeded subset)",
+    "eval_max_new_tokens": "answer length cap when scoring free-form sets",
+    "select_by": "accuracy:SET | rouge-l:SET | eval_loss; empty = the first set's main metric, else eval_loss",
+    "early_stop": "stop after this many evaluations without improvement; 0 = never",
 }
 
 
@@ -60,7 +81,7 @@ def cmd_preview(args) -> int:
 
 def config_from_args(args) -> TrainConfig:
     cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
-    for name, value in (args.set or []):
+    for name, value in (pair for words in args.set or [] for pair in _set_pairs(words)):
         if name not in {f.name for f in fields(TrainConfig)}:
             raise ConfigError(name, "unknown setting")
         import yaml
@@ -85,6 +106,15 @@ def config_from_args(args) -> TrainConfig:
                      else {**e, "path": str(Path(e["path"]).resolve())}
                      if isinstance(e, dict) and isinstance(e.get("path"), str) else e for e in cfg.eval_sets]
     return cfg
+
+
+def _set_pairs(words: list[str]) -> list[tuple[str, str]]:
+    """--set FIELD=VALUE [FIELD=VALUE ...], or the older --set FIELD VALUE."""
+    if all("=" in word for word in words):
+        return [(name.strip(), value) for name, value in (word.split("=", 1) for word in words)]
+    if len(words) == 2 and "=" not in words[0]:
+        return [(words[0], words[1])]
+    raise ConfigError("--set", f"expected FIELD=VALUE (e.g. --set packing=false), got {' '.join(words)!r}")
 
 
 def cmd_train(args) -> int:
@@ -223,7 +253,12 @@ def _wait_for(path: Path, timeout_s: float = 120) -> None:
 def cmd_merge(args) -> int:
     from finetune.merge import merge_adapter
 
-    out = merge_adapter(args.adapter, args.out, model=args.model, dtype=args.dtype,
+    # A plain name is one under <data-dir>/adapters, as chat and evaluation take it (a directory by that name wins).
+    adapter = Path(args.adapter)
+    named = Path(args.data_dir) / "adapters" / args.adapter
+    if not adapter.is_dir() and "/" not in args.adapter and named.is_dir():
+        adapter = named
+    out = merge_adapter(adapter, args.out, model=args.model, dtype=args.dtype,
                         trust_remote_code=args.trust_remote_code)
     print(f"merged model saved to {out}")
     return 0
@@ -338,32 +373,39 @@ def cmd_presets(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=safeio.HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("preview", help="read a data file: rows kept / rejected, rendered examples, token counts")
-    p.add_argument("--data", required=True)
-    p.add_argument("--format", default="auto", choices=("auto",) + FORMATS)
+    p = sub.add_parser("preview", help="read a data file: rows kept / rejected, rendered examples, token counts",
+                       formatter_class=safeio.HelpFormatter)
+    p.add_argument("--data", required=True, help="data file (.jsonl/.json/.csv/.xlsx)")
+    p.add_argument("--format", default="auto", choices=("auto",) + FORMATS, help="data format")
     p.add_argument("--column-map", default="", help='field=column pairs, e.g. "instruction=问题,output=回答"')
     p.add_argument("--model", default=None, help="render with this model's chat template and count tokens")
-    p.add_argument("--cutoff-len", type=int, default=1024)
+    p.add_argument("--cutoff-len", type=int, default=1024, help="tokens per conversation")
     p.add_argument("-n", type=int, default=3, help="examples to show")
     safeio.add_arguments(p)
     p.set_defaults(func=cmd_preview)
 
-    p = sub.add_parser("train", help="train a LoRA adapter (runs in the foreground; the app runs the same code)")
+    p = sub.add_parser("train", help="train a LoRA adapter (runs in the foreground; the app runs the same code)",
+                       formatter_class=safeio.HelpFormatter)
     p.add_argument("--config", help="a TrainConfig YAML file (flags override it)")
+    defaults = TrainConfig()
+    # default None: a flag given overrides --config; the default shown is TrainConfig's
     for name, kind in FLAGS.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None)
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=kind, default=None,
+                       help=f"{FLAG_HELP.get(name, name.replace('_', ' '))} (default: {getattr(defaults, name)!r})".replace("%", "%%"))
     p.add_argument("--format", dest="data_format", type=str, default=None, help="alias of --data-format")
     p.add_argument("--epochs", dest="num_epochs", type=float, default=None, help="alias of --num-epochs")
     p.add_argument("--lr", dest="learning_rate", type=float, default=None, help="alias of --learning-rate")
-    p.add_argument("--column-map", default="")
-    p.add_argument("--no-packing", action="store_true")
-    p.add_argument("--load-in-4bit", "--qlora", dest="load_in_4bit", action="store_true")
-    p.add_argument("--set", nargs=2, action="append", metavar=("FIELD", "VALUE"), help="any other TrainConfig field")
+    p.add_argument("--column-map", default="", help='field=column pairs, e.g. "instruction=问题,output=回答"')
+    p.add_argument("--no-packing", action="store_true", help="one conversation per row (same as --set packing=false)")
+    p.add_argument("--load-in-4bit", "--qlora", dest="load_in_4bit", action="store_true",
+                   help="QLoRA: 4-bit base weights (needs CUDA and bitsandbytes)")
+    p.add_argument("--set", nargs="+", action="append", metavar="FIELD=VALUE",
+                   help="any other TrainConfig field, e.g. --set packing=false --set warmup_ratio=0.1 (repeatable)")
     p.add_argument("--output", help="final adapter directory (default <data-dir>/adapters/<adapter-name>)")
-    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="jobs and adapters (env MEDTUNE_DATA_DIR)")
-    p.add_argument("--job-id", default=None)
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
+    p.add_argument("--job-id", default=None, help="the job's id (default: date, time and adapter name)")
     p.add_argument("--resume", metavar="JOB_ID", help="continue this job from its last checkpoint")
     p.add_argument("--eval-data", nargs="+", metavar="FILE", default=None,
                    help="validation sets scored during training (multiple choice / free-form / competition files, "
@@ -374,32 +416,38 @@ def build_parser() -> argparse.ArgumentParser:
     safeio.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("merge", help="merge an adapter into its base model")
-    p.add_argument("--adapter", required=True)
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("merge", help="merge an adapter into its base model", formatter_class=safeio.HelpFormatter)
+    p.add_argument("--adapter", required=True,
+                   help="adapter: a name under <data-dir>/adapters (as chat and evaluation take it) or a directory")
+    p.add_argument("--out", required=True, help="folder for the merged model")
     p.add_argument("--model", default=None, help="base model (default: the one recorded in the adapter)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"))
-    p.add_argument("--trust-remote-code", action="store_true")
+    p.add_argument("--dtype", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                   help="dtype of the merged weights (auto: the base model's)")
+    p.add_argument("--trust-remote-code", action="store_true", help="run the model repository's own code")
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("compare", help="finished runs side by side: a table and a chart of a metric by step")
     p.add_argument("runs", nargs="+", metavar="RUN", help="job directories, job ids or adapter directories")
     p.add_argument("--metric", default=None, help="e.g. accuracy:mc_val (default: the first task metric)")
     p.add_argument("--chart", default=None, metavar="FILE.png", help="write the chart as PNG instead of printing it")
-    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("presets", help="ready-made settings per model and method; `presets copy NAME run.yaml`")
-    p.add_argument("action", nargs="?", default="list", choices=("list", "copy"))
-    p.add_argument("rest", nargs="*", metavar="NAME FILE")
+    p.add_argument("action", nargs="?", default="list", choices=("list", "copy"),
+                   help="list the presets, or copy one to a config file")
+    p.add_argument("rest", nargs="*", metavar="NAME FILE", help="copy: the preset's name and the file to write")
     p.set_defaults(func=cmd_presets)
 
     for name, func, text in (("jobs", cmd_jobs, "list jobs"), ("stop", cmd_stop, "stop a running job")):
-        p = sub.add_parser(name, help=text)
+        p = sub.add_parser(name, help=text, formatter_class=safeio.HelpFormatter)
         if name == "stop":
-            p.add_argument("job_id")
-        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+            p.add_argument("job_id", help="a job id from `python -m finetune jobs`")
+        p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
         p.set_defaults(func=func)
+    for command in sub.choices.values():  # every subcommand's --help shows each flag's default
+        command.formatter_class = safeio.HelpFormatter
     return parser
 
 
@@ -407,13 +455,19 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.files import JobError
 
     parser = build_parser()
+    safeio.add_verbose(parser)
     args = parser.parse_args(argv)
+    safeio.quiet_libraries(args.verbose)
     try:
         safeio.set_current(safeio.from_args(args))  # flags over MEDTUNE_MAX_* over the defaults
     except ValueError as exc:  # a bad MEDTUNE_MAX_* value
         parser.error(str(exc))
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # inside the try: a reader gone (`| head`) is seen here, not as a traceback at exit
+        return code
+    except BrokenPipeError:
+        return safeio.stdout_closed()
     except (ConfigError, DataError, JobError) as exc:  # JobError: a bad job id, a job another process trains
         print(safeio.printable(f"error: {exc}"), file=sys.stderr)
         return 2

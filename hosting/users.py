@@ -35,6 +35,7 @@ import yaml
 from hosting.roles import ROLES, User
 from hosting.sessions import SESSION_SECONDS, SESSIONS_FILE, SessionStore  # noqa: F401 (SESSION_SECONDS: re-exported)
 from safeio.atomic import write_text
+from safeio.cli import HelpFormatter, default_data_dir
 from safeio.problems import Problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -333,12 +334,15 @@ def default_users_file(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     if env.get(USERS_FILE_ENV):
         return Path(env[USERS_FILE_ENV])
-    return Path(env.get("MEDTUNE_DATA_DIR") or PROJECT_ROOT / "runs") / "users.yaml"
+    return default_data_dir(env) / "users.yaml"
 
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():  # getpass would fall back to a plain read and end in EOFError
+        raise UsersError("no terminal to ask for the password: give it on one line of stdin with --password-stdin, "
+                         "e.g. printf '%s\\n' \"$PW\" | python -m hosting.users add NAME --role ROLE --password-stdin")
     else:
         password = getpass.getpass("Password: ")
         if getpass.getpass("Repeat: ") != password:
@@ -355,7 +359,11 @@ def sessions_file(args: argparse.Namespace, users_file: Path) -> Path:
         return args.data_dir / SESSIONS_FILE
     if (users_file.parent / SESSIONS_FILE).exists():
         return users_file.parent / SESSIONS_FILE
-    return Path(os.environ.get("MEDTUNE_DATA_DIR") or PROJECT_ROOT / "runs") / SESSIONS_FILE
+    return default_data_dir() / SESSIONS_FILE
+
+
+def _sessions(n: int) -> str:
+    return f"{n} session" + "s" * (n != 1)
 
 
 def _when(seconds: float) -> str:
@@ -363,7 +371,8 @@ def _when(seconds: float) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m hosting.users", description="Manage the app's logins.")
+    parser = argparse.ArgumentParser(prog="python -m hosting.users", description="Manage the app's logins.",
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--file", type=Path, default=None,
                         help="users file (default: $MEDTUNE_USERS_FILE, else <data dir>/users.yaml)")
     parser.add_argument("--data-dir", type=Path, default=None,
@@ -371,11 +380,11 @@ def _parser() -> argparse.ArgumentParser:
                              "it is there, else $MEDTUNE_DATA_DIR, else ./runs)")
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", help="add a user, or change a user's role and password (ends their sessions)")
-    add.add_argument("name")
-    add.add_argument("--role", choices=ROLES, required=True)
+    add.add_argument("name", help="user name")
+    add.add_argument("--role", choices=ROLES, required=True, help="what the user may do: " + " | ".join(ROLES))
     add.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
     remove = commands.add_parser("remove", help="remove a user and end their sessions")
-    remove.add_argument("name")
+    remove.add_argument("name", help="user name")
     listing = commands.add_parser("list", help="list users and roles")
     sessions = commands.add_parser("sessions", help="list live sessions: id, user, signed in, last seen, expiry, "
                                                     "address, browser")
@@ -386,6 +395,7 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--user", help="every session of this user")
     which.add_argument("--all", action="store_true", help="every session: everyone signs in again")
     for sub in (add, remove, listing, sessions, revoke):  # --file and --data-dir are accepted after the command too
+        sub.formatter_class = HelpFormatter
         sub.add_argument("--file", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         sub.add_argument("--data-dir", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
@@ -410,9 +420,9 @@ def _session_commands(args: argparse.Namespace, path: Path) -> int:
                   f"{s.address}\t{agent}")
         return 0
     if args.all:
-        print(f"Ended {store.revoke_all()} sessions in {db}.")
+        print(f"Ended {_sessions(store.revoke_all())} in {db}.")
     elif args.user:
-        print(f"Ended {store.revoke_user(check_name(args.user, 'command line'))} sessions of {args.user} in {db}.")
+        print(f"Ended {_sessions(store.revoke_user(check_name(args.user, 'command line')))} of {args.user} in {db}.")
     elif store.revoke(args.session_id):
         print(f"Ended session {args.session_id}.")
     else:
@@ -426,12 +436,15 @@ def _end_sessions_of(args: argparse.Namespace, path: Path, name: str) -> str:
     if not db.exists():
         return ""
     ended = SessionStore(db).revoke_user(name)
-    return f" Ended {ended} sessions." if ended else ""
+    return f" Ended {_sessions(ended)}." if ended else ""
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    path = args.file or default_users_file()
+    # The app's rule: --file, else $MEDTUNE_USERS_FILE, else <data dir>/users.yaml (--data-dir, $MEDTUNE_DATA_DIR,
+    # ./runs)
+    path = args.file or (args.data_dir / "users.yaml" if args.data_dir and not os.environ.get(USERS_FILE_ENV)
+                         else default_users_file())
     try:
         if args.command in ("sessions", "revoke"):
             return _session_commands(args, path)

@@ -45,6 +45,10 @@ def cache_root() -> Path:
     return Path(os.environ.get("MEDTUNE_HOME", Path.home() / ".cache" / "medtune")) / "models"
 
 
+def demo_model_cached() -> bool:
+    return (cache_root() / f"demo-v{RECIPE_VERSION}" / "config.json").exists()
+
+
 def demo_model_dir(recipe: DemoRecipe = DemoRecipe()) -> Path:
     """The directory of the demo model, building it on first use (a few seconds to a minute on a CPU)."""
     final = cache_root() / f"demo-v{RECIPE_VERSION}"

@@ -225,11 +225,11 @@ def test_another_users_cached_upload_or_download_is_refused_while_the_owner_gets
     reference = tmp_path / "ref.jsonl"
     reference.write_text('{"id": "1", "input": "q", "output": "头痛"}\n', encoding="utf-8")
     scorer = Client(server.url, auth=("alice", password("alice")), verbose=False)
-    *_, downloads = scorer.predict("(my own files)", handle_file(str(reference)), handle_file(str(reference)),
+    *_, downloads = scorer.predict("none", handle_file(str(reference)), handle_file(str(reference)),
                                    "auto", "", api_name="/score_submission")
     assert downloads  # gradio_client fetched her report files as her: the owner gets them
     answer = alice.post("/gradio_api/call/score_submission", json={"data": [
-        "(my own files)", {"path": uploaded, "meta": {"_type": "gradio.FileData"}},
+        "none", {"path": uploaded, "meta": {"_type": "gradio.FileData"}},
         {"path": uploaded, "meta": {"_type": "gradio.FileData"}}, "auto", ""]})
     assert answer.status_code == 200, answer.text
     stream = alice.get(f"/gradio_api/call/score_submission/{answer.json()['event_id']}").text
@@ -240,6 +240,6 @@ def test_another_users_cached_upload_or_download_is_refused_while_the_owner_gets
         assert gus.get(f"/gradio_api/file={item['path']}").status_code == 403
     # gus naming her upload as his own input is refused before any handler reads it.
     stolen = gus.post("/gradio_api/call/score_submission", json={"data": [
-        "(my own files)", {"path": uploaded, "meta": {"_type": "gradio.FileData"}},
+        "none", {"path": uploaded, "meta": {"_type": "gradio.FileData"}},
         {"path": uploaded, "meta": {"_type": "gradio.FileData"}}, "auto", ""]})
     assert stolen.status_code == 403

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
-from ui.strings import t
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_REF, SMALL_PRED = ROOT / "data" / "qa_sample_competition.jsonl", ROOT / "data" / "qa_sample_predictions.jsonl"
@@ -52,7 +51,7 @@ def heavy_files(folder: Path, items: int = 250, chars: int = 5_000) -> tuple[Pat
 
 
 def submit(client: Client, ref: Path, pred: Path):
-    return client.submit(t("score.sample_none"), handle_file(str(ref)), handle_file(str(pred)), "auto", "",
+    return client.submit("none", handle_file(str(ref)), handle_file(str(pred)), "auto", "",
                          api_name="/score_submission")
 
 
@@ -108,6 +107,6 @@ def test_a_data_error_keeps_its_message(score_app, tmp_path):
     # Expected errors written for the user (here a bad --weights value) are not hidden behind a request id.
     client = Client(score_app, verbose=False)
     with pytest.raises(Exception) as error:
-        client.predict(t("score.sample_none"), handle_file(str(SMALL_REF)), handle_file(str(SMALL_PRED)), "auto",
+        client.predict("none", handle_file(str(SMALL_REF)), handle_file(str(SMALL_PRED)), "auto",
                        "rouge-l=abc", api_name="/score_submission")
     assert "--weights" in str(error.value) and "request id" not in str(error.value)

@@ -204,7 +204,7 @@ def test_chinese_score_page_shows_chinese_problems(tmp_path):
     from ui.strings import t
 
     ctx = AppContext(model="demo", lang="zh", data_dir=tmp_path)
-    summary, _, problems, items, _ = score(t("score.sample_mc", "zh"), None, None, 0, "", ctx)
+    summary, _, problems, items, _ = score("mc_sample", None, None, "auto", "", ctx)
     # The Chinese page's table headers are Chinese too (ui/polish.localize_frame); read the columns by their field.
     fields = {t(f"col.{c}", "zh"): c for c in ("kind", "message", "fix", *MULTIPLE_CHOICE.item_columns)}
     problems, items = problems.rename(columns=fields), items.rename(columns=fields)

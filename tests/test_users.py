@@ -238,8 +238,8 @@ def test_cli_lists_and_revokes_sessions(tmp_path, alice_hash):
     assert all(sessions.user(token) is None for token in tokens["alice"])
     token = sessions.issue("alice")
     done = run_cli("add", "alice", "--role", "member", "--file", str(path), "--password-stdin", stdin="new pw\n")
-    assert "Ended 1 sessions" in done.stdout and sessions.user(token) is None  # a new password: ended at once
-    assert "Ended 1 sessions" in run_cli("remove", "bob", "--file", str(path)).stdout
+    assert "Ended 1 session" in done.stdout and sessions.user(token) is None  # a new password: ended at once
+    assert "Ended 1 session" in run_cli("remove", "bob", "--file", str(path)).stdout
     sessions.issue("alice")
-    assert "Ended 1 sessions" in run_cli("revoke", "--all", "--file", str(path)).stdout
+    assert "Ended 1 session" in run_cli("revoke", "--all", "--file", str(path)).stdout
     assert "No live sessions" in run_cli("sessions", "--file", str(path)).stdout

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hosting.roles import Policy
+from safeio import default_data_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -18,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 @dataclass(frozen=True)
 class AppContext:
     model: str = "demo"  # a hub id, a local directory, or "demo" for the built-in demo model
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("MEDTUNE_DATA_DIR", PROJECT_ROOT / "runs")))
+    data_dir: Path = field(default_factory=lambda: default_data_dir())  # --data-dir, $MEDTUNE_DATA_DIR, ./runs
     lang: str = "en"
     sample_dir: Path = PROJECT_ROOT / "data"
     users: object | None = None  # hosting.users.UserStore when logins are configured; None: one local admin

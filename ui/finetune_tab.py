@@ -220,9 +220,14 @@ def do_command(model, upload, sample, data_format, column_map, *values, ctx: App
     except DataError as exc:
         raise gr.Error(str(exc)) from None
     cfg.eval_sets = eval_set_paths(values[len(SETTINGS)] if len(values) > len(SETTINGS) else [], ctx)
-    text = (f"# run.yaml\n{cfg.to_yaml()}\n# then:\n"
-            f"python -m finetune train --config run.yaml --data-dir {ctx.data_dir}\n")
-    return gr.Code(value=text, visible=True)
+    return gr.Code(value=command_text(cfg, ctx.data_dir), visible=True)
+
+
+def command_text(cfg: TrainConfig, data_dir) -> str:
+    """The config as YAML, with the shell line in comments: the whole text, saved as run.yaml, is a valid config
+    (users paste all of it; a bare shell line below the YAML made `train --config` fail)."""
+    return (f"# run.yaml (save this whole text), then run:\n"
+            f"#   python -m finetune train --config run.yaml --data-dir {data_dir}\n{cfg.to_yaml()}")
 
 
 def job_files(job_id: str | None, ctx: AppContext) -> JobFiles:

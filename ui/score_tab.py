@@ -21,11 +21,13 @@ from ui.scratch import download_dir
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 
-SAMPLES = {  # label key -> (reference, predictions), relative to the sample directory
-    "score.sample_mc": ("mc_sample.jsonl", "mc_sample_predictions.jsonl"),
-    "score.sample_qa": ("qa_sample_competition.jsonl", "qa_sample_predictions.jsonl"),
+# The API takes these keys, the page shows the labels: one script works on / and on /zh/.
+OWN_FILES = "none"
+SAMPLES = {  # key -> (label string, reference, predictions), files relative to the sample directory
+    "mc_sample": ("score.sample_mc", "mc_sample.jsonl", "mc_sample_predictions.jsonl"),
+    "qa_sample": ("score.sample_qa", "qa_sample_competition.jsonl", "qa_sample_predictions.jsonl"),
 }
-TASKS = ["auto", *TASK_RECORDS]  # the radio's choices, in the order of score.task_choices
+TASKS = ["auto", *TASK_RECORDS]  # the radio's values, in the order of score.task_choices (its labels)
 FILE_TYPES = [".jsonl", ".json", ".csv"]
 PROBLEM_COLUMNS = ["severity", "line", "id", "kind", "message", "fix"]
 
@@ -57,9 +59,9 @@ def items_frame(report: ScoreReport) -> pd.DataFrame:
 
 
 def resolve_inputs(sample: str, reference, predictions, ctx: AppContext) -> tuple[str, str]:
-    for key, (ref, pred) in SAMPLES.items():
-        if sample == t(key, ctx.lang):
-            return str(ctx.sample_dir / ref), str(ctx.sample_dir / pred)
+    if sample in SAMPLES:
+        _, ref, pred = SAMPLES[sample]
+        return str(ctx.sample_dir / ref), str(ctx.sample_dir / pred)
     if not reference or not predictions:
         raise gr.Error(t("score.need_files", ctx.lang))
     return _path(reference), _path(predictions)
@@ -81,7 +83,7 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
     lang = ctx.lang
     try:
         # In a memory-limited worker process: a hostile upload ends this request, not the server.
-        report = run_limited(check_or_score, ref_path, pred_path, TASKS[task], weights or None)
+        report = run_limited(check_or_score, ref_path, pred_path, task or "auto", weights or None)
     except WorkerError as err:
         raise gr.Error(t(f"safeio.worker_{err.kind}", lang).format(detail=err), print_exception=False) from None
     except ReferenceMalformed as err:
@@ -125,11 +127,12 @@ def what_if_table(sample, reference, predictions, ctx: AppContext) -> pd.DataFra
 def build(ctx: AppContext) -> None:
     lang = ctx.lang
     gr.Markdown(t("score.intro", lang))
-    sample_choices = [t("score.sample_none", lang)] + [t(k, lang) for k in SAMPLES]
+    sample_choices = [(t("score.sample_none", lang), OWN_FILES)] + [(t(label, lang), key)
+                                                                   for key, (label, _, _) in SAMPLES.items()]
+    task_choices = list(zip(t("score.task_choices", lang).split("|"), TASKS))
     with gr.Row():
-        sample = gr.Dropdown(sample_choices, value=sample_choices[0], label=t("score.sample", lang))
-        task = gr.Radio(t("score.task_choices", lang).split("|"), value=t("score.task_choices", lang).split("|")[0],
-                        type="index", label=t("score.task", lang))
+        sample = gr.Dropdown(sample_choices, value=OWN_FILES, label=t("score.sample", lang))
+        task = gr.Radio(task_choices, value="auto", label=t("score.task", lang))
     with gr.Row():
         reference = gr.File(label=t("score.reference", lang), elem_id="score-reference", file_types=FILE_TYPES)
         predictions = gr.File(label=t("score.predictions", lang), elem_id="score-predictions", file_types=FILE_TYPES)

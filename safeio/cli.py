@@ -1,0 +1,76 @@
+"""Conventions every command line shares (app.py, finetune, evaluation, chat, hosting.users): the data folder and the
+help format.
+
+The data folder (jobs, adapters, votes, users file, sessions): `--data-dir DIR`, else $MEDTUNE_DATA_DIR, else `runs`
+in the current directory. It once was the checkout's `runs/`
+for the app and `hosting.users` but the current directory's for the other CLIs, so `hosting.users list` run from
+elsewhere looked in another folder than the app it was meant for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Mapping
+
+DATA_DIR_ENV = "MEDTUNE_DATA_DIR"
+DATA_DIR_HELP = "data folder: jobs, adapters, votes, users file, sessions (env MEDTUNE_DATA_DIR; default ./runs)"
+
+
+def default_data_dir(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    return Path(env.get(DATA_DIR_ENV) or "runs")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """--help keeps the description's line breaks and shows every flag's default after its help (unless the help
+    already says it, or there is none to show)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is None or action.default is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + "s" * (n != 1)
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    """--verbose on the parser and every subcommand (users type it after the subcommand)."""
+    parser.add_argument("--verbose", action="store_true", default=False,
+                        help="also show the libraries' warnings and loading bars")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                                 help="also show the libraries' warnings and loading bars (default: off)")
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Hide library chatter that is no concern of the user (transformers' FutureWarnings and "Token indices
+    sequence length" warnings, "Loading weights" bars) unless --verbose. Before transformers is imported; through
+    the environment so that job processes started from here inherit it. Our own progress bars are plain tqdm."""
+    if verbose:
+        return
+    import warnings
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    if "transformers" in sys.modules:  # imported already (chat's registry): the environment came too late
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+
+def stdout_closed() -> int:
+    """`python -m finetune jobs | head`: the reader left; end quietly (no BrokenPipeError traceback at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
