@@ -9,8 +9,8 @@ import sys
 import safeio
 from evaluation.check import check_submission, render_check
 from evaluation.data import DataFileError
-from evaluation.report import render_file_error
-from evaluation.submission import EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed
+from evaluation.report import print_file_error
+from evaluation.submission import EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED
 
 CHECK_EPILOG = """Checks, each problem named by line, id and field: the same number of lines as the test file; ids
 (when both files have them) or line order; the test line's fields echoed unchanged; the answer field present and a
@@ -42,13 +42,8 @@ def check_command(args: argparse.Namespace, test: str | None = None, pred: str |
     try:
         report = check_submission(test, pred, getattr(args, "answer_field", "output"), getattr(args, "task", "auto"),
                                   letters_only=getattr(args, "mc_output", "letters") == "letters")
-    except ReferenceMalformed as err:
-        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED)), file=sys.stderr)
-        return EXIT_REFERENCE_MALFORMED
-    except DataFileError as err:
-        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_PREDICTIONS_MALFORMED)),
-              file=sys.stderr)
-        return EXIT_PREDICTIONS_MALFORMED
+    except DataFileError as err:  # the reference's or the predictions' (ReferenceMalformed is one)
+        return print_file_error(err, EXIT_REFERENCE_MALFORMED, EXIT_PREDICTIONS_MALFORMED)
     print(safeio.printable(render_check(report)))
     if getattr(args, "json_out", None):
         try:

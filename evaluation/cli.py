@@ -13,9 +13,9 @@ from evaluation.data import DataFileError
 from evaluation.run_cli import add_run_parser, run_command
 from evaluation.predict_cli import add_predict_parser, predict_command
 from evaluation.check_cli import add_check_parser, check_command
-from evaluation.report import render_file_error, render_text, write_json, write_per_item
+from evaluation.report import print_file_error, render_text, write_json, write_per_item
 from evaluation.submission import (
-    DEFAULT_MAX_ANSWER_CHARS, EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, ReferenceMalformed, WeightsError,
+    DEFAULT_MAX_ANSWER_CHARS, EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED, WeightsError,
     score_submission,
 )
 from evaluation.tasks import TASKS
@@ -89,13 +89,8 @@ def score_command(args: argparse.Namespace) -> int:
     try:
         report = score_submission(args.ref, args.pred, args.task, args.weights, args.max_answer_chars,
                                   postprocess=tuple(args.postprocess))
-    except ReferenceMalformed as err:
-        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED)), file=sys.stderr)
-        return EXIT_REFERENCE_MALFORMED
-    except DataFileError as err:
-        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_PREDICTIONS_MALFORMED)),
-              file=sys.stderr)
-        return EXIT_PREDICTIONS_MALFORMED
+    except DataFileError as err:  # the reference's or the predictions' (ReferenceMalformed is one)
+        return print_file_error(err, EXIT_REFERENCE_MALFORMED, EXIT_PREDICTIONS_MALFORMED)
     if args.extractor:
         judged = _judge(report, args.extractor)
         if judged is None:
@@ -131,13 +126,8 @@ def what_if_command(args: argparse.Namespace) -> int:
 
     try:
         rows = what_if(args.ref, args.pred, tuple(args.postprocess))
-    except ReferenceMalformed as err:
-        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_REFERENCE_MALFORMED)), file=sys.stderr)
-        return EXIT_REFERENCE_MALFORMED
-    except DataFileError as err:
-        print(safeio.printable(render_file_error(err.path, err.problems, EXIT_PREDICTIONS_MALFORMED)),
-              file=sys.stderr)
-        return EXIT_PREDICTIONS_MALFORMED
+    except DataFileError as err:  # the reference's or the predictions' (ReferenceMalformed is one)
+        return print_file_error(err, EXIT_REFERENCE_MALFORMED, EXIT_PREDICTIONS_MALFORMED)
     except PostprocessError as err:
         print(safeio.printable(f"error: {err}"), file=sys.stderr)
         return 2

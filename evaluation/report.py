@@ -84,3 +84,15 @@ def write_per_item(report: ScoreReport, path: str | Path) -> None:
     with Path(path).open("w", encoding="utf-8") as f:
         for row in report.items:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def print_file_error(err, exit_reference: int, exit_predictions: int) -> int:
+    """Print a broken reference or predictions file's problems to stderr; the exit status that says which it was.
+    `err` is a DataFileError; a ReferenceMalformed (its subclass) carries `reference = True`."""
+    import sys
+
+    import safeio
+
+    code = exit_reference if getattr(err, "reference", False) else exit_predictions
+    print(safeio.printable(render_file_error(err.path, err.problems, code)), file=sys.stderr)
+    return code

@@ -36,6 +36,8 @@ MISMATCH_KINDS = {"missing_prediction", "unknown_id", "duplicate_id", "input_mis
 class ReferenceMalformed(DataFileError):
     """The reference file itself is broken: nothing can be scored against it."""
 
+    reference = True  # report.print_file_error: the reference's exit status
+
 
 class WeightsError(ValueError):
     """A --weights value that names an unknown metric or is not NAME=NUMBER."""
