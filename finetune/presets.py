@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from finetune.config import TrainConfig
-from models.catalog import ModelShape, load_catalog, parameters, weight_bytes
+from models.catalog import ModelShape, load_catalog, weight_bytes
 
 SAMPLE_DATA = "data/train_sample.jsonl"  # relative to the repository root; edit `data` in the copied file
 MARGIN_BYTES = 1 << 30  # CUDA context, allocator fragmentation, tokenizer and data

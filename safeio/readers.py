@@ -14,7 +14,6 @@ import zipfile
 import zlib
 from functools import partial
 from itertools import accumulate
-from pathlib import Path
 from typing import Any, Iterator
 
 from safeio.errors import LimitExceeded, SafeReadError

@@ -8,7 +8,6 @@ server (`python app.py` with a users file).
 from __future__ import annotations
 
 import json
-import os
 
 import httpx
 import pytest

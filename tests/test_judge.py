@@ -4,7 +4,6 @@ strictly; the report names the judge. The always-"B" model as the judge makes th
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -26,7 +26,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -313,7 +312,7 @@ def test_readme_examples_run(tmp_path, medtune_home, demo_model):
                 fill["url"] = f"http://127.0.0.1:{fill['port']}/"
                 continue
             if isinstance(entry, PythonExample):
-                cmd, want, rc_want, stdin = None, entry.expect, 0, None
+                cmd, want, rc_want = None, entry.expect, 0
                 rc, output = _run(f"{sys.executable} -", work, env, entry.code.format(**fill))
             else:
                 cmd, want, rc_want = entry.cmd.format(**fill), entry.expect.format(**fill), entry.rc

@@ -16,7 +16,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from chat.votes import Vote, VoteStore
+from chat.votes import Vote
 from hosting.model_refs import ModelRefError, check_model_ref
 from hosting.roles import User
 from ui.context import AppContext

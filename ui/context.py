@@ -4,7 +4,6 @@ all users (the job scheduler, the pages' last evaluation jobs), built once by ap
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field

@@ -27,7 +27,6 @@ import json
 import os
 import time
 from collections import OrderedDict
-from pathlib import Path
 from urllib.parse import parse_qs
 
 from gradio.utils import get_upload_folder
