@@ -109,7 +109,7 @@ def test_journey_login_score_train_chat_evaluate(server, context):
     # Chat side by side: the base and the new adapter answer the same question in their own panes.
     page.get_by_role("tab", name="Chat & compare").click()
     page.get_by_role("button", name="Refresh models").first.click()
-    page.locator("#chat-models").get_by_label("journey-lora").check()
+    page.locator("#chat-models").get_by_label("journey-lora", exact=True).check()
     page.locator("#chat-prompt textarea").fill("高血压患者饮食要注意什么？")
     page.get_by_role("button", name="Send", exact=True).first.click()
     page.locator("#chat-status").get_by_text("tokens/s").wait_for(timeout=LONG)
@@ -121,7 +121,7 @@ def test_journey_login_score_train_chat_evaluate(server, context):
     # Evaluate the base and the adapter on the bundled sets; the chart appears.
     page.get_by_role("tab", name="Evaluate").click()
     page.locator("#evaluate-refresh").click()
-    page.locator("#evaluate-models").get_by_label("journey-lora").check()
+    page.locator("#evaluate-models").get_by_label("journey-lora", exact=True).check()
     set_number(page, "First N items per set (0 = all)", 4)
     set_number(page, "Max new tokens (free-form)", 16)
     page.get_by_role("button", name="Run", exact=True).click()

@@ -267,7 +267,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "finetune.eval_sets_info": (
         "Scored every 'eval every' steps and at each epoch end (accuracy / ROUGE, as the Evaluate tab); the best "
         "checkpoint becomes the adapter, the last one is kept as <name>-last.",
-        "每隔“评测间隔”步及每个 epoch 结束时评测（准确率 / ROUGE，与评测页相同）；最佳检查点作为适配器，最后一步保存为 <名称>-last。"),
+        "每隔“评测间隔”步及每轮结束时评测（准确率 / ROUGE，与评测页相同）；最佳检查点作为适配器，最后一步保存为 <名称>-last。"),
     "finetune.eval_uploads": ("…and/or your own validation files (multiple choice, free-form or competition style; "
                               "checked before the run is queued)",
                               "……以及/或者你自己的验证文件（单选、问答或比赛格式；排队前先检查）"),
@@ -276,7 +276,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                       "最佳 {metric} = {value}（第 {step} 步）；评测占用了 {share}% 的训练时间。"),
     "finetune.series_best": ("best {metric} @ {step}", "最佳 {metric} @ 第 {step} 步"),
     "finetune.stopped_early": ("Stopped early: no improvement.", "已提前停止：指标不再提升。"),
-    "finetune.eval_every": ("Eval every N steps (0 = epoch ends)", "评测间隔步数（0 = 每个 epoch 结束）"),
+    "finetune.eval_every": ("Eval every N steps (0 = epoch ends)", "评测间隔步数（0 = 每轮结束时）"),
     "finetune.eval_limit": ("Eval items per set", "每个验证集评测条数"),
     "finetune.select_by": ("Select by (accuracy:SET, rouge-l:SET, eval_loss)", "选择依据（accuracy:集名、rouge-l:集名、eval_loss）"),
     "finetune.early_stop": ("Early stop after N evals without gain (0 = off)", "连续 N 次评测无提升则提前停止（0 = 关闭）"),
