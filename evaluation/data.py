@@ -235,33 +235,38 @@ def parse_answer_letters(value: Any, options: dict[str, str], field_name: str) -
     return "".join(sorted(set(letters)))
 
 
-def parse_mc_row(row: Row) -> MCItem:
+def parse_mc_row(row: Row, labelled: bool = True) -> MCItem:
+    """A multiple-choice row; `labelled=False` reads a test file's row, whose answer is absent (answer "")."""
     meta = {"source": _opt_str(row, "source"), "category": _opt_str(row, "category") or _opt_str(row, "subject")}
     if "options" in row.data:
         question = text_field(row, ("question", "input", "Question"))[1]
         options = parse_options(row.data["options"])
-        answer_field, answer = text_field(row, ("answer", "output", "Answer"))
-        return MCItem(row_id(row), question.strip(), options, parse_answer_letters(answer, options, answer_field),
-                      row.line, input_text=question, **meta)
+        answer = mc_answer(row, ("answer", "output", "Answer"), options) if labelled else ""
+        return MCItem(row_id(row), question.strip(), options, answer, row.line, input_text=question, **meta)
     input_field, text = text_field(row, ("input", "question"))
     split = split_inline_options(text)
     if split is None:
         raise RowError(input_field, "no options found: expected an 'options' field or option lines "
                                     "like 'A. ...' at the end of the question",
                        fix="put each option on its own line: A. ..., B. ..., in order")
-    answer_field, answer = text_field(row, ("output", "answer"))
-    return MCItem(row_id(row), split[0], split[1], parse_answer_letters(answer, split[1], answer_field),
-                  row.line, input_text=text, **meta)
+    answer = mc_answer(row, ("output", "answer"), split[1]) if labelled else ""
+    return MCItem(row_id(row), split[0], split[1], answer, row.line, input_text=text, **meta)
 
 
-def parse_qa_row(row: Row) -> QAItem:
+def mc_answer(row: Row, fields: tuple[str, ...], options: dict) -> str:
+    answer_field, answer = text_field(row, fields)
+    return parse_answer_letters(answer, options, answer_field)
+
+
+def parse_qa_row(row: Row, labelled: bool = True) -> QAItem:
+    """A free-form row; `labelled=False` reads a test file's row, whose answer is absent (output "")."""
     if "instruction" in row.data:
         instruction = text_field(row, ("instruction",))[1]
         extra = text_field(row, ("input",), required=False)
         prompt = instruction + ("\n" + extra[1] if extra and extra[1].strip() else "")
     else:
         prompt = text_field(row, ("input", "question"))[1]
-    output = text_field(row, ("output", "answer"))[1]
+    output = text_field(row, ("output", "answer"))[1] if labelled else ""
     return QAItem(row_id(row), prompt, output, row.line, source=_opt_str(row, "source"))
 
 

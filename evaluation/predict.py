@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from evaluation.data import (
-    DataFileError, MCItem, Problem, QAItem, Row, RowError, parse_options, read_rows, row_id, row_problem,
-    split_inline_options, text_field,
+    DataFileError, Problem, Row, RowError, parse_mc_row, parse_qa_row, read_rows, row_problem, split_inline_options,
 )
 from evaluation.extract import extract_answer
 from evaluation.postprocess import apply_postprocess, check_names
@@ -100,35 +99,6 @@ def looks_like_mc_question(row: Row) -> bool:
     return isinstance(text, str) and split_inline_options(text) is not None
 
 
-def unlabelled_mc(row: Row) -> MCItem:
-    meta = {"source": _opt(row, "source"), "category": _opt(row, "category") or _opt(row, "subject")}
-    if "options" in row.data:
-        question = text_field(row, ("question", "input", "Question"))[1]
-        return MCItem(row_id(row), question.strip(), parse_options(row.data["options"]), "", row.line,
-                      input_text=question, **meta)
-    name, text = text_field(row, ("input", "question"))
-    split = split_inline_options(text)
-    if split is None:
-        raise RowError(name, "no options found: expected an 'options' field or option lines like 'A. ...' at the "
-                             "end of the question", fix="put each option on its own line: A. ..., B. ..., in order")
-    return MCItem(row_id(row), split[0], split[1], "", row.line, input_text=text, **meta)
-
-
-def unlabelled_qa(row: Row) -> QAItem:
-    if "instruction" in row.data:
-        instruction = text_field(row, ("instruction",))[1]
-        extra = text_field(row, ("input",), required=False)
-        prompt = instruction + ("\n" + extra[1] if extra and extra[1].strip() else "")
-    else:
-        prompt = text_field(row, ("input", "question"))[1]
-    return QAItem(row_id(row), prompt, "", row.line, source=_opt(row, "source"))
-
-
-def _opt(row: Row, name: str) -> str | None:
-    value = row.data.get(name)
-    return str(value) if value not in (None, "") else None
-
-
 def load_test_set(path: str | Path, task: str = "auto") -> TestSet:
     """Every row of a test file as an item without an answer; refused whole (DataFileError, every problem named
     by line and field) when a row cannot be read, since a submission must answer every line."""
@@ -136,11 +106,11 @@ def load_test_set(path: str | Path, task: str = "auto") -> TestSet:
     problems: list[Problem] = list(read.problems)
     if task == "auto":
         task = "mc" if read.rows and sum(map(looks_like_mc_question, read.rows)) * 2 > len(read.rows) else "qa"
-    parse = unlabelled_mc if task == "mc" else unlabelled_qa
+    parse = parse_mc_row if task == "mc" else parse_qa_row
     items = []
     for row in read.rows:
         try:
-            items.append(parse(row))
+            items.append(parse(row, labelled=False))
         except RowError as err:
             problems.append(row_problem(row, err))
     seen: dict[str, int] = {}  # a submission is aligned by id: two lines with one id cannot both be answered
