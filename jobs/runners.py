@@ -133,19 +133,24 @@ class EvalProgress:
         self.control.progress(done, self.total, eta, model=p.model, set=p.dataset, items_per_s=p.items_per_s)
 
 
-def run_evaluation(job: Job, control: Control, registry_for: Callable | None = None) -> list:
-    from evaluation.run import EvalCancelled, evaluate, load_sets
+def job_models(job: Job, registry_for: Callable | None):
+    """The models an evaluation or prediction job answers with: the directory the app's tabs configured, the
+    in-process models and the admin's endpoints' models, by the names the tab listed."""
+    from models.directory import shared_directory
 
     if registry_for is None:
         from chat.registry import shared_registry as registry_for
+    registry = registry_for(job.params["model"], Path(job.params["data_dir"]))
+    return shared_directory(registry, None, Path(job.params["data_dir"]) / "endpoints.yaml")
+
+
+def run_evaluation(job: Job, control: Control, registry_for: Callable | None = None) -> list:
+    from evaluation.run import EvalCancelled, evaluate, load_sets
+
     config = eval_config_from_dict(job.params["config"])
     sets = load_sets(config.data)
     total = len(config.models) * sum(min(len(s.items), config.limit or len(s.items)) for s in sets)
-    registry = registry_for(job.params["model"], Path(job.params["data_dir"]))
-    # The directory the app's tabs configured: in-process models and the admin's endpoints' models.
-    from models.directory import shared_directory
-
-    models = shared_directory(registry, None, Path(job.params["data_dir"]) / "endpoints.yaml")
+    models = job_models(job, registry_for)
     try:
         return evaluate(models, config, progress=EvalProgress(control, total), stop=control.stop)
     except EvalCancelled as exc:
@@ -171,15 +176,9 @@ def run_prediction(job: Job, control: Control, registry_for: Callable | None = N
     from evaluation.predict import load_test_set, predict
     from evaluation.run import EvalCancelled
 
-    if registry_for is None:
-        from chat.registry import shared_registry as registry_for
     config = predict_config_from_dict(job.params["config"])
     total = len(config.models) * len(load_test_set(config.data, config.task).items)
-    registry = registry_for(job.params["model"], Path(job.params["data_dir"]))
-    # As for evaluation: the in-process models and the admin's endpoints' models, by the names the tab listed.
-    from models.directory import shared_directory
-
-    models = shared_directory(registry, None, Path(job.params["data_dir"]) / "endpoints.yaml")
+    models = job_models(job, registry_for)
     try:
         return predict(models, config, progress=EvalProgress(control, total), stop=control.stop)
     except EvalCancelled as exc:
