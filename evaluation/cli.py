@@ -152,13 +152,7 @@ def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    safeio.add_verbose(parser)
-    args = parser.parse_args(argv)
-    safeio.quiet_libraries(args.verbose)
-    try:
-        safeio.set_current(safeio.from_args(args))  # flags over MEDTUNE_MAX_* over the defaults
-    except ValueError as err:  # a bad MEDTUNE_MAX_* value
-        parser.error(str(err))
+    args = safeio.parse_cli(parser, argv)
     try:
         if args.command == "score":
             check_outputs(parser, args)

@@ -455,13 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.files import JobError
 
     parser = build_parser()
-    safeio.add_verbose(parser)
-    args = parser.parse_args(argv)
-    safeio.quiet_libraries(args.verbose)
-    try:
-        safeio.set_current(safeio.from_args(args))  # flags over MEDTUNE_MAX_* over the defaults
-    except ValueError as exc:  # a bad MEDTUNE_MAX_* value
-        parser.error(str(exc))
+    args = safeio.parse_cli(parser, argv)
     try:
         code = args.func(args)
         sys.stdout.flush()  # inside the try: a reader gone (`| head`) is seen here, not as a traceback at exit

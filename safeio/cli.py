@@ -50,6 +50,21 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
                                  help="also show the libraries' warnings and loading bars (default: off)")
 
 
+def parse_cli(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """What every CLI of ours does first: --verbose on every subcommand, the arguments, library chatter hidden unless
+    --verbose, and the file limits from the flags (over MEDTUNE_MAX_* over the defaults) for this process."""
+    from safeio.limits import from_args, set_current
+
+    add_verbose(parser)
+    args = parser.parse_args(argv)
+    quiet_libraries(args.verbose)
+    try:
+        set_current(from_args(args))
+    except ValueError as err:  # a bad MEDTUNE_MAX_* value
+        parser.error(str(err))
+    return args
+
+
 def quiet_libraries(verbose: bool) -> None:
     """Hide library chatter that is no concern of the user (transformers' FutureWarnings and "Token indices
     sequence length" warnings, "Loading weights" bars) unless --verbose. Before transformers is imported; through
