@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from evaluation.data import (
-    DataFileError, Problem, Row, RowError, parse_mc_row, parse_qa_row, read_rows, row_problem, split_inline_options,
+    DataFileError, Problem, ProblemError, Row, parse_mc_row, parse_qa_row, read_rows, row_problem, split_inline_options,
 )
 from evaluation.extract import extract_answer
 from evaluation.postprocess import apply_postprocess, check_names
@@ -111,7 +111,7 @@ def load_test_set(path: str | Path, task: str = "auto") -> TestSet:
     for row in read.rows:
         try:
             items.append(parse(row, labelled=False))
-        except RowError as err:
+        except ProblemError as err:
             problems.append(row_problem(row, err))
     seen: dict[str, int] = {}  # a submission is aligned by id: two lines with one id cannot both be answered
     for item in (i for i in items if i.id is not None):

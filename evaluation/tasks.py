@@ -27,7 +27,7 @@ class Task:
     title: str  # in English, for the CLI reports; the UI has its own words in ui/strings.py
     metrics: tuple[str, ...]  # the quality metrics (what --weights may combine, what the results table shows)
     main_metric: str  # the headline: the default score, the breakdowns' and the side-by-side view's column
-    parse_row: Callable[[Row], Any]  # a file's row -> an item (raises evaluation.data.RowError)
+    parse_row: Callable[[Row], Any]  # a file's row -> an item (raises safeio.problems.ProblemError)
     # (items, answer texts, answered flags) -> per item, the score fields of one set of keys
     score_answers: Callable[[Sequence[Any], Sequence[str], Sequence[bool]], list[dict]]
     # scored rows -> the summary: the metrics and the counts, in the order reports show them
