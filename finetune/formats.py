@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from safeio import Limits, SafeReadError, check_file
-from safeio.problems import Problem, ProblemError
+from safeio.problems import Problem, ProblemError, from_read_error
 from safeio.records import names_text, read_records
 
 FORMATS = ("alpaca", "openai", "sharegpt", "chatglm", "xtuner", "competition", "context")
@@ -31,7 +31,20 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
 
 
 class DataError(ValueError):
-    """A data file that cannot be used at all (unreadable, unknown format, no valid row). Names the file and line."""
+    """A data file that cannot be used at all (unreadable, unknown format, no valid row). Names the file and line;
+    `problem` says the same as a code and params, for the page's language."""
+
+    def __init__(self, message: str, problem: Problem | None = None):
+        super().__init__(message)
+        self.problem = problem
+
+    def __reduce__(self):  # crosses the worker process boundary (safeio.worker) with its problem
+        return type(self), (str(self), self.problem)
+
+
+def _data_error(message: str, code: str, path: Path | str | None = None, line: int | None = None,
+                **params) -> DataError:
+    return DataError(message, Problem(line, None, code, message, file=str(path) if path else None, params=params))
 
 
 def _row_error(code: str, field: str, **params) -> ProblemError:
@@ -241,7 +254,8 @@ def read_rows(path: Path, column_map: dict[str, str] | None = None, limits: Limi
     """Rows of a training data file; a table's columns named in column_map (field -> column) must exist."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .xlsx)")
+        raise _data_error(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .xlsx)",
+                          "unsupported_type", path, suffix=suffix)
     records = read_records(path, limits, sheets=True, columns=column_map)
     return ((line, _read_error(row) if isinstance(row, SafeReadError) else row)
             for line, row in records)
@@ -270,14 +284,15 @@ def load_data(
     try:
         return _load(path, data_format, column_map, max_samples, dedup, limits)
     except SafeReadError as exc:  # a limit hit, or a file that is not what it claims: one message, file and line
-        raise DataError(str(exc)) from None
+        raise DataError(str(exc), from_read_error(exc)) from None
 
 
 def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_samples: int, dedup: bool,
           limits: Limits | None) -> LoadResult:
     check_file(path, limits)
     if data_format != "auto" and data_format not in FORMATS:
-        raise DataError(f"{path}: unknown format {data_format!r} (expected auto or one of {', '.join(FORMATS)})")
+        raise _data_error(f"{path}: unknown format {data_format!r} (expected auto or one of {', '.join(FORMATS)})",
+                          "unknown_format", path, format=data_format, formats=", ".join(FORMATS))
     result = LoadResult(file=str(path), format=data_format)
     seen: dict[str, int] = {}
     for line, row in read_rows(path, column_map, limits):
@@ -290,11 +305,11 @@ def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_s
             if result.format == "auto":
                 result.format = detect_format(row) or "auto"
                 if result.format == "auto":
-                    raise DataError(
+                    raise _data_error(
                         f"{path}:{line}: cannot tell the data format from the fields {names_text(sorted(row))}; "
                         f"expected one of {', '.join(FORMATS)} (see `python -m finetune preview --help`), or map "
-                        "columns with column_map"
-                    )
+                        "columns with column_map", "unknown_data_format", path, line,
+                        fields=names_text(sorted(row)), formats=", ".join(FORMATS))
             conversation = to_conversation(PARSERS[result.format](row), line)
         except ProblemError as exc:
             result.rejected.append(exc.at(line, file=str(path)))
@@ -311,7 +326,8 @@ def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_s
             continue
         result.conversations.append(conversation)
     if result.format == "auto":
-        raise DataError(f"{path}: no readable row" + (f" (first problem: {result.rejected[0]})" if result.rejected else ""))
+        raise _data_error(f"{path}: no readable row" + (f" (first problem: {result.rejected[0]})" if result.rejected
+                                                         else ""), "no_readable_row", path, rows=result.total_rows)
     return result
 
 
@@ -341,14 +357,15 @@ def parse_column_map(text: str) -> dict[str, str]:
         try:
             mapping = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise DataError(f"column_map: not valid JSON ({exc.msg})") from None
+            raise _data_error(f"column_map: not valid JSON ({exc.msg})", "column_map_json") from None
     else:
         mapping = {}
         for part in text.replace("，", ",").split(","):
             if "=" not in part:
-                raise DataError(f"column_map: {part.strip()!r} is not field=column")
+                raise _data_error(f"column_map: {part.strip()!r} is not field=column", "column_map_entry",
+                                  part=part.strip()[:60])
             target, source = part.split("=", 1)
             mapping[target.strip()] = source.strip()
     if not all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in mapping.items()):
-        raise DataError("column_map: every entry must map a field name to a column name")
+        raise _data_error("column_map: every entry must map a field name to a column name", "column_map_names")
     return mapping

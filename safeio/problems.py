@@ -28,6 +28,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "missing_file": ("{message}", "找不到该文件，或无法读取。"),
     "not_a_file": ("{message}", "这不是一个普通的数据文件（可能是文件夹或设备）。"),
     "limit": ("{message}", "超出读取限制（上限 {value}，可用 {flag} 放宽）。"),
+    "missing_column": ("{message}", "column_map 中 “{target}” 对应的列 {column} 在表头中不存在。"),
     "bad_xlsx": ("{message}", "无法读取这个 .xlsx 工作簿（文件损坏、截断或不是工作簿）。"),
     "bad_yaml": ("{message}", "不是有效的 YAML。"),
     # --- evaluation rows (evaluation/data.py): kind "bad_<field>" ---
@@ -60,6 +61,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
                    "这里应是{expected}的发言，却是{got}的（用户与助手须轮流发言）。"),
     "no_final_answer": ("the conversation must end with an assistant answer", "对话必须以助手的回答结尾。"),
     "duplicate_row": ("{message}", "与第 {first} 行重复。"),
+    # --- a training data file as a whole (finetune/formats.py DataError) ---
+    "unsupported_type": ("{message}", "不支持的文件类型 {suffix}（请用 .jsonl、.json、.csv 或 .xlsx）。"),
+    "unknown_format": ("{message}", "未知的数据格式 {format}（应为 auto 或 {formats} 之一）。"),
+    "unknown_data_format": ("{message}", "无法从字段 {fields} 判断数据格式：应为 {formats} 之一，或用列映射指定列。"),
+    "no_readable_row": ("{message}", "文件中没有一行可用的数据（共读到 {rows} 行）。"),
+    "column_map_json": ("{message}", "列映射不是有效的 JSON。"),
+    "column_map_entry": ("{message}", "列映射中的 {part} 不是 字段=列名 的形式。"),
+    "column_map_names": ("{message}", "列映射的每一项都必须把字段名对应到列名。"),
     # --- predictions and submissions against a reference (evaluation/submission.py, evaluation/check.py) ---
     "unknown_id": ("{message}", "id “{id}” 不在参考答案中。"),
     "duplicate_id": ("{message}", "id “{id}” 重复（第 {first} 行已使用），只计第一条。"),

@@ -29,7 +29,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def over(path, line, field: str, what: str, name: str, limits: Limits) -> LimitExceeded:
     """One refusal text for every limit: what was found, the limit, and the flag / variable that raises it."""
     value = describe(name, getattr(limits, name))
-    return LimitExceeded(path, line, field, f"{what}, over the limit of {value} ({flag_of(name)})")
+    return LimitExceeded(path, line, field, f"{what}, over the limit of {value} ({flag_of(name)})",
+                         params={"value": value, "flag": flag_of(name)})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -217,7 +218,7 @@ def iter_json_array(text: str, path, limits: Limits | None = None) -> Iterator[t
         try:
             value, end = decoder.raw_decode(text, pos)
         except LimitExceeded as exc:
-            raise LimitExceeded(path, line, exc.field, exc.reason) from None
+            raise LimitExceeded(path, line, exc.field, exc.reason, params=exc.params) from None
         check_strings(value, text[pos:end], path, line, limits)
         pos = end
         yield line, value

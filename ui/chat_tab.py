@@ -43,12 +43,13 @@ def _stop_key(request: gr.Request | None, ctx: AppContext, kind: str) -> tuple[s
     return *session_key(request, ctx), kind
 
 
-def decoding_settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed) -> GenerationSettings:
+def decoding_settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed,
+                      lang: str = "en") -> GenerationSettings:
     try:
         return GenerationSettings.from_values(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                               top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
     except (TypeError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise backend_error(exc, lang) from None
 
 
 def pane_values(models: list[str], histories: dict, prompt: str | None = None, texts: list[str] | None = None,
@@ -220,14 +221,14 @@ class ChatHandlers:
     def send(self, prompt, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
              request: gr.Request):
         require(request, self.ctx, "chat")
-        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed)
+        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed, self.lang)
         prompt, histories = (prompt or "").strip(), histories or {}
         if not prompt:
             raise gr.Error(t("chat.need_prompt", self.lang))
         try:
             check_selection(models or [], self.directory.usable_models())
         except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+            raise backend_error(exc, self.lang) from None
         panes = [(m, with_system(system, histories.get(m, []), prompt)) for m in models]
         running = t("chat.status_running", self.lang).format(tokens=0)
         yield histories, "", running, *pane_values(models, histories, prompt), gr.skip()
@@ -270,14 +271,14 @@ class ChatHandlers:
         try:
             battle = new_battle(self.directory.usable_models(), random.SystemRandom())
         except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+            raise backend_error(exc, self.lang) from None
         panes = [gr.update(value=[], label=t(f"chat.pane_{side}", self.lang)) for side in "ab"]
         return battle, *panes, t("chat.blind_ready", self.lang), *[gr.update(interactive=False)] * len(OUTCOMES)
 
     def blind_send(self, prompt, system, max_new, temperature, top_p, top_k, rep, seed, battle: Battle | None,
                    request: gr.Request):
         require(request, self.ctx, "chat")
-        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed)
+        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed, self.lang)
         prompt = (prompt or "").strip()
         if battle is None or battle.voted:
             raise gr.Error(t("chat.blind_need_battle", self.lang))
@@ -306,12 +307,12 @@ class ChatHandlers:
         if battle is None:
             raise gr.Error(t("chat.blind_need_battle", self.lang))
         if outcome not in OUTCOMES:
-            raise gr.Error(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+            raise gr.Error(t("chat.bad_outcome", self.lang).format(outcomes=", ".join(OUTCOMES), outcome=repr(outcome)))
         try:
             # The user's name, never the session hash: that would let whoever reads votes take over the session.
             vote = battle.vote(outcome, voter, self.registry.base_name)
         except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+            raise backend_error(exc, self.lang) from None
         self.votes.add(vote)
         label = t(f"chat.vote_{outcome}", self.lang)
         reveal = t("chat.blind_reveal", self.lang).format(a=battle.model_a, b=battle.model_b, outcome=label)
