@@ -255,7 +255,7 @@ def read_rows(path: Path, column_map: dict[str, str] | None = None, limits: Limi
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise _data_error(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .xlsx)",
-                          "unsupported_type", path, suffix=suffix)
+                          "unsupported_type", path, suffix=suffix, name=path.name)
     records = read_records(path, limits, sheets=True, columns=column_map)
     return ((line, _read_error(row) if isinstance(row, SafeReadError) else row)
             for line, row in records)

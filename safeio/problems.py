@@ -62,7 +62,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no_final_answer": ("the conversation must end with an assistant answer", "对话必须以助手的回答结尾。"),
     "duplicate_row": ("{message}", "与第 {first} 行重复。"),
     # --- a training data file as a whole (finetune/formats.py DataError) ---
-    "unsupported_type": ("{message}", "不支持的文件类型 {suffix}（请用 .jsonl、.json、.csv 或 .xlsx）。"),
+    "unsupported_type": ("{message}", "不支持这种文件类型（{name}）：请用 .jsonl、.json、.csv 或 .xlsx 文件。"),
     "unknown_format": ("{message}", "未知的数据格式 {format}（应为 auto 或 {formats} 之一）。"),
     "unknown_data_format": ("{message}", "无法从字段 {fields} 判断数据格式：应为 {formats} 之一，或用列映射指定列。"),
     "no_readable_row": ("{message}", "文件中没有一行可用的数据（共读到 {rows} 行）。"),

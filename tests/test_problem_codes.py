@@ -1,0 +1,133 @@
+"""One table of problem sentences (safeio.problems.MESSAGES, EN + ZH beside each code): every code a backend raises
+has both, and the Chinese page says a file's problems in Chinese (field names, file names and numbers aside)."""
+
+from __future__ import annotations
+
+import ast
+import pickle
+from pathlib import Path
+
+import pytest
+
+from finetune.formats import FORMATS, DataError, load_data, parse_column_map
+from safeio.problems import FIXES, MESSAGES, ProblemError, render
+from tests.test_page_browser import CJK, foreign
+from ui.finetune_tab import rejected_frame
+from ui.problems import fix_text, problem_text
+from ui.strings import STRINGS, t
+
+ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = ["safeio", "evaluation", "finetune", "hosting", "chat", "jobs", "models"]
+# How each builder of a problem takes its code: (function name, position of the code, keyword).
+BUILDERS = {"ProblemError": (0, "code"), "_row_error": (0, "code"), "_data_error": (1, "code"),
+            "Problem": (2, "kind"), "_error": (2, "code"), "SafeReadError": (4, "kind"),
+            "LimitExceeded": (4, "kind"), "NotUtf8": (4, "kind")}
+DEFAULT_KINDS = {"SafeReadError": "unreadable", "LimitExceeded": "limit", "NotUtf8": "encoding"}
+
+
+def raised_codes() -> dict[str, str]:
+    """code -> where it is first raised, for every literal code passed to a problem builder in the backends."""
+    found = {}
+    for package in BACKENDS:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+                if name not in BUILDERS:
+                    continue
+                position, keyword = BUILDERS[name]
+                arg = node.args[position] if len(node.args) > position else next(
+                    (k.value for k in node.keywords if k.arg == keyword), None)
+                code = arg.value if isinstance(arg, ast.Constant) else DEFAULT_KINDS.get(name) if arg is None else None
+                if isinstance(code, str):
+                    found.setdefault(code, f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+@pytest.mark.parametrize("code", sorted(MESSAGES))
+def test_every_code_has_english_and_chinese(code):
+    english, chinese = MESSAGES[code]
+    assert english.strip() and CJK.search(chinese), code
+    assert STRINGS[f"problem.{code}"] == MESSAGES[code]  # the page reads the same table, not a copy
+
+
+@pytest.mark.parametrize("code", sorted(FIXES))
+def test_every_fix_has_chinese(code):
+    assert CJK.search(FIXES[code][1]) and STRINGS[f"problem_fix.{code}"] == FIXES[code]
+
+
+def test_every_code_raised_in_the_backends_has_a_sentence():
+    codes = raised_codes()
+    assert len(codes) > 40  # the scan finds the builders (a rename would make this test pass vacuously)
+    missing = {code: where for code, where in codes.items() if code not in MESSAGES}
+    assert not missing, f"codes raised without a sentence in safeio.problems.MESSAGES: {missing}"
+
+
+def test_a_problem_error_keeps_its_code_across_processes_and_speaks_english_on_the_command_line():
+    err = ProblemError("turn_order", "messages[1].role", kind="bad_field", expected="user", got="assistant")
+    again = pickle.loads(pickle.dumps(err))
+    assert (again.code, again.field, again.kind, again.params) == (err.code, err.field, err.kind, err.params)
+    assert str(again) == ("field 'messages[1].role': expected a user turn here, got assistant (turns must alternate "
+                          "user/assistant)")
+    problem = again.at(7, file="data.jsonl")
+    assert (problem.line, problem.kind, problem.code) == (7, "bad_field", "turn_order")
+    assert problem_text(problem, "zh") == "这里应是用户的发言，却是助手的（用户与助手须轮流发言）。"
+    assert render("no_such_code", "zh", {}) is None
+
+
+def apart_from(text: str, names) -> str:
+    for name in names:
+        text = text.replace(name, " ")
+    return text
+
+
+BAD_ROWS = "\n".join([
+    '{"instruction": "头痛怎么办", "output": "多休息"}',
+    '{"instruction": "q2", "output": 5}',
+    '{bad json',
+    '[1, 2]',
+    '{"instruction": "头痛怎么办", "output": "多休息"}',
+    '{"instruction": "", "output": "x"}',
+    '{"instruction": "q3", "output": "a", "history": "x"}',
+    '{"instruction": "q4", "output": "a", "history": [["only one"]]}',
+    '{"messages": [{"role": "doctor", "content": "hi"}]}',
+]) + "\n"
+
+
+def test_a_bad_training_file_previewed_on_the_chinese_page_is_all_chinese(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(BAD_ROWS, encoding="utf-8")
+    loaded = load_data(path)
+    assert len(loaded.rejected) == 8
+    frame = rejected_frame(loaded.rejected, [(10, "no answer token left within cutoff_len=64")], 64, "zh")
+    assert list(frame.columns) == [t("col.line", "zh"), t("col.field", "zh"), t("col.reason", "zh")]
+    reasons = list(frame[t("col.reason", "zh")])
+    assert all(CJK.search(text) for text in reasons), reasons
+    assert not foreign(reasons, "zh"), reasons
+    english = rejected_frame(loaded.rejected, [], 64, "en")
+    assert "expected a string, got int (5)" in list(english["reason"])  # the command line's words on /
+    assert not any(CJK.search(fix_text(p, "zh")) is None and fix_text(p, "zh") for p in loaded.rejected)
+
+
+@pytest.mark.parametrize("make", [
+    lambda tmp: load_data(tmp / "rows.txt"),
+    lambda tmp: load_data(tmp / "absent.jsonl"),
+    lambda tmp: load_data(tmp / "rows.jsonl", data_format="parquet"),
+    lambda tmp: load_data(tmp / "unknown.jsonl"),
+    lambda tmp: parse_column_map("instruction"),
+])
+def test_a_training_file_refused_whole_says_why_in_chinese(tmp_path, make):
+    from ui.errors import backend_error
+
+    (tmp_path / "rows.txt").write_text("x\n", encoding="utf-8")
+    (tmp_path / "rows.jsonl").write_text('{"instruction": "q", "output": "a"}\n', encoding="utf-8")
+    (tmp_path / "unknown.jsonl").write_text('{"frage": "q", "antwort": "a"}\n', encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        make(tmp_path)
+    assert caught.value.problem is not None
+    message = backend_error(caught.value, "zh").message
+    # Names stand as they are: the data formats, and the field names and values the user wrote.
+    names = (*FORMATS, "parquet", "antwort", "frage", "instruction")
+    assert CJK.search(message) and not foreign([apart_from(message, names)], "zh"), message
+    assert backend_error(caught.value, "en").message == str(caught.value)
