@@ -32,6 +32,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "bad_xlsx": ("{message}", "无法读取这个 .xlsx 工作簿（文件损坏、截断或不是工作簿）。"),
     "bad_yaml": ("{message}", "不是有效的 YAML。"),
     # --- evaluation rows (evaluation/data.py): kind "bad_<field>" ---
+    "bad_field": ("{message}", "字段“{field}”有误：{message}"),  # a row problem built without a finer code
     "not_string": ("field '{field}' must be a string, got {type} {value}", "字段“{field}”必须是字符串，而不是{type}。"),
     "missing_fields": ("missing field {wanted} (fields present: {found})", "缺少字段 {wanted}（现有字段：{found}）。"),
     "options_not_letters": ("options must map letters A–F to option texts", "options 必须把字母 A–F 对应到选项文本。"),
@@ -99,9 +100,9 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "missing_field": ("{message}", "用户 “{user}” 缺少字段 “{field}”。"),
     "bad_password_hash": ("{message}", "用户 “{user}” 的 password 不是有效的密码哈希，请用 "
                           "`python -m hosting.users add` 重新设置。"),
-    "bad_users_entry": ("{message}", "{where}：应写成 NAME:ROLE:PASSWORD（多个条目用逗号分隔）。"),
-    "empty_password": ("{message}", "{where}：用户 “{user}” 的密码为空。"),
-    "no_users": ("{message}", "用户文件 {file} 中没有用户，没有人能登录（用 `python -m hosting.users add` 添加）。"),
+    "bad_users_entry": ("{message}", "应写成 NAME:ROLE:PASSWORD（多个条目用逗号分隔）。"),
+    "empty_password": ("{message}", "用户 “{user}” 的密码为空。"),
+    "no_users": ("{message}", "用户文件中没有用户，没有人能登录（用 `python -m hosting.users add` 添加）。"),
 }
 
 # code -> (English, Chinese) of what to do about it; only codes with a useful fix are here.

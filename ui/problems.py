@@ -16,11 +16,12 @@ from ui.strings import t
 
 def problem_text(problem: Problem, lang: str) -> str:
     """The problem's sentence (without its place: tables show the line in a column of their own)."""
-    if lang == "en" or problem.code not in MESSAGES:
+    code = problem.code if problem.code in MESSAGES else "bad_field" if problem.kind.startswith("bad_") else None
+    if lang == "en" or code is None:
         return problem.message
-    values = {"line": problem.line, "id": problem.id, "field": problem.field, "file": problem.file,
-              **problem.params}
-    return render(problem.code, lang, values) or problem.message
+    values = {"line": problem.line, "id": problem.id, "field": problem.field or problem.kind.removeprefix("bad_"),
+              "file": problem.file, "message": problem.message, **problem.params}
+    return render(code, lang, values) or problem.message
 
 
 def fix_text(problem: Problem, lang: str) -> str:
