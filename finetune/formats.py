@@ -264,7 +264,8 @@ def read_rows(path: Path, column_map: dict[str, str] | None = None, limits: Limi
 def _read_error(err: SafeReadError) -> ProblemError:
     """A row the bounded reader refused, as a row problem with the reader's own code and params; its English
     sentence is the reader's (`message`), the other languages read the code."""
-    return ProblemError(err.kind, err.field, message=err.reason, **(getattr(err, "params", None) or {}))
+    params = dict(getattr(err, "params", None) or {})
+    return ProblemError(params.pop("say", "") or err.kind, err.field, kind=err.kind, message=err.reason, **params)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -318,7 +319,7 @@ def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_s
         if dedup and key in seen:
             result.duplicates += 1
             result.rejected.append(Problem(line, None, "duplicate_row", f"duplicate of line {seen[key]}",
-                                           file=str(path), params={"first": seen[key]}))
+                                           file=str(path), params={"first": seen[key]}, say="duplicate_of"))
             continue
         seen.setdefault(key, line)
         if max_samples and len(result.conversations) >= max_samples:

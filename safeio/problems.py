@@ -23,11 +23,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "encoding": ("{message}", "文件不是 UTF-8 编码（第 {line} 行起无法解码），可能是 GBK/GB18030。"),
     "bad_json": ("{message}", "不是有效的 JSON（第 {column} 列）。"),
     "not_object": ("{message}", "这一行不是 JSON 对象，而是{type}。"),
-    "bad_csv": ("{message}", "CSV 格式有误（多余的单元格或未闭合的引号）。"),
+    "bad_csv": ("{message}", "CSV 格式有误。"),
+    # finer sentences of the kinds above (a reader's `params["say"]`)
+    "utf32": ("{message}", "文件是 UTF-32 编码，请另存为 UTF-8。"),
+    "utf16": ("{message}", "文件是 UTF-16 编码（Excel 的“Unicode 文本”），请另存为 UTF-8（Excel：“CSV UTF-8”）。"),
+    "zip_not_text": ("{message}", "这是一个 zip 压缩包（.xlsx 工作簿？），不是文本：请另存为 CSV UTF-8 或 JSON Lines。"),
+    "binary": ("{message}", "第 {byte} 个字节是 NUL：这是二进制文件，而不是文本（JSONL、JSON 或 CSV）。"),
+    "surrogate": ("{message}", "含有不成对的代理字符（UTF-16 代理项的转义），不是有效的 Unicode 文本。"),
+    "file_grew": ("{message}", "读取时文件仍在变大，请等它写完后再试。"),
+    "one_object": ("{message}", "整个文件是一个跨多行的 JSON 对象（字段：{keys}），而不是逐行的数据：请每行写一个对象"
+                                "（JSONL），或写成数组 [ {{...}}, {{...}} ]。"),
+    "csv_unclosed_quote": ("{message}", "这一行开始的引号没有闭合（文件其余部分会变成一个值）：请闭合引号，值中的引号"
+                                        "请写两次（\"\"）。"),
+    "csv_extra_cells": ("{message}", "单元格比表头的列多：含逗号的单元格请加引号。"),
     "empty_file": ("{message}", "文件是空的，没有任何数据行。"),
     "missing_file": ("{message}", "找不到该文件，或无法读取。"),
     "not_a_file": ("{message}", "这不是一个普通的数据文件（可能是文件夹或设备）。"),
-    "limit": ("{message}", "超出读取限制（上限 {value}，可用 {flag} 放宽）。"),
+    "limit": ("{message}", "{limit}超出读取限制（上限 {value}，可用 {flag} 放宽）。"),
     "missing_column": ("{message}", "column_map 中 “{target}” 对应的列 {column} 在表头中不存在。"),
     "bad_xlsx": ("{message}", "无法读取这个 .xlsx 工作簿（文件损坏、截断或不是工作簿）。"),
     "bad_yaml": ("{message}", "不是有效的 YAML。"),
@@ -61,7 +73,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "turn_order": ("expected a {expected} turn here, got {got} (turns must alternate user/assistant)",
                    "这里应是{expected}的发言，却是{got}的（用户与助手须轮流发言）。"),
     "no_final_answer": ("the conversation must end with an assistant answer", "对话必须以助手的回答结尾。"),
-    "duplicate_row": ("{message}", "与第 {first} 行重复。"),
+    "duplicate_of": ("duplicate of line {first}", "与第 {first} 行重复。"),  # a training row seen before
+    "duplicate_row": ("{message}", "与第 {first} 行重复，但测试文件在这两行是不同的题目。"),
     # --- a training data file as a whole (finetune/formats.py DataError) ---
     "unsupported_type": ("{message}", "不支持这种文件类型（{name}）：请用 .jsonl、.json、.csv 或 .xlsx 文件。"),
     "unknown_format": ("{message}", "未知的数据格式 {format}（应为 auto 或 {formats} 之一）。"),
@@ -120,6 +133,34 @@ FIXES: dict[str, tuple[str, str]] = {
     "empty_file": ("", "请重新导出数据，文件中没有数据行。"),
     "limit": ("", "拆分文件、缩短内容，或用提示中的参数 / 环境变量放宽限制。"),
     "bad_field": ("", "请按提示改正该字段。"),
+    "missing_file": ("", "请检查文件路径。"),
+    "not_a_file": ("", "请给出一个数据文件的路径。"),
+    "not_object": ("", '每一行必须是一个对象，例如 {{"id": ..., "output": ...}}。'),
+    "bad_csv": ("", '检查引号：值中的引号写两次（""），含逗号的单元格要加引号。'),
+    "utf32": ("", "请另存为 UTF-8。"),
+    "utf16": ("", "在 Excel 中另存为“CSV UTF-8”，或用 `iconv -f UTF-16 -t UTF-8 in.csv > out.csv` 转换。"),
+    "zip_not_text": ("", "在 Excel 中另存为“CSV UTF-8”，或导出为 JSON Lines。"),
+    "binary": ("", "请上传文本数据文件（JSONL、JSON 或 CSV）。"),
+    "surrogate": ("", "请用 UTF-8 重新导出文件，不要写入单独的 \\u 代理项转义。"),
+    "file_grew": ("", "等文件写完后再试。"),
+    "one_object": ("", "每行写一个对象（JSONL），或把整个文件写成对象数组。"),
+    "csv_unclosed_quote": ("", '闭合这个引号；值中的引号请写两次（""）。'),
+    "csv_extra_cells": ("", "给含逗号的单元格加上引号，或删去多余的单元格。"),
+    "duplicate_row": ("", "每道测试题一行，按测试文件的顺序。"),
+    "field_changed": ("", "原样保留测试文件的字段，并保持测试文件的顺序。"),
+    "missing_answer": ("", '每一行都需要 "{field}": "<你的答案>"。'),
+    "bad_answer_type": ("", '请给答案加上引号，例如 "{field}": "B"。'),
+    "replacement_char": ("", "重新生成答案，或把答案另存为 UTF-8。"),
+    "not_letters": ("", '只写选项字母，如 "B" 或 "BD"（python -m evaluation predict --mc-output letters）。'),
+    "letter_not_option": ("", "只能在本题的选项中选择。"),
+    "repeated_letter": ("", "每个字母只写一次。"),
+    "empty_reference": ("", "每道参考题都需要非空的答案：对着空答案无法计算 ROUGE 和 BLEU。"),
+    "id_mismatch": ("", "两个文件要么每行都有 id，要么都没有。"),
+    "expected_string": ("", "请把这个值写成字符串（加引号）。"),
+    "unknown_speaker": ("", "请使用上面列出的角色名。"),
+    "turn_order": ("", "用户与助手须轮流发言，以助手的回答结尾。"),
+    "no_final_answer": ("", "在对话末尾加上助手的回答。"),
+    "missing": ("", "请补上这个字段，或用列映射指定它对应的列。"),
     "not_string": ('write it in quotes, e.g. "{field}": "{example}"', "请给值加上引号，写成字符串。"),
     "options_not_letters": ('e.g. "options": {{"A": "...", "B": "..."}}', '例如 "options": {{"A": "...", "B": "..."}}'),
     "options_unreadable": ('give a dict {{"A": ..., "B": ...}}, a list of texts, or lines "A. ...\\nB. ..."',
@@ -135,7 +176,15 @@ WORDS: dict[str, tuple[str, str]] = {
     "list": ("list", "列表"), "dict": ("dict", "对象"), "NoneType": ("NoneType", "空值（null）"),
     "user": ("user", "用户"), "assistant": ("assistant", "助手"), "system": ("system", "系统"),
 }
-WORD_PARAMS = ("type", "expected", "got", "found")
+# The bounded readers' limits (safeio.limits.SETTINGS), named in a "limit" problem.
+WORDS.update({
+    "max_bytes": ("file size", "文件大小"), "max_rows": ("rows", "行数"), "max_columns": ("columns", "列数"),
+    "max_line_bytes": ("line length", "单行长度"), "max_field_chars": ("field length", "字段长度"),
+    "max_xlsx_part_bytes": ("xlsx part size", ".xlsx 单个部件的解压大小"),
+    "max_xlsx_total_bytes": ("xlsx size", ".xlsx 的解压总大小"), "max_json_depth": ("JSON depth", "JSON 嵌套层数"),
+    "max_int_digits": ("integer digits", "整数位数"),
+})
+WORD_PARAMS = ("type", "expected", "got", "found", "limit")
 
 
 def render(code: str, lang: str, values: dict[str, Any], table: dict[str, tuple[str, str]] | None = None) -> str | None:
@@ -217,7 +266,9 @@ def _rebuild(cls, code, field, kind, params):
 
 
 def from_read_error(err, fix: str = "") -> Problem:
-    """A safeio.SafeReadError as a problem (its kind, line, field and params kept)."""
+    """A safeio.SafeReadError as a problem (its kind, line, field and params kept; `params["say"]`, when the reader
+    gave one, is the finer sentence of its kind)."""
     message = f"field '{err.field}': {err.reason}" if err.field else err.reason
-    return Problem(err.line, None, err.kind, message, fix=fix, file=err.path, field=err.field,
-                   params=dict(getattr(err, "params", {}) or {}))
+    params = dict(getattr(err, "params", {}) or {})
+    return Problem(err.line, None, err.kind, message, fix=fix, file=err.path, field=err.field, params=params,
+                   say=params.pop("say", ""))

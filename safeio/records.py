@@ -146,7 +146,8 @@ def _table(rows: Iterator[tuple[int, list]], path, columns: dict[str, str] | Non
             continue  # a blank line, or a sheet row formatted but empty
         if len(values) > len(header):
             yield line, SafeReadError(path, line, "", "more cells than the header has columns; quote cells that "
-                                                      "contain commas", "bad_csv")
+                                                      "contain commas", "bad_csv",
+                                      params={"say": "csv_extra_cells"})
             continue
         values = ["" if v is None else str(v) for v in values] + [None] * (len(header) - len(values))
         yield line, {name: value for name, value in zip(header, values) if name}

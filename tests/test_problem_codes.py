@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from evaluation.data import DataFileError, read_rows
 from finetune.formats import FORMATS, DataError, load_data, parse_column_map
+from safeio import Limits
 from safeio.problems import FIXES, MESSAGES, ProblemError, render
 from tests.test_page_browser import CJK, foreign
 from ui.finetune_tab import rejected_frame
@@ -42,6 +44,11 @@ def raised_codes() -> dict[str, str]:
                 code = arg.value if isinstance(arg, ast.Constant) else DEFAULT_KINDS.get(name) if arg is None else None
                 if isinstance(code, str):
                     found.setdefault(code, f"{path.relative_to(ROOT)}:{node.lineno}")
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):  # a reader's finer {"say": code}
+                if isinstance(node, ast.Dict):
+                    for key, value in zip(node.keys, node.values):
+                        if isinstance(key, ast.Constant) and key.value == "say" and isinstance(value, ast.Constant):
+                            found.setdefault(value.value, f"{path.relative_to(ROOT)}:{node.lineno}")
     return found
 
 
@@ -131,3 +138,36 @@ def test_a_training_file_refused_whole_says_why_in_chinese(tmp_path, make):
     names = (*FORMATS, "parquet", "antwort", "frage", "instruction")
     assert CJK.search(message) and not foreign([apart_from(message, names)], "zh"), message
     assert backend_error(caught.value, "en").message == str(caught.value)
+
+
+# Files the bounded readers refuse, whole or by the row: each problem said in Chinese on /zh/.
+BAD_FILES = {
+    "broken.jsonl": '{"output": "B"}\n{"output": \n[1]\n'.encode(),
+    "gbk.jsonl": '{"output": "你好"}\n'.encode("gbk"),
+    "utf16.csv": "output\nB\n".encode("utf-16"),
+    "utf16_no_bom.jsonl": '{"output": "B"}\n'.encode("utf-16-le") * 40,
+    "binary.jsonl": b'{"output": "B"}\n\x00\x01\x02',
+    "workbook.csv": b"PK\x03\x04" + b"\x00" * 40,
+    "empty.jsonl": b"",
+    "pretty.jsonl": b'{\n  "output": "B",\n  "id": "1"\n}\n',
+    "surrogate.jsonl": b'{"output": "\\ud800"}\n',
+    "cells.csv": b"output\nB,C\n",
+    "quote.csv": b'output\n"B\nC\n',
+    "rows.jsonl": b'{"output": "B"}\n' * 5,
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_a_file_the_readers_refuse_is_said_in_chinese(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(BAD_FILES[name])
+    try:
+        problems = read_rows(path, Limits(max_rows=3)).problems
+    except DataFileError as err:
+        problems = err.problems
+    assert problems, name
+    texts = [problem_text(p, "zh") for p in problems]
+    # Names stand as they are: the file's own field names, and the tools and encodings a user saves with.
+    names = ("output", "id", "Unicode", "Excel", "zip", "JSON Lines")
+    assert all(CJK.search(text) for text in texts) and not foreign([apart_from(x, names) for x in texts], "zh"), texts
+    assert [problem_text(p, "en") for p in problems] == [p.message for p in problems]  # the CLI's own words on /

@@ -29,7 +29,9 @@ def fix_text(problem: Problem, lang: str) -> str:
     if lang == "en":
         return problem.fix
     values = {"field": problem.field, **problem.params}
-    for code in (problem.code, problem.kind, "bad_field" if problem.kind.startswith("bad_") else ""):
+    # A finer sentence (`say`) without a fix of its own stands alone: its kind's fix may be about another case.
+    kinds = (problem.code,) if problem.say and problem.say != problem.kind else (problem.code, problem.kind)
+    for code in (*kinds, "bad_field" if problem.kind.startswith("bad_") else ""):
         if code in FIXES:
             return render(code, lang, values, FIXES) or problem.fix
     return problem.fix
