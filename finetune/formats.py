@@ -265,7 +265,7 @@ def _read_error(err: SafeReadError) -> ProblemError:
     """A row the bounded reader refused, as a row problem with the reader's own code and params; its English
     sentence is the reader's (`message`), the other languages read the code."""
     params = dict(getattr(err, "params", None) or {})
-    return ProblemError(params.pop("say", "") or err.kind, err.field, kind=err.kind, message=err.reason, **params)
+    return ProblemError(params.pop("say", "") or err.kind, err.field, kind=err.kind, said=err.reason, **params)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -4,8 +4,8 @@ predictions, the users file), said as data, and the one table of what each probl
 `kind` is a short code for tables and exit statuses ("bad_json", "missing_prediction", "bad_output", ...) and
 `params` the values a sentence about it needs; `say` names the sentence in MESSAGES when it is finer than the kind
 (a finetune row is always kind "bad_field", but "missing" and "expected a list" are different sentences).
-`message` is the English sentence, rendered from MESSAGES when the problem is built with `problem()` or raised as
-a ProblemError; the command lines print it. The app renders the same code in the page's language (ui/problems.py
+`message` is the English sentence (rendered from MESSAGES when the problem is raised as a ProblemError; written by
+the backend where the English column is "{message}"); the command lines print it. The app renders the same code in the page's language (ui/problems.py
 reads MESSAGES through ui/strings.py, which takes every entry of it as "problem.<code>"), so a sentence is written
 once, in both languages, here beside its code. A code that has no entry keeps its English message.
 """
@@ -245,10 +245,12 @@ class ProblemError(ValueError):
     reader that catches it knows the line and the file and places it with `at()`. `str()` is the English sentence
     (with its field), so a log or a command line still reads plainly."""
 
-    def __init__(self, code: str, field: str = "", kind: str = "", **params: Any):
-        self.code, self.field, self.kind, self.params = code, field, kind or code, params
-        self.reason = render(code, "en", {"field": field, **params}) or code
-        self.fix = render(code, "en", {"field": field, **params}, FIXES) or ""
+    def __init__(self, code: str, field: str = "", kind: str = "", said: str = "", **params: Any):
+        # `said`: the backend's own English sentence, for a code whose English column is "{message}"
+        self.code, self.field, self.kind, self.said, self.params = code, field, kind or code, said, params
+        values = {"field": field, "message": said, **params}
+        self.reason = render(code, "en", values) or said or code
+        self.fix = render(code, "en", values, FIXES) or ""
         super().__init__(f"field '{field}': {self.reason}" if field and f"'{field}'" not in self.reason
                          else self.reason)
 
@@ -258,11 +260,11 @@ class ProblemError(ValueError):
                        params=dict(self.params), say=self.code)
 
     def __reduce__(self):  # crosses the worker process boundary (safeio.worker) intact
-        return _rebuild, (type(self), self.code, self.field, self.kind, self.params)
+        return _rebuild, (type(self), self.code, self.field, self.kind, self.said, self.params)
 
 
-def _rebuild(cls, code, field, kind, params):
-    return cls(code, field, kind, **params)
+def _rebuild(cls, code, field, kind, said, params):
+    return cls(code, field, kind, said, **params)
 
 
 def from_read_error(err, fix: str = "") -> Problem:

@@ -81,6 +81,8 @@ def test_a_problem_error_keeps_its_code_across_processes_and_speaks_english_on_t
     assert (problem.line, problem.kind, problem.code) == (7, "bad_field", "turn_order")
     assert problem_text(problem, "zh") == "这里应是用户的发言，却是助手的（用户与助手须轮流发言）。"
     assert render("no_such_code", "zh", {}) is None
+    said = pickle.loads(pickle.dumps(ProblemError("utf16", kind="encoding", said="the file is UTF-16")))
+    assert (str(said), said.kind, said.at(1).code) == ("the file is UTF-16", "encoding", "utf16")
 
 
 def apart_from(text: str, names) -> str:
@@ -133,6 +135,8 @@ def test_a_training_file_refused_whole_says_why_in_chinese(tmp_path, make):
     with pytest.raises(DataError) as caught:
         make(tmp_path)
     assert caught.value.problem is not None
+    again = pickle.loads(pickle.dumps(caught.value))  # the preview reads in a worker process (safeio.worker)
+    assert str(again) == str(caught.value) and again.problem.to_dict() == caught.value.problem.to_dict()
     message = backend_error(caught.value, "zh").message
     # Names stand as they are: the data formats, and the field names and values the user wrote.
     names = (*FORMATS, "parquet", "antwort", "frage", "instruction")
