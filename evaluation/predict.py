@@ -33,6 +33,7 @@ from evaluation.data import (
 from evaluation.extract import extract_answer
 from evaluation.postprocess import apply_postprocess, check_names
 from evaluation.prompts import PromptConfig, build_messages
+from evaluation.tasks import get_task
 from evaluation.run import (
     EvalCancelled, EvalError, Progress, file_sha256, pick_letters, scored_by_note, work_batch_size, _slug,
 )
@@ -294,7 +295,7 @@ def predict_one(model, config: PredictConfig, identity: dict, test: TestSet, out
     done = read_progress(log_path, key)
     fresh = not done
     pending = [item for item in test.items if item.line not in done]
-    prompts = {i.line: build_messages(i, config.prompt) for i in pending}
+    prompts = {i.line: build_messages(get_task(test.task), i, config.prompt) for i in pending}
     lengths = dict(zip(prompts, model.prompt_lengths(list(prompts.values())))) if pending else {}
     # Longest first: rows of one batch pad little, and the memory peak comes in the first batch.
     pending.sort(key=lambda i: (-lengths[i.line], i.line))

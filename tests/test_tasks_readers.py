@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from evaluation import tasks
-from evaluation.data import Row, load_dataset, parse_qa_row, read_rows
+from evaluation.data import Row, parse_qa_row, read_rows
 from evaluation.report import render_text
 from evaluation.run_cli import results_table
 from evaluation.submission import score_submission
-from evaluation.tasks import FREE_FORM, MULTIPLE_CHOICE, TASKS, Task, get_task
+from evaluation.tasks import FREE_FORM, MULTIPLE_CHOICE, TASKS, Task, get_task, load_dataset
 from finetune.formats import load_data
 from hosting.users import UsersError, read_users_file
 from safeio.atomic import copy_file, write_bytes, write_text

@@ -17,12 +17,12 @@ import gradio as gr
 import pandas as pd
 
 from chat.registry import RegistryError, shared_registry
-from evaluation.data import DataFileError, check_datasets
+from evaluation.data import DataFileError
 from models.directory import shared_directory
 from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
 from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
     model_identity, side_by_side
-from evaluation.tasks import get_task
+from evaluation.tasks import check_datasets, get_task
 from jobs.runners import eval_config_to_dict
 from jobs.scheduler import ACTIVE, Job, JobStatus, QueueError
 from safeio.atomic import copy_file
