@@ -2,8 +2,9 @@
 
 A task is data plus a small prompt function (as in lm-evaluation-harness): each task record (evaluation/tasks.py)
 names its prompt function here (`Task.user_text`) and its reference text; an item becomes chat messages through its
-task's record, and the registry applies the model's own chat template. k-shot examples come from a separate file (never the evaluated set)
-and are given as earlier user/assistant turns, which is how chat models expect worked examples.
+task's record, and the registry applies the model's own chat template. k-shot examples come from a separate file
+(never the evaluated set) and are given as earlier user/assistant turns, which is how chat models expect worked
+examples.
 """
 
 from __future__ import annotations

@@ -47,3 +47,12 @@ def test_registry_reports_a_hub_problem_as_a_model_error(monkeypatch):
     registry = ModelRegistry("Qwen/Qwen2.5-0.5B-Instruct", hub="gitee")
     with pytest.raises(RegistryError, match="cannot be loaded: --hub: unknown hub"):
         registry.models()[0] and registry.tokenizer
+
+
+def test_the_base_model_has_one_name_rule():
+    """models/interface.py: a name (the base's reference, or None) becomes an adapter (None: the base) in one place."""
+    from models.interface import adapter_of, model_name
+
+    assert adapter_of("demo", "demo") is None and adapter_of(None, "demo") is None
+    assert adapter_of("my-lora", "demo") == "my-lora"
+    assert model_name(None, "demo") == "demo" and model_name("my-lora", "demo") == "my-lora"
