@@ -213,7 +213,7 @@ def answer_batch(model, items: list, prompts: list, settings: dict, concurrency:
     from models.settings import GenerationSettings
 
     if settings["method"] == "likelihood":
-        scores = model.score_options(prompts, [list(item.options) for item in items])
+        scores = model.score_options(prompts, [list(item.options) for item in items], concurrency)
         return [{"line": item.line, "letters": pick_letters(list(item.options), probs, settings["multi_threshold"]),
                  "raw": None} for item, probs in zip(items, scores)]
     texts = [t.strip() for t in model.generate(prompts, GenerationSettings(**settings["decoding"]), concurrency)]

@@ -214,10 +214,12 @@ def pick_letters(letters: Sequence[str], probs: dict[str, float], threshold: flo
     return "".join(sorted(chosen))
 
 
-def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
+def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | None,
+                       concurrency: int = 8) -> list[dict]:
     """Each item's option letters scored by the model (`ChatModel.score_options`: softmax over the item's letters)."""
     rows = []
-    for item, probs in zip(items, model.score_options(prompts, [list(item.options) for item in items])):
+    for item, probs in zip(items, model.score_options(prompts, [list(item.options) for item in items],
+                                                               concurrency)):
         letters = list(item.options)
         prediction = pick_letters(letters, probs, threshold)
         row = run_row(MULTIPLE_CHOICE, item, prediction, score_mc_letters(item, prediction))
@@ -348,7 +350,8 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
 
                 rows = circular_rows(model, None, batch, rows,
                                      lambda i: build_messages(task, i, config.prompt, shot_items),
-                                     lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold))
+                                     lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold,
+                                                                        config.concurrency))
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays on disk
             raise ModelError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
                              "to resume") from exc
@@ -376,7 +379,7 @@ def scored_by_note(scoring, method: str) -> dict:
 
 def _batch_rows(model, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
     if settings["method"] == "likelihood":
-        return mc_likelihood_rows(model, batch, prompts, config.multi_threshold)
+        return mc_likelihood_rows(model, batch, prompts, config.multi_threshold, config.concurrency)
     return generate_rows(get_task(settings["data"]["task"]), model, batch, prompts,
                          GenerationSettings(**settings["decoding"]), config.concurrency)
 

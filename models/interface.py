@@ -7,7 +7,7 @@ vLLM, SGLang, LMDeploy, `transformers serve` or a hosted API). Three things a mo
 - `stream(messages, settings, stop)`: one conversation's answer, yielded as the text so far;
 - `generate(prompts, settings, concurrency)`: many conversations' answers (batched in process, N requests in
   flight remotely);
-- `score_options(prompts, letters)`: for multiple choice, each option letter's probability as the next token
+- `score_options(prompts, letters, concurrency)`: for multiple choice, each option letter's probability as the next token
   (softmax over the item's own letters). A model that cannot (a server without log-probabilities) says so with
   `scoring()`, which also names the way it scores, for reports.
 
@@ -81,8 +81,8 @@ class ChatModel(Protocol):
 
     def scoring(self) -> Scoring: ...
 
-    def score_options(self, prompts: Sequence[Messages],
-                      letters: Sequence[Sequence[str]]) -> list[dict[str, float]]: ...
+    def score_options(self, prompts: Sequence[Messages], letters: Sequence[Sequence[str]],
+                      concurrency: int = 8) -> list[dict[str, float]]: ...
 
     def identity(self) -> dict: ...
 

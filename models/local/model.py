@@ -45,8 +45,10 @@ class InProcessModel:
     def scoring(self) -> Scoring:
         return Scoring(LOGITS_WAY)
 
-    def score_options(self, prompts: Sequence[Messages], letters: Sequence[Sequence[str]]) -> list[dict[str, float]]:
-        """Each item's letters' probabilities as the next token, softmax over that item's letters only."""
+    def score_options(self, prompts: Sequence[Messages], letters: Sequence[Sequence[str]],
+                      concurrency: int = 8) -> list[dict[str, float]]:
+        """Each item's letters' probabilities as the next token, softmax over that item's letters only (one batch:
+        `concurrency` is a remote knob)."""
         import torch
 
         logits = self.registry.next_token_logits(list(prompts), self.adapter)
