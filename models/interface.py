@@ -7,8 +7,8 @@ vLLM, SGLang, LMDeploy, `transformers serve` or a hosted API). Three things a mo
 - `stream(messages, settings, stop)`: one conversation's answer, yielded as the text so far;
 - `generate(prompts, settings, concurrency)`: many conversations' answers (batched in process, N requests in
   flight remotely);
-- `score_options(prompts, letters, concurrency)`: for multiple choice, each option letter's probability as the next token
-  (softmax over the item's own letters). A model that cannot (a server without log-probabilities) says so with
+- `score_options(prompts, letters, concurrency)`: for multiple choice, each option letter's probability as the next
+  token (softmax over the item's own letters). A model that cannot (a server without log-probabilities) says so with
   `scoring()`, which also names the way it scores, for reports.
 
 Naming the base model: one rule, two positions.

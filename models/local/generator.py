@@ -2,9 +2,9 @@
 
 Several panes are answered in one batch: peft's `adapter_names=[...]` routes each row of the batch through its own
 adapter (or none: peft's "__base__", PEFT_BASE), which gives each row exactly what that adapter alone gives;
-models/local/batched_lora.py does the same in two batched matrix products (tests/test_chat_registry.py checks both token for token). Greedy
-answers take models/local/decode.py's lean loop with models/local/fast_step.py's step where they give the same
-tokens; everything else takes transformers' `generate`.
+models/local/batched_lora.py does the same in two batched matrix products (tests/test_chat_registry.py checks
+both token for token). Greedy answers take models/local/decode.py's lean loop with models/local/fast_step.py's step
+where they give the same tokens; everything else takes transformers' `generate`.
 
 All work on the model goes through one FIFO `GenerationQueue`: a request waits for its turn in a worker thread and
 the caller sees its place in line.
@@ -50,9 +50,9 @@ class Generator:
                on_unload: Callable[[Unload], None] | None = None) -> Iterator[StreamState]:
         """Answer several (model, prompt) panes in one batch, yielding every pane's text so far after each step.
 
-        `model` is a model name (models/interface.py: the base's reference or None for the base, else an adapter). Leaving the loop early (or setting
-        `stop`) stops the generation and frees the queue. `on_unload` hears of every adapter detached to make room
-        for this request (called from the generating thread).
+        `model` is a model name (models/interface.py: the base's reference, or None, for the base; else an
+        adapter). Leaving the loop early (or setting `stop`) stops the generation and frees the queue. `on_unload`
+        hears of every adapter detached to make room for this request (called from the generating thread).
         """
         base = self.host.base_name
         if not panes:
