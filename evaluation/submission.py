@@ -165,7 +165,7 @@ def _input_matches(given: str, item: Item, task: Task) -> bool:
     given = _normalise(given)
     if given == _normalise(task.item_input(item)):
         return True
-    question = getattr(item, "question", None)
+    question = task.item_question(item)
     return question is not None and given.startswith(_normalise(question))
 
 

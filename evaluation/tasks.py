@@ -62,6 +62,9 @@ class Task:
     item_score: Callable[[dict], float] = lambda row: 0.0  # noqa: E731 - the per-item figure, 0-100
     submitted: Callable[[dict], str] = lambda row: row["output"]  # noqa: E731 - a run row -> predictions.jsonl
     item_input: Callable[[Any], str] = lambda item: item.input  # noqa: E731 - the item's text as its file gave it
+    # The item's question on its own, when its text holds more (multiple choice: the options); a predictions file's
+    # `input` may match on it alone
+    item_question: Callable[[Any], str | None] = lambda item: None  # noqa: E731
     # The score field a model run also records as the row's "prediction" (what the model answered, as scored)
     answer_field: str | None = None
     # An item's fields in a scored row: what it asked and what the reference says
@@ -158,7 +161,7 @@ MULTIPLE_CHOICE = Task(
     sort_by=("correct", "line"), question_field="question", reference_field="answer",
     item_score=lambda row: 100.0 * float(row["correct"]),
     submitted=lambda row: row["prediction"] or "",
-    item_input=lambda item: item.input_text,
+    item_input=lambda item: item.input_text, item_question=lambda item: item.question,
     item_fields=lambda item: {"question": item.question, "options": item.options, "answer": item.answer},
     answer_problem=mc_answer_problem, answer_field="extracted",
     user_text=mc_user_text, reference_text=lambda item: item.answer,
