@@ -175,3 +175,33 @@ def test_a_file_the_readers_refuse_is_said_in_chinese(tmp_path, name):
     names = ("output", "id", "Unicode", "Excel", "zip", "JSON Lines")
     assert all(CJK.search(text) for text in texts) and not foreign([apart_from(x, names) for x in texts], "zh"), texts
     assert [problem_text(p, "en") for p in problems] == [p.message for p in problems]  # the CLI's own words on /
+
+
+BAD_USERS = {
+    "top": "people: {}\n",
+    "users_list": "users: [a, b]\n",
+    "name": "users:\n  'bad name!': {role: admin, password: x}\n",
+    "entry": "users:\n  ann: admin\n",
+    "unknown_field": "users:\n  ann: {role: admin, password: x, email: a@b}\n",
+    "missing_field": "users:\n  ann: {role: admin}\n",
+    "role": "users:\n  ann: {role: boss, password: x}\n",
+    "hash": "users:\n  ann: {role: admin, password: not-a-hash}\n",
+    "yaml": "users:\n  ann: {role: admin\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_USERS))
+def test_a_bad_users_file_is_said_in_chinese(tmp_path, case):
+    from hosting.users import UsersError, read_users_file
+
+    path = tmp_path / "users.yaml"
+    path.write_text(BAD_USERS[case], encoding="utf-8")
+    with pytest.raises(UsersError) as caught:
+        read_users_file(path)
+    problem = caught.value.problem
+    assert problem is not None and problem.code in MESSAGES
+    text = problem_text(problem, "zh")
+    # Names stand as they are: the file's keys, user names, roles and values, and the command to run.
+    names = ("python -m hosting.users add", "bad name", "users", "role", "password", "email", "ann", "admin",
+             "member", "guest", "boss")
+    assert CJK.search(text) and not foreign([apart_from(text, names)], "zh"), text
