@@ -23,7 +23,7 @@ BACKENDS = ["safeio", "evaluation", "finetune", "hosting", "chat", "jobs", "mode
 # How each builder of a problem takes its code: (function name, position of the code, keyword).
 BUILDERS = {"ProblemError": (0, "code"), "_row_error": (0, "code"), "_data_error": (1, "code"),
             "Problem": (2, "kind"), "_error": (2, "code"), "SafeReadError": (4, "kind"),
-            "LimitExceeded": (4, "kind"), "NotUtf8": (4, "kind")}
+            "LimitExceeded": (4, "kind"), "NotUtf8": (4, "kind"), "ConfigError": (3, "code")}
 DEFAULT_KINDS = {"SafeReadError": "unreadable", "LimitExceeded": "limit", "NotUtf8": "encoding"}
 
 
@@ -86,7 +86,7 @@ def test_a_problem_error_keeps_its_code_across_processes_and_speaks_english_on_t
 
 
 def apart_from(text: str, names) -> str:
-    for name in names:
+    for name in sorted(names, key=len, reverse=True):  # "constant_with_warmup" before "constant"
         text = text.replace(name, " ")
     return text
 
@@ -205,3 +205,25 @@ def test_a_bad_users_file_is_said_in_chinese(tmp_path, case):
     names = ("python -m hosting.users add", "bad name", "users", "role", "password", "email", "ann", "admin",
              "member", "guest", "boss")
     assert CJK.search(text) and not foreign([apart_from(text, names)], "zh"), text
+
+
+SETTINGS_CASES = [dict(model=" "), dict(data="absent.jsonl"), dict(lora_dropout=2.0), dict(batch_size=0),
+                  dict(lr_scheduler="zz"), dict(adapter_name="a b"), dict(num_epochs="3"), dict(lora_targets="a b"),
+                  dict(select_by="eval_loss", val_split=0.0), dict(eval_sets=[{"path": "x.jsonl", "nme": "x"}])]
+
+
+@pytest.mark.parametrize("changes", SETTINGS_CASES, ids=[next(iter(c)) for c in SETTINGS_CASES])
+def test_a_refused_training_setting_is_said_in_chinese(changes):
+    from finetune.config import SCHEDULERS, ConfigError, TrainConfig
+    from ui.errors import backend_error
+
+    with pytest.raises(ConfigError) as caught:
+        TrainConfig(**{"data": str(ROOT / "data" / "train_sample.jsonl"), **changes}).validate()
+    err = pickle.loads(pickle.dumps(caught.value))  # checked in a worker process too (jobs.worker)
+    assert err.problem is not None and err.problem.code in MESSAGES and str(err) == str(caught.value)
+    message = backend_error(err, "zh").message
+    # Names stand as they are: the settings, their values and the keys of a set.
+    names = (*changes, *SCHEDULERS, "max_steps", "cutoff_len", "val_split", "zz", "eval_loss", "demo", "absent.jsonl",
+             "eval_sets[0].nme", "path", "task", "all-linear", "attention")
+    assert CJK.search(message) and not foreign([apart_from(message, names)], "zh"), message
+    assert backend_error(err, "en").message == str(err)
