@@ -258,10 +258,10 @@ def append_progress(path: Path, key: str, entries: list[dict], fresh: bool) -> N
 
 
 def predict(models, config: PredictConfig, progress: Callable[[Progress], None] | None = None,
-            stop: threading.Event | None = None) -> list[PredictResult]:
+            stop: threading.Event | None = None, batch_call: Callable | None = None) -> list[PredictResult]:
     """Answer the test set with each model in turn and write one submission per model. `models` names models:
     anything with `model_for(name)` (the in-process `ModelRegistry`, or a `models.directory.ModelDirectory` that
-    adds endpoints' models), as for evaluation.run.evaluate."""
+    adds endpoints' models), as for evaluation.run.evaluate; `batch_call` as there (a ZeroGPU Space's GPU call)."""
     test = load_test_set(config.data, config.task)
     if not test.items:
         raise EvalError(f"{config.data}: no items to answer")
@@ -274,12 +274,12 @@ def predict(models, config: PredictConfig, progress: Callable[[Progress], None] 
     for out in outs:
         if Path(out).resolve() == Path(config.data).resolve():
             raise EvalError(f"--out {out} is the test file itself; give another name")
-    return [predict_one(model, config, identity, test, out, progress, stop)
+    return [predict_one(model, config, identity, test, out, progress, stop, batch_call)
             for model, identity, out in zip(chosen, identities, outs)]
 
 
 def predict_one(model, config: PredictConfig, identity: dict, test: TestSet, out: Path,
-                progress=None, stop=None) -> PredictResult:
+                progress=None, stop=None, batch_call: Callable | None = None) -> PredictResult:
     """One model's submission: what is not in the progress log yet, batch by batch, then the file and its meta."""
     import torch
 
@@ -308,7 +308,8 @@ def predict_one(model, config: PredictConfig, identity: dict, test: TestSet, out
                                 f"{identity['model']}; run again with the same settings to resume")
         batch = pending[start:start + size]
         try:
-            entries = answer_batch(model, batch, [prompts[i.line] for i in batch], settings, config.concurrency)
+            args = (batch, [prompts[i.line] for i in batch], settings, config.concurrency)
+            entries = answer_batch(model, *args) if batch_call is None else batch_call(model, answer_batch, *args)
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays in the log
             raise ModelError(f"{identity['model']} on {test.path}: {exc}; answered batches are saved, run again "
                              "to resume") from exc

@@ -287,8 +287,12 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
 
 
 def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | None = None,
-             stop: threading.Event | None = None) -> list[CellResult]:
-    """Every (model, set) cell, model by model; cells already complete on disk are read back, not recomputed."""
+             stop: threading.Event | None = None, batch_call: Callable | None = None) -> list[CellResult]:
+    """Every (model, set) cell, model by model; cells already complete on disk are read back, not recomputed.
+
+    `batch_call(model, batch_rows, *args)`, when given, runs each batch instead of `batch_rows(model, *args)`: the
+    app on a ZeroGPU Space passes one that runs an in-process model's batch in a lent GPU's worker (ui/zerogpu.py).
+    """
     sets = load_sets(config.data)
     shots = load_shots(config.shots_data, config.shots) if config.shots else {}
     missing = sorted({s.task for s in sets} - set(shots)) if config.shots else []
@@ -299,7 +303,7 @@ def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | 
         chosen = [models.model_for(m) for m in config.models]
     except ModelError as exc:
         raise EvalError(str(exc)) from exc
-    results = [evaluate_cell(model, config, model_identity(models, name), eset, shots, progress, stop)
+    results = [evaluate_cell(model, config, model_identity(models, name), eset, shots, progress, stop, batch_call)
                for name, model in zip(config.models, chosen) for eset in sets]
     # Several users' runs share out_dir: written atomically, so no reader sees half a summary.
     write_text(Path(config.out_dir, "summary.json"), json.dumps(
@@ -309,7 +313,7 @@ def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | 
 
 
 def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
-                  progress=None, stop=None) -> CellResult:
+                  progress=None, stop=None, batch_call: Callable | None = None) -> CellResult:
     """One (model, set) cell: what is not in items.jsonl yet, batch by batch, then the report."""
     import torch
 
@@ -341,13 +345,8 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
             raise EvalCancelled(f"stopped: {identity['model']} on {eset.name} has {len(items) - len(pending) + done_now}"
                                 f" of {len(items)} items done; run again with the same settings to resume")
         try:
-            rows = _batch_rows(model, batch, [prompts[item_key(i)] for i in batch], settings, config)
-            if settings.get("circular"):
-                from evaluation.circular import circular_rows
-
-                rows = circular_rows(model, None, batch, rows,
-                                     lambda i: build_messages(i, config.prompt, shot_items),
-                                     lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold))
+            args = (batch, [prompts[item_key(i)] for i in batch], settings, config, shot_items)
+            rows = batch_rows(model, *args) if batch_call is None else batch_call(model, batch_rows, *args)
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays on disk
             raise ModelError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
                              "to resume") from exc
@@ -371,6 +370,19 @@ def scored_by_note(scoring, method: str) -> dict:
     """For reports: which way multiple choice was scored, and why generation stood in for log-probabilities."""
     return {"way": scoring.way if method == "likelihood" else "generation",
             "fallback_reason": scoring.reason if scoring is not None and scoring.way is None else None}
+
+
+def batch_rows(model, batch, prompts, settings: dict, config: EvalConfig, shot_items: list) -> list[dict]:
+    """One batch's rows (with CircularEval's rotations when asked). Module-level, of plain arguments: on ZeroGPU it
+    is pickled by name into the GPU worker (`batch_call`)."""
+    rows = _batch_rows(model, batch, prompts, settings, config)
+    if settings.get("circular"):
+        from evaluation.circular import circular_rows
+
+        rows = circular_rows(model, None, batch, rows,
+                             lambda i: build_messages(i, config.prompt, shot_items),
+                             lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold))
+    return rows
 
 
 def _batch_rows(model, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:

@@ -1,0 +1,245 @@
+"""ZeroGPU (ui/zerogpu.py) against the real `spaces` package (pinned in the test extra).
+
+Off (no SPACES_ZERO_GPU): the real decorator returns the function itself and the app wraps nothing.
+
+On: the package's real decorator and worker machinery run (spaces/zero/wrappers.py: a forked worker process, the
+arguments and every yielded value pickled through its queues, Stop by closing the generator). Replaced, because they
+cannot exist here: HF's device API (`client.schedule` / `allow` / `release`, which we record: one schedule = one GPU
+call, with its duration) and `spaces.zero.torch` (it imports only with a CUDA build of torch), replaced by the no-op
+functions the package itself uses where torch is absent; the work runs on this CPU. Not simulated: the CUDA
+emulation `spaces` enters in the main process on a real Space, and moving tensors to a GPU in the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+spaces = pytest.importorskip("spaces")
+
+ROOT = Path(__file__).resolve().parent.parent
+PIDS_ENV = "MEDTUNE_TEST_GPU_PIDS"
+
+
+@pytest.fixture
+def gpu_calls(monkeypatch):
+    """ZeroGPU on, with the real `spaces` wrappers; yields the list of recorded GPU calls (see the docstring)."""
+    import spaces.zero
+    from spaces.config import Config
+    from spaces.zero import client, decorator
+    from spaces.zero.api import ScheduleResponse
+
+    import ui.zerogpu as zerogpu
+
+    calls: list[dict] = []
+    monkeypatch.setenv("SPACES_ZERO_GPU", "true")
+    monkeypatch.setattr(Config, "zero_gpu", True)  # read at import by the package: set as its import would
+
+    def schedule(task_id, request=None, duration=None, gpu_size=None, **_):
+        calls.append({"seconds": duration.total_seconds(), "released": None})
+        return ScheduleResponse(idle=False, nvidiaIndex=0, nvidiaUUID="GPU-test", allowToken=str(len(calls) - 1))
+
+    def release(token, fail=False, allow_404=False):
+        calls[int(token)]["released"] = "failed" if fail else "ok"
+
+    monkeypatch.setattr(client, "schedule", schedule)
+    monkeypatch.setattr(client, "allow", lambda token: None)
+    monkeypatch.setattr(client, "release", release)
+    # spaces.zero.torch needs a CUDA build of torch (its static.py reads torch.version.cuda): in its place, what the
+    # package itself uses where torch is absent (spaces/zero/torch/__init__.py): the device moves do nothing.
+    zero_torch = types.ModuleType("spaces.zero.torch")
+    for name in ("enter_mode", "patch", "unpatch", "init", "move"):
+        setattr(zero_torch, name, lambda *args, **kwargs: None)
+    zero_torch.pack = zero_torch.size = lambda *args, **kwargs: 0
+    zero_torch.is_in_bad_fork = lambda *args, **kwargs: False
+    monkeypatch.setitem(sys.modules, "spaces.zero.torch", zero_torch)
+    monkeypatch.setattr(spaces.zero, "torch", zero_torch, raising=False)
+    monkeypatch.setattr(decorator, "decorated_cache", {})
+    monkeypatch.setattr(zerogpu, "_decorated", {})
+    return calls
+
+
+def test_off_zerogpu_nothing_is_wrapped(monkeypatch, tmp_path):
+    import jobs.runners
+    from ui import zerogpu
+    from ui.chat_tab import ChatHandlers
+    from ui.context import AppContext, with_services
+
+    monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
+    assert spaces.GPU(duration=60)(len) is len  # the real decorator, ZeroGPU off: the function itself
+    assert not zerogpu.zerogpu_active() and zerogpu.gpu(60)(len) is len
+    monkeypatch.setenv("SPACES_ZERO_GPU", "yes")  # not a value `spaces` reads as on: neither do we
+    assert not zerogpu.zerogpu_active()
+    monkeypatch.delenv("SPACES_ZERO_GPU")
+    handlers = ChatHandlers(AppContext(model="demo", data_dir=tmp_path))
+    assert handlers.gpu_key is None and zerogpu.chat_directory(handlers.directory, None) is handlers.directory
+    seen = []
+    monkeypatch.setattr(jobs.runners, "default_runners", lambda **kw: seen.append(kw) or {})
+    with_services(AppContext(model="demo", data_dir=tmp_path)).jobs.close()
+    assert seen == [{"batch_call": None}]
+    assert zerogpu.start_zerogpu("demo", tmp_path) is False
+
+
+def test_the_app_on_zerogpu_wires_evaluation_batches_and_refuses_training(gpu_calls, monkeypatch, tmp_path):
+    import jobs.runners
+    from ui import zerogpu
+    from ui.context import AppContext, with_services
+
+    seen = []
+    monkeypatch.setattr(jobs.runners, "default_runners", lambda **kw: seen.append(kw) or {})
+    with_services(AppContext(model="demo", data_dir=tmp_path)).jobs.close()
+    assert seen == [{"batch_call": zerogpu.eval_batch_call}]
+    with pytest.raises(gr.Error, match="not available on this ZeroGPU Space"):
+        zerogpu.refuse_training("en")
+
+
+def chat_setup(demo_model, tmp_path):
+    from chat_fixtures import build_adapter
+    from ui.chat_tab import ChatHandlers
+    from ui.context import AppContext
+
+    data_dir = tmp_path / "data"
+    build_adapter(demo_model, data_dir / "adapters" / "lora-a", seed=0, base_ref="demo")
+    return ChatHandlers(AppContext(model="demo", data_dir=data_dir))
+
+
+def record_pids(registry, path: Path):
+    """Wraps the registry's stream (before any worker is forked) to note the process each answer is made in."""
+    stream = registry.stream
+
+    def noted(*args, **kwargs):
+        with open(path, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        yield from stream(*args, **kwargs)
+
+    registry.stream = noted
+
+
+def test_one_chat_answer_is_one_gpu_call_streamed_from_a_worker(gpu_calls, demo_model, tmp_path):
+    from chat.panes import stream_panes
+    from chat.settings import GenerationSettings
+    from ui import zerogpu
+
+    handlers = chat_setup(demo_model, tmp_path)
+    assert handlers.gpu_key is not None
+    settings = GenerationSettings(max_new_tokens=48)
+    panes = [(None, [{"role": "user", "content": "头痛怎么办？"}]), ("lora-a", [{"role": "user", "content": "发烧"}])]
+    expected = handlers.registry.generate_panes(panes, settings)  # the same answers without ZeroGPU
+    pids = tmp_path / "pids"
+    record_pids(handlers.registry, pids)
+    directory = zerogpu.chat_directory(handlers.directory, handlers.gpu_key)
+    states = [(list(s.texts), list(s.tokens), s.finished) for s in stream_panes(directory, panes, settings)]
+    assert gpu_calls == [{"seconds": zerogpu.CHAT_SECONDS, "released": "ok"}]  # base and adapter: one call
+    assert len(states) >= 2 and not states[0][2] and states[-1][2]  # streamed: a first state, then the end
+    assert states[-1][0] == expected and all(states[-1][1])
+    assert [int(p) for p in pids.read_text().split()] != [os.getpid()]  # made in the forked worker
+
+
+def test_the_chat_tab_and_the_blind_test_answer_on_the_gpu(gpu_calls, demo_model, tmp_path):
+    from chat.session import Battle
+    from ui import zerogpu
+
+    handlers = chat_setup(demo_model, tmp_path)
+    request = gr.Request(username="anyone")
+    decoding = (24, 0.0, 1.0, 0, 1.0, 0)  # max_new, temperature, top_p, top_k, repetition_penalty, seed
+    outputs = list(handlers.send("头痛怎么办？", ["demo", "lora-a"], "", *decoding, {}, request))
+    histories = outputs[-1][0]
+    assert set(histories) == {"demo", "lora-a"} and all(h[-1]["content"] for h in histories.values())
+    battle = Battle(model_a="demo", model_b="lora-a")
+    outputs = list(handlers.blind_send("发烧怎么办？", "", *decoding, battle, request))
+    assert outputs[-1][0].history_a and outputs[-1][0].history_b
+    assert [c["seconds"] for c in gpu_calls] == [zerogpu.CHAT_SECONDS] * 2  # one per answer, each side by side
+
+
+def test_stop_closes_the_gpu_call(gpu_calls, demo_model, tmp_path):
+    import threading
+
+    from chat.settings import GenerationSettings
+    from ui import zerogpu
+
+    handlers = chat_setup(demo_model, tmp_path)
+    stop = threading.Event()
+    directory = zerogpu.chat_directory(handlers.directory, handlers.gpu_key)
+    steps = directory.registry.stream([(None, "你好")], GenerationSettings(max_new_tokens=400, min_new_tokens=400),
+                                      stop=stop)
+    first = next(steps)
+    stop.set()
+    rest = list(steps)
+    assert len(rest) == 1 and rest[0].finished and rest[0].stopped and rest[0].tokens[0] < 400
+    assert gpu_calls == [{"seconds": zerogpu.CHAT_SECONDS, "released": "ok"}] and not first.finished
+
+
+def test_a_failure_in_the_worker_keeps_its_message(gpu_calls, demo_model, tmp_path):
+    from chat.registry import RegistryError
+    from chat.settings import GenerationSettings
+    from ui import zerogpu
+
+    handlers = chat_setup(demo_model, tmp_path)
+    directory = zerogpu.chat_directory(handlers.directory, handlers.gpu_key)
+    with pytest.raises(RegistryError, match="exceeds the model's context"):
+        list(directory.registry.stream([(None, "你" * 3000)], GenerationSettings(max_new_tokens=8)))
+
+
+def recording_batch_rows(model, *args):
+    """evaluation.run.batch_rows, noting the process it ran in (module-level: pickled by name into the worker)."""
+    from evaluation.run import _batch_rows
+
+    with open(os.environ[PIDS_ENV], "a") as handle:
+        handle.write(f"{os.getpid()}\n")
+    batch, prompts, settings, config, shot_items = args
+    assert not settings.get("circular")
+    return _batch_rows(model, batch, prompts, settings, config)
+
+
+def test_an_evaluation_job_runs_each_batch_in_one_gpu_call(gpu_calls, monkeypatch, tmp_path):
+    import evaluation.run
+    from evaluate_fixtures import build_always_b_model
+    from evaluation.run import EvalConfig, batch_rows, evaluate
+    from jobs.runners import EvalProgress, default_runners, eval_config_to_dict, job_models
+    from jobs.scheduler import JobQueue
+    from test_queue import ALICE, POLICY, state, wait_for
+    from ui import zerogpu
+
+    monkeypatch.setenv(PIDS_ENV, str(tmp_path / "pids"))
+    monkeypatch.setattr(evaluation.run, "batch_rows", recording_batch_rows)
+    report, held = EvalProgress.__call__, []
+
+    def hold_once(self, p):  # the first run waits after two items until it is cancelled
+        report(self, p)
+        if p.done >= 2 and not held:
+            held.append(p.done)
+            self.control.stop.wait(30)
+
+    monkeypatch.setattr(EvalProgress, "__call__", hold_once)
+    model = build_always_b_model(tmp_path / "always-b")
+    mc = str(ROOT / "data" / "mc_sample.jsonl")
+    config = EvalConfig(data=(mc,), out_dir=str(tmp_path / "evaluations"), batch_size=2, limit=6)
+    params = {"config": eval_config_to_dict(config), "model": str(model), "data_dir": str(tmp_path / "runs")}
+    queue = JobQueue(tmp_path / "runs", runners=default_runners(batch_call=zerogpu.eval_batch_call), poll_s=0.05)
+    try:
+        job = queue.submit("evaluate", "alice", params)
+        wait_for(lambda: (queue.get(job.id).done or 0) >= 2, what="a first batch", timeout_s=60)
+        queue.cancel(job.id, ALICE, POLICY)
+        wait_for(lambda: state(queue, job.id) == "cancelled")
+        assert "run again with the same settings to resume" in queue.get(job.id).error
+        assert len(gpu_calls) == 1  # the cancelled run stopped between batches
+        queue.resume(job.id, ALICE, POLICY)
+        wait_for(lambda: state(queue, job.id) == "completed", timeout_s=60)
+        [cell] = queue.output(job.id)
+        assert queue.get(job.id).done == queue.get(job.id).total == 6
+    finally:
+        queue.close()
+    # 6 items in batches of 2: 3 GPU calls of EVAL_SECONDS, each made in a worker, none in this process
+    assert gpu_calls == [{"seconds": zerogpu.EVAL_SECONDS, "released": "ok"}] * 3
+    pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
+    assert len(pids) == 3 and os.getpid() not in pids
+    # The same rows and scores as the run without ZeroGPU (no batch_call: here, in this process)
+    monkeypatch.setattr(evaluation.run, "batch_rows", batch_rows)
+    plain = evaluate(job_models(queue.get(job.id), None), EvalConfig(**{**config.__dict__,
+                                                                        "out_dir": str(tmp_path / "plain")}))
+    assert cell.metrics == plain[0].metrics and cell.rows == plain[0].rows and cell.metrics["accuracy"] > 0
