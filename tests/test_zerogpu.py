@@ -243,3 +243,57 @@ def test_an_evaluation_job_runs_each_batch_in_one_gpu_call(gpu_calls, monkeypatc
     plain = evaluate(job_models(queue.get(job.id), None), EvalConfig(**{**config.__dict__,
                                                                         "out_dir": str(tmp_path / "plain")}))
     assert cell.metrics == plain[0].metrics and cell.rows == plain[0].rows and cell.metrics["accuracy"] > 0
+
+
+def test_remote_panes_never_take_a_gpu_call_and_a_refusal_is_the_local_panes_error(gpu_calls, demo_model, tmp_path,
+                                                                                    monkeypatch):
+    from remote_fixtures import start_scripted_server
+    from spaces.zero import client
+
+    from chat.panes import stream_panes
+    from chat.settings import GenerationSettings
+    from models.remote.endpoints import parse_endpoint_flags
+    from ui import zerogpu
+    from ui.chat_tab import ChatHandlers
+    from ui.context import AppContext
+
+    server, url = start_scripted_server()
+    try:
+        ctx = AppContext(model="demo", data_dir=tmp_path, endpoints=tuple(parse_endpoint_flags([f"lab={url}"])))
+        handlers = ChatHandlers(ctx)
+        directory = zerogpu.chat_directory(handlers.directory, handlers.gpu_key)
+        panes = [(None, [{"role": "user", "content": "发烧怎么办？"}]), ("ok@lab", [{"role": "user", "content": "头痛怎么办？"}])]
+        settings = GenerationSettings(max_new_tokens=8)
+        last = list(stream_panes(directory, panes, settings))[-1]
+        texts = last.texts
+        assert last.errors == [None, None], last.errors
+        assert texts[0] and texts[1] == "你好。" and len(gpu_calls) == 1  # the remote pane: no GPU call
+        assert list(stream_panes(directory, panes[1:], settings))[-1].texts == ["你好。"] and len(gpu_calls) == 1
+
+        def refuse(*args, **kwargs):  # as spaces/zero/client.py refuses when the quota is spent
+            raise gr.Error("You have exceeded your free ZeroGPU quota", title="ZeroGPU quota exceeded")
+
+        monkeypatch.setattr(client, "schedule", refuse)
+        last = list(stream_panes(directory, panes, settings))[-1]
+        assert "exceeded your free ZeroGPU quota" in last.errors[0] and last.texts[1] == "你好。"
+    finally:
+        server.shutdown()
+
+
+def test_start_up_decorates_then_loads_the_base_then_runs_spaces_start_up(gpu_calls, demo_model, tmp_path,
+                                                                          monkeypatch):
+    """app.py calls start_zerogpu before serving; spaces' own `startup` (defined only when the package was imported
+    with ZeroGPU on) is recorded here: what it would find is what a real Space's start-up would pack and report."""
+    import spaces.zero
+    from spaces.zero import decorator
+
+    from models.local.registry import shared_registry
+    from ui import zerogpu
+
+    seen = []
+    monkeypatch.setattr(gr.Blocks, "launch", gr.Blocks.launch)  # restored after the test
+    monkeypatch.setattr(spaces.zero, "startup", lambda: seen.append(
+        (len(decorator.decorated_cache), shared_registry("demo", tmp_path).host.model is not None)), raising=False)
+    assert zerogpu.start_zerogpu("demo", tmp_path) is True
+    assert seen == [(4, True)]  # two GPU functions (each cached under itself and its wrapper), the base in memory
+    assert gpu_calls == []  # start-up takes no GPU call

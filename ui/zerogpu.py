@@ -162,6 +162,8 @@ class _GpuRegistry:
         return getattr(self._registry, name)
 
     def stream(self, panes, settings, stop: threading.Event | None = None, on_unload=None):
+        from models.local.catalog import RegistryError
+
         stop = stop or threading.Event()
         # Created and advanced in the request's context: spaces reads the user's quota token from it, also when
         # stream_panes calls this from its helper thread (a mix of in-process and remote panes).
@@ -172,6 +174,9 @@ class _GpuRegistry:
                     step = self._context.run(next, steps)
                 except StopIteration:
                     return
+                except gr.Error as exc:  # spaces' refusals (quota spent, no GPU free, the worker died): a model
+                    # error like any other, so that a pane beside remote ones says why (chat/panes.py catches those)
+                    raise RegistryError(str(getattr(exc, "message", exc))) from None
                 for event in step.unloaded:
                     if on_unload is not None:
                         on_unload(event)
