@@ -134,7 +134,7 @@ def test_one_chat_answer_is_one_gpu_call_streamed_from_a_worker(gpu_calls, demo_
     record_pids(handlers.registry, pids)
     directory = zerogpu.chat_directory(handlers.directory, handlers.gpu_key)
     states = [(list(s.texts), list(s.tokens), s.finished) for s in stream_panes(directory, panes, settings)]
-    assert gpu_calls == [{"seconds": zerogpu.CHAT_SECONDS, "released": "ok"}]  # base and adapter: one call
+    assert gpu_calls == [{"seconds": 15 + 3, "released": "ok"}]  # base and adapter: one call (48 tokens at 20/s)
     assert len(states) >= 2 and not states[0][2] and states[-1][2]  # streamed: a first state, then the end
     assert states[-1][0] == expected and all(states[-1][1])
     assert [int(p) for p in pids.read_text().split()] != [os.getpid()]  # made in the forked worker
@@ -153,7 +153,7 @@ def test_the_chat_tab_and_the_blind_test_answer_on_the_gpu(gpu_calls, demo_model
     battle = Battle(model_a="demo", model_b="lora-a")
     outputs = list(handlers.blind_send("发烧怎么办？", "", *decoding, battle, request))
     assert outputs[-1][0].history_a and outputs[-1][0].history_b
-    assert [c["seconds"] for c in gpu_calls] == [zerogpu.CHAT_SECONDS] * 2  # one per answer, each side by side
+    assert [c["seconds"] for c in gpu_calls] == [15 + 2] * 2  # one per answer, each side by side (24 tokens)
 
 
 def test_stop_closes_the_gpu_call(gpu_calls, demo_model, tmp_path):
@@ -165,13 +165,13 @@ def test_stop_closes_the_gpu_call(gpu_calls, demo_model, tmp_path):
     handlers = chat_setup(demo_model, tmp_path)
     stop = threading.Event()
     directory = zerogpu.chat_directory(handlers.directory, handlers.gpu_key)
-    steps = directory.registry.stream([(None, "你好")], GenerationSettings(max_new_tokens=400, min_new_tokens=400),
+    steps = directory.registry.stream([(None, "你好")], GenerationSettings(max_new_tokens=1000, min_new_tokens=1000),
                                       stop=stop)
     first = next(steps)
     stop.set()
     rest = list(steps)
-    assert len(rest) == 1 and rest[0].finished and rest[0].stopped and rest[0].tokens[0] < 400
-    assert gpu_calls == [{"seconds": zerogpu.CHAT_SECONDS, "released": "ok"}] and not first.finished
+    assert len(rest) == 1 and rest[0].finished and rest[0].stopped and rest[0].tokens[0] < 1000
+    assert gpu_calls == [{"seconds": 15 + 50, "released": "ok"}] and not first.finished  # 1,000 tokens at 20/s
 
 
 def test_a_failure_in_the_worker_keeps_its_message(gpu_calls, demo_model, tmp_path):

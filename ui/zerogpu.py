@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import contextvars
 import importlib.util
+import math
 import os
 import pickle
 import threading
@@ -50,8 +51,18 @@ import gradio as gr
 
 from ui.strings import t
 
-CHAT_SECONDS = 60  # one streamed answer of up to a few hundred tokens, side by side
+# A chat answer's GPU lease, sized to the answer asked for (a shorter lease waits less in ZeroGPU's line): moving the
+# model and the first token, then max_new_tokens at 20 tokens/s (DESIGN.md measured 22 through peft with a LoRA at
+# batch 1 on an H100; the panes side by side decode in one batch), at most CHAT_MAX_SECONDS.
+CHAT_START_SECONDS = 15
+CHAT_TOKENS_PER_S = 20
+CHAT_MAX_SECONDS = 120
 EVAL_SECONDS = 120  # one evaluation batch (`batch_size` rows generated or scored), model load included
+
+
+def chat_seconds(key: str, panes: list, settings) -> int:
+    """The lease of one chat answer (spaces calls it with the GPU function's own arguments)."""
+    return min(CHAT_MAX_SECONDS, CHAT_START_SECONDS + math.ceil(settings.max_new_tokens / CHAT_TOKENS_PER_S))
 
 
 def zerogpu_active() -> bool:
@@ -144,7 +155,7 @@ def _chat_on_gpu(key: str, panes: list, settings):
 _decorated: dict[str, Callable] = {}
 
 
-def _on_gpu(fn: Callable, duration: int) -> Callable:
+def _on_gpu(fn: Callable, duration: int | Callable[..., int]) -> Callable:
     if fn.__name__ not in _decorated:  # spaces keeps one worker pool per decorated function: decorate once
         import spaces
 
@@ -167,7 +178,7 @@ class _GpuRegistry:
         stop = stop or threading.Event()
         # Created and advanced in the request's context: spaces reads the user's quota token from it, also when
         # stream_panes calls this from its helper thread (a mix of in-process and remote panes).
-        steps = self._context.run(_on_gpu(_chat_on_gpu, CHAT_SECONDS), self._key, list(panes), settings)
+        steps = self._context.run(_on_gpu(_chat_on_gpu, chat_seconds), self._key, list(panes), settings)
         try:
             while True:
                 try:
@@ -265,7 +276,7 @@ def start_zerogpu(model: str, data_dir: Path | str) -> bool:
 
     from models.local.registry import shared_registry
 
-    _on_gpu(_chat_on_gpu, CHAT_SECONDS)
+    _on_gpu(_chat_on_gpu, chat_seconds)
     _on_gpu(_batch_on_gpu, EVAL_SECONDS)
     try:
         shared_registry(model, data_dir).host.ensure_base()
