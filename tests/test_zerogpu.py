@@ -297,3 +297,20 @@ def test_start_up_decorates_then_loads_the_base_then_runs_spaces_start_up(gpu_ca
     assert zerogpu.start_zerogpu("demo", tmp_path) is True
     assert seen == [(4, True)]  # two GPU functions (each cached under itself and its wrapper), the base in memory
     assert gpu_calls == []  # start-up takes no GPU call
+
+
+def test_a_prediction_run_answers_each_batch_in_one_gpu_call(gpu_calls, tmp_path):
+    from evaluate_fixtures import build_always_b_model
+    from evaluation.predict import PredictConfig, predict
+    from models.local.registry import shared_registry
+    from ui import zerogpu
+
+    registry = shared_registry(str(build_always_b_model(tmp_path / "always-b")), tmp_path / "data")
+    test = tmp_path / "test.jsonl"  # the sample set as a test file: answers removed
+    rows = (ROOT / "data" / "mc_sample_competition.jsonl").read_text(encoding="utf-8").splitlines()[:12]
+    test.write_text("".join(line.replace('"output"', '"dropped"') + "\n" for line in rows), encoding="utf-8")
+    config = PredictConfig(data=str(test), out=str(tmp_path / "sub.jsonl"), batch_size=5)
+    [result] = predict(registry, config, batch_call=zerogpu.eval_batch_call)
+    assert result.answered_now == 12 and gpu_calls == [{"seconds": zerogpu.EVAL_SECONDS, "released": "ok"}] * 3
+    answers = [line for line in Path(result.out).read_text(encoding="utf-8").splitlines()]
+    assert len(answers) == 12 and all('"output": "B"' in line for line in answers)
