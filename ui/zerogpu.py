@@ -31,6 +31,14 @@ spaces/zero/__init__.py, zero/decorator.py, zero/wrappers.py, zero/client.py, ze
 - `import spaces` alone does not import gradio; with ZeroGPU on its worker machinery does (wrappers.py, client.py).
   So `spaces` is used here, in ui/, and jobs/ and evaluation/ get a plain callable (`eval_batch_call`).
 
+What follows for this app: a chat answer (all in-process panes of one request, side by side or blind) is one GPU
+call streaming StreamStates; an evaluation or prediction batch of an in-process model is one GPU call returning its
+rows; remote models never take one; the model is found in the worker from plain data (a registered directory key, or
+(base, data_dir, adapter)), never pickled. Known limits, from the above: adapters attached in a worker are not seen as
+loaded by the app process (its model table shows the base only), the admin's Load / Unload acts on the app process's
+copy, and sampled (temperature > 0) evaluation answers draw from the worker's random state, not one sequence
+continued from the run's seed as without ZeroGPU (greedy answers, the default, are the same).
+
 Untested on a real Space (none is reachable from here). tests/test_zerogpu.py runs the real package's decorator and
 worker processes with only HF's device API (schedule/allow/release) and the torch device moves replaced.
 """
