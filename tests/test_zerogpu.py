@@ -12,6 +12,7 @@ emulation `spaces` enters in the main process on a real Space, and moving tensor
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 import types
@@ -42,7 +43,8 @@ def gpu_calls(monkeypatch):
 
     def schedule(task_id, request=None, duration=None, gpu_size=None, **_):
         calls.append({"seconds": duration.total_seconds(), "released": None})
-        return ScheduleResponse(idle=False, nvidiaIndex=0, nvidiaUUID="GPU-test", allowToken=str(len(calls) - 1))
+        # idle: the GPU stayed with this Space since the last call, so spaces may hand it to the worker it forked then
+        return ScheduleResponse(idle=True, nvidiaIndex=0, nvidiaUUID="GPU-test", allowToken=str(len(calls) - 1))
 
     def release(token, fail=False, allow_404=False):
         calls[int(token)]["released"] = "failed" if fail else "ok"
@@ -61,7 +63,13 @@ def gpu_calls(monkeypatch):
     monkeypatch.setattr(spaces.zero, "torch", zero_torch, raising=False)
     monkeypatch.setattr(decorator, "decorated_cache", {})
     monkeypatch.setattr(zerogpu, "_decorated", {})
-    return calls
+    before = set(multiprocessing.active_children())
+    yield calls
+    # A worker waits for its next call for as long as the app lives (on a Space, HF's device API ends it): end the
+    # ones this test forked, or they would keep copies of other tests' open sockets.
+    for worker in set(multiprocessing.active_children()) - before:
+        worker.terminate()
+        worker.join(5)
 
 
 def test_off_zerogpu_nothing_is_wrapped(monkeypatch, tmp_path):
@@ -237,7 +245,7 @@ def test_an_evaluation_job_runs_each_batch_in_one_gpu_call(gpu_calls, monkeypatc
     # 6 items in batches of 2: 3 GPU calls of EVAL_SECONDS, each made in a worker, none in this process
     assert gpu_calls == [{"seconds": zerogpu.EVAL_SECONDS, "released": "ok"}] * 3
     pids = [int(p) for p in (tmp_path / "pids").read_text().split()]
-    assert len(pids) == 3 and os.getpid() not in pids
+    assert len(pids) == 3 and os.getpid() not in pids and len(set(pids)) == 1  # the worker was kept between calls
     # The same rows and scores as the run without ZeroGPU (no batch_call: here, in this process)
     monkeypatch.setattr(evaluation.run, "batch_rows", batch_rows)
     plain = evaluate(job_models(queue.get(job.id), None), EvalConfig(**{**config.__dict__,
