@@ -322,3 +322,26 @@ def test_a_prediction_run_answers_each_batch_in_one_gpu_call(gpu_calls, tmp_path
     assert result.answered_now == 12 and gpu_calls == [{"seconds": zerogpu.EVAL_SECONDS, "released": "ok"}] * 3
     answers = [line for line in Path(result.out).read_text(encoding="utf-8").splitlines()]
     assert len(answers) == 12 and all('"output": "B"' in line for line in answers)
+
+
+def test_a_failure_crosses_the_pipe_with_its_type_message_and_cause():
+    import pickle
+
+    from chat.registry import RegistryError
+    from ui.zerogpu import _Failure
+
+    class TwoArgs(Exception):
+        def __init__(self, job_id, pid):
+            super().__init__(f"job {job_id} is held by {pid}")
+
+    try:
+        raise RegistryError("adapter x: cannot attach") from OSError("/secret/path missing")
+    except RegistryError as exc:
+        failure = pickle.loads(pickle.dumps(_Failure.of(exc)))
+    with pytest.raises(RegistryError, match="adapter x: cannot attach") as caught:
+        failure.raise_here()
+    assert "secret" in str(caught.value.__cause__)  # ui/errors.py shows such an error as unexpected, as before
+    failure = pickle.loads(pickle.dumps(_Failure.of(TwoArgs("j1", 42))))  # pickles, but would not load
+    with pytest.raises(RegistryError, match="TwoArgs: job j1 is held by 42") as caught:
+        failure.raise_here()
+    assert caught.value.__cause__ is not None

@@ -114,12 +114,13 @@ class _Failure:
     def of(exc: Exception) -> "_Failure":
         from models.local.catalog import RegistryError
 
-        try:
-            pickle.dumps(exc)
-        except Exception:  # noqa: BLE001 - an exception pickle cannot rebuild becomes one it can, with its text
-            exc = RegistryError(f"{type(exc).__name__}: {exc}")
         cause = exc.__cause__
-        return _Failure(exc, None if cause is None else f"{type(cause).__name__}: {cause}")
+        cause_text = None if cause is None else f"{type(cause).__name__}: {cause}"
+        try:
+            pickle.loads(pickle.dumps(exc))  # both ways: an __init__ with other arguments than `args` fails to load
+        except Exception:  # noqa: BLE001 - one pickle cannot rebuild becomes a RegistryError, shown as unexpected
+            return _Failure(RegistryError(f"{type(exc).__name__}: {exc}"), cause_text or f"{type(exc).__name__}")
+        return _Failure(exc, cause_text)
 
     def raise_here(self):
         if self.cause is not None:
