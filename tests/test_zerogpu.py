@@ -195,13 +195,11 @@ def test_a_failure_in_the_worker_keeps_its_message(gpu_calls, demo_model, tmp_pa
 
 def recording_batch_rows(model, *args):
     """evaluation.run.batch_rows, noting the process it ran in (module-level: pickled by name into the worker)."""
-    from evaluation.run import _batch_rows
+    from evaluation.run import batch_rows
 
     with open(os.environ[PIDS_ENV], "a") as handle:
         handle.write(f"{os.getpid()}\n")
-    batch, prompts, settings, config, shot_items = args
-    assert not settings.get("circular")
-    return _batch_rows(model, batch, prompts, settings, config)
+    return batch_rows.__wrapped__(model, *args)
 
 
 def test_an_evaluation_job_runs_each_batch_in_one_gpu_call(gpu_calls, monkeypatch, tmp_path):
@@ -214,6 +212,7 @@ def test_an_evaluation_job_runs_each_batch_in_one_gpu_call(gpu_calls, monkeypatc
     from ui import zerogpu
 
     monkeypatch.setenv(PIDS_ENV, str(tmp_path / "pids"))
+    monkeypatch.setattr(recording_batch_rows, "__wrapped__", batch_rows, raising=False)
     monkeypatch.setattr(evaluation.run, "batch_rows", recording_batch_rows)
     report, held = EvalProgress.__call__, []
 
@@ -226,7 +225,8 @@ def test_an_evaluation_job_runs_each_batch_in_one_gpu_call(gpu_calls, monkeypatc
     monkeypatch.setattr(EvalProgress, "__call__", hold_once)
     model = build_always_b_model(tmp_path / "always-b")
     mc = str(ROOT / "data" / "mc_sample.jsonl")
-    config = EvalConfig(data=(mc,), out_dir=str(tmp_path / "evaluations"), batch_size=2, limit=6)
+    # CircularEval too: its rotations are scored inside the same GPU call as their batch
+    config = EvalConfig(data=(mc,), out_dir=str(tmp_path / "evaluations"), batch_size=2, limit=6, circular=True)
     params = {"config": eval_config_to_dict(config), "model": str(model), "data_dir": str(tmp_path / "runs")}
     queue = JobQueue(tmp_path / "runs", runners=default_runners(batch_call=zerogpu.eval_batch_call), poll_s=0.05)
     try:
@@ -251,6 +251,7 @@ def test_an_evaluation_job_runs_each_batch_in_one_gpu_call(gpu_calls, monkeypatc
     plain = evaluate(job_models(queue.get(job.id), None), EvalConfig(**{**config.__dict__,
                                                                         "out_dir": str(tmp_path / "plain")}))
     assert cell.metrics == plain[0].metrics and cell.rows == plain[0].rows and cell.metrics["accuracy"] > 0
+    assert "circular_correct" in cell.rows[0]
 
 
 def test_remote_panes_never_take_a_gpu_call_and_a_refusal_is_the_local_panes_error(gpu_calls, demo_model, tmp_path,
