@@ -268,7 +268,7 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
     """Everything that decides a cell's answers (not batch size, not limit); its hash names the cell's folder.
     `can_score`: the model gives log-probabilities (else multiple choice is answered by generation)."""
     task = get_task(eset.task)
-    max_new = getattr(config, task.max_new_tokens_setting)
+    max_new = task.generation_max_tokens(config)
     # A method the task does not have (likelihood for free-form answers) falls back to the task's first one.
     method = config.method if config.method in task.methods else task.methods[0]
     if method == "likelihood" and not can_score:
@@ -280,7 +280,7 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
                  "n_items": len(eset.items)},
         "method": method,
         "multi_threshold": config.multi_threshold if method == "likelihood" else None,
-        **({"circular": True} if config.circular and method == "likelihood" and eset.task == "mc" else {}),
+        **({"circular": True} if config.circular and method == "likelihood" and task.supports_circular else {}),
         "prompt": {**config.prompt.to_dict(), "shots": len(shot_items), "shots_data": shot_path,
                    "shots_sha256": file_sha256(shot_path) if shot_path else None},
         "decoding": None if method == "likelihood" else GenerationSettings(max_new_tokens=max_new).to_dict(),
