@@ -118,6 +118,8 @@ def load_train_eval_sets(cfg: TrainConfig) -> list[TrainEvalSet]:
     wanted = _task_wanted_by_selection(cfg.select_by)
     for entry in eval_set_entries(cfg.eval_sets):
         path, name = entry["path"], entry["name"]
+        if entry.get("task") is not None and entry["task"] not in TASKS:
+            raise ConfigError("eval_sets", f"{path} ({name}): task {entry['task']!r} is not one of {', '.join(TASKS)}")
         dataset = load_dataset(path)
         if dataset.problems:
             raise DataFileError(path, dataset.problems)
