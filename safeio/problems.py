@@ -98,7 +98,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "config_eval_entry": ("{message}", "设置项 {field}：应为文件路径，或含 path（以及 name、task）的映射。"),
     "config_eval_key": ("{message}", "设置项 {field}：未知的键（可用的键：path、name、task）。"),
     "config_eval_name": ("{message}", "设置项 {field}：{name} 只能使用字母、数字和 . _ -。"),
-    "config_eval_task": ("{message}", "设置项 {field}：{task} 不是 mc 或 qa。"),
+    "config_eval_task": ("{message}", "设置项 {field}：{task} 应为任务名，如 mc 或 qa。"),
     "config_select_by": ("{message}", "设置项 {field}：{value} 应为 accuracy:集合名、rouge-l:集合名 或 eval_loss。"),
     "config_select_needs_split": ("{message}", "设置项 {field}：eval_loss 需要划出验证集（val_split > 0）。"),
     "config_select_needs_sets": ("{message}", "设置项 {field}：{value} 需要验证集（eval_sets / --eval-data）。"),
