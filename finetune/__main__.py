@@ -26,7 +26,7 @@ from pathlib import Path
 import safeio
 from finetune.config import PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
-from jobs import cli as jobs_cli
+from jobs import cli as jobs_cli  # the job commands' bodies: an entry point may import jobs/ (docs/DESIGN.md)
 from jobs.store import CLI_OWNER
 
 DEFAULT_DATA_DIR = str(safeio.default_data_dir())
