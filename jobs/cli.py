@@ -98,10 +98,10 @@ def _launch_and_follow(files, data_dir: Path, owner: str) -> int:
     try:
         while True:
             state = read_job(files).get("state")
-            text, shown = read_log_since(files, shown)  # what the log gained: never the whole log again
+            # What the log gained (never the whole log again); once the job has ended, to its very last byte.
+            text, shown = read_log_since(files, shown, last=state in TERMINAL)
             print(text, end="", flush=True)
             if state in TERMINAL:
-                print(read_log_since(files, shown)[0], end="", flush=True)  # its last words
                 break
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -177,16 +177,17 @@ def read_progress(files: JobFiles, job: Job | None = None, since: JobProgress | 
                                                                            cursor.metrics_offset, stamps))
 
 
-def read_log_since(files: JobFiles, offset: int) -> tuple[str, int]:
-    """What train.log gained since byte `offset` (complete lines only), and the offset to ask from next time: for a
-    terminal that follows a job (`python -m finetune train --processes N`), without reading the log again each time."""
+def read_log_since(files: JobFiles, offset: int, last: bool = False) -> tuple[str, int]:
+    """What train.log gained since byte `offset`, and the offset to ask from next time: for a terminal that follows
+    a job (`python -m finetune train --processes N`) without reading the log again each time. Complete lines only
+    (a character is never cut in two), unless `last`: the job has ended, its last line may lack a newline."""
     try:
         with files.log.open("rb") as f:
             f.seek(offset)
             data = f.read()
     except FileNotFoundError:
         return "", offset
-    end = data.rfind(b"\n") + 1
+    end = len(data) if last else data.rfind(b"\n") + 1
     return data[:end].decode("utf-8", errors="replace"), offset + end
 
 

@@ -141,6 +141,9 @@ def test_a_followed_log_is_read_from_where_it_stopped(files):
     with files.log.open("a", encoding="utf-8") as f:
         f.write("o\nthree\n")
     assert read_log_since(files, offset) == ("two\nthree\n", 14)
+    with files.log.open("a", encoding="utf-8") as f:
+        f.write("exit 0")  # the job has ended: its last line, newline or not
+    assert read_log_since(files, 14) == ("", 14) and read_log_since(files, 14, last=True) == ("exit 0", 20)
 
 
 def test_a_status_record_alone_renders(files):
