@@ -38,8 +38,9 @@ class ReferenceMalformed(DataFileError):
     reference = True  # report.print_file_error: the reference's exit status
 
 
-class WeightsError(ValueError):
-    """A --weights value that names an unknown metric or is not NAME=NUMBER."""
+class WeightsError(ProblemError):
+    """A --weights value that names an unknown metric or is not NAME=NUMBER: the command line's sentence (`said`)
+    and a code with its params, so the Score tab says it in the page's language."""
 
 
 @dataclass
@@ -239,13 +240,15 @@ def parse_weights(text: str | None, task: str) -> dict[str, float]:
         try:
             weight = float(value)
         except ValueError:
-            raise WeightsError(f"--weights: {part!r} is not NAME=NUMBER") from None
+            raise WeightsError("weights_not_pair", said=f"--weights: {part!r} is not NAME=NUMBER",
+                               part=part.strip()[:40]) from None
         if name not in allowed or not math.isfinite(weight) or weight < 0:  # nan would make the score nan
-            raise WeightsError(f"--weights: {name!r} must be one of {', '.join(allowed)} with a finite weight >= 0 "
-                               f"(got {value.strip()[:20]!r})")
+            raise WeightsError("weights_bad_metric", said=f"--weights: {name!r} must be one of {', '.join(allowed)} "
+                               f"with a finite weight >= 0 (got {value.strip()[:20]!r})", name=name[:40],
+                               allowed=", ".join(allowed), value=value.strip()[:20])
         weights[name] = weight
     if sum(weights.values()) <= 0:
-        raise WeightsError("--weights: at least one weight must be above 0")
+        raise WeightsError("weights_all_zero", said="--weights: at least one weight must be above 0")
     return weights
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from finetune.formats import Conversation, LoadResult, load_data
 from finetune.tokenization import encode_all, segments
+from safeio.problems import ProblemError
 
 # The counts are taken after truncation to cutoff_len tokens, and a token is rarely over 8 characters (Chinese text
 # ~1.3 per token, English ~4): text past cutoff_len * 8 characters cannot change them. So the preview never
@@ -19,8 +20,9 @@ CHARS_PER_TOKEN_BOUND = 8
 PRELOAD = ("torch", "transformers")
 
 
-class ModelLoadError(RuntimeError):
-    """The tokenizer of the model named for the preview cannot be loaded (unknown id offline, no tokenizer files)."""
+class ModelLoadError(ProblemError, RuntimeError):
+    """The tokenizer of the model named for the preview cannot be loaded (unknown id offline, no tokenizer files).
+    `str()` is the library's sentence; the code "tokenizer_unavailable" says it in the page's language."""
 
 
 @dataclass
@@ -103,7 +105,7 @@ def preview_upload(path, data_format: str, column_map: dict | None, model: str, 
     try:
         tokenizer = _cached_tokenizer(model)
     except (OSError, ValueError) as exc:  # an unknown hub id offline, a directory without a tokenizer
-        raise ModelLoadError(str(exc)[:300]) from None
+        raise ModelLoadError("tokenizer_unavailable", said=str(exc)[:300], model=model) from None
     result = preview_data(path, data_format, column_map, tokenizer, n_examples, cutoff_len)
     result.loaded.conversations = result.loaded.conversations[:n_examples]
     result.loaded.rejected = result.loaded.rejected[:listed]

@@ -181,7 +181,8 @@ def create_job(cfg, data_dir: Path, job_id: str | None = None) -> JobFiles:
         files.dir.rmdir()
         from finetune.config import ConfigError
 
-        raise ConfigError("adapter_name", f"an adapter named {cfg.adapter_name!r} already exists; pick another name")
+        raise ConfigError("adapter_name", f"an adapter named {cfg.adapter_name!r} already exists; pick another name",
+                          code="config_adapter_exists", name=cfg.adapter_name)
     cfg.save(files.config)
     files.update_status(state="created", created_at=time.time(), adapter_name=cfg.adapter_name, model=cfg.model)
     return files

@@ -140,7 +140,8 @@ class JobQueue:
     def submit(self, kind: str, owner: str, params: dict, label: str = "", job_id: str | None = None,
                resume: bool = False) -> Job:
         if kind not in self.runners:
-            raise QueueError(f"unknown job kind {kind!r}; known: {', '.join(sorted(self.runners))}")
+            raise QueueError(f"unknown job kind {kind!r}; known: {', '.join(sorted(self.runners))}",
+                             code="job_kind_unknown", kind=kind, known=", ".join(sorted(self.runners)))
         job_id = self.store.add(kind, owner, params, label, job_id, resume)
         self._wake.set()
         return self.get(job_id)

@@ -52,7 +52,11 @@ CLI_OWNER = "(cli)"
 
 
 class QueueError(Exception):
-    pass
+    """`code` and `params`: the sentence of safeio.problems.MESSAGES the page says it with, in its language."""
+
+    def __init__(self, message: str = "", code: str = "", **params):
+        super().__init__(message)
+        self.code, self.params = code, params
 
 
 class JobNotFound(QueueError):
@@ -178,7 +182,7 @@ class JobStore:
                            (job_id, kind, owner, label or job_id, json.dumps(params, ensure_ascii=False),
                             self._next_line(db), time.time(), int(resume)))
         except sqlite3.IntegrityError:
-            raise QueueError(f"a job {job_id!r} is already in the queue") from None
+            raise QueueError(f"a job {job_id!r} is already in the queue", code="job_exists", job=job_id) from None
         return job_id
 
     def request_stop(self, job_id: str) -> JobStatus:

@@ -15,6 +15,7 @@ the Evaluate tab and the scorer.
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from evaluation.data import DataFileError, MCItem
@@ -119,19 +120,22 @@ def load_train_eval_sets(cfg: TrainConfig) -> list[TrainEvalSet]:
     for entry in eval_set_entries(cfg.eval_sets):
         path, name = entry["path"], entry["name"]
         if entry.get("task") is not None and entry["task"] not in TASKS:
-            raise ConfigError("eval_sets", f"{path} ({name}): task {entry['task']!r} is not one of {', '.join(TASKS)}")
+            raise ConfigError("eval_sets", f"{path} ({name}): task {entry['task']!r} is not one of {', '.join(TASKS)}",
+                              code="config_eval_task", task=entry["task"])
         dataset = load_dataset(path)
         if dataset.problems:
             raise DataFileError(path, dataset.problems)
         if not dataset.items:
-            raise ConfigError("eval_sets", f"{path}: no items to evaluate")
+            raise ConfigError("eval_sets", f"{path}: no items to evaluate", code="config_eval_empty", name=Path(path).name)
         expected = entry.get("task") or wanted.get(name)
         if expected and expected != dataset.task:
             raise ConfigError("eval_sets", f"{path} ({name}) reads as a {get_task(dataset.task).title} set "
                                            f"({dataset.task}), but {_why(entry, cfg)} expects {expected} "
-                                           f"({get_task(expected).title})")
+                                           f"({get_task(expected).title})", code="config_eval_task_mismatch",
+                              name=name, got=dataset.task, expected=expected, why=_why_setting(entry, cfg))
         if name in seen:
-            raise ConfigError("eval_sets", f"two sets are named {name!r}; give one a `name`")
+            raise ConfigError("eval_sets", f"two sets are named {name!r}; give one a `name`", code="config_eval_duplicate",
+                              name=name)
         seen.add(name)
         picked = sorted(random.Random(cfg.seed).sample(range(len(dataset.items)),
                                                       min(cfg.eval_limit, len(dataset.items))))
@@ -140,7 +144,8 @@ def load_train_eval_sets(cfg: TrainConfig) -> list[TrainEvalSet]:
     names = {s.name for s in sets}
     if cfg.select_by and cfg.select_by != "eval_loss" and cfg.select_by.split(":", 1)[1] not in names:
         raise ConfigError("select_by", f"{cfg.select_by!r} names no validation set (sets: "
-                                       f"{', '.join(sorted(names)) or 'none'})")
+                                       f"{', '.join(sorted(names)) or 'none'})", code="config_select_no_set",
+                          value=cfg.select_by, sets=", ".join(sorted(names)) or "-")
     return sets
 
 
@@ -153,7 +158,14 @@ def _task_wanted_by_selection(select_by: str) -> dict[str, str]:
         if metric in task.metrics:
             return {name: task.name}
     raise ConfigError("select_by", f"unknown metric {metric!r} (known: "
-                                   f"{', '.join(m for t in TASKS.values() for m in t.metrics)}, or eval_loss)")
+                                   f"{', '.join(m for t in TASKS.values() for m in t.metrics)}, or eval_loss)",
+                      code="config_select_metric", metric=metric,
+                      known=", ".join(m for t in TASKS.values() for m in t.metrics))
+
+
+def _why_setting(entry: dict, cfg: TrainConfig) -> str:
+    """The setting that asked for the task, as the user wrote it (a name, the same in every language)."""
+    return f"task: {entry['task']}" if entry.get("task") else f"select_by {cfg.select_by}"
 
 
 def _why(entry: dict, cfg: TrainConfig) -> str:

@@ -66,6 +66,18 @@ class JobReporter:
         return [self.files.metrics, self.files.data_report]
 
 
+def problem_status(exc: Exception) -> dict:
+    """A refused setting or file's first problem as status fields (its code and params), so the page says why the
+    job failed in its own language (ui/finetune_tab.py); {} when the error has no code."""
+    problems = getattr(exc, "problems", None) or [getattr(exc, "problem", None)]
+    problem = problems[0] if problems else None
+    if problem is None:
+        return {}
+    values = {"field": problem.field, "message": problem.message, "line": problem.line, **problem.params}
+    plain = {k: v for k, v in values.items() if v is None or isinstance(v, (str, int, float, bool))}
+    return {"error_code": f"problem.{problem.code}", "error_params": plain}
+
+
 def run(job_dir: Path, resume: bool = False, lock=None) -> int:
     """Train the job in this process, owning it. Returns the exit code; the outcome is in status.json either way.
     `lock`: the owner lock (a context manager) when the caller already holds it, or a null context when another
@@ -81,6 +93,7 @@ def run(job_dir: Path, resume: bool = False, lock=None) -> int:
 
 def _run_owned(files: JobFiles, resume: bool, stop: StopRequest) -> int:
     from finetune.config import ConfigError, TrainConfig
+    from evaluation.data import DataFileError
     from finetune.formats import DataError
     from finetune.train import train
     from jobs.train_eval import build_evaluator
@@ -96,9 +109,9 @@ def _run_owned(files: JobFiles, resume: bool, stop: StopRequest) -> int:
         evaluator = build_evaluator(cfg)
         outcome = train(cfg, JobReporter(files, stop), files.checkpoints, adapter_dir, resume=resume,
                         evaluator=evaluator)
-    except (ConfigError, DataError) as exc:
+    except (ConfigError, DataError, DataFileError) as exc:
         print(f"[job] error: {exc}", flush=True)
-        files.update_status(state="failed", error=str(exc))
+        files.update_status(state="failed", error=str(exc), **problem_status(exc))
         return 2
     except PreflightError as exc:  # a model refused before loading: its message says what to do, no traceback
         print(f"[job] error: {exc}", flush=True)

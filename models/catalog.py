@@ -212,11 +212,25 @@ class Download:
         return "cancelled" if self.cancelled else "completed" if code == 0 else "failed"
 
     def error(self) -> str:
-        """The child's last error line once it failed (no token or key is ever printed by it)."""
+        """The child's last error line once it failed (no token or key is ever printed by it): "CODE: sentence"."""
         if self.state() != "failed":
             return ""
+        if not hasattr(self, "_error"):
+            self._error = self.error_once()
+        return self._error
+
+    def error_once(self) -> str:
         lines = [line for line in (self.proc.stderr.read() if self.proc.stderr else "").splitlines() if line.strip()]
         return lines[-1] if lines else f"exit status {self.proc.returncode}"
+
+    def error_code(self) -> str:
+        """Why it failed, as one of DOWNLOAD_ERRORS (the page says it in its language); "" while not failed."""
+        if self.state() != "failed":
+            return ""
+        if not hasattr(self, "_error"):  # stderr is read once: error() and error_code() share it
+            self._error = self.error_once()
+        code = self._error.partition(":")[0]
+        return code if code in DOWNLOAD_ERRORS else "other"
 
     def progress(self) -> float | None:
         """0..1 when the size is known."""
@@ -253,11 +267,38 @@ def repo_size(repo_id: str) -> int | None:
         return None
 
 
+# What a failed download's last stderr line starts with ("CODE: ..."); ui/strings.py says each as picker.download_CODE.
+DOWNLOAD_ERRORS = ("not_found", "gated", "network", "disk_full", "other")
+
+
+def download_error_code(exc: BaseException) -> str:
+    import errno
+
+    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    if isinstance(exc, GatedRepoError):  # before its base class: the repo exists but asks for an accepted licence
+        return "gated"
+    if isinstance(exc, RepositoryNotFoundError):
+        return "not_found"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "disk_full"
+    if isinstance(exc, (LocalEntryNotFoundError, ConnectionError, TimeoutError)) or "Connect" in type(exc).__name__:
+        return "network"
+    return "other"
+
+
 def _download_main(argv: list[str]) -> int:
+    import sys
+
     from huggingface_hub import snapshot_download
 
     repo_id, cache_dir = argv
-    snapshot_download(repo_id, cache_dir=cache_dir)
+    try:
+        snapshot_download(repo_id, cache_dir=cache_dir)
+    except Exception as exc:  # noqa: BLE001 - the parent reads the code from the last line (Download.error_code)
+        first = (str(exc).splitlines() or [""])[0][:300]
+        sys.stderr.write(f"{download_error_code(exc)}: {type(exc).__name__}: {first}\n")
+        return 1
     return 0
 
 

@@ -97,7 +97,9 @@ def preflight(ref: str, path: str, *, trust_remote_code: bool, dtype, device: st
     try:
         config = _read_json(path, "config.json")
     except (OSError, ValueError) as exc:
-        raise PreflightError("no_config", model=ref, reason=str(exc)[:200]) from None
+        # `cause` says which in any language (the page's); `reason` is the library's English, for the command line
+        raise PreflightError("no_config", model=ref, reason=str(exc)[:200],
+                             cause="json" if isinstance(exc, ValueError) else "io") from None
     if config is None:
         return
     auto_map = config.get("auto_map") or {}

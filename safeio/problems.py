@@ -112,6 +112,23 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "config_one_of": ("{message}", "设置项 {field}：{value} 不是 {allowed} 之一。"),
     "config_between": ("{message}", "设置项 {field}：必须在 {low} 到 {high} 之间，当前为 {value}。"),
     "config_at_least": ("{message}", "设置项 {field}：必须不小于 {low}，当前为 {value}。"),
+    # the validation sets scored during training (jobs/train_eval.py) and the job folder (jobs/files.py)
+    "config_eval_empty": ("{message}", "设置项 {field}：验证集 {name} 中没有可评测的题目。"),
+    "config_eval_task_mismatch": ("{message}", "设置项 {field}：验证集 {name} 读出来是 {got} 类题集，但 {why} 要求 "
+                                               "{expected} 类。"),
+    "config_eval_duplicate": ("{message}", "设置项 {field}：有两个验证集都叫 {name}，请给其中一个设置 name。"),
+    "config_select_no_set": ("{message}", "设置项 {field}：{value} 没有对应的验证集（现有验证集：{sets}）。"),
+    "config_select_metric": ("{message}", "设置项 {field}：未知指标 {metric}（可用：{known}，或 eval_loss）。"),
+    "config_adapter_exists": ("{message}", "设置项 {field}：已有名为 {name} 的适配器，请换一个名字。"),
+    # --- the job queue (jobs/store.py, jobs/scheduler.py, jobs/files.py, jobs/process.py) ---
+    "job_kind_unknown": ("{message}", "未知的任务类型 {kind}（可用：{known}）。"),
+    "job_exists": ("{message}", "队列中已有任务 {job}。"),
+    # --- scores and models (evaluation/submission.py WeightsError, finetune/preview.py ModelLoadError) ---
+    "weights_not_pair": ("{message}", "权重 {part} 不是 指标名=数值 的形式。"),
+    "weights_bad_metric": ("{message}", "权重 {name} 应为 {allowed} 之一，且是不小于 0 的有限数（当前为 {value}）。"),
+    "weights_all_zero": ("{message}", "至少要有一个权重大于 0。"),
+    "tokenizer_unavailable": ("{message}", "无法加载模型 {model} 的分词器：离线时该 Hub ID 尚未缓存、ID 不存在，或目录中"
+                                           "没有分词器文件。"),
     # --- predictions and submissions against a reference (evaluation/submission.py, evaluation/check.py) ---
     "unknown_id": ("{message}", "id “{id}” 不在参考答案中。"),
     "duplicate_id": ("{message}", "id “{id}” 重复（第 {first} 行已使用），只计第一条。"),

@@ -31,11 +31,18 @@ def unexpected(exc: BaseException, lang: str, where: str = "") -> gr.Error:
     return gr.Error(t("error.unexpected", lang).format(request_id=request_id), print_exception=False)
 
 
+def preflight_text(code: str, params: dict, lang: str) -> str:
+    """A refused model's sentence ("preflight.<code>") in lang; a library's English `reason` becomes its `cause`."""
+    if lang != "en" and params.get("cause"):
+        params = {**params, "reason": t(f"preflight.cause_{params['cause']}", lang)}
+    return t(f"preflight.{code}", lang).format(**params)
+
+
 def backend_error(exc: Exception, lang: str, where: str = "") -> gr.Error:
     """A backend exception as the page shows it. One raised `from` another exception carries that exception's
     text (a library's message, a path), so it is treated as unexpected; one written for the user stands."""
     if isinstance(exc, PreflightError):  # a model refused before loading: its code and figures, in the page's language
-        return gr.Error(t(f"preflight.{exc.code}", lang).format(**exc.params), print_exception=False)
+        return gr.Error(preflight_text(exc.code, exc.params, lang), print_exception=False)
     if exc.__cause__ is not None:
         return unexpected(exc, lang, where)
     from ui.problems import problems_message  # ui.problems imports ui.strings only; kept lazy beside PreflightError's

@@ -31,7 +31,7 @@ from ui import model_picker
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 from ui.zerogpu import refuse_training
-from ui.errors import backend_error
+from ui.errors import backend_error, preflight_text
 
 # (TrainConfig field, advanced?) in the order the widgets appear; start/command events take them in this order.
 SETTINGS = [
@@ -160,6 +160,8 @@ def do_preview(request: gr.Request, model, upload, sample, data_format, column_m
         result = run_limited(preview_upload, path, data_format or "auto", parse_column_map(column_map), model,
                              int(cutoff_len or 1024), preload=PRELOAD)
     except ModelLoadError as exc:
+        if ctx.lang != "en":  # the library's English is no use on /zh/: the code's sentence names the model
+            raise backend_error(exc, ctx.lang) from None
         raise gr.Error(t("finetune.bad_model", ctx.lang).format(model=model, error=exc)) from None
     except DataError as exc:  # the file's problem said from its code, in the page's language
         raise backend_error(exc, ctx.lang) from None
@@ -310,7 +312,11 @@ def status_text(progress: JobProgress, lang: str) -> str:
     if progress.stage == "failed":
         error = progress.error
         if str(progress.error_code or "").startswith("preflight."):  # a refused model: in the page's language
-            error = t(progress.error_code, lang).format(**progress.error_params)
+            error = preflight_text(progress.error_code.removeprefix("preflight."), progress.error_params, lang)
+        elif str(progress.error_code or "").startswith("problem.") and lang != "en":  # a refused setting or file
+            from safeio.problems import render
+
+            error = render(progress.error_code.removeprefix("problem."), lang, progress.error_params) or error
         text += "\n\n" + t("finetune.failed", lang).format(error=error)
     return text
 

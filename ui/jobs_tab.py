@@ -17,6 +17,7 @@ import pandas as pd
 from jobs.files import JobFiles
 from jobs.progress import JobProgress, compare_run, read_progress
 from jobs.scheduler import Job, JobNotFound, JobQueue, JobStateError, JobStatus, NotAllowed, QueueError
+from safeio.problems import render
 from ui.access import current_user, require
 from ui.context import AppContext
 from ui.strings import t
@@ -58,8 +59,9 @@ def queue_error(exc: QueueError, lang: str) -> gr.Error:
         text = t(f"jobs.cannot_{exc.action}", lang).format(job=exc.job_id, state=t(f"jobs.state.{exc.state}", lang))
     elif isinstance(exc, JobNotFound):
         text = t("jobs.not_found", lang).format(job=exc.job_id)
-    else:
-        text = str(exc)
+    else:  # a coded queue refusal (safeio.problems.MESSAGES); one without a code is the backend's sentence
+        text = render(exc.code, lang, {"message": str(exc), **exc.params}) if exc.code else None
+        text = text or (str(exc) if lang == "en" else t("error.backend_detail", lang).format(detail=exc))
     return gr.Error(text, print_exception=False)
 
 

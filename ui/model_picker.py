@@ -139,6 +139,8 @@ def download_status(model: str, lang: str) -> str:
                                                        pct=f"{100 * progress:.0f}")
                 + f"\n\n<progress value='{progress:.3f}' max='1' style='width:100%'></progress>")
     if state == "failed":
+        if lang != "en":  # the hub library's English is no use on /zh/: the failure's kind, said in the page's language
+            return t("picker.download_failed", lang).format(reason=t(f"picker.download_{download.error_code()}", lang))
         return t("picker.download_failed", lang).format(reason=download.error()[:300])
     return t(f"picker.download_{state}", lang)
 
