@@ -46,7 +46,19 @@ GENERATE_NOTE = MULTIPLE_CHOICE.method_notes["generate"]
 
 
 class EvalError(ValueError):
-    """An evaluation cannot start or go on; the message names the file, line, field or setting at fault."""
+    """An evaluation cannot start or go on; the message names the file, line, field or setting at fault. `code`
+    (a sentence of safeio.problems.MESSAGES) and `params`, where given, let the page say it in its language."""
+
+    def __init__(self, message: str, code: str = "", **params):
+        super().__init__(message)
+        self.code, self.params = code, params
+
+    def __reduce__(self):  # crosses the worker process boundary with its code
+        return _eval_error, (str(self), self.code, self.params)
+
+
+def _eval_error(message, code, params):
+    return EvalError(message, code, **params)
 
 
 class EvalCancelled(Exception):
@@ -72,20 +84,23 @@ class EvalConfig:
     concurrency: int = 8  # requests in flight to a remote model (in-process models batch `batch_size` rows instead)
 
     def __post_init__(self) -> None:
-        checks = [("method", self.method in METHODS, f"one of {', '.join(METHODS)}"),
-                  ("batch_size", self.batch_size >= 1, "at least 1"),
-                  ("concurrency", 1 <= self.concurrency <= 256, "between 1 and 256"),
-                  ("limit", self.limit is None or self.limit >= 1, "at least 1 (or unset)"),
-                  ("shots", 0 <= self.shots <= 20, "between 0 and 20"),
-                  ("multi_threshold", self.multi_threshold is None or 0 < self.multi_threshold < 1, "in (0, 1)"),
-                  ("data", bool(self.data), "at least one file"),
-                  ("models", bool(self.models), "at least one model")]
-        for name, ok, expected in checks:
+        # (setting, valid, English expectation, the same as a range any language reads)
+        checks = [("method", self.method in METHODS, f"one of {', '.join(METHODS)}", ", ".join(METHODS)),
+                  ("batch_size", self.batch_size >= 1, "at least 1", "≥ 1"),
+                  ("concurrency", 1 <= self.concurrency <= 256, "between 1 and 256", "1–256"),
+                  ("limit", self.limit is None or self.limit >= 1, "at least 1 (or unset)", "≥ 1"),
+                  ("shots", 0 <= self.shots <= 20, "between 0 and 20", "0–20"),
+                  ("multi_threshold", self.multi_threshold is None or 0 < self.multi_threshold < 1, "in (0, 1)",
+                   "(0, 1)"),
+                  ("data", bool(self.data), "at least one file", "≥ 1"),
+                  ("models", bool(self.models), "at least one model", "≥ 1")]
+        for name, ok, expected, allowed in checks:
             if not ok:
-                raise EvalError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+                raise EvalError(f"{name} must be {expected}, got {getattr(self, name)!r}", "eval_setting",
+                                name=name, allowed=allowed, value=repr(getattr(self, name))[:40])
         if self.shots and not self.shots_data:
             raise EvalError("shots > 0 needs a file of examples (shots_data / --shots-data), kept apart from the "
-                            "evaluated sets so that no question is shown with its own answer")
+                            "evaluated sets so that no question is shown with its own answer", "eval_shots_file")
 
 
 @dataclass

@@ -127,6 +127,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "weights_not_pair": ("{message}", "权重 {part} 不是 指标名=数值 的形式。"),
     "weights_bad_metric": ("{message}", "权重 {name} 应为 {allowed} 之一，且是不小于 0 的有限数（当前为 {value}）。"),
     "weights_all_zero": ("{message}", "至少要有一个权重大于 0。"),
+    # --- an evaluation's settings (evaluation/run.py EvalError) ---
+    "eval_setting": ("{message}", "设置项 {name}：{value} 不可用（允许：{allowed}）。"),
+    "eval_shots_file": ("{message}", "示例数（shots）大于 0 时需要一个示例文件（shots_data），它与被评测的题集分开，"
+                                     "以免题目和它自己的答案一起出现。"),
     "tokenizer_unavailable": ("{message}", "无法加载模型 {model} 的分词器：离线时该 Hub ID 尚未缓存、ID 不存在，或目录中"
                                            "没有分词器文件。"),
     # --- predictions and submissions against a reference (evaluation/submission.py, evaluation/check.py) ---

@@ -36,12 +36,16 @@ WORKER_NICENESS = int(os.environ.get("MEDTUNE_WORKER_NICE", "10"))  # added to t
 class WorkerError(RuntimeError):
     """The call did not finish: `kind` is "memory" (over its limit, or killed), "timeout" or "crashed"."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: str, **params):
         super().__init__(message)
-        self.kind = kind
+        self.kind, self.params = kind, params  # the figures, for the page's own sentence (ui/errors.worker_error)
 
     def __reduce__(self):
-        return type(self), (self.kind, str(self))
+        return _worker_error, (self.kind, str(self), self.params)
+
+
+def _worker_error(kind, message, params):
+    return WorkerError(kind, message, **params)
 
 
 class _Worker:
@@ -79,7 +83,7 @@ class _Worker:
             self.conn.send((func, args, kwargs, memory_mb, current(), preload))
             if not self.conn.poll(timeout_s):
                 self.stop()
-                raise WorkerError("timeout", f"stopped after {timeout_s:g} s")
+                raise WorkerError("timeout", f"stopped after {timeout_s:g} s", seconds=f"{timeout_s:g}")
             status, value = self.conn.recv()
         except (EOFError, OSError):
             try:  # the pipe closed: the worker died (killed for memory, or aborted in C code)
@@ -88,12 +92,12 @@ class _Worker:
                 code = None
             self.stop()
             raise WorkerError("memory", f"the worker process ended (exit status {code}); most likely it ran out "
-                                        f"of its {memory_mb} MB") from None
+                                        f"of its {memory_mb} MB", memory_mb=memory_mb, ended=True) from None
         if status == "ok":
             return value
         if status == "memory":
             self.stop()  # after a MemoryError the worker's heap may be fragmented or half-updated: start afresh
-            raise WorkerError("memory", f"ran out of its {memory_mb} MB")
+            raise WorkerError("memory", f"ran out of its {memory_mb} MB", memory_mb=memory_mb)
         raise value
 
 

@@ -18,7 +18,7 @@ import gradio as gr
 from gradio.exceptions import Error as PageError
 
 from models.preflight import PreflightError
-from safeio.problems import ProblemError
+from safeio.problems import MESSAGES, ProblemError, render
 from ui.strings import t
 
 log = logging.getLogger("medtune.ui")
@@ -29,6 +29,20 @@ def unexpected(exc: BaseException, lang: str, where: str = "") -> gr.Error:
     request_id = secrets.token_hex(4)
     log.error("request %s: unexpected error in %s", request_id, where or "a handler", exc_info=exc)
     return gr.Error(t("error.unexpected", lang).format(request_id=request_id), print_exception=False)
+
+
+def worker_error(exc, lang: str) -> gr.Error:
+    """A safeio.worker.WorkerError (an upload over its memory or time limit) in the page's language: its figures
+    said from ui/strings.py keys, the English page keeps the worker's own words."""
+    params = getattr(exc, "params", None) or {}
+    detail = str(exc)
+    if lang != "en" and exc.kind == "timeout" and "seconds" in params:
+        detail = t("safeio.detail_timeout", lang).format(**params)
+    elif lang != "en" and exc.kind == "memory" and "memory_mb" in params:
+        detail = t("safeio.detail_ended" if params.get("ended") else "safeio.detail_memory", lang).format(**params)
+    elif lang != "en":
+        detail = t("safeio.detail_crashed", lang)
+    return gr.Error(t(f"safeio.worker_{exc.kind}", lang).format(detail=detail), print_exception=False)
 
 
 def preflight_text(code: str, params: dict, lang: str) -> str:
@@ -54,6 +68,11 @@ def backend_error(exc: Exception, lang: str, where: str = "") -> gr.Error:
         problems = [exc.at(None)]
     if problems and lang != "en":
         return gr.Error(problems_message(problems, lang, getattr(exc, "path", None)), print_exception=False)
+    code = getattr(exc, "code", "")  # a coded refusal that is not a file's problem (EvalError, a queue's)
+    coded = render(code, lang, {"message": str(exc), **(getattr(exc, "params", None) or {})}) \
+        if lang != "en" and isinstance(code, str) and code in MESSAGES else None
+    if coded:
+        return gr.Error(coded, print_exception=False)
     if lang != "en":  # a backend sentence that has no code yet: say so in the page's language, then its words
         return gr.Error(t("error.backend_detail", lang).format(detail=exc), print_exception=False)
     return gr.Error(str(exc), print_exception=False)

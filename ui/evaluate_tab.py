@@ -30,7 +30,7 @@ from safeio.atomic import copy_file
 from safeio.worker import WorkerError, run_limited
 from ui.access import current_user, gate_on_load, require, session_key
 from ui.context import AppContext
-from ui.errors import backend_error
+from ui.errors import backend_error, worker_error
 from ui.problems import problems_message
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
@@ -140,8 +140,7 @@ class EvaluateHandlers:
             # Parsed in a memory-limited worker process: a hostile upload ends this request, not the server.
             run_limited(check_datasets, list(config.data) + list(config.shots_data))
         except WorkerError as exc:
-            raise gr.Error(t(f"safeio.worker_{exc.kind}", self.lang).format(detail=exc), print_exception=False) \
-                from None
+            raise worker_error(exc, self.lang) from None
         except DataFileError as exc:  # each problem with its file and line, in the page's language
             raise gr.Error(problems_message(exc.problems, self.lang, exc.path), print_exception=False) from None
         try:
@@ -251,8 +250,7 @@ class EvaluateHandlers:
                                    postprocess=tuple(n.strip() for n in (postprocess or "").split(",") if n.strip()),
                                    prompt=PromptConfig(system=system if system is not None else DEFAULT_SYSTEM))
         except WorkerError as exc:
-            raise gr.Error(t(f"safeio.worker_{exc.kind}", self.lang).format(detail=exc), print_exception=False) \
-                from None
+            raise worker_error(exc, self.lang) from None
         except DataFileError as exc:
             raise gr.Error(problems_message(exc.problems, self.lang, exc.path), print_exception=False) from None
         except ValueError as exc:

@@ -31,7 +31,7 @@ from ui import model_picker
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 from ui.zerogpu import refuse_training
-from ui.errors import backend_error, preflight_text
+from ui.errors import backend_error, preflight_text, worker_error
 
 # (TrainConfig field, advanced?) in the order the widgets appear; start/command events take them in this order.
 SETTINGS = [
@@ -100,7 +100,7 @@ def kept_eval_uploads(uploads, ctx: AppContext) -> list[str]:
     try:
         run_limited(check_datasets, [str(p) for p in paths])
     except WorkerError as exc:
-        raise gr.Error(t(f"safeio.worker_{exc.kind}", ctx.lang).format(detail=exc), print_exception=False) from None
+        raise worker_error(exc, ctx.lang) from None
     except DataFileError as exc:  # each problem with its file (by name) and line, in the page's language
         raise gr.Error(problems_message(exc.problems, ctx.lang, Path(exc.path).name), print_exception=False) from None
     kept = []
@@ -166,7 +166,7 @@ def do_preview(request: gr.Request, model, upload, sample, data_format, column_m
     except DataError as exc:  # the file's problem said from its code, in the page's language
         raise backend_error(exc, ctx.lang) from None
     except WorkerError as exc:
-        raise gr.Error(t(f"safeio.worker_{exc.kind}", ctx.lang).format(detail=exc), print_exception=False) from None
+        raise worker_error(exc, ctx.lang) from None
     loaded, lang = result.loaded, ctx.lang
     tokens = t("finetune.preview_tokens", lang).format(
         tokens=result.tokens, trained=result.trained_tokens, truncated=result.truncated,
@@ -232,13 +232,13 @@ def do_command(model, upload, sample, data_format, column_map, *values, ctx: App
     except DataError as exc:
         raise backend_error(exc, ctx.lang) from None
     cfg.eval_sets = eval_set_paths(values[len(SETTINGS)] if len(values) > len(SETTINGS) else [], ctx)
-    return gr.Code(value=command_text(cfg, ctx.data_dir), visible=True)
+    return gr.Code(value=command_text(cfg, ctx.data_dir, ctx.lang), visible=True)
 
 
-def command_text(cfg: TrainConfig, data_dir) -> str:
+def command_text(cfg: TrainConfig, data_dir, lang: str = "en") -> str:
     """The config as YAML, with the shell line in comments: the whole text, saved as run.yaml, is a valid config
     (users paste all of it; a bare shell line below the YAML made `train --config` fail)."""
-    return (f"# run.yaml (save this whole text), then run:\n"
+    return (f"# {t('finetune.command_head', lang)}\n"
             f"#   python -m finetune train --config run.yaml --data-dir {data_dir}\n{cfg.to_yaml()}")
 
 

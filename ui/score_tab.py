@@ -20,7 +20,7 @@ from ui.problems import fix_text, problem_text, problems_message
 from ui.scratch import download_dir
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
-from ui.errors import backend_error
+from ui.errors import backend_error, worker_error
 
 # The API takes these keys, the page shows the labels: one script works on / and on /zh/.
 OWN_FILES = "none"
@@ -86,7 +86,7 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
         # In a memory-limited worker process: a hostile upload ends this request, not the server.
         report = run_limited(check_or_score, ref_path, pred_path, task or "auto", weights or None)
     except WorkerError as err:
-        raise gr.Error(t(f"safeio.worker_{err.kind}", lang).format(detail=err), print_exception=False) from None
+        raise worker_error(err, lang) from None
     except ReferenceMalformed as err:
         gr.Warning(t("score.status_3", lang))
         problems = localize_frame(problems_frame(err.problems, lang), lang)
@@ -120,7 +120,7 @@ def what_if_table(sample, reference, predictions, ctx: AppContext) -> pd.DataFra
     try:
         rows = run_limited(what_if, ref_path, pred_path)
     except WorkerError as err:
-        raise gr.Error(t(f"safeio.worker_{err.kind}", ctx.lang).format(detail=err), print_exception=False) from None
+        raise worker_error(err, ctx.lang) from None
     except DataFileError as err:  # ReferenceMalformed too
         raise gr.Error(problems_message(err.problems, ctx.lang, err.path), print_exception=False) from None
     return pd.DataFrame([[r.name, *(round(r.metrics[m], 2) for m in QA_METRICS)] for r in rows],

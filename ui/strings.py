@@ -45,6 +45,11 @@ STRINGS: dict[str, tuple[str, str]] = {
         "admin to raise MEDTUNE_WORKER_MEMORY_MB.",
         "该文件所需内存超出单个请求的上限（{detail}）。请拆分为较小的文件，或请管理员调高 MEDTUNE_WORKER_MEMORY_MB。",
     ),
+    "safeio.detail_timeout": ("stopped after {seconds} s", "{seconds} 秒后已停止"),
+    "safeio.detail_memory": ("ran out of its {memory_mb} MB", "用尽了 {memory_mb} MB 的上限"),
+    "safeio.detail_ended": ("the worker process ended; most likely it ran out of its {memory_mb} MB",
+                            "工作进程已结束，很可能是用尽了 {memory_mb} MB 的上限"),
+    "safeio.detail_crashed": ("the worker process failed", "工作进程出错"),
     "safeio.worker_timeout": (
         "Reading the file took too long ({detail}). Split it into smaller files, or ask the admin to raise "
         "MEDTUNE_WORKER_TIMEOUT_S.",
@@ -671,6 +676,7 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Model {model}: no readable config.json ({reason}). Give a model directory or hub id that has one.",
         "模型 {model}：无法读取 config.json（{reason}）。请提供包含该文件的模型目录或 Hub ID。",
     ),
+    "finetune.command_head": ("run.yaml (save this whole text), then run:", "run.yaml（保存以下全部文本），然后运行："),
     "preflight.cause_json": ("config.json is not valid JSON", "config.json 不是有效的 JSON"),
     "preflight.cause_io": ("the file cannot be read or fetched", "文件无法读取或下载"),
     "chat.tick_models": ("tick between 1 and {n} models (ticked {ticked})", "请勾选 1 至 {n} 个模型（当前勾选了 {ticked} 个）。"),
