@@ -23,7 +23,9 @@ BACKENDS = ["safeio", "evaluation", "finetune", "hosting", "chat", "jobs", "mode
 # How each builder of a problem takes its code: (function name, position of the code, keyword).
 BUILDERS = {"ProblemError": (0, "code"), "_row_error": (0, "code"), "_data_error": (1, "code"),
             "Problem": (2, "kind"), "_error": (2, "code"), "SafeReadError": (4, "kind"),
-            "LimitExceeded": (4, "kind"), "NotUtf8": (4, "kind"), "ConfigError": (3, "code")}
+            "LimitExceeded": (4, "kind"), "NotUtf8": (4, "kind"), "ConfigError": (3, "code"),
+            "WeightsError": (0, "code"), "ModelLoadError": (0, "code"), "EvalError": (1, "code"),
+            "QueueError": (1, "code")}
 DEFAULT_KINDS = {"SafeReadError": "unreadable", "LimitExceeded": "limit", "NotUtf8": "encoding"}
 
 
@@ -227,3 +229,146 @@ def test_a_refused_training_setting_is_said_in_chinese(changes):
              "eval_sets[0].nme", "path", "task", "all-linear", "attention")
     assert CJK.search(message) and not foreign([apart_from(message, names)], "zh"), message
     assert backend_error(err, "en").message == str(err)
+
+
+# --- the other backend errors that reach a page: each said from its code (+ params) on /zh/, never the fallback ---
+
+def said_in_chinese(message: str, names=()) -> bool:
+    """Chinese, with no English word left once the names (settings, files, models, values) are taken out; the
+    "以下为后端原文" fallback (a backend sentence without a code) does not count."""
+    return (bool(CJK.search(message)) and t("error.backend_detail", "zh").split("{")[0] not in message
+            and not foreign([apart_from(message, names)], "zh"))
+
+
+MC, QA = str(ROOT / "data" / "mc_sample.jsonl"), str(ROOT / "data" / "qa_sample.jsonl")
+EVAL_SET_CASES = {
+    "task_mismatch": dict(eval_sets=[{"path": MC, "task": "qa"}]),
+    "duplicate": dict(eval_sets=[{"path": MC, "name": "x"}, {"path": QA, "name": "x"}]),
+    "no_set": dict(eval_sets=[MC], select_by="accuracy:nope"),
+    "metric": dict(eval_sets=[MC], select_by="zzz:mc_sample"),
+    "unknown_task": dict(eval_sets=[{"path": MC, "task": "zz"}]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EVAL_SET_CASES))
+def test_a_refused_validation_set_is_said_in_chinese_on_the_page_and_in_the_failed_job(case):
+    from finetune.config import ConfigError, TrainConfig
+    from jobs.progress import JobProgress
+    from jobs.scheduler import JobStatus
+    from jobs.train_eval import load_train_eval_sets
+    from jobs.worker import problem_status
+    from ui.errors import backend_error
+    from ui.finetune_tab import status_text
+
+    cfg = TrainConfig(data=str(ROOT / "data" / "train_sample.jsonl"), **EVAL_SET_CASES[case])
+    with pytest.raises(ConfigError) as caught:
+        load_train_eval_sets(cfg)
+    err = pickle.loads(pickle.dumps(caught.value))
+    assert err.problem is not None and err.problem.code in MESSAGES, str(err)
+    names = ("eval_sets", "select_by", "accuracy:nope", "nope", "zzz", "zz", "mc_sample.jsonl", "mc_sample", "name",
+             "task: qa", "mc", "qa", "rouge-1", "rouge-2", "rouge-l", "bleu-4", "accuracy", "eval_loss", "x")
+    assert said_in_chinese(backend_error(err, "zh").message, names), backend_error(err, "zh").message
+    assert backend_error(err, "en").message == str(err)
+    # The job process keeps the code in status.json; the Fine-tune tab says the failure in the page's language.
+    failed = JobProgress("j", JobStatus.FAILED, "failed", error=str(err), **problem_status(err))
+    text = status_text(failed, "zh")
+    assert t("finetune.failed", "zh").split("{")[0] in text and str(err) not in text, text
+    assert str(err) in status_text(failed, "en")
+
+
+def test_a_refused_evaluation_setting_and_weights_and_queue_refusal_are_said_in_chinese():
+    from evaluation.run import EvalConfig, EvalError
+    from evaluation.submission import WeightsError, parse_weights
+    from jobs.scheduler import QueueError
+    from ui.errors import backend_error
+    from ui.jobs_tab import queue_error
+
+    refusals = []
+    for changes in (dict(batch_size=0), dict(shots=2), dict(multi_threshold=2.0)):
+        with pytest.raises(EvalError) as caught:
+            EvalConfig(data=("a.jsonl",), out_dir="out", models=(None,), **changes)
+        refusals.append(pickle.loads(pickle.dumps(caught.value)))  # checked in a worker process too
+    for weights in ("rouge-l", "nope=1", "rouge-l=0"):
+        with pytest.raises(WeightsError) as caught:
+            parse_weights(weights, "qa")
+        refusals.append(pickle.loads(pickle.dumps(caught.value)))
+    names = ("batch_size", "shots_data", "shots", "multi_threshold", "rouge-l", "rouge-1", "rouge-2", "bleu-4", "nope")
+    for err in refusals:
+        assert said_in_chinese(backend_error(err, "zh").message, names), backend_error(err, "zh").message
+        assert backend_error(err, "en").message == str(err)
+    for err in (QueueError("a job 'j1' is already in the queue", "job_exists", job="j1"),
+                QueueError("unknown job kind 'x'; known: evaluate, train", "job_kind_unknown", kind="x",
+                           known="evaluate, train")):
+        message = queue_error(err, "zh").message
+        assert said_in_chinese(message, ("j1", "evaluate", "train", "x")), message
+        assert queue_error(err, "en").message == str(err)
+
+
+def test_a_model_that_cannot_be_read_is_said_in_chinese(tmp_path):
+    from finetune.preview import ModelLoadError, preview_upload
+    from models.preflight import PreflightError, preflight
+    from ui.errors import backend_error
+    from ui.finetune_tab import status_text
+    from jobs.progress import JobProgress
+    from jobs.scheduler import JobStatus
+
+    with pytest.raises(ModelLoadError) as caught:  # HF_HUB_OFFLINE: an id not in the cache has no tokenizer
+        preview_upload(ROOT / "data" / "train_sample.jsonl", "auto", None, str(tmp_path / "no-model"), 64)
+    err = pickle.loads(pickle.dumps(caught.value))
+    assert said_in_chinese(backend_error(err, "zh").message, (str(tmp_path / "no-model"),))
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(PreflightError) as refused:
+        preflight("broken", str(tmp_path / "broken"), trust_remote_code=False, dtype="float32", device="cpu")
+    message = backend_error(refused.value, "zh").message
+    assert refused.value.code == "no_config" and said_in_chinese(message, ("broken", "config.json", "JSON", "Hub ID"))
+    assert "Expecting" in backend_error(refused.value, "en").message  # the library's words stay on /
+    failed = JobProgress("j", JobStatus.FAILED, "failed", error=str(refused.value),
+                         error_code="preflight.no_config", error_params=refused.value.params)
+    assert "Expecting" not in status_text(failed, "zh") and "JSON" in status_text(failed, "zh")
+
+
+def test_an_upload_over_its_limits_is_said_in_chinese():
+    from safeio.worker import WorkerError, run_limited
+    from ui.errors import worker_error
+
+    with pytest.raises(WorkerError) as caught:  # the real worker, stopped by its time limit
+        run_limited(__import__("time").sleep, 5, timeout_s=0.5)
+    names = ("MEDTUNE_WORKER_TIMEOUT_S", "MEDTUNE_WORKER_MEMORY_MB", "MB")
+    assert said_in_chinese(worker_error(caught.value, "zh").message, names), worker_error(caught.value, "zh").message
+    assert str(caught.value) in worker_error(caught.value, "en").message
+    memory = pickle.loads(pickle.dumps(WorkerError("memory", "ran out of its 512 MB", memory_mb=512)))
+    assert said_in_chinese(worker_error(memory, "zh").message, names)
+
+
+def test_a_failed_download_is_said_in_chinese(monkeypatch, tmp_path):
+    import time
+
+    from models.catalog import Download, download_error_code
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    from ui import model_picker
+
+    # A real download child against a mirror nobody answers on: it fails, and says why as a code.
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    download = Download("someone/some-model", cache_dir=tmp_path)
+    deadline = time.monotonic() + 60
+    while download.state() == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert download.state() == "failed" and download.error_code() == "network", download.error()
+    monkeypatch.setitem(model_picker._DOWNLOADS, "someone/some-model", download)
+    zh, en = (model_picker.download_status("someone/some-model", lang) for lang in ("zh", "en"))
+    assert said_in_chinese(zh, ("Hub", "HF_ENDPOINT")), zh
+    assert download.error() in en
+    response = type("R", (), {"status_code": 404, "headers": {}, "request": None})()
+    assert download_error_code(RepositoryNotFoundError("x", response=response)) == "not_found"
+    assert download_error_code(GatedRepoError("x", response=response)) == "gated"
+
+
+def test_the_run_yaml_command_comment_is_in_the_page_language():
+    from finetune.config import TrainConfig
+    from ui.finetune_tab import command_text
+
+    head = command_text(TrainConfig(data="x.jsonl"), "runs", "zh").splitlines()[0]
+    assert said_in_chinese(head, ("run.yaml",)), head
+    assert command_text(TrainConfig(data="x.jsonl"), "runs").startswith("# run.yaml (save this whole text)")
