@@ -126,7 +126,8 @@ def load_train_eval_sets(cfg: TrainConfig) -> list[TrainEvalSet]:
         if dataset.problems:
             raise DataFileError(path, dataset.problems)
         if not dataset.items:
-            raise ConfigError("eval_sets", f"{path}: no items to evaluate", code="config_eval_empty", name=Path(path).name)
+            raise ConfigError("eval_sets", f"{path}: no items to evaluate", code="config_eval_empty",
+                              name=Path(path).name)
         expected = entry.get("task") or wanted.get(name)
         if expected and expected != dataset.task:
             raise ConfigError("eval_sets", f"{path} ({name}) reads as a {get_task(dataset.task).title} set "
@@ -134,8 +135,8 @@ def load_train_eval_sets(cfg: TrainConfig) -> list[TrainEvalSet]:
                                            f"({get_task(expected).title})", code="config_eval_task_mismatch",
                               name=name, got=dataset.task, expected=expected, why=_why_setting(entry, cfg))
         if name in seen:
-            raise ConfigError("eval_sets", f"two sets are named {name!r}; give one a `name`", code="config_eval_duplicate",
-                              name=name)
+            raise ConfigError("eval_sets", f"two sets are named {name!r}; give one a `name`",
+                              code="config_eval_duplicate", name=name)
         seen.add(name)
         picked = sorted(random.Random(cfg.seed).sample(range(len(dataset.items)),
                                                       min(cfg.eval_limit, len(dataset.items))))
