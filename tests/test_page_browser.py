@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from ui import strings
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "page"
 LONG = 180_000  # ms: generating two answers on a busy 2-core machine
@@ -118,6 +120,9 @@ def test_every_tab_speaks_the_page_language(site, chromium, lang, path, browser_
                 catalog.locator("button.label-wrap, .label-wrap").first.click()
                 catalog.locator("table th:visible").first.wait_for(timeout=30_000)
                 page.wait_for_timeout(300)
+                # the admin's Cancel is live only while the chosen model downloads: here nothing does
+                cancel = catalog.get_by_role("button", name=strings.t("picker.cancel", lang), exact=True)
+                assert cancel.is_visible() and cancel.is_disabled(), f"{name}: Cancel download is live"
             texts = page.evaluate(VISIBLE_TEXT)
             shot(page, f"{lang}-tab{i}")
             if bad := foreign(texts, lang):
