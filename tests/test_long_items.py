@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -97,6 +99,13 @@ def test_long_item_is_cut_from_the_left_and_the_others_score_the_same(registry, 
         assert report["n"] == len(rows) == len(by_id(alone)) + 1
         saved = [json.loads(l) for l in (Path(cell.dir) / "items.jsonl").read_text().splitlines()]
         assert [r["truncated"]["tokens"] for r in saved if r["id"] == LONG_ID] == [note["tokens"]]
+    # The Evaluate tab's results table counts them, in the page's language.
+    from ui.evaluate_tab import results_frame
+    from ui.polish import localize_frame
+
+    frame = results_frame([cell])
+    assert frame["mc_long · truncated"].tolist() == [1] and "mc_long · skipped" not in frame.columns
+    assert "mc_long · 超出上下文（已从左截断）" in localize_frame(frame, "zh").columns
 
 
 def test_cut_keeps_the_end_of_the_question_and_the_template(registry):
@@ -144,3 +153,67 @@ def test_skip_flag_on_the_command_line(small_context_model, tmp_path):
     assert skipped["id"] == LONG_ID and skipped["skipped"]["tokens"] > CONTEXT and skipped["skipped"]["kept"] == 0
     predictions = (report.parent / "predictions.jsonl").read_text().splitlines()
     assert len(predictions) == 5 and json.loads(predictions[2]) == {"id": LONG_ID, "output": ""}
+
+
+class ContextServer(BaseHTTPRequestHandler):
+    """An OpenAI-compatible server with a context of REMOTE_CONTEXT characters (one token a character): model
+    "sized" says so in /v1/models (`max_model_len`, as vLLM does) and counts with /tokenize; model "silent" says
+    nothing and refuses a longer prompt with vLLM's HTTP 400."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._json(200, {"data": [{"id": "sized", "max_model_len": REMOTE_CONTEXT}, {"id": "silent"}]})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+        length = sum(len(m["content"]) for m in body.get("messages", []))
+        if self.path == "/tokenize" and body.get("model") == "sized":
+            return self._json(200, {"tokens": list(range(length))})
+        if self.path != "/v1/chat/completions":
+            return self._json(404, {"error": "no such path"})
+        if length + body.get("max_tokens", 0) > REMOTE_CONTEXT:
+            return self._json(400, {"object": "error", "message": f"This model's maximum context length is "
+                                    f"{REMOTE_CONTEXT} tokens. However, you requested {length} tokens."})
+        self._json(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"{length}"}}]})
+
+    def _json(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+REMOTE_CONTEXT = 300
+
+
+def test_remote_model_cut_by_max_model_len_or_skipped_on_the_servers_refusal(tmp_path):
+    from models.directory import ModelDirectory
+    from models.remote.endpoints import parse_endpoint_flags
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ContextServer)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        [endpoint] = parse_endpoint_flags([f"box=http://127.0.0.1:{server.server_address[1]}/v1"])
+        directory = ModelDirectory(None, [endpoint])
+        _, qa_long, _, _ = sets(tmp_path)
+        sized, silent = evaluate(directory, config(qa_long, tmp_path / "out", models=("sized@box", "silent@box"),
+                                                   concurrency=2))
+    finally:
+        server.shutdown()
+    rows = by_id(sized)
+    assert rows[LONG_ID]["truncated"]["limit"] == REMOTE_CONTEXT
+    assert int(rows[LONG_ID]["output"]) + QA_NEW <= REMOTE_CONTEXT  # the server saw the cut prompt
+    assert sized.report["long_items"]["truncated_ids"] == [LONG_ID]
+    assert silent.report["long_items"]["skipped_ids"] == [LONG_ID] and silent.report["n"] == 4
+    assert "maximum context length" in json.loads(
+        [l for l in (Path(silent.dir) / "items.jsonl").read_text().splitlines() if LONG_ID in l][0]
+    )["skipped"]["refused"]
+    assert {k: r["output"] for k, r in by_id(silent).items()} == {k: r["output"] for k, r in rows.items()
+                                                                  if k != LONG_ID}
