@@ -13,9 +13,11 @@ from evaluation.report import render_file_error, table
 from evaluation.run import LONG_ITEMS, METHODS, EvalCancelled, EvalConfig, EvalError, Progress, evaluate
 from evaluation.tasks import get_task
 
-EXIT_DATA_MALFORMED = 3
-EXIT_MODEL_ERROR = 6
-EXIT_CANCELLED = 130
+from safeio import ExitStatus
+
+EXIT_DATA_MALFORMED = ExitStatus.INPUT_MALFORMED
+EXIT_MODEL_ERROR = ExitStatus.MODEL_UNUSABLE
+EXIT_CANCELLED = ExitStatus.INTERRUPTED
 RUN_EPILOG = """Every (model, data set) pair writes <out>/<model>/<set>-<key>/ with predictions.jsonl (submission
 format), items.jsonl (one scored row per item, written batch by batch) and report.json. Running the same command
 again skips finished items, so an interrupted run resumes where it stopped.
@@ -118,6 +120,7 @@ def models_from_args(args: argparse.Namespace):
 
 def run_command(args: argparse.Namespace) -> int:
     from models.interface import ModelError
+    from models.remote.endpoints import EndpointError
 
     try:
         directory, models = models_from_args(args)
@@ -137,12 +140,15 @@ def run_command(args: argparse.Namespace) -> int:
             print(safeio.printable(f"{err.path} has no answers (a test file): to answer it, run python -m evaluation "
                                    f"predict --data {err.path} --out submission.jsonl"), file=sys.stderr)
         return EXIT_DATA_MALFORMED
+    except EndpointError as err:  # a malformed --endpoint / --endpoint-key flag
+        print(f"error: {err}", file=sys.stderr)
+        return ExitStatus.USAGE
     except ModelError as err:  # an unknown or unusable model, an endpoint that fails
         print(f"error: {err}", file=sys.stderr)
         return EXIT_MODEL_ERROR
     except (EvalError, ValueError) as err:  # settings (GenerationSettings, PromptConfig) raise ValueError
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     except (KeyboardInterrupt, EvalCancelled):
         print("\ninterrupted: finished batches are saved; run the same command again to resume", file=sys.stderr)
         return EXIT_CANCELLED
@@ -154,7 +160,7 @@ def run_command(args: argparse.Namespace) -> int:
             c = r.report["circular"]
             print(f"circular {r.model} · {r.dataset}: {c['accuracy']:.2f} (plain {c['plain_accuracy']:.2f})")
     print(f"\nresults in {args.out}")
-    return 0
+    return ExitStatus.OK
 
 
 def long_items_lines(results) -> list[str]:

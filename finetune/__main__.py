@@ -6,8 +6,11 @@
     python -m finetune merge --adapter DIR --out merged/ [--model M]
     python -m finetune jobs | stop JOB_ID
 
-exit status: 0 done; 1 nothing usable (preview: no row kept) or a failure (a model, a merge); 2 wrong usage, or a
-data file or config that cannot be used (the message names file, line and field, and the limit when one was hit).
+exit status (safeio.ExitStatus, the same for every command): 0 done; 1 an internal error or a failed run (see its
+log); 2 wrong usage (a bad flag or setting, an unknown job id); 3 an input file cannot be used: a data file, a
+config file, or preview keeping no row (the message names file, line and field, and the limit when one was hit);
+6 a model or adapter cannot be used (training, merge); 7 the job is busy (another process trains it, or it did not
+stop in time); 130 interrupted (a checkpoint is kept: `train --resume JOB_ID` continues).
 Data files are read within limits (--max-rows, --max-field-length, ...: see `python -m finetune preview --help`).
 
 Training runs started here are jobs like the app's (jobs/): registered in the data dir's store, listed in the app's
@@ -26,6 +29,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import safeio
+from safeio import ExitStatus
 from finetune.config import PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
 from jobs.store import CLI_OWNER
@@ -76,11 +80,15 @@ def cmd_preview(args) -> int:
     for rejected in result.loaded.rejected:
         print(safeio.printable(f"rejected: {rejected}"), file=sys.stderr)
     print(safeio.printable(result.summary()))
-    return 0 if result.loaded.conversations else 1
+    return ExitStatus.OK if result.loaded.conversations else ExitStatus.INPUT_MALFORMED  # no row to train on
 
 
 def config_from_args(args) -> TrainConfig:
-    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    try:
+        cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    except ConfigError as exc:
+        exc.from_file = True  # a malformed config file (3), not a bad flag (2)
+        raise
     for name, value in (pair for words in args.set or [] for pair in _set_pairs(words)):
         if name not in {f.name for f in fields(TrainConfig)}:
             raise ConfigError(name, "unknown setting")
@@ -125,7 +133,7 @@ def cmd_train(args) -> int:
     if args.resume:
         files = job_files(data_dir, args.resume)
         if files.read_status().get("state") == "completed":
-            raise DataError(f"{files.dir}: already completed ({files.read_status().get('adapter_dir')})")
+            raise ConfigError("--resume", f"{files.dir}: already completed ({files.read_status().get('adapter_dir')})")
         # One owner at a time: JobBusy (naming the process) if the app or another terminal trains it now.
         return run_registered(files, data_dir, args.owner, OwnerLock(files).acquire(), resume=True)
     cfg = config_from_args(args)
@@ -178,7 +186,7 @@ def run_registered(files, data_dir: Path, owner: str, lock, resume: bool) -> int
     if is_writer():  # the other ranks would print rank 0's status half-way through its save
         early = " (stopped early: no improvement)" if status.get("stopped_early") else ""
         print(f"{status.get('state')}{early}: {status.get('adapter_dir') or status.get('error') or ''}")
-    return code
+    return finished_status(status.get("state"), code)
 
 
 def _launch_and_follow(files, data_dir: Path, owner: str) -> int:
@@ -212,7 +220,17 @@ def _launch_and_follow(files, data_dir: Path, owner: str) -> int:
     store.finish(files.job_id, worker, from_stage(status.get("state"), alive=False), status.get("error"),
                  {"done": status.get("step"), "total": status.get("total_steps")})
     print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
-    return 0 if status.get("state") == JobStatus.COMPLETED else 1
+    return finished_status(status.get("state"), ExitStatus.OK)
+
+
+def finished_status(state: str | None, code: int) -> int:
+    """A run's exit status: from its final state (completed: 0; stopped: interrupted, resumable), else the job
+    process's own (ExitStatus, jobs/worker.py: bad data 3, a model that cannot load 6, ...), else 1."""
+    if state == "completed":
+        return ExitStatus.OK
+    if state == "stopped":
+        return ExitStatus.INTERRUPTED
+    return code or ExitStatus.INTERNAL
 
 
 @contextlib.contextmanager
@@ -258,10 +276,12 @@ def cmd_merge(args) -> int:
     named = Path(args.data_dir) / "adapters" / args.adapter
     if not adapter.is_dir() and "/" not in args.adapter and named.is_dir():
         adapter = named
+    if Path(args.out).exists():  # a usage error (2), checked here; merge's other refusals are the adapter's (6)
+        raise ConfigError("--out", f"{args.out} already exists; choose a new output directory")
     out = merge_adapter(adapter, args.out, model=args.model, dtype=args.dtype,
                         trust_remote_code=args.trust_remote_code)
     print(f"merged model saved to {out}")
-    return 0
+    return ExitStatus.OK
 
 
 def cmd_jobs(args) -> int:
@@ -283,7 +303,7 @@ def cmd_jobs(args) -> int:
         print(f"{files.job_id}\t{from_stage(s.get('state'), is_alive(files))}\t{s.get('state')}\t"
               f"step {s.get('step', 0)}/{s.get('total_steps', '?')}\t{owner}\t"
               f"{s.get('adapter_dir') or s.get('error') or ''}")
-    return 0
+    return ExitStatus.OK
 
 
 def cmd_compare(args) -> int:
@@ -312,7 +332,7 @@ def cmd_compare(args) -> int:
         print(f"chart: {png_chart(runs, metric, Path(args.chart))}")
     else:
         print(safeio.printable(text_chart(runs, metric)))
-    return 0
+    return ExitStatus.OK
 
 
 def cmd_stop(args) -> int:
@@ -332,7 +352,7 @@ def cmd_stop(args) -> int:
             store.request_stop(files.job_id)
     except JobStateError as exc:
         print(f"{args.job_id}: nothing to stop ({exc})")
-        return 0
+        return ExitStatus.OK
     except JobNotFound:
         pass  # a folder without a row: its process (if any) is still signalled below
     status = stop_job(files, wait=True)
@@ -342,7 +362,7 @@ def cmd_stop(args) -> int:
         store.finish(files.job_id, None, JobStatus.INTERRUPTED if state == JobStatus.QUEUED else state,
                      status.get("error"), {"done": status.get("step"), "total": status.get("total_steps")})
     print(f"{args.job_id}: {state} ({status.get('state')}, step {status.get('step', 0)})")
-    return 0 if state != JobStatus.RUNNING else 1
+    return ExitStatus.OK if state != JobStatus.RUNNING else ExitStatus.BUSY  # it did not stop in time
 
 
 def cmd_presets(args) -> int:
@@ -353,14 +373,14 @@ def cmd_presets(args) -> int:
     if args.action == "copy":
         if len(args.rest) != 2:
             print("usage: python -m finetune presets copy NAME run.yaml", file=sys.stderr)
-            return 2
+            return ExitStatus.USAGE
         try:
             path = presets.copy_to(*args.rest)
         except (KeyError, FileExistsError) as exc:
             print(f"error: {exc.args[0]}", file=sys.stderr)
-            return 2
+            return ExitStatus.USAGE
         print(f"wrote {path}; edit `data` (and anything else), then: python -m finetune train --config {path}")
-        return 0
+        return ExitStatus.OK
     rows = [(p.name, p.config.model, p.method, human_size(presets.memory_needed(p)), p.note) for p in presets.PRESETS]
     widths = [max(len(str(r[i])) for r in rows + [("name", "model", "method", "GPU memory", "")]) for i in range(4)]
     print("  ".join(h.ljust(w) for h, w in zip(("name", "model", "method", "GPU memory"), widths)) + "  note")
@@ -368,7 +388,7 @@ def cmd_presets(args) -> int:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) + "  " + row[4])
     print("\nGPU memory: an estimate for one GPU at the preset's batch size and length (weights, LoRA with Adam, "
           "activations, logits).\nCopy one: python -m finetune presets copy NAME run.yaml")
-    return 0
+    return ExitStatus.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -452,7 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from finetune.merge import MergeError
     from jobs.files import JobError
+    from models.interface import ModelError
 
     parser = build_parser()
     args = safeio.parse_cli(parser, argv)
@@ -462,14 +484,29 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return safeio.stdout_closed()
-    except (ConfigError, DataError, JobError) as exc:  # JobError: a bad job id, a job another process trains
+    except (ConfigError, DataError, JobError, ModelError, MergeError) as exc:
         print(safeio.printable(f"error: {exc}"), file=sys.stderr)
-        return 2
+        return error_status(exc)
     except Exception as exc:  # noqa: BLE001 - merge / model load errors: one line, not a traceback
         if os.environ.get("MEDTUNE_DEBUG"):
             raise
         print(safeio.printable(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
-        return 1
+        return ExitStatus.INTERNAL
+
+
+def error_status(exc: Exception) -> ExitStatus:
+    """The shared exit status of a refusal: a data file or config file that cannot be used 3, a model 6, a job
+    that another process owns 7, a bad flag, setting or job id 2."""
+    from finetune.merge import MergeError
+    from jobs.process import JobBusy
+
+    if isinstance(exc, DataError) or getattr(exc, "from_file", False):
+        return ExitStatus.INPUT_MALFORMED
+    if isinstance(exc, (ModelError, MergeError)):  # merge: an adapter or its base that cannot be loaded
+        return ExitStatus.MODEL_UNUSABLE
+    if isinstance(exc, JobBusy):
+        return ExitStatus.BUSY
+    return ExitStatus.USAGE
 
 
 if __name__ == "__main__":

@@ -142,10 +142,10 @@ COMMANDS: dict[str, object] = {
     # --- Evaluate
     "python -m evaluation run --model demo [--adapter NAME ...] --data data/mc_sample.jsonl --data "
     "data/qa_sample.jsonl --out results/ [--method likelihood|generate] [--batch-size N] [--limit N] "
-    "[--shots K --shots-data dev.jsonl]":
+    "[--shots K --shots-data dev.jsonl] [--long-items truncate|skip]":
         Run("{python} -m evaluation run --model demo --adapter {adapter} --data data/mc_sample.jsonl "
             "--data data/qa_sample.jsonl --out results/ --method likelihood --batch-size 4 --limit 4 "
-            "--max-new-tokens 8 && ls results/demo/*/report.json", expect=r"accuracy|rouge"),
+            "--max-new-tokens 8 --long-items truncate && ls results/demo/*/report.json", expect=r"accuracy|rouge"),
     # --- Hosting on a shared server
     "python -m hosting.users add admin --role admin":
         Run("{python} -m hosting.users add admin --role admin --password-stdin", stdin=PW + "\n",
