@@ -499,6 +499,7 @@ def error_status(exc: Exception) -> ExitStatus:
     that another process owns 7, a bad flag, setting or job id 2."""
     from finetune.merge import MergeError
     from jobs.process import JobBusy
+    from models.interface import ModelError
 
     if isinstance(exc, DataError) or getattr(exc, "from_file", False):
         return ExitStatus.INPUT_MALFORMED

@@ -83,7 +83,7 @@ def test_a_cli_run_is_listed_refuses_a_second_trainer_and_stops_from_the_cli_and
         assert files.read_status()["state"] == "training"
 
         second = cli("train", "--resume", "cli-run", data_dir=runs)  # a second trainer on the same folder
-        assert second.returncode == 2 and f"already running in process {trainer.pid}" in second.stderr
+        assert second.returncode == 7 and f"already running in process {trainer.pid}" in second.stderr  # busy
 
         # The app lists it and follows it: its row shows the CLI run's progress.
         ctx = with_services(AppContext(model="demo", data_dir=runs))
