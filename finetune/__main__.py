@@ -46,7 +46,8 @@ FLAGS = {
 }
 # What --help says of each: the allowed values where there is a fixed set (the default comes from TrainConfig).
 FLAG_HELP = {
-    "model": 'base model: hub id, local directory, or "demo"', "data": "training data file (.jsonl/.json/.csv/.xlsx)",
+    "model": 'base model: hub id, local directory, or "demo"; without this flag or --config: $MEDTUNE_MODEL',
+    "data": "training data file (.jsonl/.json/.csv/.xlsx)",
     "data_format": "auto | " + " | ".join(FORMATS), "val_split": "a fraction below 1, or a number of rows from 1 up",
     "max_samples": "rows used at most; 0 = all", "cutoff_len": "tokens per conversation; longer ones are truncated",
     "lora_rank": "LoRA rank r", "lora_alpha": "LoRA alpha", "lora_dropout": "between 0 and 0.99",
@@ -70,7 +71,8 @@ FLAG_HELP = {
 def cmd_preview(args) -> int:
     from finetune.preview import load_tokenizer, preview_data
 
-    tokenizer = load_tokenizer(args.model) if args.model else None
+    model = args.model or os.environ.get("MEDTUNE_MODEL")  # flag > env, as every command; none: rows only
+    tokenizer = load_tokenizer(model) if model else None
     result = preview_data(args.data, args.format, parse_column_map(args.column_map), tokenizer, args.n,
                           args.cutoff_len)
     # The data is the user's: its control characters are shown escaped, never sent to the terminal raw.
@@ -89,6 +91,8 @@ def config_from_args(args) -> TrainConfig:
     except ConfigError as exc:
         exc.from_file = True  # a malformed config file (3), not a bad flag (2)
         raise
+    if not args.config and os.environ.get("MEDTUNE_MODEL"):  # flag > config file > env > demo, as every command
+        cfg.model = os.environ["MEDTUNE_MODEL"]
     for name, value in (pair for words in args.set or [] for pair in _set_pairs(words)):
         if name not in {f.name for f in fields(TrainConfig)}:
             raise ConfigError(name, "unknown setting")
@@ -400,7 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="data file (.jsonl/.json/.csv/.xlsx)")
     p.add_argument("--format", default="auto", choices=("auto",) + FORMATS, help="data format")
     p.add_argument("--column-map", default="", help='field=column pairs, e.g. "instruction=问题,output=回答"')
-    p.add_argument("--model", default=None, help="render with this model's chat template and count tokens")
+    p.add_argument("--model", default=None, help="render with this model's chat template and count tokens "
+                                                  "(default: $MEDTUNE_MODEL, else none: rows only)")
     p.add_argument("--cutoff-len", type=int, default=1024, help="tokens per conversation")
     p.add_argument("-n", type=int, default=3, help="examples to show")
     safeio.add_arguments(p)

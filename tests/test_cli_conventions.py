@@ -328,3 +328,26 @@ def test_interrupted_evaluation_and_chat_exit_130(tmp_path, tiny_chat_model):
                 proc.kill()
     assert run.returncode == 130 and "run the same command again to resume" in run_err, run_err[-2000:]
     assert chat.returncode == 130 and "Traceback" not in chat_err, chat_err[-2000:]
+
+
+def test_finetune_reads_medtune_model_like_every_command(monkeypatch, tmp_path, tiny_chat_model, capsys):
+    from finetune.__main__ import build_parser, cmd_preview, config_from_args
+
+    parse = build_parser().parse_args
+    monkeypatch.delenv("MEDTUNE_MODEL", raising=False)
+    assert config_from_args(parse(["train", "--data", "d.jsonl"])).model == "demo"  # the default
+    monkeypatch.setenv("MEDTUNE_MODEL", "Qwen/Qwen2.5-0.5B-Instruct")
+    assert config_from_args(parse(["train", "--data", "d.jsonl"])).model == "Qwen/Qwen2.5-0.5B-Instruct"  # env
+    assert config_from_args(parse(["train", "--model", "demo", "--data", "d.jsonl"])).model == "demo"  # flag wins
+    (tmp_path / "run.yaml").write_text("model: my/model\ndata: d.jsonl\n", encoding="utf-8")
+    assert config_from_args(parse(["train", "--config", str(tmp_path / "run.yaml")])).model == "my/model"
+    # preview: the environment's model renders and counts tokens, as --model does; without either, rows only
+    data = str(ROOT / "data" / "train_sample.jsonl")
+    monkeypatch.setenv("MEDTUNE_MODEL", str(tiny_chat_model))
+    cmd_preview(parse(["preview", "--data", data, "-n", "1"]))
+    with_env = capsys.readouterr().out
+    monkeypatch.delenv("MEDTUNE_MODEL")
+    cmd_preview(parse(["preview", "--data", data, "-n", "1"]))
+    without = capsys.readouterr().out
+    cmd_preview(parse(["preview", "--data", data, "-n", "1", "--model", str(tiny_chat_model)]))
+    assert with_env == capsys.readouterr().out != without
