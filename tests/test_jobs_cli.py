@@ -97,7 +97,7 @@ def test_a_cli_run_is_listed_refuses_a_second_trainer_and_stops_from_the_cli_and
 
         stopped = cli("stop", "cli-run", data_dir=runs)  # the Stop path from a terminal, on a CLI-started run
         assert stopped.returncode == 0 and "cancelled" in stopped.stdout, stopped.stdout + stopped.stderr
-        assert trainer.wait(timeout=60) == 0
+        assert trainer.wait(timeout=60) == 130  # stopped: interrupted, resumable (safeio.ExitStatus.INTERRUPTED)
         status = files.read_status()
         assert status["state"] == "stopped" and status["step"] < 2000
         assert list(files.checkpoints.glob("checkpoint-*"))  # Stop kept the step it was on for Resume
