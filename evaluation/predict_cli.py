@@ -88,6 +88,8 @@ def predict_command(args: argparse.Namespace) -> int:
         return EXIT_CANCELLED
     for r in results:
         note = f", {r.unparsed} replies with no readable letter written empty" if r.unparsed else ""
+        note += (f", {safeio.plural(r.truncated, 'item')} longer than the context truncated from the left (lines in "
+                 "the meta's long_items)" if r.truncated else "")
         print(safeio.printable(f"{r.model}: {r.n} answers in {r.out} ({r.answered_now} answered now{note}); "
                                f"settings in {r.meta}"))
     return ExitStatus.OK

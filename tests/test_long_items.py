@@ -217,3 +217,16 @@ def test_remote_model_cut_by_max_model_len_or_skipped_on_the_servers_refusal(tmp
     )["skipped"]["refused"]
     assert {k: r["output"] for k, r in by_id(silent).items()} == {k: r["output"] for k, r in rows.items()
                                                                   if k != LONG_ID}
+
+
+def test_predict_answers_a_long_item_on_its_cut_prompt(registry, tmp_path):
+    from evaluation.predict import PredictConfig, predict
+
+    _, qa_long, _, _ = sets(tmp_path)
+    [result] = predict(registry, PredictConfig(data=qa_long, out=str(tmp_path / "sub.jsonl"), max_new_tokens=QA_NEW,
+                                               prompt=PromptConfig(system="")))
+    assert result.n == 5 and result.truncated == 1
+    meta = json.loads(Path(result.meta).read_text())
+    assert meta["long_items"] == {"truncated": 1, "truncated_lines": [3]}  # the long item is the third line
+    rows = [json.loads(l) for l in (tmp_path / "sub.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["qa-001", "qa-002", LONG_ID, "qa-003", "qa-004"]
