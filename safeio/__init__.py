@@ -4,7 +4,8 @@ Imports nothing of the project and no gradio: finetune/, evaluation/ and ui/ all
 """
 
 from safeio.cli import (
-    DATA_DIR_HELP, EXIT_MEANINGS, ExitStatus, HelpFormatter, exit_epilog, add_verbose, default_data_dir, parse_cli, plural, quiet_libraries, stdout_closed,
+    DATA_DIR_HELP, EXIT_MEANINGS, ExitStatus, HelpFormatter, exit_epilog, add_verbose, default_data_dir, parse_cli,
+    plural, quiet_libraries, stdout_closed,
 )
 from safeio.errors import LimitExceeded, SafeReadError
 from safeio.limits import Limits, add_arguments, current, from_args, from_env, set_current
