@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="training/evaluation jobs run at once from the shared queue "
                              "(env MEDTUNE_MAX_RUNNING_JOBS)")
     parser.add_argument("--memory-budget-gb", type=positive(float), default=env("MEDTUNE_MEMORY_BUDGET_GB"),
-                        help="unload least-recently-used models beyond this many GB (env MEDTUNE_MEMORY_BUDGET_GB; "
+                        help="unload least-recently-used models beyond this many GiB (env MEDTUNE_MEMORY_BUDGET_GB; "
                              "default: no cap)")
     parser.add_argument("--lang", choices=["en", "zh"], default=env("MEDTUNE_LANG", "en"),
                         help="language at /; the other one is served at /zh/ or /en/ (env MEDTUNE_LANG)")

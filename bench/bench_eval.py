@@ -31,10 +31,10 @@ import torch  # noqa: E402
 from chat.registry import ModelRegistry  # noqa: E402
 from chat.settings import GenerationSettings  # noqa: E402
 from bench.report import emit_json  # noqa: E402
-from evaluation.data import load_dataset  # noqa: E402
 from evaluation.prompts import PromptConfig, build_messages  # noqa: E402
 from evaluation.metrics import qa_item_scores  # noqa: E402
 from evaluation.run import mc_generate_rows, mc_likelihood_rows, qa_rows  # noqa: E402
+from evaluation.tasks import FREE_FORM, MULTIPLE_CHOICE, load_dataset  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -76,14 +76,14 @@ def bench_mc(registry, args) -> list[dict]:
     def likelihood():  # tokenisation and prompt rendering included, as in a real run
         for s in range(0, len(items), args.batch_size):
             batch = items[s:s + args.batch_size]
-            mc_likelihood_rows(model, batch, [build_messages(i, config) for i in batch], None)
+            mc_likelihood_rows(model, batch, [build_messages(MULTIPLE_CHOICE, i, config) for i in batch], None)
 
     naive_items = items[:args.mc_naive_questions]
     settings = GenerationSettings(max_new_tokens=args.mc_new_tokens)
 
     def naive():
         for item in naive_items:
-            mc_generate_rows(model, [item], [build_messages(item, config)], settings)
+            mc_generate_rows(model, [item], [build_messages(MULTIPLE_CHOICE, item, config)], settings)
 
     likelihood_s, naive_s = timed(likelihood), timed(naive)
     fast, slow = len(items) / likelihood_s, len(naive_items) / naive_s
@@ -98,7 +98,7 @@ def bench_qa(registry, args) -> list[dict]:
     items = repeat(load_dataset(DATA / "qa_sample.jsonl").items, args.qa_items)
     config = PromptConfig()
     settings = GenerationSettings(max_new_tokens=args.qa_new_tokens, min_new_tokens=args.qa_new_tokens)
-    prompts = [build_messages(i, config) for i in items]
+    prompts = [build_messages(FREE_FORM, i, config) for i in items]
     order = sorted(range(len(items)), key=lambda i: -len(registry.tokenizer(registry.render(prompts[i]))["input_ids"]))
 
     def batched():

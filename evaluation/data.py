@@ -1,5 +1,8 @@
 """Reading evaluation data: raw rows from JSONL / JSON / CSV files, then multiple-choice and free-form items.
 
+This module knows rows and the item kinds, not tasks: the task records (evaluation/tasks.py) sit above it, name the
+parser of each kind and load a whole file as a task's items (`evaluation.tasks.load_dataset`).
+
 Every problem names the file, the line and the field. Readers collect problems instead of stopping at the first,
 so a user sees everything wrong with a file in one go; nothing is skipped silently.
 """
@@ -10,7 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from safeio import Limits, SafeReadError
 from safeio.errors import NotUtf8
@@ -39,6 +42,15 @@ class DataFileError(Exception):
 class Row:
     line: int
     data: dict[str, Any]
+
+
+class Item(Protocol):
+    """What every kind of item has, whatever its task: code that handles items of any task (alignment, keys, the
+    per-item log) relies on these only; what differs by kind is read through the item's task record."""
+
+    id: str | None
+    line: int  # 1-based line (or JSON-array element) of the file it came from
+    source: str | None
 
 
 @dataclass(frozen=True)
@@ -284,65 +296,3 @@ def looks_like_mc(row: Row) -> bool:
         return False
     letters = re.sub(r"[\s,，、]", "", unicodedata.normalize("NFKC", answer)).upper()
     return bool(re.fullmatch(r"[A-F]{1,6}", letters)) and split_inline_options(text) is not None
-
-
-def detect_task(rows: list[Row]) -> str:
-    """The task most rows look like (evaluation.tasks.DETECTORS), e.g. "mc" when most rows are multiple choice."""
-    from evaluation.tasks import detect_task as detect  # the task records import this module's parsers
-
-    return detect(rows)
-
-
-@dataclass
-class Dataset:
-    path: str
-    task: str  # a name in evaluation.tasks.TASKS: "mc" or "qa"
-    items: list[MCItem] | list[QAItem]
-    problems: list[Problem]
-
-
-def load_dataset(path: str | Path, task: str = "auto", limits: Limits | None = None) -> Dataset:
-    """Read and parse an evaluation file; problems are collected (check `problems`), never skipped silently."""
-    from evaluation.tasks import get_task  # the task records import this module's parsers
-
-    read = read_rows(path, limits)
-    task = detect_task(read.rows) if task == "auto" else task
-    parse = get_task(task).parse_row
-    items, problems = [], list(read.problems)
-    for row in read.rows:
-        try:
-            items.append(parse(row))
-        except RowError as err:
-            problems.append(row_problem(row, err))
-    problems.extend(_duplicate_id_problems(items))
-    return Dataset(str(path), task, items, problems)
-
-
-def check_datasets(paths: list[str], limits: Limits | None = None) -> list[int]:
-    """Each file read and parsed, and refused whole on any problem, as an evaluation run does; the item counts.
-    What the app runs in a worker process (safeio.worker) before it queues a job: no items cross back."""
-    counts = []
-    for path in paths:
-        dataset = load_dataset(path, limits=limits)
-        if dataset.problems:
-            raise DataFileError(path, dataset.problems)
-        if not dataset.items:
-            raise DataFileError(path, [Problem(None, None, "empty_file", "no items to evaluate")])
-        counts.append(len(dataset.items))
-    return counts
-
-
-def _duplicate_id_problems(items) -> list[Problem]:
-    first_line: dict[str, int] = {}
-    problems = []
-    for item in items:
-        if item.id is None:
-            continue
-        if item.id in first_line:
-            problems.append(Problem(item.line, item.id, "duplicate_id",
-                                    f"id {item.id!r} already used at line {first_line[item.id]}",
-                                    fix="give every item a unique id", field="id",
-                                    params={"id": item.id, "first": first_line[item.id]}))
-        else:
-            first_line[item.id] = item.line
-    return problems

@@ -33,6 +33,7 @@ from evaluation.data import (
 from evaluation.extract import extract_answer
 from evaluation.postprocess import apply_postprocess, check_names
 from evaluation.prompts import PromptConfig, build_messages
+from evaluation.tasks import get_task
 from evaluation.run import (
     EvalCancelled, EvalError, Progress, file_sha256, pick_letters, scored_by_note, work_batch_size, _slug,
 )
@@ -213,7 +214,7 @@ def answer_batch(model, items: list, prompts: list, settings: dict, concurrency:
     from models.settings import GenerationSettings
 
     if settings["method"] == "likelihood":
-        scores = model.score_options(prompts, [list(item.options) for item in items])
+        scores = model.score_options(prompts, [list(item.options) for item in items], concurrency)
         return [{"line": item.line, "letters": pick_letters(list(item.options), probs, settings["multi_threshold"]),
                  "raw": None} for item, probs in zip(items, scores)]
     texts = [t.strip() for t in model.generate(prompts, GenerationSettings(**settings["decoding"]), concurrency)]
@@ -295,7 +296,7 @@ def predict_one(model, config: PredictConfig, identity: dict, test: TestSet, out
     done = read_progress(log_path, key)
     fresh = not done
     pending = [item for item in test.items if item.line not in done]
-    prompts = {i.line: build_messages(i, config.prompt) for i in pending}
+    prompts = {i.line: build_messages(get_task(test.task), i, config.prompt) for i in pending}
     cut = fit_to_context(model, prompts, settings)
     lengths = dict(zip(prompts, model.prompt_lengths(list(prompts.values())))) if pending else {}
     # Longest first: rows of one batch pad little, and the memory peak comes in the first batch.

@@ -1,21 +1,27 @@
 """Prompts for model evaluation runs: a system prompt, a multiple-choice template, optional k-shot turns.
 
-A task is data plus a small prompt function (as in lm-evaluation-harness): an item becomes chat messages, and the
-registry applies the model's own chat template. k-shot examples come from a separate file (never the evaluated set)
-and are given as earlier user/assistant turns, which is how chat models expect worked examples.
+A task is data plus a small prompt function (as in lm-evaluation-harness): each task record (evaluation/tasks.py)
+names its prompt function here (`Task.user_text`) and its reference text; an item becomes chat messages through its
+task's record, and the registry applies the model's own chat template. k-shot examples come from a separate file
+(never the evaluated set) and are given as earlier user/assistant turns, which is how chat models expect worked
+examples.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Sequence
 
-from evaluation.data import MCItem, QAItem
+from evaluation.data import Item, MCItem, QAItem
 from models.templates import DEFAULT_SYSTEM  # one default system prompt for training, chat and evaluation
 
 # {kind} says single or multiple answer, as real exam papers do; {options} is one "A. text" line per option.
 DEFAULT_MC_TEMPLATE = "以下是一道医学{kind}，请选出正确答案。\n\n{question}\n{options}\n\n请直接回答正确选项的字母。"
 DEFAULT_QA_TEMPLATE = "{input}"
 MC_KINDS = ("单项选择题", "多项选择题（正确答案不止一个）")
+
+if TYPE_CHECKING:  # for the annotation only: the task records import this module's prompt functions
+    from evaluation.tasks import Task
 
 Messages = list[dict[str, str]]
 
@@ -52,17 +58,11 @@ def qa_user_text(item: QAItem, config: PromptConfig) -> str:
     return config.qa_template.format(input=item.input)
 
 
-def user_text(item: MCItem | QAItem, config: PromptConfig) -> str:
-    return mc_user_text(item, config) if isinstance(item, MCItem) else qa_user_text(item, config)
-
-
-def reference_text(item: MCItem | QAItem) -> str:
-    return item.answer if isinstance(item, MCItem) else item.output
-
-
-def build_messages(item: MCItem | QAItem, config: PromptConfig, shots: list[MCItem | QAItem] = ()) -> Messages:
+def build_messages(task: "Task", item: Item, config: PromptConfig, shots: Sequence[Item] = ()) -> Messages:
+    """The system prompt, each worked example (`shots`, items of the same task) as a user/assistant pair, then the
+    item; what an item of the task says is its record's (`task.user_text`, `task.reference_text`)."""
     messages: Messages = [{"role": "system", "content": config.system}] if config.system else []
     for shot in shots:
-        messages += [{"role": "user", "content": user_text(shot, config)},
-                     {"role": "assistant", "content": reference_text(shot)}]
-    return messages + [{"role": "user", "content": user_text(item, config)}]
+        messages += [{"role": "user", "content": task.user_text(shot, config)},
+                     {"role": "assistant", "content": task.reference_text(shot)}]
+    return messages + [{"role": "user", "content": task.user_text(item, config)}]

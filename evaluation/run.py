@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from evaluation.data import DataFileError, MCItem, QAItem, load_dataset
+from evaluation.data import DataFileError, Item, MCItem, QAItem
 from evaluation.prompts import PromptConfig, build_messages
-from evaluation.tasks import MULTIPLE_CHOICE, TASKS, Task, get_task, score_mc_letters
+from evaluation.tasks import MULTIPLE_CHOICE, TASKS, Task, get_task, load_dataset, score_mc_letters
 from models.interface import IN_PROCESS, ModelError
 from models.settings import GenerationSettings
 from safeio.atomic import write_text
@@ -177,7 +177,7 @@ def load_shots(paths: Sequence[str], k: int) -> dict[str, tuple[list, str]]:
     return shots
 
 
-def item_key(item: MCItem | QAItem) -> str:
+def item_key(item: Item) -> str:
     return f"id:{item.id}" if item.id is not None else f"line:{item.line}"
 
 
@@ -224,10 +224,12 @@ def pick_letters(letters: Sequence[str], probs: dict[str, float], threshold: flo
     return "".join(sorted(chosen))
 
 
-def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | None) -> list[dict]:
+def mc_likelihood_rows(model, items: list[MCItem], prompts, threshold: float | None,
+                       concurrency: int = 8) -> list[dict]:
     """Each item's option letters scored by the model (`ChatModel.score_options`: softmax over the item's letters)."""
     rows = []
-    for item, probs in zip(items, model.score_options(prompts, [list(item.options) for item in items])):
+    for item, probs in zip(items, model.score_options(prompts, [list(item.options) for item in items],
+                                                               concurrency)):
         letters = list(item.options)
         prediction = pick_letters(letters, probs, threshold)
         row = run_row(MULTIPLE_CHOICE, item, prediction, score_mc_letters(item, prediction))
@@ -324,7 +326,8 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
     """One (model, set) cell: what is not in items.jsonl yet, batch by batch, then the report."""
     import torch
 
-    scoring = model.scoring() if config.method == "likelihood" and "likelihood" in get_task(eset.task).methods \
+    task = get_task(eset.task)
+    scoring = model.scoring() if config.method == "likelihood" and "likelihood" in task.methods \
         else None  # probed only where it matters (a remote model answers with a request)
     settings = cell_settings(config, identity, eset, shots, can_score=scoring is None or scoring.way is not None)
     # The file's hash, not its path, identifies the data: the same file from another folder or upload resumes.
@@ -337,8 +340,8 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
     items = eset.items[:config.limit] if config.limit else eset.items
     pending = [item for item in items if item_key(item) not in log.rows]
     shot_items = shots.get(eset.task, ([], None))[0]
-    prompts = {item_key(i): build_messages(i, config.prompt, shot_items) for i in pending}
-    notes, skipped = fit_to_context(model, get_task(eset.task), pending, prompts, settings, config.long_items)
+    prompts = {item_key(i): build_messages(task, i, config.prompt, shot_items) for i in pending}
+    notes, skipped = fit_to_context(model, task, pending, prompts, settings, config.long_items)
     log.append(skipped)  # recorded now: a resumed run does not ask about them again
     pending = [item for item in pending if item_key(item) not in log.rows]
     lengths = model.prompt_lengths([prompts[item_key(i)] for i in pending]) if pending else []
@@ -360,8 +363,9 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
                 from evaluation.circular import circular_rows
 
                 rows = circular_rows(model, None, batch, rows,
-                                     lambda i: fitted(model, build_messages(i, config.prompt, shot_items), 1),
-                                     lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold))
+                                     lambda i: fitted(model, build_messages(task, i, config.prompt, shot_items), 1),
+                                     lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold,
+                                                                        config.concurrency))
             rows = [row | notes.get(row["key"], {}) for row in rows]
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays on disk
             raise ModelError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
@@ -426,7 +430,7 @@ def _batch_rows(model, batch, prompts, settings: dict, config: EvalConfig) -> li
     task = get_task(settings["data"]["task"])
     try:
         if settings["method"] == "likelihood":
-            return mc_likelihood_rows(model, batch, prompts, config.multi_threshold)
+            return mc_likelihood_rows(model, batch, prompts, config.multi_threshold, config.concurrency)
         return generate_rows(task, model, batch, prompts, GenerationSettings(**settings["decoding"]),
                              config.concurrency)
     except ModelError as exc:

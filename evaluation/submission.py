@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluation.data import (
-    Dataset, DataFileError, MCItem, Problem, QAItem, Row, RowError, load_dataset, read_rows, row_id, row_problem,
-    text_field,
+    DataFileError, Item, Problem, Row, RowError, read_rows, row_id, row_problem, text_field,
 )
-from evaluation.tasks import Task, get_task
+from evaluation.tasks import Dataset, Task, get_task, load_dataset
 from safeio.cli import ExitStatus
 
 # Exit statuses of `python -m evaluation score` (defined once for every command: safeio.cli.ExitStatus).
@@ -71,7 +70,7 @@ def load_reference(path: str | Path, task: str = "auto") -> Dataset:
         Problem(item.line, item.id, "empty_reference", "field 'output': the reference answer is empty",
                 fix="every reference item needs a non-empty answer; ROUGE and BLEU are undefined against nothing",
                 field="output")
-        for item in dataset.items if isinstance(item, QAItem) and not item.output.strip()]
+        for item in dataset.items if not get_task(dataset.task).reference_text(item).strip()]
     if problems:
         raise ReferenceMalformed(path, problems)
     if not dataset.items:
@@ -155,19 +154,19 @@ def _align_by_order(reference: Dataset, predictions: list[Prediction]) -> Alignm
     return Alignment(aligned, problems, "order")
 
 
-def _missing(item: MCItem | QAItem) -> Problem:
+def _missing(item: Item) -> Problem:
     where = f"id {item.id!r}" if item.id is not None else f"reference line {item.line}"
     return Problem(None, item.id, "missing_prediction", f"no prediction for {where}; scored as wrong/empty",
                    fix="add a line for this item", params={"where": where, "ref_line": item.line})
 
 
-def _input_matches(given: str, item: MCItem | QAItem, task: Task) -> bool:
+def _input_matches(given: str, item: Item, task: Task) -> bool:
     """Whitespace-insensitive; an item with a question of its own (multiple choice, options laid out otherwise)
     also matches on the question alone."""
     given = _normalise(given)
     if given == _normalise(task.item_input(item)):
         return True
-    question = getattr(item, "question", None)
+    question = task.item_question(item)
     return question is not None and given.startswith(_normalise(question))
 
 

@@ -3,18 +3,30 @@
 branching on its name, so a new kind of task is one new `Task` in `TASKS`.
 
 A record says how a row of a file becomes an item, how an answer to it is scored (the one place that calls the
-scoring code: answer extraction + metrics), which metrics summarise a set and which one is the headline, how a set
-is broken down, and which per-item columns people see.
+scoring code: answer extraction + metrics), how an item is asked (its prompt) and what its reference answer is,
+which metrics summarise a set and which one is the headline, how a set is broken down, and which per-item columns
+people see. Code that handles items of any task uses only `evaluation.data.Item` (id, line, source) and reaches
+anything kind-specific through the record; nothing branches on an item's class.
+
+Loading a file (`load_dataset`) lives here, above the row parsers of evaluation/data.py, because it needs the
+records: which task a file is (`detect_task`) and how that task reads a row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from evaluation.data import MCItem, QAItem, Row, looks_like_mc, parse_mc_row, parse_qa_row
+from evaluation.data import (
+    DataFileError, Item, MCItem, QAItem, Row, RowError, looks_like_mc, parse_mc_row, parse_qa_row, read_rows,
+    row_problem,
+)
 from evaluation.extract import extract_answer
 from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
+from evaluation.prompts import PromptConfig, mc_user_text, qa_user_text
+from safeio import Limits
+from safeio.problems import Problem
 
 # Scored rows carry these item fields under these names, whoever scored them (the scorer or a model run), so that
 # one summary function serves both.
@@ -50,12 +62,19 @@ class Task:
     item_score: Callable[[dict], float] = lambda row: 0.0  # noqa: E731 - the per-item figure, 0-100
     submitted: Callable[[dict], str] = lambda row: row["output"]  # noqa: E731 - a run row -> predictions.jsonl
     item_input: Callable[[Any], str] = lambda item: item.input  # noqa: E731 - the item's text as its file gave it
+    # The item's question on its own, when its text holds more (multiple choice: the options); a predictions file's
+    # `input` may match on it alone
+    item_question: Callable[[Any], str | None] = lambda item: None  # noqa: E731
     # The score field a model run also records as the row's "prediction" (what the model answered, as scored)
     answer_field: str | None = None
     # An item's fields in a scored row: what it asked and what the reference says
     item_fields: Callable[[Any], dict] = lambda item: {"input": item.input, "reference": item.output}  # noqa: E731
     # (answer text, its score fields) -> (kind, message, fix) of a warning about that answer, or None
     answer_problem: Callable[[str, dict], tuple[str, str, str] | None] = lambda text, score: None  # noqa: E731
+    # How an item is asked (its user turn, from the PromptConfig's template for the task) and what its reference
+    # answer is as text (a worked example's assistant turn; an empty one is refused in a scorer's reference)
+    user_text: Callable[[Any, PromptConfig], str] = qa_user_text
+    reference_text: Callable[[Any], str] = lambda item: item.output  # noqa: E731
 
     conventions: dict[str, str] = field(default_factory=dict)  # a metric of its own: how it is computed
 
@@ -142,9 +161,10 @@ MULTIPLE_CHOICE = Task(
     sort_by=("correct", "line"), question_field="question", reference_field="answer",
     item_score=lambda row: 100.0 * float(row["correct"]),
     submitted=lambda row: row["prediction"] or "",
-    item_input=lambda item: item.input_text,
+    item_input=lambda item: item.input_text, item_question=lambda item: item.question,
     item_fields=lambda item: {"question": item.question, "options": item.options, "answer": item.answer},
     answer_problem=mc_answer_problem, answer_field="extracted",
+    user_text=mc_user_text, reference_text=lambda item: item.answer,
 )
 
 
@@ -194,8 +214,65 @@ def get_task(name: str) -> Task:
 
 
 def detect_task(rows: list[Row]) -> str:
+    """The task most rows look like (DETECTORS), e.g. "mc" when most rows are multiple choice."""
     for name, looks_like in DETECTORS:
         if rows and sum(looks_like(r) for r in rows) * 2 > len(rows):
             return name
     return FALLBACK_TASK
 
+
+# ---------------------------------------------------------------------------------------------------------------
+# A whole file as a task's items
+
+
+@dataclass
+class Dataset:
+    path: str
+    task: str  # a name in evaluation.tasks.TASKS: "mc" or "qa"
+    items: list[Item]  # all of the task's kind (its parse_row's)
+    problems: list[Problem]
+
+
+def load_dataset(path: str | Path, task: str = "auto", limits: Limits | None = None) -> Dataset:
+    """Read and parse an evaluation file; problems are collected (check `problems`), never skipped silently."""
+    read = read_rows(path, limits)
+    task = detect_task(read.rows) if task == "auto" else task
+    parse = get_task(task).parse_row
+    items, problems = [], list(read.problems)
+    for row in read.rows:
+        try:
+            items.append(parse(row))
+        except RowError as err:
+            problems.append(row_problem(row, err))
+    problems.extend(_duplicate_id_problems(items))
+    return Dataset(str(path), task, items, problems)
+
+
+def check_datasets(paths: list[str], limits: Limits | None = None) -> list[int]:
+    """Each file read and parsed, and refused whole on any problem, as an evaluation run does; the item counts.
+    What the app runs in a worker process (safeio.worker) before it queues a job: no items cross back."""
+    counts = []
+    for path in paths:
+        dataset = load_dataset(path, limits=limits)
+        if dataset.problems:
+            raise DataFileError(path, dataset.problems)
+        if not dataset.items:
+            raise DataFileError(path, [Problem(None, None, "empty_file", "no items to evaluate")])
+        counts.append(len(dataset.items))
+    return counts
+
+
+def _duplicate_id_problems(items: list[Item]) -> list[Problem]:
+    first_line: dict[str, int] = {}
+    problems = []
+    for item in items:
+        if item.id is None:
+            continue
+        if item.id in first_line:
+            problems.append(Problem(item.line, item.id, "duplicate_id",
+                                    f"id {item.id!r} already used at line {first_line[item.id]}",
+                                    fix="give every item a unique id", field="id",
+                                    params={"id": item.id, "first": first_line[item.id]}))
+        else:
+            first_line[item.id] = item.line
+    return problems

@@ -372,7 +372,7 @@ def cmd_stop(args) -> int:
 def cmd_presets(args) -> int:
     """`presets`: the table; `presets copy NAME FILE`: one preset as a YAML to edit."""
     from finetune import presets
-    from models.catalog import human_size
+    from models.units import human_bytes
 
     if args.action == "copy":
         if len(args.rest) != 2:
@@ -385,7 +385,7 @@ def cmd_presets(args) -> int:
             return ExitStatus.USAGE
         print(f"wrote {path}; edit `data` (and anything else), then: python -m finetune train --config {path}")
         return ExitStatus.OK
-    rows = [(p.name, p.config.model, p.method, human_size(presets.memory_needed(p)), p.note) for p in presets.PRESETS]
+    rows = [(p.name, p.config.model, p.method, human_bytes(presets.memory_needed(p)), p.note) for p in presets.PRESETS]
     widths = [max(len(str(r[i])) for r in rows + [("name", "model", "method", "GPU memory", "")]) for i in range(4)]
     print("  ".join(h.ljust(w) for h, w in zip(("name", "model", "method", "GPU memory"), widths)) + "  note")
     for row in rows:

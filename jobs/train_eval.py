@@ -17,10 +17,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from evaluation.data import DataFileError, MCItem, load_dataset
+from evaluation.data import DataFileError, MCItem
 from evaluation.prompts import PromptConfig, build_messages
 from models.local.model import letter_token_ids
-from evaluation.tasks import MULTIPLE_CHOICE, TASKS, get_task, score_mc_letters
+from evaluation.tasks import MULTIPLE_CHOICE, TASKS, get_task, load_dataset, score_mc_letters
 from finetune.config import ConfigError, TrainConfig, eval_set_entries
 from finetune.formats import DataError
 
@@ -69,7 +69,7 @@ class Evaluator:
         rows = []
         for start in range(0, len(eset.items), BATCH_SIZE):
             items = eset.items[start:start + BATCH_SIZE]
-            prompts = [tokenizer.apply_chat_template(build_messages(i, self.prompt), tokenize=False,
+            prompts = [tokenizer.apply_chat_template(build_messages(task, i, self.prompt), tokenize=False,
                                                      add_generation_prompt=True) for i in items]
             if eset.task == MULTIPLE_CHOICE.name:
                 rows += mc_likelihood(model, tokenizer, items, prompts)

@@ -110,17 +110,6 @@ def load_catalog(path: Path = CATALOG_FILE) -> list[CatalogModel]:
     return models
 
 
-def human_size(n: int | None) -> str:
-    """1.5 GB style (powers of 1024, as memory is sold); "?" when unknown."""
-    if n is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 # --- this machine: does it fit, is it cached ------------------------------------------------------------------
 
 def fits(model: CatalogModel, quant: str, free_bytes: int | None) -> bool | None:

@@ -7,14 +7,24 @@ vLLM, SGLang, LMDeploy, `transformers serve` or a hosted API). Three things a mo
 - `stream(messages, settings, stop)`: one conversation's answer, yielded as the text so far;
 - `generate(prompts, settings, concurrency)`: many conversations' answers (batched in process, N requests in
   flight remotely);
-- `score_options(prompts, letters)`: for multiple choice, each option letter's probability as the next token
-  (softmax over the item's own letters). A model that cannot (a server without log-probabilities) says so with
+- `score_options(prompts, letters, concurrency)`: for multiple choice, each option letter's probability as the next
+  token (softmax over the item's own letters). A model that cannot (a server without log-probabilities) says so with
   `scoring()`, which also names the way it scores, for reports.
 
 Prompts longer than the model's context: `fit_prompts(prompts, max_new_tokens)` says, for each prompt, how many
 tokens it has and returns it cut from the left (`fit_left`) so that it and `max_new_tokens` fit the context, or
 says that the model's context is unknown (a server that does not say; it then refuses a long prompt itself, a
 RemoteError with reason "context").
+
+Naming the base model: one rule, two positions.
+- Where a model is *named* (the page's choices, API values sent by the page and gradio_client, votes, reports,
+  `ModelEntry.name`, `EvalConfig.models`), the base is named by its reference, `base_name` (e.g. "demo" or
+  "Qwen/Qwen2.5-0.5B-Instruct"); `None` there is accepted as "the base" too (configs and CLIs written before the
+  base's name is known).
+- Where an *adapter* is meant (`InProcessModel.adapter`, the generator's rows, `adapter=` arguments), `None` is
+  "no adapter": the base alone.
+Names become adapters in one function, `adapter_of`, and back in `model_name`; nothing else compares a name with
+the base's. (peft's own word for "no adapter" in a mixed batch, "__base__", stays inside models/local/generator.py.)
 """
 
 from __future__ import annotations
@@ -27,6 +37,16 @@ from models.settings import GenerationSettings
 
 Messages = list[dict[str, str]]
 IN_PROCESS = "in-process"  # `where` of the models this process loads itself
+
+
+def adapter_of(name: str | None, base_name: str | None) -> str | None:
+    """The adapter a model name runs: None for the base (named by its reference, or None), else the name."""
+    return None if name is None or name == base_name else name
+
+
+def model_name(adapter: str | None, base_name: str) -> str:
+    """The name pages and reports show for an adapter position: the base's reference for None."""
+    return base_name if adapter is None else adapter
 
 
 class ModelError(ValueError):
@@ -118,8 +138,8 @@ class ChatModel(Protocol):
 
     def scoring(self) -> Scoring: ...
 
-    def score_options(self, prompts: Sequence[Messages],
-                      letters: Sequence[Sequence[str]]) -> list[dict[str, float]]: ...
+    def score_options(self, prompts: Sequence[Messages], letters: Sequence[Sequence[str]],
+                      concurrency: int = 8) -> list[dict[str, float]]: ...
 
     def identity(self) -> dict: ...
 

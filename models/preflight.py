@@ -16,7 +16,8 @@ import json
 import os
 from pathlib import Path
 
-from models.catalog import OVERHEAD, ModelShape, human_size, parameters, weight_bytes
+from models.catalog import OVERHEAD, ModelShape, parameters, weight_bytes
+from models.units import human_bytes
 from models.local.catalog import RegistryError
 
 FREE_BYTES_ENV = "MEDTUNE_FREE_MEMORY_BYTES"  # overrides the measured free memory (tests; a limit the OS cannot see)
@@ -127,8 +128,8 @@ def _check_size(ref: str, config: dict, dtype: str, device: str, load_in_4bit: b
     free = free_memory(device) if free_bytes is None else free_bytes
     if free is not None and needed > free:
         raise PreflightError("too_large", model=ref, params=f"{total / 1e9:.2f}B" if total >= 1e8 else f"{total:,}",
-                             needed=human_size(needed), weights=human_size(weights), overhead=int(OVERHEAD * 100),
-                             free=human_size(free), dtype="4-bit" if load_in_4bit else dtype, device=device)
+                             needed=human_bytes(needed), weights=human_bytes(weights), overhead=int(OVERHEAD * 100),
+                             free=human_bytes(free), dtype="4-bit" if load_in_4bit else dtype, device=device)
 
 
 def template_notice(ref: str, path: str) -> str | None:

@@ -98,7 +98,7 @@ def test_unload_on_request_frees_adapters_and_base_and_all_reload(tiny, unbudget
 def test_base_over_budget_still_answers_but_refuses_adapters(tiny):
     registry = ModelRegistry(str(tiny[1]), tiny[0] / "data", memory_budget_bytes=1000)
     assert ask(registry, None)
-    with pytest.raises(RegistryError, match="does not fit in the memory budget of 1.0 KB"):
+    with pytest.raises(RegistryError, match="does not fit in the memory budget of 1000 B"):
         ask(registry, "lora.0")
     assert registry.loaded() == [registry.base_name]
     with pytest.raises(RegistryError, match="must be positive"):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from evaluate_fixtures import build_always_b_model
 from evaluation.circular import rotate
-from evaluation.data import MCItem, load_dataset
+from evaluation.data import MCItem
+from evaluation.tasks import load_dataset
 from evaluation.run import EvalConfig, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent

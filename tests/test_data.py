@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from evaluation.data import DataFileError, detect_task, load_dataset, read_rows
+from evaluation.data import DataFileError, read_rows
+from evaluation.tasks import detect_task, load_dataset
 
 
 def write(tmp_path, name, text, encoding="utf-8"):

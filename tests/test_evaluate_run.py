@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from evaluate_fixtures import build_always_b_model
-from evaluation.data import DataFileError, load_dataset
+from evaluation.data import DataFileError
 from evaluation.prompts import PromptConfig, build_messages
 from evaluation.run import EvalCancelled, EvalConfig, EvalError, evaluate, mc_likelihood_rows, side_by_side
+from evaluation.tasks import MULTIPLE_CHOICE, load_dataset
 from models.local.model import InProcessModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,7 +200,7 @@ def test_shots_come_from_their_own_file(registry, tmp_path):
     with pytest.raises(EvalError, match="task qa"):
         evaluate(registry, EvalConfig(data=(MC, QA), out_dir=str(tmp_path), shots=1, shots_data=(MC_COMPETITION,)))
     shots = load_dataset(MC_COMPETITION).items[:2]
-    messages = build_messages(load_dataset(MC).items[5], PromptConfig(), shots)
+    messages = build_messages(MULTIPLE_CHOICE, load_dataset(MC).items[5], PromptConfig(), shots)
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user", "assistant", "user"]
     assert messages[2]["content"] == shots[0].answer
     [cell] = evaluate(registry, EvalConfig(data=(MC,), out_dir=str(tmp_path), shots=2, shots_data=(MC_COMPETITION,)))

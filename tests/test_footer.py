@@ -86,7 +86,7 @@ def budget_app(tmp_path_factory, demo_model):
     sizes = {m.name: m.bytes for m in probe.models()}
     disk = (data_dir / "adapters" / "demo-lora-0" / "adapter_model.safetensors").stat().st_size
     budget = sizes["demo"] + max(sizes["demo-lora-0"], disk) + 100
-    ctx = AppContext(model="demo", data_dir=data_dir, users=USERS, memory_budget_gb=budget / 1e9)
+    ctx = AppContext(model="demo", data_dir=data_dir, users=USERS, memory_budget_gb=budget / 2**30)
     app = build_app(ctx).queue()
     _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True,
                            auth=[("boss", PASSWORD), ("gina", PASSWORD)])

@@ -23,7 +23,8 @@ import pytest
 
 import safeio
 from evaluation.cli import main as evaluation_main
-from evaluation.data import DataFileError, load_dataset
+from evaluation.data import DataFileError
+from evaluation.tasks import load_dataset
 from finetune.__main__ import main as finetune_main
 from tests.bomb_files import lie_about_size, write_xlsx
 

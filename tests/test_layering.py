@@ -77,3 +77,100 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 def test_import_direction(package, allowed):
     wrong = {f: sorted(names - allowed) for f, names in imported_packages(package).items() if names - allowed}
     assert not wrong, f"{package}/ may import only {sorted(allowed)}: {wrong}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# No import cycles inside a package: a cycle hides which module is the lower one (a lazy import inside a function
+# is how a cycle usually survives, so those count), and it breaks as soon as someone moves that import to the top.
+
+CYCLE_PACKAGES = ["models", "jobs", "finetune", "evaluation", "chat", "safeio", "hosting", "ui"]
+# Cycles left on purpose: frozenset of modules -> why. Empty: keep it so.
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _under_type_checking(tree: ast.AST) -> set[int]:
+    """ids of import nodes inside `if TYPE_CHECKING:`: they never run, so they make no cycle."""
+    skipped = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped |= {id(n) for stmt in node.body for n in ast.walk(stmt)}
+    return skipped
+
+
+def module_imports(package: str, root: Path = ROOT) -> dict[str, set[str]]:
+    """module -> the modules of the same package it imports, anywhere in the file (lazy imports included);
+    `from a import b` counts as importing a.b when b is a module, else as importing a."""
+    paths = {_module_name(p, root): p for p in sorted((root / package).rglob("*.py"))}
+    graph = {}
+    for name, path in paths.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped, targets = _under_type_checking(tree), set()
+        is_package = path.name == "__init__.py"
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = name.split(".")[: len(name.split(".")) - node.level + is_package] if node.level else []
+                module = ".".join(base + ([node.module] if node.module else []))
+                targets |= {f"{module}.{a.name}" if f"{module}.{a.name}" in paths else module for a in node.names}
+        graph[name] = {t for t in targets if t in paths and t != name}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_lazy_cycle(tmp_path):
+    """The checker itself: a cycle through a lazy (or relative) import is one, one under TYPE_CHECKING is not."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    for name, text in {"__init__.py": "", "sub/__init__.py": "", "low.py": "def f():\n    from pkg import top\n",
+                       "top.py": "from .sub import mid\n", "sub/mid.py": "from pkg.low import f\n",
+                       "hint.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from pkg import plain\n",
+                       "plain.py": "import pkg.hint\n"}.items():
+        (pkg / name).write_text(text, encoding="utf-8")
+    graph = module_imports("pkg", tmp_path)
+    assert graph["pkg.top"] == {"pkg.sub.mid"} and graph["pkg.hint"] == set() and graph["pkg.plain"] == {"pkg.hint"}
+    assert cycles(graph) == [["pkg.low", "pkg.sub.mid", "pkg.top"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+@pytest.mark.parametrize("package", CYCLE_PACKAGES)
+def test_no_import_cycles_inside_a_package(package):
+    found = [c for c in cycles(module_imports(package)) if frozenset(c) not in KNOWN_CYCLES]
+    assert not found, f"import cycles in {package}/ (break them: move what both need below both): {found}"

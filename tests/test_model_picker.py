@@ -30,11 +30,11 @@ def free(monkeypatch, where: str, n: int | None) -> None:
 def test_a_catalog_model_fits_or_not_and_is_cached_or_not(hub_cache, monkeypatch):
     free(monkeypatch, "gpu", 24 * GB)
     info = model_picker.model_info("Qwen/Qwen2.5-7B-Instruct", "en")
-    assert "7.62 B parameters" in info and "17.0 GB to chat in bf16" in info and "6.2 GB in 4-bit" in info
-    assert "fits the free GPU memory (24.0 GB)" in info
+    assert "7.62 B parameters" in info and "17.0 GiB to chat in bf16" in info and "6.2 GiB in 4-bit" in info
+    assert "fits the free GPU memory (24.0 GiB)" in info
     assert "downloads are unavailable" in info  # HF_HUB_OFFLINE=1 in the tests
     free(monkeypatch, "gpu", 8 * GB)
-    assert "does NOT fit the free GPU memory (8.0 GB)" in model_picker.model_info("Qwen/Qwen2.5-7B-Instruct", "en")
+    assert "does NOT fit the free GPU memory (8.0 GiB)" in model_picker.model_info("Qwen/Qwen2.5-7B-Instruct", "en")
     fake_hub_cache(hub_cache, "Qwen/Qwen2.5-7B-Instruct", {"config.json": b"{}", "model.safetensors": b"w" * 64})
     assert "downloaded ✓" in model_picker.model_info("Qwen/Qwen2.5-7B-Instruct", "en")
     zh = model_picker.model_info("Qwen/Qwen2.5-7B-Instruct", "zh")
@@ -49,7 +49,7 @@ def test_the_catalog_table(hub_cache, monkeypatch):
     rows = {r["model"]: r for r in model_picker.catalog_frame("en").to_dict("records")}
     assert len(rows) == 12 and rows["Qwen/Qwen3-0.6B"]["downloaded"] == "yes"
     assert rows["Qwen/Qwen2.5-0.5B-Instruct"]["fits now"] == "yes"
-    assert rows["Qwen/Qwen2.5-7B-Instruct"]["fits now"] == "yes (4-bit)"  # 17 GB in bf16, 6.2 GB in 4-bit
+    assert rows["Qwen/Qwen2.5-7B-Instruct"]["fits now"] == "yes (4-bit)"  # 17 GiB in bf16, 6.2 GiB in 4-bit
     assert rows["THUDM/glm-4-9b-chat-hf"]["fits now"] == "yes (4-bit)"
     free(monkeypatch, "gpu", 4 * GB)
     rows = {r["model"]: r for r in model_picker.catalog_frame("en").to_dict("records")}
@@ -118,12 +118,12 @@ def test_download_progress_and_cancel_on_the_page(hub_cache, tmp_path, monkeypat
     monkeypatch.setattr(model_picker.catalog, "repo_size", lambda repo: 4000)
     ctx = AppContext(model="demo", data_dir=tmp_path)
     try:
-        assert model_picker.start_download("Qwen/Qwen3-0.6B", None, ctx).startswith("Downloading… 0 B of 3.9 KB (0%)")
+        assert model_picker.start_download("Qwen/Qwen3-0.6B", None, ctx).startswith("Downloading… 0 B of 3.9 KiB (0%)")
         blobs = hub_cache / "models--Qwen--Qwen3-0.6B" / "blobs"
         blobs.mkdir(parents=True)
         (blobs / "part.incomplete").write_bytes(b"x" * 1000)  # what huggingface_hub writes as it downloads
         status = model_picker.download_status("Qwen/Qwen3-0.6B", "zh")
-        assert "下载中……1000 B / 3.9 KB（25%）" in status and "<progress value='0.250'" in status
+        assert "下载中……1000 B / 3.9 KiB（25%）" in status and "<progress value='0.250'" in status
         deadline = time.time() + 30
         while not held and time.time() < deadline:
             time.sleep(0.1)

@@ -47,3 +47,21 @@ def test_registry_reports_a_hub_problem_as_a_model_error(monkeypatch):
     registry = ModelRegistry("Qwen/Qwen2.5-0.5B-Instruct", hub="gitee")
     with pytest.raises(RegistryError, match="cannot be loaded: --hub: unknown hub"):
         registry.models()[0] and registry.tokenizer
+
+
+def test_the_base_model_has_one_name_rule():
+    """models/interface.py: a name (the base's reference, or None) becomes an adapter (None: the base) in one place."""
+    from models.interface import adapter_of, model_name
+
+    assert adapter_of("demo", "demo") is None and adapter_of(None, "demo") is None
+    assert adapter_of("my-lora", "demo") == "my-lora"
+    assert model_name(None, "demo") == "demo" and model_name("my-lora", "demo") == "my-lora"
+
+
+@pytest.mark.parametrize("n, shown", [(None, "?"), (0, "0 B"), (1000, "1000 B"), (1024, "1.0 KiB"), (4000, "3.9 KiB"),
+                                      (512 * 2**20, "512.0 MiB"), (int(1.5 * 2**30), "1.5 GiB"),
+                                      (3 * 2**40, "3.0 TiB"), (5000 * 2**40, "5000.0 TiB")])
+def test_one_byte_formatter_in_binary_units(n, shown):
+    from models.units import human_bytes
+
+    assert human_bytes(n) == shown

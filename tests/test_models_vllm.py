@@ -4,6 +4,7 @@ log-probabilities equal to the in-process likelihood, streaming, and an adapter 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import httpx
@@ -83,3 +84,30 @@ def test_adapter_loaded_at_run_time(directory, vllm_server, tmp_path):
         assert answer == registry.model_for("late-local").generate([ASK], GenerationSettings(max_new_tokens=12))[0]
     finally:  # the session's server goes back as it was
         httpx.post(f"{root}/unload_lora_adapter", json={"lora_name": "late"}, timeout=60)
+
+
+def test_multiple_choice_scoring_keeps_concurrency_items_in_flight(directory, monkeypatch):
+    """score_options has `concurrency` items in flight, as generate does, and answers in the prompts' order with
+    the probabilities it gives one item at a time."""
+    model = directory.model_for("demo-lora@vllm")
+    prompts = [[{"role": "user", "content": f"第{i}题：哪一项正确？\nA. 甲\nB. 乙\nC. 丙\nD. 丁"}] for i in range(8)]
+    letters = [list("ABCD")[: 2 + i % 3] for i in range(8)]
+    alone = model.score_options(prompts, letters, concurrency=1)
+    post, in_flight, peak, lock = model.client.post, [0], [0], threading.Lock()
+
+    def counted(path, body):  # the real request, counted while it is open
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        try:
+            return post(path, body)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(model.client, "post", counted)
+    together = model.score_options(prompts, letters, concurrency=4)
+    assert 1 < peak[0] <= 4
+    for a, b, item in zip(alone, together, letters):
+        assert list(a) == list(b) == item
+        assert list(b.values()) == pytest.approx(list(a.values()), abs=2e-4)

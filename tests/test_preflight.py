@@ -74,7 +74,7 @@ def test_too_large_compares_the_estimate_with_the_free_memory(bad_models):
         check(bad_models["large"], free_bytes=8 * 2**30)
     params = caught.value.params
     assert caught.value.code == "too_large" and params["params"] == "7.62B"
-    assert params["weights"] == "14.2 GB" and params["free"] == "8.0 GB" and params["dtype"] == "bfloat16"
+    assert params["weights"] == "14.2 GiB" and params["free"] == "8.0 GiB" and params["dtype"] == "bfloat16"
     check(bad_models["large"], free_bytes=20 * 2**30)  # bf16 + 20% fits in 20 GB
     with pytest.raises(PreflightError, match="float32"):  # fp32 doubles it
         check(bad_models["large"], free_bytes=20 * 2**30, dtype="float32")
@@ -83,7 +83,7 @@ def test_too_large_compares_the_estimate_with_the_free_memory(bad_models):
         check(bad_models["large"], free_bytes=20 * 2**30, dtype="auto")
     os.environ[FREE_BYTES_ENV] = str(2**30)  # the injectable figure the CLI and app tests use
     try:
-        with pytest.raises(PreflightError, match="1.0 GB is free"):
+        with pytest.raises(PreflightError, match="1.0 GiB is free"):
             check(bad_models["large"], free_bytes=None)
     finally:
         del os.environ[FREE_BYTES_ENV]
@@ -117,7 +117,7 @@ def test_cli_exits_with_the_message(bad_models, tmp_path):
     assert status["state"] == "failed" and status["error_code"] == "preflight.unknown_architecture"
     done = run_cli(["-m", "evaluation", "predict", "--model", str(bad_models["large"]), "--data",
                     "data/mc_sample.jsonl", "--out", str(tmp_path / "pred.jsonl")], **{FREE_BYTES_ENV: str(2**30)})
-    assert done.returncode == 6 and "1.0 GB is free" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 6 and "1.0 GiB is free" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "pred.jsonl").exists()
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import safeio
-from evaluation.data import DataFileError, load_dataset, read_rows
+from evaluation.data import DataFileError, read_rows
+from evaluation.tasks import load_dataset
 from finetune.formats import Conversation, DataError, Message, load_data
 from finetune.preview import CHARS_PER_TOKEN_BOUND, cut_for_preview
 from safeio import Limits, LimitExceeded, SafeReadError

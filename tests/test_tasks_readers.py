@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from evaluation import tasks
-from evaluation.data import Row, load_dataset, parse_qa_row, read_rows
+from evaluation.data import Row, parse_qa_row, read_rows
 from evaluation.report import render_text
 from evaluation.run_cli import results_table
 from evaluation.submission import score_submission
-from evaluation.tasks import FREE_FORM, MULTIPLE_CHOICE, TASKS, Task, get_task
+from evaluation.tasks import FREE_FORM, MULTIPLE_CHOICE, TASKS, Task, get_task, load_dataset
 from finetune.formats import load_data
 from hosting.users import UsersError, read_users_file
 from safeio.atomic import copy_file, write_bytes, write_text
@@ -213,3 +213,23 @@ def test_chinese_score_page_shows_chinese_problems(tmp_path):
     assert messages["missing_prediction"].startswith("缺少对参考答案第")
     assert problems["fix"][problems["kind"] == "unknown_id"].iloc[0] == "删除这一行或改正其 id。"
     assert list(items.columns) == list(MULTIPLE_CHOICE.item_columns)
+
+
+def test_an_item_is_asked_through_its_task_record():
+    """The prompt and a worked example's answer come from the item's task record, never from its class."""
+    from evaluation.prompts import PromptConfig, build_messages
+
+    loud = replace(EXACT, user_text=lambda item, config: item.input.upper(), reference_text=lambda i: f"<{i.output}>")
+    shot = parse_qa_row(Row(1, {"input": "ab", "output": "c"}))
+    item = parse_qa_row(Row(2, {"input": "de", "output": "f"}))
+    assert build_messages(loud, item, PromptConfig(system=""), [shot]) == [
+        {"role": "user", "content": "AB"}, {"role": "assistant", "content": "<c>"}, {"role": "user", "content": "DE"}]
+    # The built-in records ask as they always did: the default template for free-form, the exam template for
+    # multiple choice (single or multiple answer), and a worked example answers with its key.
+    assert build_messages(FREE_FORM, item, PromptConfig(system=""), [shot])[1:] == [
+        {"role": "assistant", "content": "c"}, {"role": "user", "content": "de"}]
+    mc = MULTIPLE_CHOICE.parse_row(Row(3, {"question": "Q?", "options": {"A": "x", "B": "y"}, "answer": "AB"}))
+    asked = build_messages(MULTIPLE_CHOICE, mc, PromptConfig(), [mc])
+    assert asked[0]["role"] == "system" and asked[2] == {"role": "assistant", "content": "AB"}
+    assert asked[3]["content"] == ("以下是一道医学多项选择题（正确答案不止一个），请选出正确答案。"
+                                   "\n\nQ?\nA. x\nB. y\n\n请直接回答正确选项的字母。")

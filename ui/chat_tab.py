@@ -16,12 +16,13 @@ import pandas as pd
 
 from chat.leaderboard import head_to_head, leaderboard
 from chat.panes import stream_panes
-from chat.registry import ModelRegistry, RegistryError, Unload, human_bytes, shared_registry
+from chat.registry import ModelRegistry, RegistryError, Unload, shared_registry
 from chat.session import MAX_PANES, Battle, add_turn, check_selection, drop_last_turn, new_battle, with_system
 from chat.settings import GenerationSettings
 from chat.votes import OUTCOMES, VoteStore
 from models.directory import shared_directory
 from models.interface import IN_PROCESS
+from models.units import human_bytes
 from ui.access import allowed, checked_model_ref, require, session_key
 from ui.charts import interval_chart
 from ui.context import AppContext
@@ -33,10 +34,6 @@ from ui.strings import t
 STREAM_INTERVAL_S = 0.08  # at most ~12 UI updates a second per request, however fast the model is
 GENERATE_CONCURRENCY = 8  # requests let through to the registry's own FIFO queue (which shows the place in line)
 _STOPS: dict[tuple[str, str, str], threading.Event] = {}  # (user, browser session, kind) -> running generation's stop
-
-
-def _size(n_bytes: int) -> str:
-    return f"{n_bytes / 2**20:.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:.1f} KiB"
 
 
 def _stop_key(request: gr.Request | None, ctx: AppContext, kind: str) -> tuple[str, str, str]:
@@ -93,7 +90,8 @@ class ChatHandlers:
 
     def __init__(self, ctx: AppContext):
         self.ctx, self.lang = ctx, ctx.lang
-        budget = None if ctx.memory_budget_gb is None else int(ctx.memory_budget_gb * 1e9)
+        # GiB, as every size on the page is shown (models/units.py): "--memory-budget-gb 2" reads back as "2.0 GiB"
+        budget = None if ctx.memory_budget_gb is None else int(ctx.memory_budget_gb * 2**30)
         self.registry: ModelRegistry = shared_registry(ctx.model, ctx.data_dir, memory_budget_bytes=budget)
         self.votes = VoteStore(Path(ctx.data_dir) / "chat" / "votes.sqlite")
         # Local and remote models by name; the endpoints are the admin's (flags, <data_dir>/endpoints.yaml).
@@ -116,11 +114,11 @@ class ChatHandlers:
             if not m.compatible:
                 status = t("chat.incompatible", self.lang).format(reason=m.reason)
             elif m.loaded:
-                status = t("chat.loaded", self.lang).format(size=_size(m.bytes))
+                status = t("chat.loaded", self.lang).format(size=human_bytes(m.bytes))
             elif m.kind == "base":
                 status = t("chat.base_not_loaded", self.lang)
             else:
-                status = t("chat.on_disk", self.lang).format(size=_size(m.bytes))
+                status = t("chat.on_disk", self.lang).format(size=human_bytes(m.bytes))
             if m.decoding:  # the loaded base: the fast decoding step, or why its answers take the full forward
                 status += t("chat.decoding_path", self.lang).format(path=m.decoding)
             rows.append([m.name, t(f"chat.kind_{m.kind}", self.lang), status])

@@ -24,7 +24,7 @@ class AppContext:
     users: object | None = None  # hosting.users.UserStore when logins are configured; None: one local admin
     policy: Policy = Policy()
     max_running_jobs: int = 1  # training / evaluation jobs run at once from the shared queue (one GPU: 1)
-    memory_budget_gb: float | None = None  # loaded models beyond this are unloaded least-recently-used; None: no cap
+    memory_budget_gb: float | None = None  # GiB; loaded models beyond it are unloaded least-recently-used; None: no cap
     # Directories users may name as models (hosting/model_refs.py); None: the defaults for data_dir with logins on,
     # no limit without logins (a single-user install)
     model_roots: tuple[Path, ...] | None = None

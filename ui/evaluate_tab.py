@@ -17,12 +17,13 @@ import gradio as gr
 import pandas as pd
 
 from chat.registry import RegistryError, shared_registry
-from evaluation.data import DataFileError, check_datasets
+from evaluation.data import DataFileError
 from models.directory import shared_directory
+from models.interface import adapter_of, model_name
 from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
 from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
     model_identity, side_by_side
-from evaluation.tasks import get_task
+from evaluation.tasks import check_datasets, get_task
 from jobs.runners import eval_config_to_dict
 from jobs.scheduler import ACTIVE, Job, JobStatus, QueueError
 from safeio.atomic import copy_file
@@ -117,7 +118,7 @@ class EvaluateHandlers:
             raise gr.Error(t("evaluate.need_data", self.lang))
         if not models:
             raise gr.Error(t("evaluate.need_model", self.lang))
-        names = tuple(None if m == self.registry.base_name else m for m in models)
+        names = tuple(adapter_of(m, self.registry.base_name) for m in models)
         try:
             return EvalConfig(data=tuple(paths), out_dir=str(Path(self.ctx.data_dir) / "evaluations"), models=names,
                               method=METHODS[method or 0], batch_size=int(batch_size or 8),
@@ -160,7 +161,8 @@ class EvaluateHandlers:
         for job in self.queue.jobs():
             if job.kind == "evaluate" and job.state in ACTIVE and job.params == params:
                 return job
-        names = ", ".join(m or self.registry.base_name for m in config.models)
+        names = ", ".join(model_name(adapter_of(m, self.registry.base_name), self.registry.base_name)
+                          for m in config.models)
         label = f"{names} × {', '.join(Path(d).stem for d in config.data)}"
         try:
             return self.queue.submit("evaluate", user.name, params, label=label[:120])
@@ -246,7 +248,7 @@ class EvaluateHandlers:
         try:
             run_limited(load_test_set, data)  # a hostile upload ends this worker, not the server
             config = PredictConfig(data=data, out=str(out.with_name(f"{out.stem}-submission{out.suffix}")),
-                                   models=tuple(None if m == self.registry.base_name else m for m in models),
+                                   models=tuple(adapter_of(m, self.registry.base_name) for m in models),
                                    answer_field=(answer_field or "output").strip() or "output",
                                    mc_output=MC_OUTPUTS[mc_output or 0], method=PREDICT_METHODS[method or 0],
                                    batch_size=int(batch_size or 8), max_new_tokens=int(max_new or 256),

@@ -89,7 +89,8 @@ def kept_eval_uploads(uploads, ctx: AppContext) -> list[str]:
     upload ends that process, not the server), refused whole with file, line and field; then kept under the data dir
     by their own name (the set's name in the metrics, e.g. accuracy:<name>) in a folder named by their content, as
     gradio's upload cache is temporary and a queued or resumed job may run after it is gone."""
-    from evaluation.data import DataFileError, check_datasets
+    from evaluation.data import DataFileError
+    from evaluation.tasks import check_datasets
     from evaluation.run import file_sha256
     from ui.problems import problems_message
 

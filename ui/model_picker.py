@@ -17,7 +17,8 @@ import pandas as pd
 from finetune import presets
 from hosting.resources import snapshot
 from models import catalog
-from models.catalog import ModelShape, human_size, memory_needed, parameters
+from models.catalog import ModelShape, memory_needed, parameters
+from models.units import human_bytes
 from ui.access import allowed, require
 from ui.context import AppContext
 from ui.jobs_tab import with_ctx
@@ -49,8 +50,8 @@ def catalog_frame(lang: str) -> pd.DataFrame:
         quant = "bf16" if where == "ram" or catalog.fits(model, "bf16", free) else "4bit"
         rows.append({t("picker.col_model", lang): model.id,
                      t("picker.col_params", lang): f"{parameters(model.shape)['total'] / 1e9:.2f} B",
-                     t("picker.col_bf16", lang): human_size(memory_needed(model.shape, "bf16")),
-                     t("picker.col_4bit", lang): human_size(four_bit) if four_bit else "—",
+                     t("picker.col_bf16", lang): human_bytes(memory_needed(model.shape, "bf16")),
+                     t("picker.col_4bit", lang): human_bytes(four_bit) if four_bit else "—",
                      t("picker.col_fits", lang): _yes_no(catalog.fits(model, quant, free), lang)
                      + ("" if quant == "bf16" else " (4-bit)"),
                      t("picker.col_cached", lang): _yes_no(model.id in cached, lang)})
@@ -95,11 +96,11 @@ def model_info(model: str, lang: str, ctx: AppContext | None = None) -> str:
     else:
         need = memory_needed(shape, "bf16")
         parts.append(t("picker.size", lang).format(params=f"{parameters(shape)['total'] / 1e9:.2f}",
-                                                   bf16=human_size(need),
-                                                   four=human_size(memory_needed(shape, "4bit"))))
+                                                   bf16=human_bytes(need),
+                                                   four=human_bytes(memory_needed(shape, "4bit"))))
         fits = None if free is None else need <= free
         key = "picker.fits" if fits else "picker.unknown_free" if fits is None else "picker.does_not_fit"
-        parts.append(t(key, lang).format(where=t(f"picker.where_{where}", lang), free=human_size(free)))
+        parts.append(t(key, lang).format(where=t(f"picker.where_{where}", lang), free=human_bytes(free)))
     if folder is not None:
         parts.append(t("picker.local", lang))
     elif catalog.cached_path(model) is not None:
@@ -131,10 +132,10 @@ def download_status(model: str, lang: str) -> str:
     state = download.state()
     if state == "running":
         progress = download.progress()
-        done = human_size(download.done_bytes())
+        done = human_bytes(download.done_bytes())
         if progress is None:
             return t("picker.downloading", lang).format(done=done)
-        return (t("picker.downloading_of", lang).format(done=done, total=human_size(download.expected_bytes),
+        return (t("picker.downloading_of", lang).format(done=done, total=human_bytes(download.expected_bytes),
                                                        pct=f"{100 * progress:.0f}")
                 + f"\n\n<progress value='{progress:.3f}' max='1' style='width:100%'></progress>")
     if state == "failed":
@@ -171,7 +172,7 @@ def delete_model(model: str, request: gr.Request, ctx: AppContext) -> str:
         raise gr.Error(t("picker.delete_running", ctx.lang), print_exception=False)
     freed = catalog.delete_cached(model)
     key = "picker.deleted" if freed else "picker.not_cached_here"
-    return t(key, ctx.lang).format(model=model, freed=human_size(freed))
+    return t(key, ctx.lang).format(model=model, freed=human_bytes(freed))
 
 
 def preset_values(name: str, widgets: dict) -> list:

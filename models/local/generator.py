@@ -1,10 +1,10 @@
 """The generator: answers for several (model, prompt) panes in one batch, streamed, from the host's loaded model.
 
 Several panes are answered in one batch: peft's `adapter_names=[...]` routes each row of the batch through its own
-adapter (or none, "__base__"), which gives each row exactly what that adapter alone gives; models/local/batched_lora.py
-does the same in two batched matrix products (tests/test_chat_registry.py checks both token for token). Greedy
-answers take models/local/decode.py's lean loop with models/local/fast_step.py's step where they give the same
-tokens; everything else takes transformers' `generate`.
+adapter (or none: peft's "__base__", PEFT_BASE), which gives each row exactly what that adapter alone gives;
+models/local/batched_lora.py does the same in two batched matrix products (tests/test_chat_registry.py checks
+both token for token). Greedy answers take models/local/decode.py's lean loop with models/local/fast_step.py's step
+where they give the same tokens; everything else takes transformers' `generate`.
 
 All work on the model goes through one FIFO `GenerationQueue`: a request waits for its turn in a worker thread and
 the caller sees its place in line.
@@ -17,6 +17,7 @@ import threading
 from contextlib import nullcontext
 from typing import Callable, Iterator, Sequence
 
+from models.interface import adapter_of, model_name
 from models.local.batched_lora import batched_lora
 from models.local.catalog import RegistryError
 from models.local.decode import greedy_decode, lean_decode_supported
@@ -49,14 +50,14 @@ class Generator:
                on_unload: Callable[[Unload], None] | None = None) -> Iterator[StreamState]:
         """Answer several (model, prompt) panes in one batch, yielding every pane's text so far after each step.
 
-        `model` is an adapter name, or None / the base's name for the base. Leaving the loop early (or setting
-        `stop`) stops the generation and frees the queue. `on_unload` hears of every adapter detached to make room
-        for this request (called from the generating thread).
+        `model` is a model name (models/interface.py: the base's reference, or None, for the base; else an
+        adapter). Leaving the loop early (or setting `stop`) stops the generation and frees the queue. `on_unload`
+        hears of every adapter detached to make room for this request (called from the generating thread).
         """
         base = self.host.base_name
         if not panes:
             raise RegistryError("no model selected")
-        names = [base if m is None else m for m, _ in panes]
+        names = [model_name(adapter_of(m, base), base) for m, _ in panes]
         for name in names:
             if name != base:
                 self.host.catalog.check(name)
@@ -173,7 +174,7 @@ class Generator:
         from peft import PeftModel
 
         host = self.host
-        name = adapter or host.base_name
+        name = model_name(adapter, host.base_name)
         if name != host.base_name:
             host.catalog.check(name)
         texts = [self.render(p) for p in prompts]

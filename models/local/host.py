@@ -28,6 +28,7 @@ from models.local.catalog import AdapterCatalog, RegistryError, disk_bytes, weig
 from models.preflight import preflight, template_notice
 from models.refs import resolve_model
 from models.templates import ensure_chat_template
+from models.units import human_bytes
 
 log = logging.getLogger("medtune.models")
 
@@ -42,13 +43,6 @@ class Unload:
     reason: str  # "lru" (made room under the memory budget) or "request" (someone asked for it)
     budget_bytes: int | None
     at: float  # time.time()
-
-
-def human_bytes(n: float) -> str:
-    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
 
 
 def _peft_safe(name: str) -> str:

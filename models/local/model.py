@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Iterator, Sequence
 
-from models.interface import IN_PROCESS, Messages, ModelError, PromptFit, Scoring, fit_left
+from models.interface import IN_PROCESS, Messages, ModelError, PromptFit, Scoring, fit_left, model_name
 from models.settings import GenerationSettings
 
 LOGITS_WAY = "in-process: next-token logits of one forward pass"
@@ -29,7 +29,7 @@ class InProcessModel:
 
     def __init__(self, registry, adapter: str | None = None):
         self.registry, self.adapter = registry, adapter
-        self.name = adapter or registry.base_name
+        self.name = model_name(adapter, registry.base_name)
 
     def stream(self, messages: Messages, settings: GenerationSettings,
                stop: threading.Event | None = None) -> Iterator[str]:
@@ -45,8 +45,10 @@ class InProcessModel:
     def scoring(self) -> Scoring:
         return Scoring(LOGITS_WAY)
 
-    def score_options(self, prompts: Sequence[Messages], letters: Sequence[Sequence[str]]) -> list[dict[str, float]]:
-        """Each item's letters' probabilities as the next token, softmax over that item's letters only."""
+    def score_options(self, prompts: Sequence[Messages], letters: Sequence[Sequence[str]],
+                      concurrency: int = 8) -> list[dict[str, float]]:
+        """Each item's letters' probabilities as the next token, softmax over that item's letters only (one batch:
+        `concurrency` is a remote knob)."""
         import torch
 
         logits = self.registry.next_token_logits(list(prompts), self.adapter)

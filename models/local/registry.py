@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from models.local.catalog import AdapterCatalog, ModelInfo, RegistryError  # noqa: F401 (re-exported)
+from models.interface import adapter_of
 from models.local.generator import Generator, Prompt
 from models.local.host import ModelHost, Unload, human_bytes, pick_device_dtype  # noqa: F401 (re-exported)
 from models.local.queue import GenerationQueue
@@ -95,9 +96,10 @@ class ModelRegistry:
         """The ChatModel for the base (None or its name) or an adapter known now."""
         from models.local.model import InProcessModel
 
-        if name is not None and name != self.base_name:
-            self.catalog.check(name)
-        return InProcessModel(self, None if name == self.base_name else name)
+        adapter = adapter_of(name, self.base_name)
+        if adapter is not None:
+            self.catalog.check(adapter)
+        return InProcessModel(self, adapter)
 
     # ---- the host (each change to the model holds the queue turn) --------------------------------------------
     def attach(self, name: str) -> list[Unload]:

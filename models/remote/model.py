@@ -76,10 +76,19 @@ class RemoteModel:
             return Scoring(None, f"{self.endpoint.name} gives no prompt log-probabilities ({exc})")
         return Scoring(ECHO_WAY)
 
-    def score_options(self, prompts: Sequence[Messages], letters: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+    def score_options(self, prompts: Sequence[Messages], letters: Sequence[Sequence[str]],
+                      concurrency: int = 8) -> list[dict[str, float]]:
+        """Each item's letters scored, `concurrency` items in flight as `generate` has (two requests per item, so one
+        at a time left the server idle between round trips), in the prompts' order."""
         if self.scoring().way is None:
             raise ModelError(f"{self.name}: {self.scoring().reason}")
-        return [self._option_logprobs(p, list(item)) for p, item in zip(prompts, letters)]
+        for letter in sorted({letter for item in letters for letter in item}):
+            self._letter_id(letter)  # filled here, once, before the threads only read the cache
+        if not prompts:
+            return []
+        with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(prompts))),
+                                thread_name_prefix="remote-score") as pool:
+            return list(pool.map(lambda p, item: self._option_logprobs(p, list(item)), prompts, letters))
 
     def _option_logprobs(self, messages: Messages, letters: list[str]) -> dict[str, float]:
         """Softmax over `letters` of each letter's log-probability as the token after the templated prompt."""
