@@ -195,6 +195,9 @@ ELSEWHERE = {  # (command, status): where it is driven
     ("finetune", 6): "tests/test_preflight.py::test_cli_exits_with_the_message (a model of an unknown architecture)",
     ("evaluation", 6): "tests/test_preflight.py::test_cli_exits_with_the_message (`predict`, a model too large)",
     ("chat", 0): "tests/test_readme.py runs the README's `python -m chat` commands",
+    ("evaluation", 0): "tests/test_check.py (`score` and `check` through main(): 0, 3, 4, 5)",
+    ("evaluation", 4): "tests/test_check.py, tests/test_fuzz_files.py (a real process: predictions nested too deep)",
+    ("evaluation", 5): "tests/test_check.py, tests/test_score_cli.py (a real process: a missing prediction)",
     ("evaluation", 1): "the last-resort handler of evaluation/cli.py main(): an internal error (a bug), by design "
                        "not reachable from a command line",
     ("evaluation", 130): "test_interrupted_evaluation_and_chat_exit_130",
@@ -216,8 +219,6 @@ def _status_cases(tmp: Path) -> list[tuple[str, int, list[str], dict]]:
 
     refs = [json.loads(l) for l in (data / "mc_sample.jsonl").read_text("utf-8").splitlines()]
     (tmp / "good.jsonl").write_text("".join(json.dumps({"id": r["id"], "output": r["answer"]}) + "\n" for r in refs))
-    (tmp / "unknown.jsonl").write_text("".join(json.dumps({"id": f"x{r['id']}", "output": r["answer"]}) + "\n"
-                                               for r in refs))
     users = ["--file", str(tmp / "users.yaml")]
     return [
         ("finetune", 0, ["-m", "finetune", "presets"], {}),
@@ -226,15 +227,9 @@ def _status_cases(tmp: Path) -> list[tuple[str, int, list[str], dict]]:
         ("finetune", 3, ["-m", "finetune", "preview", "--data", str(tmp / "norows.jsonl")], {}),
         ("finetune", 3, ["-m", "finetune", "train", "--config", str(tmp / "broken.yaml")], {}),
         ("finetune", 6, ["-m", "finetune", "merge", "--adapter", "no-such-adapter", "--out", "merged"], {}),
-        ("evaluation", 0, ["-m", "evaluation", "score", "--ref", str(data / "mc_sample.jsonl"), "--pred",
-                           str(tmp / "good.jsonl")], {}),
         ("evaluation", 2, ["-m", "evaluation", "run", "--no-such-flag"], {}),
         ("evaluation", 3, ["-m", "evaluation", "score", "--ref", str(tmp / "broken.jsonl"), "--pred",
                            str(tmp / "good.jsonl")], {}),
-        ("evaluation", 4, ["-m", "evaluation", "score", "--ref", str(data / "mc_sample.jsonl"), "--pred",
-                           str(data / "mc_sample_predictions.jsonl")], {}),
-        ("evaluation", 5, ["-m", "evaluation", "score", "--ref", str(data / "mc_sample.jsonl"), "--pred",
-                           str(tmp / "unknown.jsonl")], {}),
         ("chat", 2, ["-m", "chat", "--temperature", "-1", "--prompt", "hi"], {}),
         ("chat", 6, ["-m", "chat", "--model", str(tmp / "no-model"), "--prompt", "hi"], {}),
         ("hosting.users", 0, ["-m", "hosting.users", "list", "--file", str(tmp / "none.yaml")], {}),
