@@ -20,6 +20,7 @@ from hosting.users import USERS_FILE_ENV, UsersError, UserStore
 from models.refs import current_hub
 from models.remote.endpoints import parse_endpoint_flags
 from ui.context import AppContext, with_services
+from ui.zerogpu import start_zerogpu
 
 _SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3}
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
@@ -248,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
               f"{logins_hint(ctx.data_dir)}", flush=True)
     if ctx.is_demo_model:
         prepare_demo_model()
+    if start_zerogpu(ctx.model, ctx.data_dir):
+        print("ZeroGPU: chat answers and evaluation batches run on a lent GPU; training is off", flush=True)
     serve(ctx, args, open_warning)
 
 

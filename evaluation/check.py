@@ -19,6 +19,7 @@ from pathlib import Path
 
 from evaluation.data import LETTERS, DataFileError, Problem, Row, read_rows, row_id, short
 from evaluation.predict import TestSet, load_test_set
+from evaluation.tasks import get_task
 from evaluation.submission import (
     EXIT_OK, EXIT_PREDICTIONS_MALFORMED, EXIT_PREDICTIONS_MISMATCH, MISMATCH_KINDS, ReferenceMalformed,
 )
@@ -154,7 +155,7 @@ def _check_pair(test: TestSet, test_row: Row, item, row: Row, answer_field: str,
         return problems + [Problem(row.line, rid, "empty_output", f"field '{answer_field}' is empty; it will score "
                                    "as wrong (0)", fix="check that generation finished for this item",
                                    severity="warning", field=answer_field)]
-    if test.task == "mc" and letters_only:
+    if letters_only and get_task(test.task).answers_are_letters:
         problems += _letter_problems(item, row, rid, answer, answer_field)
     return problems
 

@@ -12,6 +12,7 @@ from evaluation.check import check_submission, render_check
 from evaluation.data import DataFileError
 from evaluation.report import print_file_error
 from evaluation.submission import EXIT_PREDICTIONS_MALFORMED, EXIT_REFERENCE_MALFORMED
+from evaluation.tasks import TASKS
 
 CHECK_EPILOG = """Checks, each problem named by line, id and field: the same number of lines as the test file; ids
 (when both files have them) or line order; the test line's fields echoed unchanged; the answer field present and a
@@ -28,7 +29,7 @@ def add_check_parser(commands) -> None:
     p.add_argument("--test", required=True, help="the test file (answers not needed)")
     p.add_argument("--pred", required=True, help="the submission")
     p.add_argument("--answer-field", default="output", help="the field holding each answer (default output)")
-    p.add_argument("--task", choices=("auto", "mc", "qa"), default="auto",
+    p.add_argument("--task", choices=("auto", *TASKS), default="auto",
                    help="multiple choice or free-form (auto: detected from the test file)")
     p.add_argument("--mc-output", choices=("letters", "text", "both"), default="letters",
                    help="what multiple-choice answers hold: letters only are checked against the options")

@@ -27,7 +27,8 @@ def judge_unparsed(report, registry, batch_size: int = 8) -> int:
     from evaluation.tasks import get_task
 
     rows = [r for r in report.items if r.get("status") == "unparsed" and r["prediction"].strip()]
-    if report.task != "mc" or not rows:
+    task = get_task(report.task)
+    if not task.answers_are_letters or not rows:  # the judge reads letters among an item's options
         return 0
     prompts = [[{"role": "user", "content": JUDGE_PROMPT.format(
         question=r["question"], options="\n".join(f"{k}. {v}" for k, v in r["options"].items()),
@@ -39,7 +40,6 @@ def judge_unparsed(report, registry, batch_size: int = 8) -> int:
         if letters is not None:
             decided += 1
             row.update(extracted=letters, correct=letters == row["answer"], unparsed=False, status="judged")
-    task = get_task(report.task)
     report.metrics, report.breakdown = task.summarise(report.items)
     report.score = sum(w * report.metrics[k] for k, w in report.weights.items()) / sum(report.weights.values())
     return decided

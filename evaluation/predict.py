@@ -27,13 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from evaluation.data import (
-    DataFileError, Problem, Row, RowError, parse_mc_row, parse_qa_row, read_rows, row_problem, split_inline_options,
-)
+from evaluation.data import DataFileError, Problem, Row, RowError, read_rows, row_problem
 from evaluation.extract import extract_answer
 from evaluation.postprocess import apply_postprocess, check_names
 from evaluation.prompts import PromptConfig, build_messages
-from evaluation.tasks import get_task
+from evaluation.tasks import TASKS, detect_task, get_task
 from evaluation.run import (
     EvalCancelled, EvalError, Progress, file_sha256, pick_letters, scored_by_note, work_batch_size, _slug,
 )
@@ -64,7 +62,7 @@ class PredictConfig:
     concurrency: int = 8  # requests in flight to a remote model (in-process models batch `batch_size` rows instead)
 
     def __post_init__(self) -> None:
-        checks = [("task", self.task in ("auto", "mc", "qa"), "auto, mc or qa"),
+        checks = [("task", self.task == "auto" or self.task in TASKS, f"auto or one of {', '.join(TASKS)}"),
                   ("concurrency", 1 <= self.concurrency <= 256, "between 1 and 256"),
                   ("mc_output", self.mc_output in MC_OUTPUTS, f"one of {', '.join(MC_OUTPUTS)}"),
                   ("method", self.method in PREDICT_METHODS, f"one of {', '.join(PREDICT_METHODS)}"),
@@ -76,6 +74,11 @@ class PredictConfig:
             if not ok:
                 raise EvalError(f"{name} must be {expected}, got {getattr(self, name)!r}")
         check_names(self.postprocess)
+
+    @property
+    def qa_max_new_tokens(self) -> int:
+        """max_new_tokens under the name EvalConfig and the free-form task record use (Task.max_new_tokens_setting)."""
+        return self.max_new_tokens
 
 
 @dataclass
@@ -92,22 +95,13 @@ class TestSet:
 # Reading a test file: the answer fields may be absent
 
 
-def looks_like_mc_question(row: Row) -> bool:
-    """Options as a field, or option lines at the end of the question; no answer needed."""
-    if "options" in row.data:
-        return True
-    text = row.data.get("input") or row.data.get("question")
-    return isinstance(text, str) and split_inline_options(text) is not None
-
-
 def load_test_set(path: str | Path, task: str = "auto") -> TestSet:
     """Every row of a test file as an item without an answer; refused whole (DataFileError, every problem named
     by line and field) when a row cannot be read, since a submission must answer every line."""
     read = read_rows(path)
     problems: list[Problem] = list(read.problems)
-    if task == "auto":
-        task = "mc" if read.rows and sum(map(looks_like_mc_question, read.rows)) * 2 > len(read.rows) else "qa"
-    parse = parse_mc_row if task == "mc" else parse_qa_row
+    task = detect_task(read.rows, labelled=False) if task == "auto" else task
+    parse = get_task(task).parse_row
     items = []
     for row in read.rows:
         try:
@@ -194,14 +188,15 @@ def predict_settings(config: PredictConfig, identity: dict, test: TestSet, can_s
     `can_score`: the model gives log-probabilities (else multiple choice is answered by generation, as in run)."""
     from models.settings import GenerationSettings
 
-    method = config.method if test.task == "mc" and can_score else "generate"
-    max_new = config.mc_max_new_tokens if test.task == "mc" else config.max_new_tokens
+    task = get_task(test.task)
+    method = config.method if config.method in task.methods and can_score else "generate"
+    max_new = task.generation_max_tokens(config)
     return {**identity,
             "data": {"path": test.path, "sha256": file_sha256(test.path), "task": test.task, "format": test.kind,
                      "n_items": len(test.items)},
             "method": method, "multi_threshold": config.multi_threshold if method == "likelihood" else None,
-            "answer_field": config.answer_field, "mc_output": config.mc_output if test.task == "mc" else None,
-            "postprocess": list(config.postprocess) if test.task == "qa" else [],
+            "answer_field": config.answer_field, "mc_output": config.mc_output if task.answers_are_letters else None,
+            "postprocess": list(config.postprocess) if task.postprocess_applies else [],
             "prompt": config.prompt.to_dict(),
             "decoding": None if method == "likelihood" else GenerationSettings(max_new_tokens=max_new,
                                                                                seed=config.seed).to_dict(),
@@ -218,11 +213,12 @@ def answer_batch(model, items: list, prompts: list, settings: dict, concurrency:
         return [{"line": item.line, "letters": pick_letters(list(item.options), probs, settings["multi_threshold"]),
                  "raw": None} for item, probs in zip(items, scores)]
     texts = [t.strip() for t in model.generate(prompts, GenerationSettings(**settings["decoding"]), concurrency)]
-    if settings["data"]["task"] == "mc":
+    task = get_task(settings["data"]["task"])
+    if task.answers_are_letters:
         return [{"line": item.line, "letters": extract_answer(text, item.options) or "", "raw": text}
                 for item, text in zip(items, texts)]
-    return [{"line": item.line, "answer": apply_postprocess(text, settings["postprocess"], item.input), "raw": text}
-            for item, text in zip(items, texts)]
+    return [{"line": item.line, "answer": apply_postprocess(text, settings["postprocess"], task.item_input(item)),
+             "raw": text} for item, text in zip(items, texts)]
 
 
 def read_progress(path: Path, key: str) -> dict[int, dict]:
@@ -260,10 +256,10 @@ def append_progress(path: Path, key: str, entries: list[dict], fresh: bool) -> N
 
 
 def predict(models, config: PredictConfig, progress: Callable[[Progress], None] | None = None,
-            stop: threading.Event | None = None) -> list[PredictResult]:
+            stop: threading.Event | None = None, batch_call: Callable | None = None) -> list[PredictResult]:
     """Answer the test set with each model in turn and write one submission per model. `models` names models:
     anything with `model_for(name)` (the in-process `ModelRegistry`, or a `models.directory.ModelDirectory` that
-    adds endpoints' models), as for evaluation.run.evaluate."""
+    adds endpoints' models), as for evaluation.run.evaluate; `batch_call` as there (a ZeroGPU Space's GPU call)."""
     test = load_test_set(config.data, config.task)
     if not test.items:
         raise EvalError(f"{config.data}: no items to answer")
@@ -276,18 +272,19 @@ def predict(models, config: PredictConfig, progress: Callable[[Progress], None] 
     for out in outs:
         if Path(out).resolve() == Path(config.data).resolve():
             raise EvalError(f"--out {out} is the test file itself; give another name")
-    return [predict_one(model, config, identity, test, out, progress, stop)
+    return [predict_one(model, config, identity, test, out, progress, stop, batch_call)
             for model, identity, out in zip(chosen, identities, outs)]
 
 
 def predict_one(model, config: PredictConfig, identity: dict, test: TestSet, out: Path,
-                progress=None, stop=None) -> PredictResult:
+                progress=None, stop=None, batch_call: Callable | None = None) -> PredictResult:
     """One model's submission: what is not in the progress log yet, batch by batch, then the file and its meta."""
     import torch
 
     # Probed only where it matters (a remote model answers with a request); without log-probabilities multiple
     # choice is answered by generation, and the meta says why.
-    scoring = model.scoring() if test.task == "mc" and config.method == "likelihood" else None
+    likelihood = config.method == "likelihood" and get_task(test.task).can_score_by_likelihood
+    scoring = model.scoring() if likelihood else None
     settings = predict_settings(config, identity, test, can_score=scoring is None or scoring.way is not None)
     key = hashlib.sha256(json.dumps({k: v for k, v in settings.items() if k != "data"} | {
         "data": {k: v for k, v in settings["data"].items() if k != "path"}}, sort_keys=True).encode()).hexdigest()[:16]
@@ -311,7 +308,8 @@ def predict_one(model, config: PredictConfig, identity: dict, test: TestSet, out
                                 f"{identity['model']}; run again with the same settings to resume")
         batch = pending[start:start + size]
         try:
-            entries = answer_batch(model, batch, [prompts[i.line] for i in batch], settings, config.concurrency)
+            args = (batch, [prompts[i.line] for i in batch], settings, config.concurrency)
+            entries = answer_batch(model, *args) if batch_call is None else batch_call(model, answer_batch, *args)
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays in the log
             raise ModelError(f"{identity['model']} on {test.path}: {exc}; answered batches are saved, run again "
                              "to resume") from exc
@@ -357,10 +355,10 @@ def fit_to_context(model, prompts: dict, settings: dict) -> dict[int, dict]:
 
 def collect_answers(test: TestSet, done: dict[int, dict], mc_output: str) -> tuple[list[str], int]:
     """The answers in the test file's order, and how many multiple-choice replies had no readable letter."""
-    answers, unparsed = [], 0
+    answers, unparsed, letters = [], 0, get_task(test.task).answers_are_letters
     for item in test.items:
         entry = done[item.line]
-        if test.task == "mc":
+        if letters:
             unparsed += not entry["letters"]
             answers.append(mc_answer_text(entry["letters"], item.options, mc_output))
         else:

@@ -16,6 +16,7 @@ from evaluation.run import EvalCancelled, EvalError
 from evaluation.run_cli import (
     EXIT_CANCELLED, EXIT_DATA_MALFORMED, EXIT_MODEL_ERROR, _progress_printer, add_model_arguments, models_from_args,
 )
+from evaluation.tasks import TASKS
 
 PREDICT_EPILOG = """The submission has the test file's shape: every field of each line kept, in order, with the answer
 field filled (JSONL, JSON array or CSV, like the test file). Several models write <stem>-<model><suffix> each.
@@ -36,7 +37,7 @@ def add_predict_parser(commands) -> None:
     add_model_arguments(p, "answer")
     p.add_argument("--data", required=True, help="the test file: JSONL, JSON array or CSV, answers not needed")
     p.add_argument("--out", required=True, help="the submission file (one per model when several)")
-    p.add_argument("--task", choices=("auto", "mc", "qa"), default="auto",
+    p.add_argument("--task", choices=("auto", *TASKS), default="auto",
                    help="multiple choice (mc) or free-form (qa); detected from the rows by default")
     p.add_argument("--answer-field", default="output", help="the field the answer is written to (default output)")
     p.add_argument("--mc-output", choices=MC_OUTPUTS, default="letters",

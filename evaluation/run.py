@@ -278,7 +278,7 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
     """Everything that decides a cell's answers (not batch size, not limit); its hash names the cell's folder.
     `can_score`: the model gives log-probabilities (else multiple choice is answered by generation)."""
     task = get_task(eset.task)
-    max_new = getattr(config, task.max_new_tokens_setting)
+    max_new = task.generation_max_tokens(config)
     # A method the task does not have (likelihood for free-form answers) falls back to the task's first one.
     method = config.method if config.method in task.methods else task.methods[0]
     if method == "likelihood" and not can_score:
@@ -290,7 +290,7 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
                  "n_items": len(eset.items)},
         "method": method,
         "multi_threshold": config.multi_threshold if method == "likelihood" else None,
-        **({"circular": True} if config.circular and method == "likelihood" and eset.task == "mc" else {}),
+        **({"circular": True} if config.circular and method == "likelihood" and task.supports_circular else {}),
         "prompt": {**config.prompt.to_dict(), "shots": len(shot_items), "shots_data": shot_path,
                    "shots_sha256": file_sha256(shot_path) if shot_path else None},
         "decoding": None if method == "likelihood" else GenerationSettings(max_new_tokens=max_new).to_dict(),
@@ -300,8 +300,12 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
 
 
 def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | None = None,
-             stop: threading.Event | None = None) -> list[CellResult]:
-    """Every (model, set) cell, model by model; cells already complete on disk are read back, not recomputed."""
+             stop: threading.Event | None = None, batch_call: Callable | None = None) -> list[CellResult]:
+    """Every (model, set) cell, model by model; cells already complete on disk are read back, not recomputed.
+
+    `batch_call(model, batch_rows, *args)`, when given, runs each batch instead of `batch_rows(model, *args)`: the
+    app on a ZeroGPU Space passes one that runs an in-process model's batch in a lent GPU's worker (ui/zerogpu.py).
+    """
     sets = load_sets(config.data)
     shots = load_shots(config.shots_data, config.shots) if config.shots else {}
     missing = sorted({s.task for s in sets} - set(shots)) if config.shots else []
@@ -312,7 +316,7 @@ def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | 
         chosen = [models.model_for(m) for m in config.models]
     except ModelError as exc:
         raise EvalError(str(exc)) from exc
-    results = [evaluate_cell(model, config, model_identity(models, name), eset, shots, progress, stop)
+    results = [evaluate_cell(model, config, model_identity(models, name), eset, shots, progress, stop, batch_call)
                for name, model in zip(config.models, chosen) for eset in sets]
     # Several users' runs share out_dir: written atomically, so no reader sees half a summary.
     write_text(Path(config.out_dir, "summary.json"), json.dumps(
@@ -322,7 +326,7 @@ def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | 
 
 
 def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
-                  progress=None, stop=None) -> CellResult:
+                  progress=None, stop=None, batch_call: Callable | None = None) -> CellResult:
     """One (model, set) cell: what is not in items.jsonl yet, batch by batch, then the report."""
     import torch
 
@@ -358,14 +362,8 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
             raise EvalCancelled(f"stopped: {identity['model']} on {eset.name} has {len(items) - len(pending) + done_now}"
                                 f" of {len(items)} items done; run again with the same settings to resume")
         try:
-            rows = _batch_rows(model, batch, [prompts[item_key(i)] for i in batch], settings, config)
-            if settings.get("circular"):
-                from evaluation.circular import circular_rows
-
-                rows = circular_rows(model, None, batch, rows,
-                                     lambda i: fitted(model, build_messages(task, i, config.prompt, shot_items), 1),
-                                     lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold,
-                                                                        config.concurrency))
+            args = (batch, [prompts[item_key(i)] for i in batch], settings, config, shot_items)
+            rows = batch_rows(model, *args) if batch_call is None else batch_call(model, batch_rows, *args)
             rows = [row | notes.get(row["key"], {}) for row in rows]
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays on disk
             raise ModelError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
@@ -424,6 +422,21 @@ def scored_by_note(scoring, method: str) -> dict:
     """For reports: which way multiple choice was scored, and why generation stood in for log-probabilities."""
     return {"way": scoring.way if method == "likelihood" else "generation",
             "fallback_reason": scoring.reason if scoring is not None and scoring.way is None else None}
+
+
+def batch_rows(model, batch, prompts, settings: dict, config: EvalConfig, shot_items: list) -> list[dict]:
+    """One batch's rows (with CircularEval's rotations when asked). Module-level, of plain arguments: on ZeroGPU it
+    is pickled by name into the GPU worker (`batch_call`)."""
+    rows = _batch_rows(model, batch, prompts, settings, config)
+    if settings.get("circular"):
+        from evaluation.circular import circular_rows
+
+        task = get_task(settings["data"]["task"])
+        rows = circular_rows(model, None, batch, rows,
+                             lambda i: fitted(model, build_messages(task, i, config.prompt, shot_items), 1),
+                             lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold,
+                                                                config.concurrency))
+    return rows
 
 
 def _batch_rows(model, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:

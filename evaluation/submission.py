@@ -204,7 +204,7 @@ class ScoreReport:
             "breakdown": self.breakdown, "problems": [p.to_dict() for p in self.problems],
             "conventions": conventions(self.task, self.weights, self.max_answer_chars)
             | {"postprocess": "answers post-processed before scoring: " + (", ".join(self.postprocess) or "none")}
-            | ({"extractor": self.extractor} if self.task == "mc" else {}),
+            | ({"extractor": self.extractor} if get_task(self.task).answers_are_letters else {}),
         }
 
 
@@ -263,7 +263,7 @@ def score_submission(reference_path: str | Path, predictions_path: str | Path, t
     alignment = align(reference, predictions)
     problems += alignment.problems + cut_long_answers(alignment, reference, max_answer_chars)
     record = get_task(reference.task)
-    if postprocess and reference.task == "qa":  # evaluation/postprocess.py: named, and named in the report
+    if postprocess and record.postprocess_applies:  # evaluation/postprocess.py: named, and named in the report
         from evaluation.postprocess import apply_postprocess
 
         for item, pred in zip(reference.items, alignment.predictions):
@@ -276,7 +276,7 @@ def score_submission(reference_path: str | Path, predictions_path: str | Path, t
     problems.sort(key=lambda p: (p.line is None, p.line or 0))
     return ScoreReport(reference.task, str(reference_path), str(predictions_path), len(reference.items), metrics,
                        score, weight_map, problems, items, breakdown, alignment.method, exit_status(problems),
-                       max_answer_chars, tuple(postprocess) if reference.task == "qa" else ())
+                       max_answer_chars, tuple(postprocess) if record.postprocess_applies else ())
 
 
 def cut_long_answers(alignment: Alignment, reference: Dataset, max_chars: int) -> list[Problem]:

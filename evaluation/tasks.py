@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 
 from evaluation.data import (
     DataFileError, Item, MCItem, QAItem, Row, RowError, looks_like_mc, parse_mc_row, parse_qa_row, read_rows,
-    row_problem,
+    row_problem, split_inline_options,
 )
 from evaluation.extract import extract_answer
 from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
@@ -39,7 +39,9 @@ class Task:
     title: str  # in English, for the CLI reports; the UI has its own words in ui/strings.py
     metrics: tuple[str, ...]  # the quality metrics (what --weights may combine, what the results table shows)
     main_metric: str  # the headline: the default score, the breakdowns' and the side-by-side view's column
-    parse_row: Callable[[Row], Any]  # a file's row -> an item (raises evaluation.data.RowError)
+    # (a file's row, labelled) -> an item (raises evaluation.data.RowError); labelled=False reads a test file's row,
+    # whose answer is absent (what `predict` answers and `check` checks against)
+    parse_row: Callable[..., Any]
     # (items, answer texts, answered flags) -> per item, the score fields of one set of keys
     score_answers: Callable[[Sequence[Any], Sequence[str], Sequence[bool]], list[dict]]
     # scored rows -> the summary: the metrics and the counts, in the order reports show them
@@ -75,6 +77,10 @@ class Task:
     # answer is as text (a worked example's assistant turn; an empty one is refused in a scorer's reference)
     user_text: Callable[[Any, PromptConfig], str] = qa_user_text
     reference_text: Callable[[Any], str] = lambda item: item.output  # noqa: E731
+    # The answer is option letters read from the reply (the rules, or a judge model for what they cannot read), not
+    # text scored as text: a submission is checked for letters, the judge may decide unread replies, `predict`
+    # writes letters (or their options' texts) and reports name the extractor.
+    answers_are_letters: bool = False
 
     conventions: dict[str, str] = field(default_factory=dict)  # a metric of its own: how it is computed
 
@@ -86,6 +92,27 @@ class Task:
     @property
     def default_weights(self) -> dict[str, float]:
         return {self.main_metric: 1.0}
+
+    @property
+    def can_score_by_likelihood(self) -> bool:
+        """A model may answer by the log-probabilities of the candidate answers instead of generating."""
+        return "likelihood" in self.methods
+
+    @property
+    def supports_circular(self) -> bool:
+        """Circular evaluation (evaluation/circular.py) asks again with the options rotated: it needs options to
+        rotate and answers read by likelihood."""
+        return self.answers_are_letters and self.can_score_by_likelihood
+
+    @property
+    def postprocess_applies(self) -> bool:
+        """evaluation/postprocess.py rewrites answer text before it is written or scored; letters read from a reply
+        are not text to rewrite, so it is not applied (and not named in reports) there."""
+        return not self.answers_are_letters
+
+    def generation_max_tokens(self, config: Any) -> int:
+        """The bound on a generated answer, from the config's field this task names (EvalConfig, PredictConfig)."""
+        return getattr(config, self.max_new_tokens_setting)
 
     def short(self, metric: str) -> str:
         return self.short_names.get(metric, metric)
@@ -164,7 +191,7 @@ MULTIPLE_CHOICE = Task(
     item_input=lambda item: item.input_text, item_question=lambda item: item.question,
     item_fields=lambda item: {"question": item.question, "options": item.options, "answer": item.answer},
     answer_problem=mc_answer_problem, answer_field="extracted",
-    user_text=mc_user_text, reference_text=lambda item: item.answer,
+    user_text=mc_user_text, reference_text=lambda item: item.answer, answers_are_letters=True,
 )
 
 
@@ -199,9 +226,22 @@ FREE_FORM = Task(
 
 
 TASKS: dict[str, Task] = {task.name: task for task in (MULTIPLE_CHOICE, FREE_FORM)}
-# How a file's task is told from its rows, tried in order: the first that most rows look like. The last task
-# is what a file is when it looks like none of these.
-DETECTORS: tuple[tuple[str, Callable[[Row], bool]], ...] = (("mc", looks_like_mc),)
+
+
+def looks_like_mc_row(row: Row, labelled: bool = True) -> bool:
+    """Options as a field, or option lines at the end of the question and (in a labelled file) an answer of
+    letters. A test file's row (labelled=False) has no answer to look at."""
+    if labelled:
+        return looks_like_mc(row)
+    if "options" in row.data:
+        return True
+    text = row.data.get("input") or row.data.get("question")
+    return isinstance(text, str) and split_inline_options(text) is not None
+
+
+# How a file's task is told from its rows, tried in order: the first that most rows look like, each asked
+# (row, labelled). The last task is what a file is when it looks like none of these.
+DETECTORS: tuple[tuple[str, Callable[[Row, bool], bool]], ...] = (("mc", looks_like_mc_row),)
 FALLBACK_TASK = "qa"
 
 
@@ -213,10 +253,11 @@ def get_task(name: str) -> Task:
         raise ValueError(f"unknown task {name!r} (expected one of {', '.join(TASKS)})") from None
 
 
-def detect_task(rows: list[Row]) -> str:
-    """The task most rows look like (DETECTORS), e.g. "mc" when most rows are multiple choice."""
+def detect_task(rows: list[Row], labelled: bool = True) -> str:
+    """The task most rows look like (DETECTORS), e.g. "mc" when most rows are multiple choice. labelled=False:
+    the rows are a test file's, without answers."""
     for name, looks_like in DETECTORS:
-        if rows and sum(looks_like(r) for r in rows) * 2 > len(rows):
+        if rows and sum(looks_like(r, labelled) for r in rows) * 2 > len(rows):
             return name
     return FALLBACK_TASK
 

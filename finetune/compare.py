@@ -1,15 +1,16 @@
 """`python -m finetune compare RUN RUN ...`: finished runs side by side on the metrics they were selected by.
 
-A RUN is a job directory, a job id under --data-dir, or an adapter directory (each holds metrics.jsonl). The table
-has one row per run (learning rate, rank, steps, the selected step and every task metric there, the last value, the
-share of time spent evaluating); the chart has one line per run, metric by step, printed as text or written as PNG.
+A run is a dict: {"name", "metrics": rows of {"step", metric: value}, "config", "best"}. The command (jobs/cli.py)
+reads a job directory or a job id through the job system (jobs/progress.compare_run) and an adapter directory here
+(load_run): the files finetune wrote into it. The table has one row per run (learning rate, rank, steps, the selected
+step and every task metric there, the last value, the share of time spent evaluating); the chart has one line per
+run, metric by step, printed as text or written as PNG.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -19,26 +20,26 @@ def read_jsonl(path: Path) -> list[dict]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:
-                pass  # a line being appended by a run still going
+                pass  # a damaged line: the others still make a curve
     return rows
+
 
 WIDTH, HEIGHT = 60, 14  # the text chart, in characters
 
 
 def load_run(path: Path) -> dict:
+    """An adapter directory as a run: the metrics.jsonl, train_config.yaml and selection.json saved with it."""
     metrics = read_jsonl(path / "metrics.jsonl")
     if not metrics:
         raise FileNotFoundError(f"{path}: no metrics.jsonl (give a job directory, a job id or an adapter directory)")
     config = {}
-    for name in ("config.yaml", "train_config.yaml"):
-        if (path / name).is_file():
-            import yaml
+    if (path / "train_config.yaml").is_file():
+        import yaml
 
-            config = yaml.safe_load((path / name).read_text(encoding="utf-8")) or {}
+        config = yaml.safe_load((path / "train_config.yaml").read_text(encoding="utf-8")) or {}
     best = {}
-    for name in ("checkpoints/best.json", "selection.json"):  # a job directory, an adapter directory
-        if (path / name).is_file():
-            best = json.loads((path / name).read_text(encoding="utf-8"))
+    if (path / "selection.json").is_file():
+        best = json.loads((path / "selection.json").read_text(encoding="utf-8"))
     return {"name": path.name, "metrics": metrics, "config": config, "best": best}
 
 

@@ -170,8 +170,8 @@ def eval_set_entries(eval_sets: list) -> list[dict]:
         name = entry.get("name") or Path(entry["path"]).stem
         if not isinstance(name, str) or not NAME_RE.match(name):
             raise ConfigError(f"eval_sets[{i}].name", f"{name!r}: letters, digits, '.', '_' and '-' only")
-        if entry.get("task") not in (None, "mc", "qa"):
-            raise ConfigError(f"eval_sets[{i}].task", f"{entry['task']!r} is not one of mc, qa")
+        if entry.get("task") is not None and not isinstance(entry["task"], str):  # its name: jobs.train_eval
+            raise ConfigError(f"eval_sets[{i}].task", f"{entry['task']!r}: expected a task name such as mc or qa")
         entries.append({**entry, "name": name})
     return entries
 

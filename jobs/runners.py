@@ -17,12 +17,14 @@ from jobs.status import JobStatus, from_stage
 from jobs.store import CLI_OWNER, CLI_WORKER, Job, JobStore
 
 
-def default_runners(registry_for: Callable[[str, Path], object] | None = None) -> dict[str, Runner]:
+def default_runners(registry_for: Callable[[str, Path], object] | None = None,
+                    batch_call: Callable | None = None) -> dict[str, Runner]:
     """The app's runners. `registry_for(model, data_dir)`: the model registry evaluations run on (the app's
-    shared one); default chat.registry.shared_registry."""
+    shared one); default chat.registry.shared_registry. `batch_call`: how an evaluation or prediction batch is run
+    (evaluation.run.evaluate's parameter): None here, ui/zerogpu.eval_batch_call on a ZeroGPU Space."""
     return {"train": Runner(run_training, training_after_restart, training_final_report),
-            "evaluate": Runner(lambda job, control: run_evaluation(job, control, registry_for)),
-            "predict": Runner(lambda job, control: run_prediction(job, control, registry_for))}
+            "evaluate": Runner(lambda job, control: run_evaluation(job, control, registry_for, batch_call)),
+            "predict": Runner(lambda job, control: run_prediction(job, control, registry_for, batch_call))}
 
 
 def register_job_folders(store: JobStore) -> list[str]:
@@ -144,7 +146,8 @@ def job_models(job: Job, registry_for: Callable | None):
     return shared_directory(registry, None, Path(job.params["data_dir"]) / "endpoints.yaml")
 
 
-def run_evaluation(job: Job, control: Control, registry_for: Callable | None = None) -> list:
+def run_evaluation(job: Job, control: Control, registry_for: Callable | None = None,
+                   batch_call: Callable | None = None) -> list:
     from evaluation.run import EvalCancelled, evaluate, load_sets
 
     config = eval_config_from_dict(job.params["config"])
@@ -152,7 +155,8 @@ def run_evaluation(job: Job, control: Control, registry_for: Callable | None = N
     total = len(config.models) * sum(min(len(s.items), config.limit or len(s.items)) for s in sets)
     models = job_models(job, registry_for)
     try:
-        return evaluate(models, config, progress=EvalProgress(control, total), stop=control.stop)
+        return evaluate(models, config, progress=EvalProgress(control, total), stop=control.stop,
+                        batch_call=batch_call)
     except EvalCancelled as exc:
         raise JobCancelled(str(exc)) from None
 
@@ -172,7 +176,8 @@ def predict_config_from_dict(values: dict):
     return PredictConfig(**values)
 
 
-def run_prediction(job: Job, control: Control, registry_for: Callable | None = None) -> list:
+def run_prediction(job: Job, control: Control, registry_for: Callable | None = None,
+                   batch_call: Callable | None = None) -> list:
     from evaluation.predict import load_test_set, predict
     from evaluation.run import EvalCancelled
 
@@ -180,6 +185,7 @@ def run_prediction(job: Job, control: Control, registry_for: Callable | None = N
     total = len(config.models) * len(load_test_set(config.data, config.task).items)
     models = job_models(job, registry_for)
     try:
-        return predict(models, config, progress=EvalProgress(control, total), stop=control.stop)
+        return predict(models, config, progress=EvalProgress(control, total), stop=control.stop,
+                       batch_call=batch_call)
     except EvalCancelled as exc:
         raise JobCancelled(str(exc)) from None

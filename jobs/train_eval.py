@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from evaluation.data import DataFileError, MCItem
 from evaluation.prompts import PromptConfig, build_messages
 from models.local.model import letter_token_ids
-from evaluation.tasks import MULTIPLE_CHOICE, TASKS, get_task, load_dataset, score_mc_letters
+from evaluation.tasks import TASKS, get_task, load_dataset, score_mc_letters
 from finetune.config import ConfigError, TrainConfig, eval_set_entries
 from finetune.formats import DataError
 
@@ -71,7 +71,7 @@ class Evaluator:
             items = eset.items[start:start + BATCH_SIZE]
             prompts = [tokenizer.apply_chat_template(build_messages(task, i, self.prompt), tokenize=False,
                                                      add_generation_prompt=True) for i in items]
-            if eset.task == MULTIPLE_CHOICE.name:
+            if task.can_score_by_likelihood:  # the task's letters by likelihood, as Evaluate's default
                 rows += mc_likelihood(model, tokenizer, items, prompts)
             else:
                 rows += greedy_rows(model, tokenizer, task, items, prompts, self.max_new_tokens)
@@ -118,6 +118,8 @@ def load_train_eval_sets(cfg: TrainConfig) -> list[TrainEvalSet]:
     wanted = _task_wanted_by_selection(cfg.select_by)
     for entry in eval_set_entries(cfg.eval_sets):
         path, name = entry["path"], entry["name"]
+        if entry.get("task") is not None and entry["task"] not in TASKS:
+            raise ConfigError("eval_sets", f"{path} ({name}): task {entry['task']!r} is not one of {', '.join(TASKS)}")
         dataset = load_dataset(path)
         if dataset.problems:
             raise DataFileError(path, dataset.problems)

@@ -269,7 +269,7 @@ def test_every_command_reaches_each_status_it_documents(tmp_path):
 
 
 def test_finetune_failed_run_and_stopped_run_statuses():
-    from finetune.__main__ import finished_status
+    from jobs.cli import finished_status
     from safeio import ExitStatus
 
     assert finished_status("completed", ExitStatus.OK) == 0

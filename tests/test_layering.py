@@ -1,7 +1,8 @@
 """DESIGN.md: imports go app.py -> ui/ -> hosting/, jobs/ -> chat/, finetune/, evaluation/ -> models/; nothing under
 models/, chat/, finetune/, evaluation/, hosting/, jobs/ or safeio/ imports gradio; chat/, finetune/ and evaluation/
-never import jobs/; models/ imports no other package of ours (safeio/, the bounded readers, excepted: it imports
-nothing of the project); chat/ and evaluation/ do not import each other."""
+never import jobs/ (their `__main__.py` entry points excepted: they sit at the top, like app.py); models/ imports no
+other package of ours (safeio/, the bounded readers, excepted: it imports nothing of the project); chat/ and
+evaluation/ do not import each other."""
 
 import ast
 import pkgutil
@@ -77,6 +78,24 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 def test_import_direction(package, allowed):
     wrong = {f: sorted(names - allowed) for f, names in imported_packages(package).items() if names - allowed}
     assert not wrong, f"{package}/ may import only {sorted(allowed)}: {wrong}"
+
+
+@pytest.mark.parametrize("package", LOWER)
+def test_only_entry_points_import_the_job_system(package):
+    """Below jobs/ a module gets a config and a reporter; only `python -m PACKAGE`'s entry point (`__main__.py`, at
+    the top of the import order like app.py) may hand a command to jobs/. Lazy imports inside functions count too."""
+    wrong = sorted(f for f, names in imported_packages(package).items()
+                   if "jobs" in names and Path(f).name != "__main__.py")
+    assert not wrong, f"only {package}/__main__.py may import jobs/: {wrong}"
+
+
+def test_the_job_system_finds_lazy_imports(tmp_path, monkeypatch):
+    """The check above reads imports inside functions too (a lazy `from jobs... import` is still an upward import)."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("def f():\n    from jobs.files import JobFiles\n    return JobFiles\n")
+    (tmp_path / "pkg" / "__main__.py").write_text("import jobs.cli\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert imported_packages("pkg") == {"pkg/__main__.py": {"jobs"}, "pkg/mod.py": {"jobs"}}
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -165,10 +165,11 @@ def test_a_base_without_template_loads_and_the_load_handler_says_chatml_stands_i
 
 
 def test_a_refused_training_job_shows_in_the_page_language():
+    from jobs.progress import JobProgress
     from ui.finetune_tab import status_text
 
     status = {"state": "failed", "error": "model m: ...", "error_code": "preflight.too_large",
               "error_params": {"model": "m", "params": "7.62B", "needed": "17.0 GB", "weights": "14.2 GB",
                                "overhead": "20", "free": "8.0 GB", "dtype": "bfloat16", "device": "cuda:0"}}
-    assert "但只剩 8.0 GB 可用" in status_text(status, "zh")
-    assert "only 8.0 GB is free" in status_text(status, "en")
+    assert "但只剩 8.0 GB 可用" in status_text(JobProgress.from_record(status), "zh")
+    assert "only 8.0 GB is free" in status_text(JobProgress.from_record(status), "en")

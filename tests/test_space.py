@@ -90,8 +90,8 @@ def test_zerogpu_refuses_training_and_wraps_gpu_work(fake_spaces, monkeypatch):
         zerogpu.refuse_training("en")
     with pytest.raises(gr.Error, match="ZeroGPU Space 不支持训练"):
         zerogpu.refuse_training("zh")
-    zerogpu.gpu(zerogpu.CHAT_SECONDS)(len)
-    assert fake_spaces.durations == [zerogpu.CHAT_SECONDS]
+    zerogpu.gpu(zerogpu.EVAL_SECONDS)(len)
+    assert fake_spaces.durations == [zerogpu.EVAL_SECONDS]
 
 
 def test_the_fine_tune_tab_refuses_to_start_on_zerogpu(fake_spaces, monkeypatch, tmp_path):

@@ -37,6 +37,9 @@ def test_records_hold_what_the_code_used_to_branch_on():
     assert MULTIPLE_CHOICE.metrics == ("accuracy",) and MULTIPLE_CHOICE.default_weights == {"accuracy": 1.0}
     assert FREE_FORM.main_metric == "rouge-l" and set(FREE_FORM.metrics) == {"rouge-1", "rouge-2", "rouge-l", "bleu-4"}
     assert MULTIPLE_CHOICE.methods == ("likelihood", "generate") and FREE_FORM.methods == ("generate",)
+    assert MULTIPLE_CHOICE.answers_are_letters and MULTIPLE_CHOICE.supports_circular
+    assert not MULTIPLE_CHOICE.postprocess_applies and FREE_FORM.postprocess_applies
+    assert not (FREE_FORM.answers_are_letters or FREE_FORM.can_score_by_likelihood or FREE_FORM.supports_circular)
     with pytest.raises(ValueError, match="unknown task 'nope'.*mc, qa"):
         get_task("nope")
 
@@ -85,6 +88,33 @@ def test_a_new_kind_of_task_is_one_new_record(tmp_path, monkeypatch):
     assert "Task: exact answers" in render_text(report) and "exact" in report.to_dict()["conventions"]["score"]
     cell = type("Cell", (), {"model": "m", "dataset": "set", "task": "exact", "metrics": {"exact": 50.0}})
     assert "set exact" in results_table([cell])[0]
+
+
+def test_a_new_kind_of_task_is_checked_predicted_and_scored(tmp_path, monkeypatch):
+    """The toy record goes through `predict` (a test file without answers, answered by a model), `check` and the
+    scorer with nothing refusing it: no code path asks whether a task is "mc" or "qa"."""
+    from chat.registry import ModelRegistry
+    from evaluate_fixtures import build_always_b_model
+    from evaluation.check import check_submission
+    from evaluation.predict import PredictConfig, load_test_set, predict
+
+    monkeypatch.setitem(TASKS, "exact", EXACT)
+    rows = [{"id": "a", "input": "哪个字母？", "output": "B", "source": "s1"},
+            {"id": "b", "input": "2+2", "output": "4", "source": "s2"}]
+    ref = jsonl(tmp_path / "ref.jsonl", rows)
+    test = jsonl(tmp_path / "test.jsonl", [{k: v for k, v in r.items() if k != "output"} for r in rows])
+    assert load_test_set(test, "exact").task == "exact"
+    registry = ModelRegistry(str(build_always_b_model(tmp_path / "always-b")), tmp_path / "data")
+    # A model answers "B" to everything; a free-text task is generated (no letters, no likelihood).
+    [result] = predict(registry, PredictConfig(data=str(test), out=str(tmp_path / "sub.jsonl"), task="exact"))
+    assert [json.loads(line)["output"] for line in Path(result.out).read_text().splitlines()] == ["B", "B"]
+    meta = json.loads(Path(result.meta).read_text())
+    assert meta["method"] == "generate" and meta["mc_output"] is None and meta["data"]["task"] == "exact"
+    assert meta["decoding"]["max_new_tokens"] == PredictConfig(data="", out="").max_new_tokens
+    checked = check_submission(test, result.out, task="exact")
+    assert checked.task == "exact" and checked.exit_status == 0 and checked.problems == []
+    report = score_submission(ref, result.out, task="exact")
+    assert report.metrics == {"exact": 50.0} and "extractor" not in report.to_dict()["conventions"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -195,6 +225,9 @@ def test_rejected_training_rows_are_problems(tmp_path):
 def test_detection_reads_the_records(tmp_path):
     assert tasks.detect_task([Row(1, {"input": "q", "output": "a"})]) == "qa"
     assert tasks.detect_task([Row(1, {"question": "q", "options": {"A": "x", "B": "y"}, "answer": "A"})]) == "mc"
+    # A test file's rows have no answer: options inline in the question are enough there, not in a labelled file.
+    inline = [Row(1, {"input": "q\nA. x\nB. y"})]
+    assert tasks.detect_task(inline, labelled=False) == "mc" and tasks.detect_task(inline) == "qa"
 
 
 def test_chinese_score_page_shows_chinese_problems(tmp_path):

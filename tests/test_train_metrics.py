@@ -99,12 +99,13 @@ def test_best_checkpoint_becomes_the_adapter_and_early_stop_fires(tmp_path, tiny
     assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
 
     # The Fine-tune tab's plot: the task metric beside the loss, and the best step marked; its status line.
+    from jobs.progress import JobProgress, read_progress
     from ui.finetune_tab import loss_frame, status_text
 
-    frame = loss_frame(files)
+    frame = loss_frame(read_progress(files))
     assert {"train", "accuracy:mc_val /100", f"best accuracy:mc_val @ {best}"} <= set(frame["series"])
     assert sorted(frame[frame["series"] == f"best accuracy:mc_val @ {best}"]["loss"]) == [0.0, 1.0]
-    text = status_text(status, "en")
+    text = status_text(JobProgress.from_record(status), "en")
     assert f"Best accuracy:mc_val = 100 at step {best}" in text and "Stopped early" in text
 
 

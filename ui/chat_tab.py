@@ -30,6 +30,7 @@ from ui.footer import REFRESH_JS
 from ui.errors import backend_error
 from ui.scratch import download_dir
 from ui.strings import t
+from ui.zerogpu import chat_directory, register_directory, zerogpu_active
 
 STREAM_INTERVAL_S = 0.08  # at most ~12 UI updates a second per request, however fast the model is
 GENERATE_CONCURRENCY = 8  # requests let through to the registry's own FIFO queue (which shows the place in line)
@@ -96,6 +97,8 @@ class ChatHandlers:
         self.votes = VoteStore(Path(ctx.data_dir) / "chat" / "votes.sqlite")
         # Local and remote models by name; the endpoints are the admin's (flags, <data_dir>/endpoints.yaml).
         self.directory = shared_directory(self.registry, list(ctx.endpoints), Path(ctx.data_dir) / "endpoints.yaml")
+        # On ZeroGPU, registered now (before any GPU worker is forked) so that a worker finds it (ui/zerogpu.py).
+        self.gpu_key = register_directory(self.directory) if zerogpu_active() else None
 
     def choices(self) -> list[tuple[str, str]]:
         """(label, name) of every usable model, in-process first, then each endpoint's, labelled by where they run
@@ -198,7 +201,9 @@ class ChatHandlers:
         _STOPS[key] = stop
         unloaded: list[Unload] = []  # appended by the generating thread; told here, in the request's own thread
         try:
-            for state in stream_panes(self.directory, panes, settings, stop=stop, on_unload=unloaded.append):
+            # On ZeroGPU the in-process panes answer in one @spaces.GPU call (ui/zerogpu.py); else self.directory.
+            directory = chat_directory(self.directory, self.gpu_key)
+            for state in stream_panes(directory, panes, settings, stop=stop, on_unload=unloaded.append):
                 while unloaded:
                     gr.Warning(self.unload_message(unloaded.pop(0)))
                 now = time.perf_counter()

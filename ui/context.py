@@ -80,7 +80,11 @@ def with_services(ctx: AppContext) -> AppContext:
     if ctx.jobs is None:
         from jobs.runners import register_job_folders
 
-        jobs = JobQueue(ctx.data_dir, ctx.max_running_jobs, runners=default_runners())
+        from ui.zerogpu import eval_batch_call, zerogpu_active
+
+        # On a ZeroGPU Space each evaluation batch runs in a lent GPU's worker; elsewhere batches run as they are.
+        runners = default_runners(batch_call=eval_batch_call if zerogpu_active() else None)
+        jobs = JobQueue(ctx.data_dir, ctx.max_running_jobs, runners=runners)
         register_job_folders(jobs.store)  # training runs from the command line that predate their registering
     else:
         jobs = ctx.jobs

@@ -9,7 +9,6 @@ and the scheduler, so a page reload, a second browser or an app restart re-attac
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 import time
 from pathlib import Path
@@ -19,9 +18,9 @@ import pandas as pd
 
 from finetune.config import LORA_TARGET_PRESETS, PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
-from jobs.files import BadJobId, JobFiles, check_job_id, create_job, jobs_root, list_jobs, read_jsonl
-from jobs.process import read_job
-from jobs.scheduler import JobNotFound, JobStatus, QueueError
+from jobs.files import BadJobId, JobFiles, check_job_id, create_job, jobs_root, list_jobs
+from jobs.progress import CURVE_PREFIXES, JobProgress, read_progress
+from jobs.scheduler import JobNotFound, QueueError
 from safeio.atomic import copy_file
 from safeio.worker import WorkerError, run_limited
 from ui.access import checked_model_ref, current_user, gate_on_load, require
@@ -206,7 +205,7 @@ def do_start(request: gr.Request, model, upload, sample, data_format, column_map
 
 
 def submit_training(files: JobFiles, user, ctx: AppContext, resume: bool = False) -> None:
-    label = files.read_status().get("adapter_name") or files.job_id
+    label = read_progress(files, curves=False, log_lines=0).adapter_name or files.job_id
     try:
         job_queue(ctx).submit("train", user.name, {"job_dir": str(files.dir)}, label=label, job_id=files.job_id,
                               resume=resume)
@@ -258,7 +257,8 @@ def do_resume(job_id, request: gr.Request, ctx: AppContext):
     """Back in the queue, to continue from the last checkpoint when its turn comes."""
     files, user = job_files(job_id, ctx), require(request, ctx, "train")
     refuse_training(ctx.lang)
-    if read_job(files).get("state") == "completed":
+    progress = read_progress(files, curves=False, log_lines=0)
+    if progress.stage == "completed":
         raise gr.Error(t("finetune.already_done", ctx.lang).format(job=job_id))
     try:
         job_queue(ctx).resume(job_id, user, ctx.policy)
@@ -266,7 +266,7 @@ def do_resume(job_id, request: gr.Request, ctx: AppContext):
         raise gr.Error(t("jobs.not_found", ctx.lang).format(job=job_id), print_exception=False) from None
     except QueueError as exc:
         raise queue_error(exc, ctx.lang) from None
-    if not list(files.checkpoints.glob("checkpoint-*")):
+    if not progress.has_checkpoint:
         gr.Warning(t("finetune.no_checkpoint", ctx.lang).format(job=job_id))
     return do_status(job_id, request, ctx)
 
@@ -275,95 +275,90 @@ def _fmt(value, spec: str = ".4f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def status_text(status: dict, lang: str, data_summary: str = "") -> str:
-    eta = status.get("eta_s")
+def status_text(progress: JobProgress, lang: str) -> str:
+    eta = progress.eta_s
     text = t("finetune.status", lang).format(
-        job=status.get("job_id"), state=status.get("state"), step=status.get("step", 0),
-        total=status.get("total_steps", "?"), speed=_fmt(status.get("tokens_per_s"), ".0f"),
+        job=progress.job_id, state=progress.stage, step=progress.step,
+        total="?" if progress.total_steps is None else progress.total_steps,
+        speed=_fmt(progress.tokens_per_s, ".0f"),
         eta="–" if eta is None else time.strftime("%H:%M:%S", time.gmtime(eta)),
-        loss=_fmt(status.get("loss")), eval_loss=_fmt(status.get("eval_loss")))
-    total, step = status.get("total_steps") or 0, status.get("step") or 0
-    if total:
-        text += f"\n\n<progress value='{step}' max='{total}' style='width:100%'></progress>"
-    if data_summary:
-        text += f"\n\n{data_summary}"
-    if status.get("select_by") and status.get("best_step") is not None:
+        loss=_fmt(progress.loss), eval_loss=_fmt(progress.eval_loss))
+    if progress.total_steps:
+        text += f"\n\n<progress value='{progress.step}' max='{progress.total_steps}' style='width:100%'></progress>"
+    if progress.data is not None:
+        text += f"\n\n{progress.data.text()}"
+    if progress.select_by and progress.best_step is not None:
+        share = progress.eval_share
         text += "\n\n" + t("finetune.best", lang).format(
-            metric=status["select_by"], value=_fmt(status.get("best_value"), ".4g"), step=status["best_step"],
-            share=_fmt(100 * status["eval_share"], ".0f") if status.get("eval_share") is not None else "–")
-        if status.get("stopped_early"):
+            metric=progress.select_by, value=_fmt(progress.best_value, ".4g"), step=progress.best_step,
+            share=_fmt(100 * share, ".0f") if share is not None else "–")
+        if progress.stopped_early:
             text += " " + t("finetune.stopped_early", lang)
-    if status.get("state") == "completed" and status.get("adapter_dir"):
-        path = Path(status["adapter_dir"])
+    if progress.stage == "completed" and progress.adapter_dir:
+        path = Path(progress.adapter_dir)
         text += "\n\n" + t("finetune.adapter_ready", lang).format(name=path.name, path=path)
-    if status.get("state") == "failed":
-        error = status.get("error")
-        if str(status.get("error_code", "")).startswith("preflight."):  # a refused model: in the page's language
-            error = t(status["error_code"], lang).format(**status.get("error_params", {}))
+    if progress.stage == "failed":
+        error = progress.error
+        if str(progress.error_code or "").startswith("preflight."):  # a refused model: in the page's language
+            error = t(progress.error_code, lang).format(**progress.error_params)
         text += "\n\n" + t("finetune.failed", lang).format(error=error)
     return text
 
 
-def loss_frame(files: JobFiles, lang: str = "en") -> pd.DataFrame:
+def loss_frame(progress: JobProgress, lang: str = "en") -> pd.DataFrame:
     """Train and validation loss, each set's headline task metric (accuracy, ROUGE-L) divided by 100 so it shares
     the axis with the loss, and the best point marked by a vertical line at its step."""
-    rows = []
-    for m in read_jsonl(files.metrics):
-        if "loss" in m:
-            rows.append({"step": m["step"], "loss": m["loss"], "series": t("finetune.series_train", lang)})
-        elif "eval_loss" in m:
-            rows.append({"step": m["step"], "loss": m["eval_loss"], "series": t("finetune.series_validation", lang)})
-        rows += [{"step": m["step"], "loss": v / 100, "series": f"{k} /100"} for k, v in m.items()
-                 if k.startswith(("accuracy:", "rouge-l:")) and isinstance(v, (int, float))]
-    try:
-        best = json.loads((files.checkpoints / "best.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        best = None
-    if best and best.get("step") is not None and best.get("value") is not None:
-        top = best["value"] / 100 if best["select_by"] != "eval_loss" else best["value"]
-        label = t("finetune.series_best", lang).format(metric=best["select_by"], step=best["step"])
-        rows += [{"step": best["step"], "loss": y, "series": label} for y in (0.0, top)]
+    series = {"loss": t("finetune.series_train", lang), "eval_loss": t("finetune.series_validation", lang)}
+    rows = [{"step": p.step, "loss": p.value, "series": series[p.name]} if p.name in series
+            else {"step": p.step, "loss": p.value / 100, "series": f"{p.name} /100"}
+            for p in progress.points if p.name in series or p.name.startswith(CURVE_PREFIXES)]
+    best = progress.best
+    if best is not None:
+        top = best.value / 100 if best.select_by != "eval_loss" else best.value
+        label = t("finetune.series_best", lang).format(metric=best.select_by, step=best.step)
+        rows += [{"step": best.step, "loss": y, "series": label} for y in (0.0, top)]
     return pd.DataFrame(rows, columns=["step", "loss", "series"])
 
 
-def samples_text(files: JobFiles) -> str:
-    rows = read_jsonl(files.samples)[-12:]
-    return "\n\n".join(f"**step {r['step']}** · {r['prompt']}\n\n> {r['answer'] or '(empty)'}" for r in rows)
+def samples_text(progress: JobProgress) -> str:
+    return "\n\n".join(f"**step {s.step}** · {s.prompt}\n\n> {s.answer or '(empty)'}" for s in progress.samples)
 
 
 def do_status(job_id, request: gr.Request, ctx: AppContext):
     """The job's progress, loss curve, log and samples for its owner and the admin; for anyone else its line in the
     queue only (owner, state, place), as the Jobs tab shows it to everyone."""
+    return job_status(job_id, request, ctx)[0]
+
+
+def do_tick(job_id, last: JobProgress | None, request: gr.Request, ctx: AppContext):
+    """The 2 s timer: do_status, reading only what the job wrote since this page's last tick (`last`, kept in the
+    page's gr.State on the server)."""
+    outputs, progress = job_status(job_id, request, ctx, since=last)
+    return (*outputs, progress)
+
+
+def job_status(job_id, request: gr.Request, ctx: AppContext, since: JobProgress | None = None):
+    """(status text, loss frame, log, samples, status record) as this user may see them, and the JobProgress read
+    (None when they may see only the job's line in the queue)."""
     empty = pd.DataFrame(columns=["step", "loss", "series"])
     if not job_id:
-        return t("finetune.no_jobs", ctx.lang), empty, "", "", {}
+        return (t("finetune.no_jobs", ctx.lang), empty, "", "", {}), None
     files, job = job_files(job_id, ctx), find_job(ctx, job_id)
     level = viewer_level(job, request, ctx)
     if level == "other":
         line = {"job_id": files.job_id, "owner": job.owner if job else None, "state": job.state if job else None,
                 "position": job.position if job else None}
         text = job_detail(job, ctx.lang, "other")[0] if job else t("finetune.not_yours", ctx.lang).format(job=job_id)
-        return text, empty, "", "", line
-    status = read_job(files)
-    if job is not None and (job.state in (JobStatus.QUEUED, JobStatus.INTERRUPTED) or status.get("state") == "created"):
-        status = {**status, "state": job.state, "position": job.position}  # the job file cannot know these
-    text = status_text(status, ctx.lang, data_summary(files))
+        return (text, empty, "", "", line), None
+    progress = read_progress(files, job=job, since=since)
+    text, log, samples, record = status_text(progress, ctx.lang), progress.log, samples_text(progress), progress.record
     note = waiting_text(job, ctx.lang) if job is not None else ""
     text = f"{note}\n\n{text}" if note else text
-    log, samples = files.log_tail(), samples_text(files)
     if level == "owner":  # their own job, but not the server's paths (the upload's by its file name)
-        redact = path_redactor(ctx.data_dir, files.dir)
+        redact = path_redactor(ctx.data_dir, progress.data_file)
         text, log, samples = redact(text), redact(log), redact(samples)
-        status = {k: redact(v) for k, v in status.items() if k != "pid"}
-    return text, loss_frame(files, ctx.lang), log, samples, status
-
-
-def data_summary(files: JobFiles) -> str:
-    try:
-        report = json.loads(files.data_report.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return ""
-    return f"{report['summary']}; {report['truncated']} truncated; {report['train_rows']} training rows"
+        record = {k: redact(v) for k, v in record.items() if k != "pid"}
+    return (text, loss_frame(progress, ctx.lang), log, samples, record), progress
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -439,6 +434,7 @@ def build(ctx: AppContext) -> None:
         log = gr.Textbox(label=t("finetune.log", lang), lines=12, max_lines=12, autoscroll=True)
         samples_md = gr.Markdown(label=t("finetune.samples", lang))
     raw = gr.JSON(visible=False)
+    last = gr.State(None)  # the timer's last JobProgress: the next tick reads only what the job wrote since
     outputs = [status_md, plot, log, samples_md, raw]
 
     status_fn = with_ctx(do_status, ctx)  # keeps the gr.Request parameter visible to gradio
@@ -452,7 +448,8 @@ def build(ctx: AppContext) -> None:
     resume_btn.click(with_ctx(do_resume, ctx), job, outputs, api_name="finetune_resume")
     job.change(status_fn, job, outputs, api_name="finetune_status")
     refresh_btn.click(lambda value: job_dropdown(ctx, value), job, job, api_name="finetune_jobs")
-    gr.Timer(2.0).tick(status_fn, job, outputs, show_progress="hidden", api_visibility="private")
+    gr.Timer(2.0).tick(with_ctx(do_tick, ctx), [job, last], outputs + [last], show_progress="hidden",
+                       api_visibility="private")
     # A reload re-attaches: the job list and the newest job's progress are read again from disk.
     gr.on(None, lambda: job_dropdown(ctx), None, job, api_visibility="private")  # on page load only
     gate_on_load(ctx, "train", [start_btn, preview_btn], role_note)

@@ -13,9 +13,9 @@ from typing import Callable
 
 import gradio as gr
 import pandas as pd
-import yaml
 
 from jobs.files import JobFiles
+from jobs.progress import JobProgress, compare_run, read_progress
 from jobs.scheduler import Job, JobNotFound, JobQueue, JobStateError, JobStatus, NotAllowed, QueueError
 from ui.access import current_user, require
 from ui.context import AppContext
@@ -108,18 +108,11 @@ def viewer_level(job: Job | None, request: gr.Request | None, ctx: AppContext) -
     return "owner" if job is not None and job.owner == user.name else "other"
 
 
-def path_redactor(data_dir: Path, job_dir: Path | None = None) -> Callable[[str], str]:
-    """For a job's owner who is not the admin: the uploaded data file by its name, and the data dir's own path as
-    `<data>`, in any text shown (status, data report, log, error). The server's layout is none of their business."""
-    pairs: list[tuple[str, str]] = []
-    config = job_dir / "config.yaml" if job_dir is not None else None
-    if config is not None and config.is_file():
-        try:
-            data = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("data")
-        except (OSError, yaml.YAMLError):
-            data = None
-        if isinstance(data, str) and data:
-            pairs.append((data, Path(data).name))
+def path_redactor(data_dir: Path, data_file: str | None = None) -> Callable[[str], str]:
+    """For a job's owner who is not the admin: the uploaded data file (JobProgress.data_file) by its name, and the
+    data dir's own path as `<data>`, in any text shown (status, data report, log, error). The server's layout is none
+    of their business."""
+    pairs: list[tuple[str, str]] = [(data_file, Path(data_file).name)] if data_file else []
     for root in dict.fromkeys((str(Path(data_dir).resolve()), str(data_dir))):
         pairs.append((root, "<data>"))
 
@@ -133,9 +126,11 @@ def path_redactor(data_dir: Path, job_dir: Path | None = None) -> Callable[[str]
     return redact
 
 
-def job_detail(job: Job | None, lang: str, level: str = "admin", data_dir: Path | None = None) -> tuple[str, str]:
-    """The selected job's summary (with its error) and its log tail (training) or progress note (evaluation).
-    `level` (viewer_level): "other" gets the summary line only, "owner" gets it all with paths redacted."""
+def job_detail(job: Job | None, lang: str, level: str = "admin", data_dir: Path | None = None,
+               progress: JobProgress | None = None) -> tuple[str, str]:
+    """The selected job's summary (with its error) and its log tail (training: `progress`, read by do_detail) or
+    progress note (evaluation). `level` (viewer_level): "other" gets the summary line only, "owner" gets it all with
+    paths redacted."""
     if job is None:
         return t("jobs.none_selected", lang), ""
     when = {k: time.strftime("%H:%M:%S", time.localtime(v)) if v else "–"
@@ -146,12 +141,12 @@ def job_detail(job: Job | None, lang: str, level: str = "admin", data_dir: Path 
     text += f"\n\n{note}" if note else ""
     if level == "other":  # someone else's job: its line in the queue, not its log, error or data
         return text + "\n\n" + t("jobs.not_yours", lang), ""
-    job_dir = Path(job.params["job_dir"]) if job.kind == "train" and job.params.get("job_dir") else None
-    redact = path_redactor(data_dir, job_dir) if level != "admin" and data_dir is not None else (lambda x: x)
+    data_file = progress.data_file if progress is not None else None
+    redact = path_redactor(data_dir, data_file) if level != "admin" and data_dir is not None else (lambda x: x)
     if job.error:  # a failure's error, or what a cancelled job kept
         text += "\n\n" + (t("jobs.error", lang).format(error=job.error) if job.state == "failed" else job.error)
-    if job_dir is not None:
-        return redact(text), redact(JobFiles(job_dir).log_tail())
+    if progress is not None:
+        return redact(text), redact(progress.log)
     info = ", ".join(f"{k}: {round(v, 2) if isinstance(v, float) else v}" for k, v in job.info.items() if v is not None)
     return redact(text), redact(info)
 
@@ -163,9 +158,19 @@ def do_list(selected, ctx: AppContext):
     return jobs_frame(jobs, ctx.lang), gr.update(choices=ids, value=value)
 
 
+def training_files(job: Job | None) -> JobFiles | None:
+    """The folder of a training job (the path the store recorded when the job was created), else None."""
+    if job is None or job.kind != "train" or not job.params.get("job_dir"):
+        return None
+    return JobFiles(Path(job.params["job_dir"]))
+
+
 def do_detail(job_id, request: gr.Request, ctx: AppContext):
     job = find_job(ctx, job_id)
-    return job_detail(job, ctx.lang, viewer_level(job, request, ctx), ctx.data_dir)
+    level, files = viewer_level(job, request, ctx), training_files(job)
+    # Someone else's job: its line only, so its folder is not read at all.
+    progress = read_progress(files, job=job, curves=False) if files is not None and level != "other" else None
+    return job_detail(job, ctx.lang, level, ctx.data_dir, progress)
 
 
 def do_tick(job_id, request: gr.Request, ctx: AppContext):
@@ -211,8 +216,6 @@ def do_compare_choices(selected, request: gr.Request, ctx: AppContext):
 
 def compare_runs(job_ids, request: gr.Request | None, ctx: AppContext) -> list[dict]:
     """The picked runs as finetune.compare reads them, each checked: a finished training job the user may see."""
-    from finetune.compare import load_run
-
     lang, runs = ctx.lang, []
     if not job_ids:
         raise gr.Error(t("jobs.compare_need", lang), print_exception=False)
@@ -227,7 +230,7 @@ def compare_runs(job_ids, request: gr.Request | None, ctx: AppContext) -> list[d
             raise gr.Error(t("jobs.cannot_compare", lang).format(job=job.id, state=t(f"jobs.state.{job.state}",
                                                                                       lang)), print_exception=False)
         try:
-            runs.append(load_run(Path(job.params["job_dir"])))
+            runs.append(compare_run(training_files(job)))
         except FileNotFoundError:
             raise gr.Error(t("jobs.compare_no_metrics", lang).format(job=job.id), print_exception=False) from None
     return runs
