@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from safeio import Limits, SafeReadError
 from safeio.errors import NotUtf8
-from safeio.problems import Problem, from_read_error
+from safeio.problems import Problem, ProblemError, from_read_error
 from safeio.records import read_records
 
 MAX_ANSWER_LETTERS = 6
@@ -127,21 +127,13 @@ def read_rows(path: str | Path, limits: Limits | None = None) -> ReadResult:
 # Items
 
 
-class RowError(ValueError):
-    def __init__(self, field_name: str, message: str, fix: str = ""):
-        super().__init__(message)
-        self.field = field_name
-        self.fix = fix
-
-    def __reduce__(self):
-        return type(self), (self.field, str(self), self.fix)
+# A row that cannot be turned into an item raises safeio's ProblemError (a code and params, no English to parse);
+# the reader places it at its line with row_problem.
 
 
-def row_problem(row: Row, err: RowError, default_fix: str = "") -> Problem:
-    """A row that could not be read, as a problem whose message always names the field."""
-    message = str(err) if f"'{err.field}'" in str(err) else f"field '{err.field}': {err}"
-    return Problem(row.line, row_id(row), f"bad_{err.field}", message, fix=err.fix or default_fix, field=err.field,
-                   params={"reason": str(err)})
+def row_problem(row: Row, err: ProblemError, default_fix: str = "") -> Problem:
+    """A row that could not be read, as a problem (kind "bad_<field>") whose message always names the field."""
+    return replace(err.at(row.line, row_id(row), kind=f"bad_{err.field}", fix=default_fix), message=str(err))
 
 
 def row_id(row: Row) -> str | None:
@@ -161,15 +153,15 @@ def text_field(row: Row, names: tuple[str, ...], required: bool = True) -> tuple
         if name in row.data and row.data[name] is not None:
             value = row.data[name]
             if not isinstance(value, str):
-                raise RowError(name, f"field '{name}' must be a string, got {type(value).__name__} {short(value)}",
-                               fix=f'write it in quotes, e.g. "{name}": "{short(value, 30)}"')
+                raise ProblemError("not_string", name, type=type(value).__name__, value=short(value),
+                                   example=short(value, 30))
             return name, value
     if required:
         wanted = " or ".join(f"'{n}'" for n in names)
         present = sorted(row.data)
         found = ", ".join(str(n)[:40] for n in present[:20]) or "none"
         found += f", ... {len(present) - 20} more" if len(present) > 20 else ""
-        raise RowError(names[0], f"missing field {wanted} (fields present: {found})")
+        raise ProblemError("missing_fields", names[0], wanted=wanted, found=found)
     return None
 
 
@@ -216,34 +208,30 @@ def parse_options(value: Any) -> dict[str, str]:
     if isinstance(value, dict):
         options = {unicodedata.normalize("NFKC", str(k)).strip().upper(): v for k, v in value.items()}
         if not options or any(k not in LETTERS or not isinstance(v, str) for k, v in options.items()):
-            raise RowError("options", "options must map letters A–F to option texts",
-                           fix='e.g. "options": {"A": "...", "B": "..."}')
+            raise ProblemError("options_not_letters", "options")
         return dict(sorted(options.items()))
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
         if len(value) > len(LETTERS):
-            raise RowError("options", f"at most {len(LETTERS)} options are supported, got {len(value)}")
+            raise ProblemError("too_many_options", "options", limit=len(LETTERS), count=len(value))
         return dict(zip(LETTERS, value))
     if isinstance(value, str):
         options = parse_option_lines([ln for ln in _literal_newlines(value).split("\n") if ln.strip()])
         if options:
             return options
-    raise RowError("options", f"cannot read the options from {str(value)[:60]!r}",
-                   fix='give a dict {"A": ..., "B": ...}, a list of texts, or lines "A. ...\\nB. ..."')
+    raise ProblemError("options_unreadable", "options", value=repr(str(value)[:60]))
 
 
 def parse_answer_letters(value: Any, options: dict[str, str], field_name: str) -> str:
     """A reference answer like "B", "BD", "B,D", "B、D" -> sorted letters, all of them among the options."""
     if not isinstance(value, str):
-        raise RowError(field_name, f"field '{field_name}' must be a string of letters, got {type(value).__name__}")
+        raise ProblemError("answer_not_string", field_name, type=type(value).__name__)
     letters = re.sub(r"[\s,，、;；/和与]", "", unicodedata.normalize("NFKC", value)).upper()
     if not letters or not set(letters) <= set(LETTERS) or len(letters) > MAX_ANSWER_LETTERS:
-        raise RowError(field_name, f"answer {short(value)} is not one to {MAX_ANSWER_LETTERS} option letters",
-                       fix='write the answer as letters, e.g. "B" or "BD"')
+        raise ProblemError("answer_not_letters", field_name, value=short(value), limit=MAX_ANSWER_LETTERS)
     unknown = sorted(set(letters) - set(options))
     if unknown:
-        raise RowError(field_name, f"answer {short(value)} names option {', '.join(unknown)}, which the item does not "
-                                   "have",
-                       fix=f"the options are {', '.join(options)}")
+        raise ProblemError("answer_unknown_option", field_name, value=short(value), letters=", ".join(unknown),
+                           options=", ".join(options))
     return "".join(sorted(set(letters)))
 
 
@@ -258,9 +246,7 @@ def parse_mc_row(row: Row, labelled: bool = True) -> MCItem:
     input_field, text = text_field(row, ("input", "question"))
     split = split_inline_options(text)
     if split is None:
-        raise RowError(input_field, "no options found: expected an 'options' field or option lines "
-                                    "like 'A. ...' at the end of the question",
-                       fix="put each option on its own line: A. ..., B. ..., in order")
+        raise ProblemError("no_options", input_field)
     answer = mc_answer(row, ("output", "answer"), split[1]) if labelled else ""
     return MCItem(row_id(row), split[0], split[1], answer, row.line, input_text=text, **meta)
 

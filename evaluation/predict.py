@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from evaluation.data import DataFileError, Problem, Row, RowError, read_rows, row_problem
+from evaluation.data import DataFileError, Problem, ProblemError, Row, read_rows, row_problem
 from evaluation.extract import extract_answer
 from evaluation.postprocess import apply_postprocess, check_names
 from evaluation.prompts import PromptConfig, build_messages
@@ -106,7 +106,7 @@ def load_test_set(path: str | Path, task: str = "auto") -> TestSet:
     for row in read.rows:
         try:
             items.append(parse(row, labelled=False))
-        except RowError as err:
+        except ProblemError as err:
             problems.append(row_problem(row, err))
     seen: dict[str, int] = {}  # a submission is aligned by id: two lines with one id cannot both be answered
     for item in (i for i in items if i.id is not None):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluation.data import (
-    DataFileError, Item, Problem, Row, RowError, read_rows, row_id, row_problem, text_field,
+    DataFileError, Item, Problem, ProblemError, Row, read_rows, row_id, row_problem, text_field,
 )
 from evaluation.tasks import Dataset, Task, get_task, load_dataset
 from safeio.cli import ExitStatus
@@ -90,7 +90,7 @@ def read_predictions(path: str | Path) -> tuple[list[Prediction], list[Problem]]
     for row in read.rows:
         try:
             slots.append((row.line, _prediction(row)))
-        except RowError as err:
+        except ProblemError as err:
             problems.append(row_problem(row, err, 'each line needs "output": "<your model\'s answer>"'))
             slots.append((row.line, Prediction(row.line, row_id(row), "", None, broken=True)))
     return [prediction for _, prediction in sorted(slots, key=lambda slot: slot[0])], problems

@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from evaluation.data import (
-    DataFileError, Item, MCItem, QAItem, Row, RowError, looks_like_mc, parse_mc_row, parse_qa_row, read_rows,
+    DataFileError, Item, MCItem, QAItem, Row, looks_like_mc, parse_mc_row, parse_qa_row, read_rows,
     row_problem, split_inline_options,
 )
 from evaluation.extract import extract_answer
 from evaluation.metrics import CONVENTIONS, QA_METRICS, mc_is_correct, mean_scores, qa_item_scores
 from evaluation.prompts import PromptConfig, mc_user_text, qa_user_text
 from safeio import Limits
-from safeio.problems import Problem
+from safeio.problems import Problem, ProblemError
 
 # Scored rows carry these item fields under these names, whoever scored them (the scorer or a model run), so that
 # one summary function serves both.
@@ -39,7 +39,7 @@ class Task:
     title: str  # in English, for the CLI reports; the UI has its own words in ui/strings.py
     metrics: tuple[str, ...]  # the quality metrics (what --weights may combine, what the results table shows)
     main_metric: str  # the headline: the default score, the breakdowns' and the side-by-side view's column
-    # (a file's row, labelled) -> an item (raises evaluation.data.RowError); labelled=False reads a test file's row,
+    # (a file's row, labelled) -> an item (raises safeio.problems.ProblemError); labelled=False reads a test file's row,
     # whose answer is absent (what `predict` answers and `check` checks against)
     parse_row: Callable[..., Any]
     # (items, answer texts, answered flags) -> per item, the score fields of one set of keys
@@ -283,7 +283,7 @@ def load_dataset(path: str | Path, task: str = "auto", limits: Limits | None = N
     for row in read.rows:
         try:
             items.append(parse(row))
-        except RowError as err:
+        except ProblemError as err:
             problems.append(row_problem(row, err))
     problems.extend(_duplicate_id_problems(items))
     return Dataset(str(path), task, items, problems)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from safeio import Limits, SafeReadError, check_file
-from safeio.problems import Problem
+from safeio.problems import Problem, ProblemError, from_read_error
 from safeio.records import names_text, read_records
 
 FORMATS = ("alpaca", "openai", "sharegpt", "chatglm", "xtuner", "competition", "context")
@@ -31,18 +31,26 @@ SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "a
 
 
 class DataError(ValueError):
-    """A data file that cannot be used at all (unreadable, unknown format, no valid row). Names the file and line."""
+    """A data file that cannot be used at all (unreadable, unknown format, no valid row). Names the file and line;
+    `problem` says the same as a code and params, for the page's language."""
+
+    def __init__(self, message: str, problem: Problem | None = None):
+        super().__init__(message)
+        self.problem = problem
+
+    def __reduce__(self):  # crosses the worker process boundary (safeio.worker) with its problem
+        return type(self), (str(self), self.problem)
 
 
-class RowError(ValueError):
-    """One row rejected; `field` is the JSON path of the offending value (e.g. "messages[2].content"), `kind` the
-    problem's code."""
+def _data_error(message: str, code: str, path: Path | str | None = None, line: int | None = None,
+                **params) -> DataError:
+    return DataError(message, Problem(line, None, code, message, file=str(path) if path else None, params=params))
 
-    def __init__(self, field: str, reason: str, kind: str = "bad_field"):
-        super().__init__(f"field '{field}': {reason}" if field else reason)
-        self.field = field
-        self.reason = reason
-        self.kind = kind
+
+def _row_error(code: str, field: str, **params) -> ProblemError:
+    """One row rejected: `field` is the JSON path of the offending value (e.g. "messages[2].content"); the kind of
+    every training row problem is "bad_field", `code` the sentence (safeio.problems.MESSAGES)."""
+    return ProblemError(code, field, kind="bad_field", **params)
 
 
 @dataclass(frozen=True)
@@ -83,35 +91,36 @@ class LoadResult:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Field helpers: each raises RowError naming the field.
+# Field helpers: each raises a ProblemError naming the field.
 
 
 def _text(row: dict, key: str, path: str | None = None, required: bool = True) -> str:
     path = path or key
     if key not in row or row[key] is None:
         if required:
-            raise RowError(path, "missing")
+            raise _row_error("missing", path)
         return ""
     value = row[key]
     if not isinstance(value, str):
-        raise RowError(path, f"expected a string, got {type(value).__name__} ({json.dumps(value, ensure_ascii=False)[:40]})")
+        raise _row_error("expected_string", path, type=type(value).__name__,
+                         value=json.dumps(value, ensure_ascii=False)[:40])
     return value
 
 
 def _list(row: dict, key: str) -> list:
     if key not in row:
-        raise RowError(key, "missing")
+        raise _row_error("missing", key)
     value = row[key]
     if not isinstance(value, list):
-        raise RowError(key, f"expected a list, got {type(value).__name__}")
+        raise _row_error("expected_list", key, type=type(value).__name__)
     if not value:
-        raise RowError(key, "empty list")
+        raise _row_error("empty_list", key)
     return value
 
 
 def _obj(value: Any, path: str) -> dict:
     if not isinstance(value, dict):
-        raise RowError(path, f"expected an object, got {type(value).__name__}")
+        raise _row_error("expected_object", path, type=type(value).__name__)
     return value
 
 
@@ -128,10 +137,10 @@ def _alpaca(row: dict) -> Turns:
         turns.append(("system", system, "system"))
     history = row.get("history") or []
     if not isinstance(history, list):
-        raise RowError("history", f"expected a list of [question, answer] pairs, got {type(history).__name__}")
+        raise _row_error("expected_pairs", "history", type=type(history).__name__)
     for i, pair in enumerate(history):
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
-            raise RowError(f"history[{i}]", "expected a [question, answer] pair of strings")
+            raise _row_error("expected_pair", f"history[{i}]")
         turns += [("user", pair[0], f"history[{i}][0]"), ("assistant", pair[1], f"history[{i}][1]")]
     instruction = _text(row, "instruction")
     extra = _text(row, "input", required=False)
@@ -148,7 +157,7 @@ def _role_content(row: dict, key: str, role_key: str, text_key: str, role_map: d
         item = _obj(item, f"{key}[{i}]")
         raw_role = _text(item, role_key, f"{key}[{i}].{role_key}")
         if raw_role not in role_map:
-            raise RowError(f"{key}[{i}].{role_key}", f"unknown role {raw_role!r} (expected one of {sorted(role_map)})")
+            raise _row_error("unknown_speaker", f"{key}[{i}].{role_key}", role=repr(raw_role), roles=str(sorted(role_map)))
         turns.append((role_map[raw_role], _text(item, text_key, f"{key}[{i}].{text_key}"), f"{key}[{i}].{text_key}"))
     return turns
 
@@ -218,26 +227,26 @@ def to_conversation(turns: Turns, line: int) -> Conversation:
     messages = []
     for i, (role, content, path) in enumerate(turns):
         if not content.strip():
-            raise RowError(path, "empty text")
+            raise _row_error("empty_text", path)
         if role == "system" and i != 0:
-            raise RowError(path, "a system message is only allowed first")
+            raise _row_error("system_not_first", path)
         messages.append(Message(role, content))
     dialog = [m for m in messages if m.role != "system"]
     for i, m in enumerate(dialog):
         expected = "user" if i % 2 == 0 else "assistant"
         if m.role != expected:
             path = [p for r, _, p in turns if r != "system"][i]
-            raise RowError(path, f"expected a {expected} turn here, got {m.role} (turns must alternate user/assistant)")
+            raise _row_error("turn_order", path, expected=expected, got=m.role)
     if not dialog or dialog[-1].role != "assistant":
-        raise RowError(turns[-1][2] if turns else "", "the conversation must end with an assistant answer")
+        raise _row_error("no_final_answer", turns[-1][2] if turns else "")
     return Conversation(tuple(messages), line)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# File reader: safeio.records, shared with evaluation/; yields (line, row dict) or (line, RowError) for a row that
+# File reader: safeio.records, shared with evaluation/; yields (line, row dict) or (line, ProblemError) for a row that
 # cannot be read at all.
 
-RawRows = Iterator[tuple[int, "dict | RowError"]]
+RawRows = Iterator[tuple[int, "dict | ProblemError"]]
 SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".xlsx", ".xlsm")
 
 
@@ -245,10 +254,18 @@ def read_rows(path: Path, column_map: dict[str, str] | None = None, limits: Limi
     """Rows of a training data file; a table's columns named in column_map (field -> column) must exist."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise DataError(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .xlsx)")
+        raise _data_error(f"{path}: unsupported file type {suffix!r} (use .jsonl, .json, .csv or .xlsx)",
+                          "unsupported_type", path, suffix=suffix, name=path.name)
     records = read_records(path, limits, sheets=True, columns=column_map)
-    return ((line, RowError(row.field, row.reason, row.kind) if isinstance(row, SafeReadError) else row)
+    return ((line, _read_error(row) if isinstance(row, SafeReadError) else row)
             for line, row in records)
+
+
+def _read_error(err: SafeReadError) -> ProblemError:
+    """A row the bounded reader refused, as a row problem with the reader's own code and params; its English
+    sentence is the reader's (`message`), the other languages read the code."""
+    params = dict(getattr(err, "params", None) or {})
+    return ProblemError(params.pop("say", "") or err.kind, err.field, kind=err.kind, said=err.reason, **params)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -268,40 +285,41 @@ def load_data(
     try:
         return _load(path, data_format, column_map, max_samples, dedup, limits)
     except SafeReadError as exc:  # a limit hit, or a file that is not what it claims: one message, file and line
-        raise DataError(str(exc)) from None
+        raise DataError(str(exc), from_read_error(exc)) from None
 
 
 def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_samples: int, dedup: bool,
           limits: Limits | None) -> LoadResult:
     check_file(path, limits)
     if data_format != "auto" and data_format not in FORMATS:
-        raise DataError(f"{path}: unknown format {data_format!r} (expected auto or one of {', '.join(FORMATS)})")
+        raise _data_error(f"{path}: unknown format {data_format!r} (expected auto or one of {', '.join(FORMATS)})",
+                          "unknown_format", path, format=data_format, formats=", ".join(FORMATS))
     result = LoadResult(file=str(path), format=data_format)
     seen: dict[str, int] = {}
     for line, row in read_rows(path, column_map, limits):
         result.total_rows += 1
         try:
-            if isinstance(row, RowError):
+            if isinstance(row, ProblemError):
                 raise row
             if column_map:
                 row = _rename(row, column_map)
             if result.format == "auto":
                 result.format = detect_format(row) or "auto"
                 if result.format == "auto":
-                    raise DataError(
+                    raise _data_error(
                         f"{path}:{line}: cannot tell the data format from the fields {names_text(sorted(row))}; "
                         f"expected one of {', '.join(FORMATS)} (see `python -m finetune preview --help`), or map "
-                        "columns with column_map"
-                    )
+                        "columns with column_map", "unknown_data_format", path, line,
+                        fields=names_text(sorted(row)), formats=", ".join(FORMATS))
             conversation = to_conversation(PARSERS[result.format](row), line)
-        except RowError as exc:
-            result.rejected.append(Problem(line, None, exc.kind, exc.reason, file=str(path), field=exc.field))
+        except ProblemError as exc:
+            result.rejected.append(exc.at(line, file=str(path)))
             continue
         key = hashlib.sha1(json.dumps(conversation.as_dicts(), ensure_ascii=False).encode()).hexdigest()
         if dedup and key in seen:
             result.duplicates += 1
             result.rejected.append(Problem(line, None, "duplicate_row", f"duplicate of line {seen[key]}",
-                                           file=str(path), params={"first": seen[key]}))
+                                           file=str(path), params={"first": seen[key]}, say="duplicate_of"))
             continue
         seen.setdefault(key, line)
         if max_samples and len(result.conversations) >= max_samples:
@@ -309,7 +327,8 @@ def _load(path: Path, data_format: str, column_map: dict[str, str] | None, max_s
             continue
         result.conversations.append(conversation)
     if result.format == "auto":
-        raise DataError(f"{path}: no readable row" + (f" (first problem: {result.rejected[0]})" if result.rejected else ""))
+        raise _data_error(f"{path}: no readable row" + (f" (first problem: {result.rejected[0]})" if result.rejected
+                                                         else ""), "no_readable_row", path, rows=result.total_rows)
     return result
 
 
@@ -339,14 +358,15 @@ def parse_column_map(text: str) -> dict[str, str]:
         try:
             mapping = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise DataError(f"column_map: not valid JSON ({exc.msg})") from None
+            raise _data_error(f"column_map: not valid JSON ({exc.msg})", "column_map_json") from None
     else:
         mapping = {}
         for part in text.replace("，", ",").split(","):
             if "=" not in part:
-                raise DataError(f"column_map: {part.strip()!r} is not field=column")
+                raise _data_error(f"column_map: {part.strip()!r} is not field=column", "column_map_entry",
+                                  part=part.strip()[:60])
             target, source = part.split("=", 1)
             mapping[target.strip()] = source.strip()
     if not all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in mapping.items()):
-        raise DataError("column_map: every entry must map a field name to a column name")
+        raise _data_error("column_map: every entry must map a field name to a column name", "column_map_names")
     return mapping

@@ -204,11 +204,13 @@ def env_accounts(env: Mapping[str, str]) -> dict[str, Account]:
         parts = item.strip().split(":", 2)
         where = f"{USERS_ENV} entry {i}"
         if len(parts) != 3:
-            raise UsersError(f"{where}: expected NAME:ROLE:PASSWORD (entries separated by commas)")
+            raise _error(f"{where}: expected NAME:ROLE:PASSWORD (entries separated by commas)", where,
+                         "bad_users_entry")
         name = check_name(parts[0], where)
         role = check_role(parts[1], where, name)
         if not parts[2]:
-            raise UsersError(f"{where}: user {name!r}: field 'password' is empty")
+            raise _error(f"{where}: user {name!r}: field 'password' is empty", where, "empty_password", "password",
+                         user=name)
         accounts[name] = _env_account(name, role, parts[2], USERS_ENV)
     if env.get(ADMIN_PASSWORD_ENV):
         accounts[ADMIN_NAME] = _env_account(ADMIN_NAME, "admin", env[ADMIN_PASSWORD_ENV], ADMIN_PASSWORD_ENV)
@@ -246,8 +248,9 @@ class UserStore:
             return None
         store = cls(file, env)
         if not store.names():
-            raise UsersError(f"users file {file} has no users: nobody could sign in (add one with "
-                             f"`python -m hosting.users add NAME --role admin --file {file}`)")
+            raise _error(f"users file {file} has no users: nobody could sign in (add one with "
+                         f"`python -m hosting.users add NAME --role admin --file {file}`)", f"users file {file}",
+                         "no_users")
         return store
 
     def _file_stamp(self) -> tuple | None:

@@ -29,7 +29,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def over(path, line, field: str, what: str, name: str, limits: Limits) -> LimitExceeded:
     """One refusal text for every limit: what was found, the limit, and the flag / variable that raises it."""
     value = describe(name, getattr(limits, name))
-    return LimitExceeded(path, line, field, f"{what}, over the limit of {value} ({flag_of(name)})")
+    return LimitExceeded(path, line, field, f"{what}, over the limit of {value} ({flag_of(name)})",
+                         params={"value": value, "flag": flag_of(name), "limit": name})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -58,13 +59,14 @@ def check_file(path, limits: Limits | None = None) -> int:
 def check_text_head(path, head: bytes) -> None:
     """Encodings that UTF-8 decoding would report badly or not at all: UTF-16/32 (with or without BOM), binary."""
     if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
-        raise SafeReadError(path, 1, "", "the file is UTF-32; save it as UTF-8", "encoding")
+        raise SafeReadError(path, 1, "", "the file is UTF-32; save it as UTF-8", "encoding",
+                            params={"say": "utf32"})
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise SafeReadError(path, 1, "", "the file is UTF-16 (Excel's 'Unicode text'); save it as UTF-8 "
-                                         "(Excel: 'CSV UTF-8')", "encoding")
+                                         "(Excel: 'CSV UTF-8')", "encoding", params={"say": "utf16"})
     if head.startswith(b"PK\x03\x04"):
         raise SafeReadError(path, None, "", "a zip archive (an .xlsx workbook?), not text: save it as CSV UTF-8 or "
-                                            "JSON Lines", "encoding")
+                                            "JSON Lines", "encoding", params={"say": "zip_not_text"})
     nul = head.find(b"\x00")
     if nul < 0:
         return
@@ -72,10 +74,11 @@ def check_text_head(path, head: bytes) -> None:
     # ASCII text in UTF-16 has a NUL in every other byte; binary data has them scattered.
     if sample[1::2].count(0) > len(sample) // 4 or sample[0::2].count(0) > len(sample) // 4:
         raise SafeReadError(path, 1, "", "the file looks like UTF-16 without a byte-order mark; save it as UTF-8",
-                            "encoding")
+                            "encoding", params={"say": "utf16"})
     line = head[:nul].count(b"\n") + 1
     raise SafeReadError(path, line, "", f"a NUL byte at byte {nul + 1}: this is a binary file, not text "
-                                        "(JSONL, JSON or CSV)", "encoding")
+                                        "(JSONL, JSON or CSV)", "encoding",
+                        params={"say": "binary", "byte": nul + 1})
 
 
 def read_bytes(path, limits: Limits | None = None) -> bytes:
@@ -85,7 +88,8 @@ def read_bytes(path, limits: Limits | None = None) -> bytes:
     with open(path, "rb") as f:
         raw = f.read(size)  # read(n) allocates n bytes up front: the file's size, never the limit
         if f.read(1):
-            raise SafeReadError(path, None, "", "the file grew while it was read; try again when it is complete")
+            raise SafeReadError(path, None, "", "the file grew while it was read; try again when it is complete",
+                                params={"say": "file_grew"})
     check_text_head(path, raw[:CHUNK])
     return raw
 
@@ -185,12 +189,12 @@ def check_strings(value: Any, text: str, path, line: int | None, limits: Limits,
                 raise over(path, line, where, f"{len(item):,} characters", "max_field_chars", limits)
             if _SURROGATE.search(item):
                 raise SafeReadError(path, line, where, "a lone surrogate (\\ud800-\\udfff escape): not valid "
-                                                       "Unicode text", "encoding")
+                                                       "Unicode text", "encoding", params={"say": "surrogate"})
         elif isinstance(item, dict):
             for key, child in item.items():
                 if _SURROGATE.search(key):
                     raise SafeReadError(path, line, where, "a field name holds a lone surrogate: not valid Unicode",
-                                        "encoding")
+                                        "encoding", params={"say": "surrogate"})
                 stack.append((child, f"{where}.{key}" if where else key))
         elif isinstance(item, list):
             stack += [(child, f"{where}[{i}]") for i, child in enumerate(item)]
@@ -217,7 +221,7 @@ def iter_json_array(text: str, path, limits: Limits | None = None) -> Iterator[t
         try:
             value, end = decoder.raw_decode(text, pos)
         except LimitExceeded as exc:
-            raise LimitExceeded(path, line, exc.field, exc.reason) from None
+            raise LimitExceeded(path, line, exc.field, exc.reason, params=exc.params) from None
         check_strings(value, text[pos:end], path, line, limits)
         pos = end
         yield line, value
@@ -241,7 +245,8 @@ def single_object(path, limits: Limits | None = None) -> SafeReadError | None:
         return None
     keys = ", ".join(str(k)[:40] for k in list(value)[:8])
     return SafeReadError(path, 1, "", f"the file is one JSON object over several lines (fields: {keys}), not rows: "
-                                      "write one object per line (JSONL) or an array [ {...}, {...} ]", "bad_json")
+                                      "write one object per line (JSONL) or an array [ {...}, {...} ]", "bad_json",
+                         params={"say": "one_object", "keys": keys})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -275,7 +280,7 @@ def iter_csv(text: str, path, limits: Limits | None = None, delimiter: str = ","
             # The csv module silently takes an unclosed quote to the end of the file: the rest becomes one value.
             raise SafeReadError(path, start, "", "a quote opened on this line is never closed (the rest of the file "
                                                  "would be one value); close it, or double a quote inside a value "
-                                                 '("")', "bad_csv")
+                                                 '("")', "bad_csv", params={"say": "csv_unclosed_quote"})
         yield start, values
         start, offset = reader.line_num + 1, record_end
 

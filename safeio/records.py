@@ -95,7 +95,8 @@ def _jsonl(path, limits: Limits | None) -> Iterator[Record]:
             whole = single_object(path, limits) if first else None
             if whole is not None:  # a pretty-printed object: one clear problem, not "broken JSON" on every line
                 raise whole from None
-            value = SafeReadError(path, number, "", f"broken JSON ({err.msg} at column {err.colno})", "bad_json")
+            value = SafeReadError(path, number, "", f"broken JSON ({err.msg} at column {err.colno})", "bad_json",
+                                  params={"column": err.colno})
         except SafeReadError as err:
             value = err
         first = False
@@ -111,13 +112,15 @@ def _json_array(path, limits: Limits | None) -> Iterator[Record]:
             yield line, _object(value, path, line)
     except json.JSONDecodeError as err:
         raise SafeReadError(path, err.lineno, "", f"broken JSON ({err.msg} at column {err.colno}); the file must be "
-                                                  "one JSON array of objects, or JSON Lines", "bad_json") from None
+                                                  "one JSON array of objects, or JSON Lines", "bad_json",
+                                  params={"column": err.colno}) from None
 
 
 def _object(value: Any, path, line: int) -> dict | SafeReadError:
     if isinstance(value, (dict, SafeReadError)):
         return value
-    return SafeReadError(path, line, "", f"expected a JSON object, got {type(value).__name__}", "not_object")
+    return SafeReadError(path, line, "", f"expected a JSON object, got {type(value).__name__}", "not_object",
+                         params={"type": type(value).__name__})
 
 
 def names_text(names) -> str:
@@ -136,13 +139,15 @@ def _table(rows: Iterator[tuple[int, list]], path, columns: dict[str, str] | Non
     for field, column in (columns or {}).items():
         if column not in header:
             raise SafeReadError(path, 1, "", f"column_map['{field}']: no column named {column!r} (columns: "
-                                             f"{names_text(header)})", "missing_column")
+                                             f"{names_text(header)})", "missing_column",
+                                params={"column": column, "target": field})
     for line, values in rows:
         if all(v is None or str(v).strip() == "" for v in values):
             continue  # a blank line, or a sheet row formatted but empty
         if len(values) > len(header):
             yield line, SafeReadError(path, line, "", "more cells than the header has columns; quote cells that "
-                                                      "contain commas", "bad_csv")
+                                                      "contain commas", "bad_csv",
+                                      params={"say": "csv_extra_cells"})
             continue
         values = ["" if v is None else str(v) for v in values] + [None] * (len(header) - len(values))
         yield line, {name: value for name, value in zip(header, values) if name}

@@ -118,7 +118,9 @@ def test_download_progress_and_cancel_on_the_page(hub_cache, tmp_path, monkeypat
     monkeypatch.setattr(model_picker.catalog, "repo_size", lambda repo: 4000)
     ctx = AppContext(model="demo", data_dir=tmp_path)
     try:
+        assert not model_picker.downloading("Qwen/Qwen3-0.6B")  # Cancel is off while nothing downloads
         assert model_picker.start_download("Qwen/Qwen3-0.6B", None, ctx).startswith("Downloading… 0 B of 3.9 KiB (0%)")
+        assert model_picker.downloading("Qwen/Qwen3-0.6B")
         blobs = hub_cache / "models--Qwen--Qwen3-0.6B" / "blobs"
         blobs.mkdir(parents=True)
         (blobs / "part.incomplete").write_bytes(b"x" * 1000)  # what huggingface_hub writes as it downloads
@@ -129,6 +131,7 @@ def test_download_progress_and_cancel_on_the_page(hub_cache, tmp_path, monkeypat
             time.sleep(0.1)
         assert model_picker.cancel_download("Qwen/Qwen3-0.6B", None, ctx).startswith("Download cancelled")
         assert model_picker._DOWNLOADS["Qwen/Qwen3-0.6B"].proc.poll() is not None  # the child is gone
+        assert not model_picker.downloading("Qwen/Qwen3-0.6B")
         with pytest.raises(gr.Error, match="hub id"):
             model_picker.start_download(str(tmp_path), None, ctx)
     finally:

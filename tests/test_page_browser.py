@@ -27,6 +27,7 @@ ALLOWED_EN = {
     "fp", "bf", "nan", "medtune", "qwen", "instruct", "vllm", "sglang", "openai", "yaml", "token", "tokens",
     "huatuo", "cmexam", "mc", "qa", "sample", "predictions", "competition", "train", "english", "hf", "endpoint",
     "cli",  # "(cli)": the owner name of jobs started from the command line, a name, not a word
+    "kib", "mib", "gib", "tib",  # binary byte units (models/units.human_bytes)
 }
 CODE_LIKE = re.compile(r"\S*\w[/_.=:-]+\w\S*|--?\w[\w-]*|[A-Z_]{3,}")  # paths, ids, file names, flags, ENV_NAMES
 CJK = re.compile(r"[\u3400-\u9fff\uff01-\uff5e\u3000-\u303f]")

@@ -41,12 +41,14 @@ def _stop_key(request: gr.Request | None, ctx: AppContext, kind: str) -> tuple[s
     return *session_key(request, ctx), kind
 
 
-def decoding_settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed) -> GenerationSettings:
+def decoding_settings(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed,
+                      lang: str = "en") -> GenerationSettings:
     try:
         return GenerationSettings.from_values(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                                               top_k=top_k, repetition_penalty=repetition_penalty, seed=seed)
-    except (TypeError, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
+    except (TypeError, ValueError) as exc:  # the sliders keep to the ranges; an API caller may not
+        detail = str(exc) if lang == "en" else t("chat.bad_settings", lang)
+        raise gr.Error(detail, print_exception=False) from None
 
 
 def pane_values(models: list[str], histories: dict, prompt: str | None = None, texts: list[str] | None = None,
@@ -223,14 +225,18 @@ class ChatHandlers:
     def send(self, prompt, models, system, max_new, temperature, top_p, top_k, rep, seed, histories,
              request: gr.Request):
         require(request, self.ctx, "chat")
-        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed)
+        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed, self.lang)
         prompt, histories = (prompt or "").strip(), histories or {}
         if not prompt:
             raise gr.Error(t("chat.need_prompt", self.lang))
-        try:
-            check_selection(models or [], self.directory.usable_models())
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+        usable = self.directory.usable_models()
+        # Said here in the page's language; check_selection below is the backend's own guard, same rules.
+        if not 1 <= len(models or []) <= MAX_PANES:
+            raise gr.Error(t("chat.tick_models", self.lang).format(n=MAX_PANES, ticked=len(models or [])))
+        gone = [m for m in models if m not in usable]
+        if gone:
+            raise gr.Error(t("chat.models_gone", self.lang).format(models=", ".join(gone)))
+        check_selection(models, usable)
         panes = [(m, with_system(system, histories.get(m, []), prompt)) for m in models]
         running = t("chat.status_running", self.lang).format(tokens=0)
         yield histories, "", running, *pane_values(models, histories, prompt), gr.skip()
@@ -270,17 +276,17 @@ class ChatHandlers:
 
     # ---- blind test --------------------------------------------------------------------------------------
     def blind_new(self):
-        try:
-            battle = new_battle(self.directory.usable_models(), random.SystemRandom())
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+        usable = self.directory.usable_models()
+        if len(set(usable)) < 2:  # new_battle's own rule, said in the page's language
+            raise gr.Error(t("chat.blind_need_two", self.lang))
+        battle = new_battle(usable, random.SystemRandom())
         panes = [gr.update(value=[], label=t(f"chat.pane_{side}", self.lang)) for side in "ab"]
         return battle, *panes, t("chat.blind_ready", self.lang), *[gr.update(interactive=False)] * len(OUTCOMES)
 
     def blind_send(self, prompt, system, max_new, temperature, top_p, top_k, rep, seed, battle: Battle | None,
                    request: gr.Request):
         require(request, self.ctx, "chat")
-        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed)
+        settings = decoding_settings(max_new, temperature, top_p, top_k, rep, seed, self.lang)
         prompt = (prompt or "").strip()
         if battle is None or battle.voted:
             raise gr.Error(t("chat.blind_need_battle", self.lang))
@@ -309,12 +315,11 @@ class ChatHandlers:
         if battle is None:
             raise gr.Error(t("chat.blind_need_battle", self.lang))
         if outcome not in OUTCOMES:
-            raise gr.Error(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
-        try:
-            # The user's name, never the session hash: that would let whoever reads votes take over the session.
-            vote = battle.vote(outcome, voter, self.registry.base_name)
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+            raise gr.Error(t("chat.bad_outcome", self.lang).format(outcomes=", ".join(OUTCOMES), outcome=repr(outcome)))
+        if battle.voted or not battle.history_a:  # Battle.vote's own rules, said in the page's language
+            raise gr.Error(t("chat.blind_voted" if battle.voted else "chat.blind_need_answers", self.lang))
+        # The user's name, never the session hash: that would let whoever reads votes take over the session.
+        vote = battle.vote(outcome, voter, self.registry.base_name)
         self.votes.add(vote)
         label = t(f"chat.vote_{outcome}", self.lang)
         reveal = t("chat.blind_reveal", self.lang).format(a=battle.model_a, b=battle.model_b, outcome=label)

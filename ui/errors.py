@@ -18,6 +18,7 @@ import gradio as gr
 from gradio.exceptions import Error as PageError
 
 from models.preflight import PreflightError
+from safeio.problems import ProblemError
 from ui.strings import t
 
 log = logging.getLogger("medtune.ui")
@@ -37,6 +38,17 @@ def backend_error(exc: Exception, lang: str, where: str = "") -> gr.Error:
         return gr.Error(t(f"preflight.{exc.code}", lang).format(**exc.params), print_exception=False)
     if exc.__cause__ is not None:
         return unexpected(exc, lang, where)
+    from ui.problems import problems_message  # ui.problems imports ui.strings only; kept lazy beside PreflightError's
+
+    # A backend problem (safeio.problems: DataError, UsersError, a ProblemError) is said from its code, so the
+    # Chinese page reads Chinese; the English page gets the same sentence the command lines print.
+    problems = getattr(exc, "problems", None) or ([exc.problem] if getattr(exc, "problem", None) else [])
+    if not problems and isinstance(exc, ProblemError):
+        problems = [exc.at(None)]
+    if problems and lang != "en":
+        return gr.Error(problems_message(problems, lang, getattr(exc, "path", None)), print_exception=False)
+    if lang != "en":  # a backend sentence that has no code yet: say so in the page's language, then its words
+        return gr.Error(t("error.backend_detail", lang).format(detail=exc), print_exception=False)
     return gr.Error(str(exc), print_exception=False)
 
 

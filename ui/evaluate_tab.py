@@ -127,7 +127,7 @@ class EvaluateHandlers:
                               qa_max_new_tokens=int(max_new or 256),
                               prompt=PromptConfig(system=system if system is not None else DEFAULT_SYSTEM))
         except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+            raise backend_error(exc, self.lang) from None
 
     def keep(self, file) -> str:
         """gradio's upload cache is temporary, and a queued or resumed job may run after it is gone: keep a copy
@@ -260,7 +260,7 @@ class EvaluateHandlers:
         except DataFileError as exc:
             raise gr.Error(problems_message(exc.problems, self.lang, exc.path), print_exception=False) from None
         except ValueError as exc:
-            raise gr.Error(str(exc)) from None
+            raise backend_error(exc, self.lang) from None
         params = {"config": json.loads(json.dumps(dataclasses.asdict(config))), "model": self.ctx.model,
                   "data_dir": str(self.ctx.data_dir)}
         job = next((j for j in self.queue.jobs() if j.kind == "predict" and j.state in ACTIVE and j.params == params),

@@ -31,6 +31,7 @@ from ui import model_picker
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
 from ui.zerogpu import refuse_training
+from ui.errors import backend_error
 
 # (TrainConfig field, advanced?) in the order the widgets appear; start/command events take them in this order.
 SETTINGS = [
@@ -135,6 +136,17 @@ def config_from_widgets(model: str, path: str, data_format: str, column_map: str
     return cfg
 
 
+def rejected_frame(rejected: list, dropped: list[tuple[int, str]], cutoff: int, lang: str) -> pd.DataFrame:
+    """The rows a preview leaves out, each reason said from its problem code in the page's language (ui/problems.py);
+    a row tokenisation dropped has one reason, said from its key. Headers too (localize_frame)."""
+    from ui.problems import problem_text
+
+    rows = [{"line": r.line, "field": r.field, "reason": problem_text(r, lang)} for r in rejected]
+    rows += [{"line": line, "field": "", "reason": t("finetune.dropped_row", lang).format(cutoff=cutoff) if lang != "en"
+              else why} for line, why in dropped]
+    return localize_frame(pd.DataFrame(rows, columns=["line", "field", "reason"]), lang)
+
+
 def do_preview(request: gr.Request, model, upload, sample, data_format, column_map, cutoff_len, ctx: AppContext):
     """Reads and tokenises the file in a memory-limited worker process (safeio.worker): an upload built to exhaust
     memory ends this request with a message, not the server. Only a user who may train may preview: it loads
@@ -149,8 +161,8 @@ def do_preview(request: gr.Request, model, upload, sample, data_format, column_m
                              int(cutoff_len or 1024), preload=PRELOAD)
     except ModelLoadError as exc:
         raise gr.Error(t("finetune.bad_model", ctx.lang).format(model=model, error=exc)) from None
-    except DataError as exc:
-        raise gr.Error(str(exc)) from None
+    except DataError as exc:  # the file's problem said from its code, in the page's language
+        raise backend_error(exc, ctx.lang) from None
     except WorkerError as exc:
         raise gr.Error(t(f"safeio.worker_{exc.kind}", ctx.lang).format(detail=exc), print_exception=False) from None
     loaded, lang = result.loaded, ctx.lang
@@ -160,10 +172,8 @@ def do_preview(request: gr.Request, model, upload, sample, data_format, column_m
     summary = t("finetune.preview_summary", lang).format(
         kept=result.kept, total=loaded.total_rows, fmt=loaded.format, rejected=result.rejected,
         dup=loaded.duplicates, tokens=tokens)
-    rejected = pd.DataFrame([{"line": r.line, "field": r.field, "reason": r.reason} for r in loaded.rejected]
-                            + [{"line": line, "field": "", "reason": why} for line, why in result.dropped],
-                            columns=["line", "field", "reason"])
-    rejected, trained_label = localize_frame(rejected, lang), t("finetune.highlight_trained", lang)
+    rejected = rejected_frame(loaded.rejected, result.dropped, int(cutoff_len or 1024), lang)
+    trained_label = t("finetune.highlight_trained", lang)
     highlighted = []
     for i, pieces in enumerate(result.examples):
         highlighted += [("\n\n", None)] if i else []
@@ -199,7 +209,7 @@ def do_start(request: gr.Request, model, upload, sample, data_format, column_map
             build_evaluator(cfg.validate())
         files = create_job(cfg, ctx.data_dir)
     except (ConfigError, DataError) as exc:
-        raise gr.Error(str(exc)) from None
+        raise backend_error(exc, ctx.lang) from None
     submit_training(files, user, ctx)
     return job_dropdown(ctx, files.job_id)
 
@@ -218,7 +228,7 @@ def do_command(model, upload, sample, data_format, column_map, *values, ctx: App
         cfg = config_from_widgets(model, data_path(upload, sample, ctx), data_format, column_map,
                                   list(values[:len(SETTINGS)]))
     except DataError as exc:
-        raise gr.Error(str(exc)) from None
+        raise backend_error(exc, ctx.lang) from None
     cfg.eval_sets = eval_set_paths(values[len(SETTINGS)] if len(values) > len(SETTINGS) else [], ctx)
     return gr.Code(value=command_text(cfg, ctx.data_dir), visible=True)
 

@@ -143,6 +143,12 @@ def download_status(model: str, lang: str) -> str:
     return t(f"picker.download_{state}", lang)
 
 
+def downloading(model: str) -> bool:
+    """Whether the chosen model's download is running now (what enables its Cancel button)."""
+    download = _DOWNLOADS.get((model or "").strip())
+    return download is not None and download.state() == "running"
+
+
 def start_download(model: str, request: gr.Request, ctx: AppContext) -> str:
     require(request, ctx, "manage_models")
     model = (model or "").strip()
@@ -215,16 +221,23 @@ def build_catalog(ctx: AppContext, model) -> None:
         gr.Markdown(t("picker.offline_note" if catalog.hub_offline() else "picker.online_note", lang))
         with gr.Row(visible=ctx.users is None) as admin_row:
             download = gr.Button(t("picker.download", lang), interactive=not catalog.hub_offline(), size="sm")
-            cancel = gr.Button(t("picker.cancel", lang), variant="stop", size="sm")
+            cancel = gr.Button(t("picker.cancel", lang), variant="stop", size="sm", interactive=False)
             delete = gr.Button(t("picker.delete", lang), size="sm")
         status = gr.Markdown(elem_id="picker-status")
     accordion.expand(lambda: catalog_frame(lang), None, table, api_name="picker_catalog", show_progress="hidden")
-    model.change(lambda name: download_status(name, lang), model, status, api_visibility="private",
-                 show_progress="hidden")
-    download.click(with_ctx(start_download, ctx), model, status, api_name="picker_download")
-    cancel.click(with_ctx(cancel_download, ctx), model, status, api_name="picker_cancel")
-    delete.click(with_ctx(delete_model, ctx), model, status, api_name="picker_delete")
-    gr.Timer(2.0).tick(lambda m: download_status(m, lang), model, status, api_visibility="private",
+    # Cancel is live only while the chosen model downloads: after each click (a private .then, so the public
+    # events keep their one output) and on the timer that refreshes the status.
+    def status_and_cancel(name):
+        return download_status(name, lang), gr.update(interactive=downloading(name))
+
+    model.change(status_and_cancel, model, [status, cancel], api_visibility="private", show_progress="hidden")
+    for button, handler, api_name in ((download, start_download, "picker_download"),
+                                      (cancel, cancel_download, "picker_cancel"),
+                                      (delete, delete_model, "picker_delete")):
+        button.click(with_ctx(handler, ctx), model, status, api_name=api_name).then(
+            lambda name: gr.update(interactive=downloading(name)), model, cancel, api_visibility="private",
+            show_progress="hidden")
+    gr.Timer(2.0).tick(status_and_cancel, model, [status, cancel], api_visibility="private",
                        show_progress="hidden", queue=False)
 
     def admin_only(request: gr.Request):

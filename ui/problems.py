@@ -1,42 +1,40 @@
 """Backend problems (safeio.problems.Problem: file, line, field, code, params) in the page's language.
 
-The English page shows the backend's message as it is (the same words as the command lines). Other languages get
-the sentence of the problem's code from ui/strings.py ("problem.<code>"), filled from its line, id, field and
-params; a row error about one field ("bad_output", "bad_options", ...) uses "problem.bad_field". A code without a
-sentence keeps the English message, so nothing is ever hidden.
+What a code says is in safeio.problems.MESSAGES (EN and ZH beside each code; ui/strings.py takes them in as
+"problem.<code>"). The English page shows the backend's message, which that same table wrote; other languages get
+the code's sentence filled from the problem's line, id, field and params. A code without a sentence keeps the
+English message, so nothing is ever hidden.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from safeio.problems import Problem
-from ui.strings import STRINGS, t
-
-
-def _key(prefix: str, kind: str) -> str | None:
-    for key in (f"{prefix}.{kind}", f"{prefix}.bad_field" if kind.startswith("bad_") else ""):
-        if key in STRINGS:
-            return key
-    return None
+from safeio.problems import FIXES, MESSAGES, Problem, render
+from ui.strings import t
 
 
 def problem_text(problem: Problem, lang: str) -> str:
     """The problem's sentence (without its place: tables show the line in a column of their own)."""
-    key = _key("problem", problem.kind)
-    if lang == "en" or key is None:
+    code = problem.code if problem.code in MESSAGES else "bad_field" if problem.kind.startswith("bad_") else None
+    if lang == "en" or code is None:
         return problem.message
     values = {"line": problem.line, "id": problem.id, "field": problem.field or problem.kind.removeprefix("bad_"),
-              "reason": problem.message, **problem.params}
-    try:
-        return t(key, lang).format(**values)
-    except (KeyError, IndexError, ValueError):  # a sentence wanting a value this problem lacks: say it in full
-        return problem.message
+              "file": problem.file, "message": problem.message, **problem.params}
+    return render(code, lang, values) or problem.message
 
 
 def fix_text(problem: Problem, lang: str) -> str:
-    key = _key("problem_fix", problem.kind)
-    return problem.fix if lang == "en" or key is None else t(key, lang) or problem.fix
+    """What to do about it; the code's own fix, then its kind's (a row's "bad_field"), then the backend's."""
+    if lang == "en":
+        return problem.fix
+    values = {"field": problem.field, **problem.params}
+    # A finer sentence (`say`) without a fix of its own stands alone: its kind's fix may be about another case.
+    kinds = (problem.code,) if problem.say and problem.say != problem.kind else (problem.code, problem.kind)
+    for code in (*kinds, "bad_field" if problem.kind.startswith("bad_") else ""):
+        if code in FIXES:
+            return render(code, lang, values, FIXES) or problem.fix
+    return problem.fix
 
 
 def problem_line(problem: Problem, lang: str, path: str | None = None) -> str:

@@ -20,6 +20,7 @@ from ui.problems import fix_text, problem_text, problems_message
 from ui.scratch import download_dir
 from ui.polish import hide_until_filled, localize_frame
 from ui.strings import t
+from ui.errors import backend_error
 
 # The API takes these keys, the page shows the labels: one script works on / and on /zh/.
 OWN_FILES = "none"
@@ -95,7 +96,7 @@ def score(sample, reference, predictions, task, weights, ctx: AppContext):
         problems = localize_frame(problems_frame(err.problems, lang), lang)
         return f"**{t('score.status_4', lang)}**", None, problems, None, None
     except WeightsError as err:
-        raise gr.Error(str(err)) from None
+        raise backend_error(err, lang) from None
     status = t("score.status_ok" if report.exit_status == 0 else f"score.status_{report.exit_status}", lang)
     if isinstance(report, CheckReport):  # a test file without answers: checked, not scored
         out = download_dir("check-")

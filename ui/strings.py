@@ -5,6 +5,8 @@ Each tab owns one block of keys prefixed with its name. Add keys with small edit
 
 from __future__ import annotations
 
+from safeio.problems import FIXES as PROBLEM_FIXES, MESSAGES as PROBLEM_MESSAGES
+
 STRINGS: dict[str, tuple[str, str]] = {
     # --- app ---
     "app.title": ("Medical model workbench", "医疗模型工作台"),
@@ -24,6 +26,7 @@ STRINGS: dict[str, tuple[str, str]] = {
         "give the admin this request id.",
         "服务器出错了（请求编号 {request_id}）。请重试；如果反复出现，请把这个请求编号告诉管理员。",
     ),
+    "error.backend_detail": ("{detail}", "无法完成请求（以下为后端原文）：{detail}"),
     # --- access ---
     "access.denied": (
         "User {user} (role {role}) may not {action}. Ask the admin for a role that may.",
@@ -520,38 +523,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "guard.not_yours": ("This session or file belongs to another user.", "该会话或文件属于其他用户。"),
     "guard.deep_links_off": ("Deep links are turned off on this server.", "此服务器已关闭深度链接。"),
     "guard.too_large": ("The request is too large.", "请求过大。"),
-    # --- problems (ui/problems.py): a backend problem code (safeio.problems.Problem.kind) in the page's language.
-    # English pages show the backend's own message; {reason} is that message when a sentence needs its detail.
+    # --- problems (ui/problems.py): where a problem is; what it says is safeio.problems.MESSAGES, merged below
     "problem.where": ("line {line}: ", "第 {line} 行："),
     "problem.where_file": ("{file}:{line}: ", "{file} 第 {line} 行："),
-    "problem.encoding": ("{reason}", "文件不是 UTF-8 编码（第 {line} 行起无法解码），可能是 GBK/GB18030。"),
-    "problem.bad_json": ("{reason}", "不是有效的 JSON：{reason}"),
-    "problem.not_object": ("{reason}", "这一行不是 JSON 对象：{reason}"),
-    "problem.bad_csv": ("{reason}", "CSV 格式有误：{reason}"),
-    "problem.empty_file": ("{reason}", "文件是空的，没有任何数据行。"),
-    "problem.missing_file": ("{reason}", "找不到该文件。"),
-    "problem.not_a_file": ("{reason}", "这不是一个数据文件：{reason}"),
-    "problem.limit": ("{reason}", "超出读取限制：{reason}"),
-    "problem.bad_field": ("{reason}", "字段“{field}”有误：{reason}"),
-    "problem.duplicate_row": ("{reason}", "与第 {first} 行重复。"),
-    "problem.unknown_id": ("{reason}", "id “{id}” 不在参考答案中。"),
-    "problem.duplicate_id": ("{reason}", "id “{id}” 重复（第 {first} 行已使用），只计第一条。"),
-    "problem.missing_prediction": ("{reason}", "缺少对参考答案第 {ref_line} 行的预测，按错误/空答案计分。"),
-    "problem.input_mismatch": ("{reason}", "input 与参考答案第 {ref_line} 行不一致。"),
-    "problem.extra_row": ("{reason}", "超出参考答案的 {n} 条：多余的行。"),
-    "problem.id_mismatch": ("{reason}", "只有部分行带 id，因此按行序对齐。"),
-    "problem.answer_too_long": ("{reason}", "字段“output”：答案有 {chars} 个字符，只评测前 {limit} 个。"),
-    "problem.empty_output": ("{reason}", "答案为空，计为错误 / 0 分。"),
-    "problem.unparsed_answer": ("{reason}", "无法从 “{text}” 中读出选项字母，按错误计分。"),
-    "problem.empty_reference": ("{reason}", "字段“output”：参考答案为空。"),
-    # Submission checks against a test file (evaluation/check.py)
-    "problem.field_changed": ("{reason}", "字段“{field}”与测试文件第 {ref_line} 行不一致：请原样保留测试文件的字段。"),
-    "problem.missing_answer": ("{reason}", "缺少答案字段“{field}”。"),
-    "problem.bad_answer_type": ("{reason}", "答案字段“{field}”必须是字符串。"),
-    "problem.not_letters": ("{reason}", "答案字段“{field}”不是选项字母：“{text}”。"),
-    "problem.letter_not_option": ("{reason}", "答案中的选项 {letters} 不在本题的选项中。"),
-    "problem.repeated_letter": ("{reason}", "答案字段“{field}”中有重复的字母。"),
-    "problem.replacement_char": ("{reason}", "答案字段“{field}”含有 U+FFFD（�），说明文本曾以错误的编码解码。"),
     "score.what_if": ("What if (free-form post-processing)", "假设分析（自由问答后处理）"),
     "score.what_if_info": ("ROUGE/BLEU with each post-processing option off and on, lengths learnt from the reference.",
                            "每个后处理选项关闭与开启时的 ROUGE/BLEU，长度取自参考答案。"),
@@ -561,19 +535,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "score.checked": ("**Checked against the test file, not scored** (the reference has no answers; {n} items). "
                       "{status}",
                       "**已按测试文件检查，未评分**（参考文件没有答案；共 {n} 题）。{status}"),
-    "problem_fix.encoding": ("", "请将文件另存为 UTF-8，例如 `iconv -f GB18030 -t UTF-8 in.jsonl > out.jsonl`。"),
-    "problem_fix.bad_json": ("", "每行必须是一个完整的 JSON 对象（检查引号、逗号和括号），或整个文件是一个对象数组。"),
-    "problem_fix.unknown_id": ("", "删除这一行或改正其 id。"),
-    "problem_fix.duplicate_id": ("", "每个 id 只保留一个答案。"),
-    "problem_fix.missing_prediction": ("", "为这一题补上一行预测。"),
-    "problem_fix.input_mismatch": ("", "预测须与参考答案同序，每题一行。"),
-    "problem_fix.extra_row": ("", "删除多余的行：每道参考题恰好一条预测。"),
-    "problem_fix.empty_output": ("", "检查这一题的生成是否完成。"),
-    "problem_fix.unparsed_answer": ("", "请用选项字母作答，如 “B” 或 “BD”。"),
-    "problem_fix.answer_too_long": ("", "只提交模型的答案本身；如确需更长的答案，调大 --max-answer-chars。"),
-    "problem_fix.empty_file": ("", "请重新导出数据，文件中没有数据行。"),
-    "problem_fix.limit": ("", "拆分文件、缩短内容，或用提示中的参数 / 环境变量放宽限制。"),
-    "problem_fix.bad_field": ("", "请按提示改正该字段。"),
 
     # --- page (ui/polish.py, ui/page_lang.py): table headers on the Chinese page, chart axes and legends ---
     "col.severity": ("severity", "严重程度"),
@@ -705,9 +666,26 @@ STRINGS: dict[str, tuple[str, str]] = {
         "Model {model}: no readable config.json ({reason}). Give a model directory or hub id that has one.",
         "模型 {model}：无法读取 config.json（{reason}）。请提供包含该文件的模型目录或 Hub ID。",
     ),
+    "chat.tick_models": ("tick between 1 and {n} models (ticked {ticked})", "请勾选 1 至 {n} 个模型（当前勾选了 {ticked} 个）。"),
+    "chat.models_gone": ("model(s) no longer available: {models}; press Refresh",
+                         "这些模型已不可用：{models}；请点击“刷新模型列表”。"),
+    "chat.blind_need_two": ("a blind test needs at least two models: train an adapter in the Fine-tune tab first",
+                            "盲测至少需要两个模型：请先在“微调”页训练一个适配器。"),
+    "chat.blind_voted": ("this battle has been voted on already; start a new battle", "这一轮已经投过票了，请开始新一轮对战。"),
+    "chat.blind_need_answers": ("ask a question and read both answers before voting", "请先提问并读完两个回答，再投票。"),
+    "chat.bad_settings": ("Decoding settings out of range.", "解码参数超出允许范围，请检查各项的取值。"),
+    "chat.bad_outcome": ("outcome must be one of {outcomes}, got {outcome}", "投票结果必须是 {outcomes} 之一，而不是 {outcome}。"),
+    "finetune.dropped_row": ("no answer token left within cutoff_len={cutoff}",
+                             "在截断长度 cutoff_len={cutoff} 内没有留下任何回答 token，整行被丢弃。"),
     "chat.chart_title": ("Ratings with 95% intervals", "评分及 95% 置信区间"),
     "chat.chart_axis": ("Bradley–Terry rating (bootstrap 95% interval)", "Bradley–Terry 评分（自助法 95% 区间）"),
 }
+
+# The sentence of every backend problem code, EN and ZH, lives beside the codes (safeio.problems: the command
+# lines print the English without importing ui/); the page reads them here as "problem.<code>" and
+# "problem_fix.<code>", so there is one table of them, not two.
+STRINGS.update({f"problem.{code}": text for code, text in PROBLEM_MESSAGES.items()})
+STRINGS.update({f"problem_fix.{code}": text for code, text in PROBLEM_FIXES.items()})
 
 
 def t(key: str, lang: str = "en") -> str:
