@@ -10,6 +10,7 @@ import ipaddress
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import safeio
@@ -67,17 +68,26 @@ def proxy_list(text: str) -> str:
     return ",".join(items)
 
 
+def fail(message: str, status: safeio.ExitStatus) -> NoReturn:
+    """End the start with one line and the shared exit status (safeio.ExitStatus; the README's table)."""
+    print(f"medtune: {message}", file=sys.stderr, flush=True)
+    sys.exit(int(status))
+
+
 def env_bool(name: str) -> bool:
     value = os.environ.get(name, "").strip().lower()
     if value not in _TRUE | _FALSE:
-        sys.exit(f"medtune: {name}={value!r} is not one of 1/0, true/false, yes/no, on/off")
+        fail(f"{name}={value!r} is not one of 1/0, true/false, yes/no, on/off", safeio.ExitStatus.USAGE)
     return value in _TRUE
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(description="Medical model workbench (Gradio app)",
-                                     formatter_class=safeio.HelpFormatter)
+                                     formatter_class=safeio.HelpFormatter,
+                                     epilog=safeio.exit_epilog(safeio.ExitStatus.OK, safeio.ExitStatus.INTERNAL,
+                                                               safeio.ExitStatus.USAGE,
+                                                               safeio.ExitStatus.INPUT_MALFORMED))
     # String defaults go through `type` like typed values, so a bad environment variable fails here with a message.
     parser.add_argument("--model", default=env("MEDTUNE_MODEL", "demo"),
                         help='base model: hub id, local directory, or "demo" (default; env MEDTUNE_MODEL)')
@@ -199,8 +209,8 @@ def load_users(args: argparse.Namespace, data_dir: Path) -> UserStore | None:
     users_file = Path(args.users) if args.users else (default if default.exists() else None)
     try:
         return UserStore.from_settings(users_file)
-    except UsersError as exc:
-        sys.exit(f"medtune: {exc}")
+    except UsersError as exc:  # the users file (or MEDTUNE_USERS) names its line and field
+        fail(str(exc), safeio.ExitStatus.INPUT_MALFORMED)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         limits = safeio.from_args(args)
     except ValueError as exc:  # a bad MEDTUNE_MAX_* value
-        sys.exit(f"medtune: {exc}")
+        fail(str(exc), safeio.ExitStatus.USAGE)
     safeio.set_current(limits)
     os.environ.update(safeio.limits.to_env(limits))  # training and evaluation job processes read within them too
     data_dir = Path(args.data_dir) if args.data_dir else AppContext().data_dir  # else the default (env or ./runs)
@@ -219,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
         endpoints = tuple(parse_endpoint_flags(args.endpoint, args.endpoint_key))
         current_hub(args.hub)
     except ValueError as exc:  # EndpointError, HubError: the message names the flag
-        sys.exit(f"medtune: {exc}")
+        fail(str(exc), safeio.ExitStatus.USAGE)
     ctx = AppContext(model=args.model, lang=args.lang, data_dir=data_dir, users=users, endpoints=endpoints,
                      policy=Policy(members_can_train=args.members_can_train),
                      max_running_jobs=args.max_running_jobs, memory_budget_gb=args.memory_budget_gb,
@@ -228,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         ctx.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        sys.exit(f"medtune: cannot create the data directory {ctx.data_dir}: {exc}")
+        fail(f"cannot create the data directory {ctx.data_dir}: {exc}", safeio.ExitStatus.INTERNAL)
     clean_adapter_temp_dirs(ctx.data_dir)
     ctx = with_services(ctx)  # the job scheduler with its runners, and the pages' jobs: once, shared by every tab
     open_warning = users is None and not is_loopback(args.host)

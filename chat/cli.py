@@ -19,12 +19,13 @@ import sys
 from typing import Callable, TextIO
 
 import safeio
+from safeio import ExitStatus
 from chat.panes import stream_panes
 from chat.session import add_turn, with_system
 from models.directory import ModelDirectory
 from models.interface import ModelError
 from models.local.registry import ModelRegistry
-from models.remote.endpoints import parse_endpoint_flags
+from models.remote.endpoints import EndpointError, parse_endpoint_flags
 from models.remote.model import remote_name
 from models.settings import GenerationSettings
 
@@ -33,7 +34,9 @@ HELP = "commands: /use NAME (switch model), /models, /reset (clear history), /he
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m chat", description="Chat with a base model and its LoRA adapters.",
-                                formatter_class=safeio.HelpFormatter)
+                                formatter_class=safeio.HelpFormatter,
+                                epilog=safeio.exit_epilog(ExitStatus.OK, ExitStatus.USAGE, ExitStatus.MODEL_UNUSABLE,
+                                                          ExitStatus.INTERRUPTED))
     p.add_argument("--model", action="append", default=[],
                    help='base model: hub id, local directory, or "demo" (default; env MEDTUNE_MODEL); with '
                         '--endpoint: a served model name (repeatable)')
@@ -151,13 +154,22 @@ def main(argv: list[str] | None = None) -> int:
         if args.prompt:
             for prompt in args.prompt:
                 term.ask(prompt)
-            return 0
+            return ExitStatus.OK
         sys.stderr.write(f"chatting with {', '.join(models)} ({HELP})\n")
         run_loop(term, input)
-    except ValueError as exc:  # ModelError, EndpointError and bad settings are ValueErrors
+    except EndpointError as exc:  # a malformed --endpoint / --endpoint-key flag
         sys.stderr.write(f"error: {exc}\n")
-        return 1
-    return 0
+        return ExitStatus.USAGE
+    except ModelError as exc:  # a model or adapter that cannot be loaded or cannot answer
+        sys.stderr.write(f"error: {exc}\n")
+        return ExitStatus.MODEL_UNUSABLE
+    except ValueError as exc:  # bad settings, a malformed --endpoint flag
+        sys.stderr.write(f"error: {exc}\n")
+        return ExitStatus.USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        return ExitStatus.INTERRUPTED
+    return ExitStatus.OK
 
 
 def _models(args) -> tuple[ModelDirectory, list[str]]:

@@ -7,6 +7,7 @@ import json
 import sys
 
 import safeio
+from safeio import ExitStatus
 from evaluation.check import check_submission, render_check
 from evaluation.data import DataFileError
 from evaluation.report import print_file_error
@@ -52,5 +53,5 @@ def check_command(args: argparse.Namespace, test: str | None = None, pred: str |
                 json.dump(report.to_dict(), handle, ensure_ascii=False, indent=2)
         except OSError as err:
             print(safeio.printable(f"error: --json {args.json_out}: cannot write ({err.strerror})"), file=sys.stderr)
-            return 2
+            return ExitStatus.USAGE
     return report.exit_status

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import safeio
+from safeio import ExitStatus
 from evaluation.data import DataFileError
 from evaluation.run_cli import add_run_parser, run_command
 from evaluation.predict_cli import add_predict_parser, predict_command
@@ -26,6 +27,7 @@ EPILOG = """exit status:
   3  the reference file is malformed (nothing scored)
   4  the predictions file is malformed (broken lines, missing or wrong fields; the rest is scored)
   5  the predictions do not match the reference (missing, unknown or duplicate ids, lines out of order)
+  6  --extractor: the judge model cannot be used
   1  an unexpected internal error (a bug: please report it; MEDTUNE_DEBUG=1 shows the traceback)
 Files are read within limits (--max-rows, --max-field-length, ...); a file over one is malformed (3 or 4), and the
 message names the file, line, field and the flag that raises the limit. Ids and answers are printed with control
@@ -94,7 +96,7 @@ def score_command(args: argparse.Namespace) -> int:
     if args.extractor:
         judged = _judge(report, args.extractor)
         if judged is None:
-            return 6
+            return ExitStatus.MODEL_UNUSABLE
     print(safeio.printable(render_text(report)))  # ids and answers are the user's: no raw escape codes
     for option, path, write in (("--json", args.json_out, write_json), ("--per-item", args.per_item, write_per_item)):
         if path:
@@ -102,7 +104,7 @@ def score_command(args: argparse.Namespace) -> int:
                 write(report, path)
             except OSError as err:
                 print(safeio.printable(f"error: {option} {path}: cannot write ({err.strerror})"), file=sys.stderr)
-                return 2
+                return ExitStatus.USAGE
     return report.exit_status
 
 
@@ -130,9 +132,9 @@ def what_if_command(args: argparse.Namespace) -> int:
         return print_file_error(err, EXIT_REFERENCE_MALFORMED, EXIT_PREDICTIONS_MALFORMED)
     except PostprocessError as err:
         print(safeio.printable(f"error: {err}"), file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     print(safeio.printable(render_what_if(rows)))
-    return 0
+    return ExitStatus.OK
 
 
 def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -175,5 +177,5 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(safeio.printable(f"error: internal error ({type(err).__name__}: {err}); please report it"),
               file=sys.stderr)
-        return 1
-    return 2
+        return ExitStatus.INTERNAL
+    return ExitStatus.USAGE

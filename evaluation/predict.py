@@ -180,6 +180,7 @@ class PredictResult:
     answered_now: int
     unparsed: int  # multiple choice by generation: replies with no readable letter (written empty)
     seconds: float
+    truncated: int = 0  # prompts longer than the model's context, cut from the left
 
 
 def predict_settings(config: PredictConfig, identity: dict, test: TestSet, can_score: bool = True) -> dict:
@@ -293,6 +294,7 @@ def predict_one(model, config: PredictConfig, identity: dict, test: TestSet, out
     fresh = not done
     pending = [item for item in test.items if item.line not in done]
     prompts = {i.line: build_messages(get_task(test.task), i, config.prompt) for i in pending}
+    cut = fit_to_context(model, prompts, settings)
     lengths = dict(zip(prompts, model.prompt_lengths(list(prompts.values())))) if pending else {}
     # Longest first: rows of one batch pad little, and the memory peak comes in the first batch.
     pending.sort(key=lambda i: (-lengths[i.line], i.line))
@@ -311,21 +313,44 @@ def predict_one(model, config: PredictConfig, identity: dict, test: TestSet, out
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays in the log
             raise ModelError(f"{identity['model']} on {test.path}: {exc}; answered batches are saved, run again "
                              "to resume") from exc
+        entries = [e | ({"truncated": cut[e["line"]]} if e["line"] in cut else {}) for e in entries]
         append_progress(log_path, key, entries, fresh)
         fresh = False
         done.update((e["line"], e) for e in entries)
         answered += len(batch)
         _progress(progress, identity["model"], test, total - len(pending) + answered, answered, started)
     answers, unparsed = collect_answers(test, done, config.mc_output)
+    truncated = sorted(line for line, entry in done.items() if "truncated" in entry)
     write_text(out, render_submission(test, answers, config.answer_field))
     elapsed = time.perf_counter() - started
     meta = sidecar(out, "meta.json")
     write_text(meta, json.dumps({**settings, "key": key, "out": str(out), "unparsed": unparsed,
                                  "scored_by": scored_by_note(scoring, settings["method"]),
+                                 "long_items": {"truncated": len(truncated), "truncated_lines": truncated},
                                  "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": answered,
                                             "batch_size": config.batch_size, "concurrency": config.concurrency},
                                  "progress_log": log_path.name}, ensure_ascii=False, indent=2))
-    return PredictResult(identity["model"], str(out), str(meta), total, answered, unparsed, elapsed)
+    return PredictResult(identity["model"], str(out), str(meta), total, answered, unparsed, elapsed,
+                         len(truncated))
+
+
+def fit_to_context(model, prompts: dict, settings: dict) -> dict[int, dict]:
+    """Prompts longer than the model's context, cut from the left in place (models.interface.fit_left: the end of
+    the question and the answer cue stay). A submission answers every line, so nothing is skipped here. Returns
+    line -> the token counts of each prompt cut (kept in the progress log, counted in the meta)."""
+    if not prompts:
+        return {}
+    max_new = settings["decoding"]["max_new_tokens"] if settings["decoding"] else 1  # likelihood: one position
+    cut = {}
+    for line, fit in zip(list(prompts), model.fit_prompts(list(prompts.values()), max_new)):
+        if not fit.cut:
+            continue
+        if fit.messages is None:
+            raise EvalError(f"line {line}: even an empty question does not fit the model's context of {fit.limit} "
+                            f"tokens with {max_new} new tokens; lower --max-new-tokens")
+        prompts[line] = fit.messages
+        cut[line] = {"tokens": fit.tokens, "kept": fit.kept, "limit": fit.limit}
+    return cut
 
 
 def collect_answers(test: TestSet, done: dict[int, dict], mc_output: str) -> tuple[list[str], int]:

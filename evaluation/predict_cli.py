@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import safeio
+from safeio import ExitStatus
 from evaluation.data import DataFileError
 from evaluation.postprocess import PostprocessError
 from evaluation.predict import MC_OUTPUTS, PREDICT_METHODS, PredictConfig, predict
@@ -59,6 +60,7 @@ def add_predict_parser(commands) -> None:
 
 def predict_command(args: argparse.Namespace) -> int:
     from models.interface import ModelError
+    from models.remote.endpoints import EndpointError
 
     try:
         directory, models = models_from_args(args)
@@ -73,17 +75,22 @@ def predict_command(args: argparse.Namespace) -> int:
     except DataFileError as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED)), file=sys.stderr)
         return EXIT_DATA_MALFORMED
+    except EndpointError as err:  # a malformed --endpoint / --endpoint-key flag
+        print(safeio.printable(f"error: {err}"), file=sys.stderr)
+        return ExitStatus.USAGE
     except ModelError as err:  # an unknown or unusable model, an endpoint that fails
         print(safeio.printable(f"error: {err}"), file=sys.stderr)
         return EXIT_MODEL_ERROR
     except (EvalError, PostprocessError, ValueError) as err:
         print(safeio.printable(f"error: {err}"), file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     except (KeyboardInterrupt, EvalCancelled):
         print("\ninterrupted: answered batches are saved; run the same command again to resume", file=sys.stderr)
         return EXIT_CANCELLED
     for r in results:
         note = f", {r.unparsed} replies with no readable letter written empty" if r.unparsed else ""
+        note += (f", {safeio.plural(r.truncated, 'item')} longer than the context truncated from the left (lines in "
+                 "the meta's long_items)" if r.truncated else "")
         print(safeio.printable(f"{r.model}: {r.n} answers in {r.out} ({r.answered_now} answered now{note}); "
                                f"settings in {r.meta}"))
-    return 0
+    return ExitStatus.OK

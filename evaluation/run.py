@@ -19,6 +19,13 @@ Each (model, set) cell writes into `<out>/<model>/<set>-<key>/`, where key hashe
 answers (model and adapter weights, data file, task, method, prompt, shots, decoding, seed): `items.jsonl` grows
 batch by batch, so an interrupted run loses at most one batch, and the same command again skips what is done.
 `predictions.jsonl` (the competition's submission format) and `report.json` are written when the cell completes.
+
+An item whose prompt and answer do not fit the model's context (`ChatModel.fit_prompts`) does not end the run: by
+default (`long_items="truncate"`) its prompt is cut from the left (earliest example turns, then the start of its
+text; the chat template, the question's end and the answer cue stay), and with "skip" it is left out of the scores;
+either way its row in items.jsonl says so (`truncated` / `skipped`, with the token counts) and report.json counts
+them and lists their ids (`long_items`). A server that does not say its context refuses such a prompt itself: that
+item is skipped and recorded the same way.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from models.settings import GenerationSettings
 from safeio.atomic import write_text
 
 METHODS = ("likelihood", "generate")
+LONG_ITEMS = ("truncate", "skip")  # what to do with an item longer than the model's context
 LIKELIHOOD_NOTE = MULTIPLE_CHOICE.method_notes["likelihood"]
 GENERATE_NOTE = MULTIPLE_CHOICE.method_notes["generate"]
 
@@ -82,12 +90,15 @@ class EvalConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     seed: int = 0
     concurrency: int = 8  # requests in flight to a remote model (in-process models batch `batch_size` rows instead)
+    long_items: str = "truncate"  # an item longer than the context: cut from the left, or "skip" (and count) it
 
     def __post_init__(self) -> None:
         # (setting, valid, English expectation, the same as a range any language reads)
         checks = [("method", self.method in METHODS, f"one of {', '.join(METHODS)}", ", ".join(METHODS)),
                   ("batch_size", self.batch_size >= 1, "at least 1", "≥ 1"),
                   ("concurrency", 1 <= self.concurrency <= 256, "between 1 and 256", "1–256"),
+                  ("long_items", self.long_items in LONG_ITEMS, f"one of {', '.join(LONG_ITEMS)}",
+                   ", ".join(LONG_ITEMS)),
                   ("limit", self.limit is None or self.limit >= 1, "at least 1 (or unset)", "≥ 1"),
                   ("shots", 0 <= self.shots <= 20, "between 0 and 20", "0–20"),
                   ("multi_threshold", self.multi_threshold is None or 0 < self.multi_threshold < 1, "in (0, 1)",
@@ -300,6 +311,7 @@ def cell_settings(config: EvalConfig, identity: dict, eset: EvalSet, shots: dict
                    "shots_sha256": file_sha256(shot_path) if shot_path else None},
         "decoding": None if method == "likelihood" else GenerationSettings(max_new_tokens=max_new).to_dict(),
         "seed": config.seed,
+        "long_items": config.long_items,
     }
 
 
@@ -349,6 +361,9 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
     pending = [item for item in items if item_key(item) not in log.rows]
     shot_items = shots.get(eset.task, ([], None))[0]
     prompts = {item_key(i): build_messages(task, i, config.prompt, shot_items) for i in pending}
+    notes, skipped = fit_to_context(model, task, pending, prompts, settings, config.long_items)
+    log.append(skipped)  # recorded now: a resumed run does not ask about them again
+    pending = [item for item in pending if item_key(item) not in log.rows]
     lengths = model.prompt_lengths([prompts[item_key(i)] for i in pending]) if pending else []
     # Longest first, so that rows of one batch pad little and the memory peak comes in the first batch. A remote
     # model gets batches of several times `concurrency` rows, so that N requests stay in flight most of the time.
@@ -365,6 +380,7 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
         try:
             args = (batch, [prompts[item_key(i)] for i in batch], settings, config, shot_items)
             rows = batch_rows(model, *args) if batch_call is None else batch_call(model, batch_rows, *args)
+            rows = [row | notes.get(row["key"], {}) for row in rows]
         except ModelError as exc:  # a remote model that failed (after retries): what is done stays on disk
             raise ModelError(f"{identity['model']} on {eset.name}: {exc}; finished batches are saved, run again "
                              "to resume") from exc
@@ -376,6 +392,40 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
     elapsed = time.perf_counter() - started
     scored_by = scored_by_note(scoring, settings["method"])
     return finish_cell(cell_dir, settings, eset, rows, items, elapsed, done_now, config, scored_by)
+
+
+def fit_to_context(model, task: Task, items: list, prompts: dict, settings: dict,
+                   policy: str) -> tuple[dict[str, dict], list[dict]]:
+    """Items whose prompt and answer do not fit the model's context: with "truncate", their prompts (in `prompts`)
+    are replaced by ones cut from the left, and each gets a `truncated` note for its row; with "skip" (or when not
+    even a cut prompt fits) each becomes a `skipped` row, unscored. Returns (notes by item key, skipped rows)."""
+    if not items:
+        return {}, []
+    # Likelihood reads the next token's scores: the prompt plus that one position must fit.
+    max_new = settings["decoding"]["max_new_tokens"] if settings["decoding"] else 1
+    notes, skipped = {}, []
+    for item, fit in zip(items, model.fit_prompts([prompts[item_key(i)] for i in items], max_new)):
+        if not fit.cut:
+            continue
+        counts = {"tokens": fit.tokens, "kept": fit.kept, "limit": fit.limit, "max_new_tokens": max_new}
+        if policy == "skip" or fit.messages is None:
+            skipped.append(skipped_row(task, item, counts | {"kept": 0}))
+        else:
+            prompts[item_key(item)] = fit.messages
+            notes[item_key(item)] = {"truncated": counts}
+    return notes, skipped
+
+
+def fitted(model, messages, max_new_tokens: int):
+    """One prompt made to fit (circular rotations are as long as the item they rotate)."""
+    fit = model.fit_prompts([messages], max_new_tokens)[0]
+    return fit.messages if fit.messages is not None else messages
+
+
+def skipped_row(task: Task, item, counts: dict) -> dict:
+    """The items.jsonl row of an item left unscored because it does not fit the model's context."""
+    return {"key": item_key(item), "line": item.line, "id": item.id, **task.item_fields(item), "output": "",
+            "skipped": counts}
 
 
 def work_batch_size(model, batch_size: int, concurrency: int) -> int:
@@ -399,17 +449,31 @@ def batch_rows(model, batch, prompts, settings: dict, config: EvalConfig, shot_i
 
         task = get_task(settings["data"]["task"])
         rows = circular_rows(model, None, batch, rows,
-                             lambda i: build_messages(task, i, config.prompt, shot_items),
+                             lambda i: fitted(model, build_messages(task, i, config.prompt, shot_items), 1),
                              lambda its, ps: mc_likelihood_rows(model, its, ps, config.multi_threshold,
                                                                 config.concurrency))
     return rows
 
 
 def _batch_rows(model, batch, prompts, settings: dict, config: EvalConfig) -> list[dict]:
-    if settings["method"] == "likelihood":
-        return mc_likelihood_rows(model, batch, prompts, config.multi_threshold, config.concurrency)
-    return generate_rows(get_task(settings["data"]["task"]), model, batch, prompts,
-                         GenerationSettings(**settings["decoding"]), config.concurrency)
+    task = get_task(settings["data"]["task"])
+    try:
+        if settings["method"] == "likelihood":
+            return mc_likelihood_rows(model, batch, prompts, config.multi_threshold, config.concurrency)
+        return generate_rows(task, model, batch, prompts, GenerationSettings(**settings["decoding"]),
+                             config.concurrency)
+    except ModelError as exc:
+        # A server that does not say its context refused a prompt as too long (HTTP 400): ask item by item, and
+        # record the one it refuses as skipped instead of ending the run.
+        if getattr(exc, "reason", None) != "context":
+            raise
+        if len(batch) == 1:
+            return [skipped_row(task, batch[0], {"tokens": None, "kept": 0, "limit": None,
+                                                 "refused": str(exc)[:300]})]
+    rows = []
+    for item, prompt in zip(batch, prompts):
+        rows += _batch_rows(model, [item], [prompt], settings, config)
+    return rows
 
 
 def _report_progress(progress, identity, eset, done, total, done_now, started) -> None:
@@ -439,21 +503,24 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
     from evaluation.circular import circular_summary
 
     task = get_task(eset.task)
-    metrics, breakdown = task.summarise(rows)
+    scored = [row for row in rows if "skipped" not in row]  # a skipped item is counted apart, not scored
+    metrics, breakdown = task.summarise(scored)
     by_key = {item_key(i): i for i in items}
     lines = []
-    for row in rows:
+    for row in rows:  # every item, a skipped one answered empty: the file stays aligned with the set
         entry = {"id": row["id"]} if row["id"] is not None else {}
         if row["id"] is None:  # aligned by line order: the scorer checks the input
             entry["input"] = task.item_input(by_key[row["key"]])
-        lines.append(json.dumps(entry | {"output": task.submitted(row)}, ensure_ascii=False) + "\n")
+        output = "" if "skipped" in row else task.submitted(row)
+        lines.append(json.dumps(entry | {"output": output}, ensure_ascii=False) + "\n")
     write_text(cell_dir / "predictions.jsonl", "".join(lines))
     report = {
-        **settings, "n": len(rows), "limit": config.limit, "metrics": metrics, "breakdown": breakdown,
+        **settings, "n": len(scored), "limit": config.limit, "metrics": metrics, "breakdown": breakdown,
+        "long_items": long_items_summary(rows, config.long_items),
         "conventions": task.metric_conventions,
         "method_note": task.method_notes[settings["method"]],
         "scored_by": scored_by,
-        **({"circular": circular_summary(rows)} if settings.get("circular") else {}),
+        **({"circular": circular_summary(scored)} if settings.get("circular") else {}),
         "timing": {"seconds_this_run": round(elapsed, 3), "items_this_run": done_now,
                    "items_per_s": round(done_now / elapsed, 3) if done_now and elapsed > 0 else None,
                    "batch_size": config.batch_size, "concurrency": config.concurrency},
@@ -461,7 +528,18 @@ def finish_cell(cell_dir: Path, settings: dict, eset: EvalSet, rows: list[dict],
         "files": {"predictions": "predictions.jsonl", "items": "items.jsonl", "settings": "settings.json"},
     }
     write_text(cell_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=2))
-    return CellResult(settings["model"], eset.name, eset.task, metrics, report, str(cell_dir), rows)
+    return CellResult(settings["model"], eset.name, eset.task, metrics, report, str(cell_dir), scored)
+
+
+def long_items_summary(rows: list[dict], policy: str) -> dict:
+    """report.json's count of the items longer than the context: how many were cut or skipped, and which."""
+    def ids(note: str) -> list:
+        return [row["id"] if row["id"] is not None else f"line {row['line']}" for row in rows if note in row]
+
+    limits = [row[n]["limit"] for n in ("truncated", "skipped") for row in rows if row.get(n, {}).get("limit")]
+    return {"policy": policy, "context": max(limits) if limits else None,
+            "truncated": len(ids("truncated")), "skipped": len(ids("skipped")),
+            "truncated_ids": ids("truncated"), "skipped_ids": ids("skipped")}
 
 
 MAIN_METRIC = {name: task.main_metric for name, task in TASKS.items()}

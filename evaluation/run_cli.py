@@ -10,12 +10,14 @@ import safeio
 from evaluation.data import DataFileError
 from evaluation.prompts import DEFAULT_MC_TEMPLATE, DEFAULT_SYSTEM, PromptConfig
 from evaluation.report import render_file_error, table
-from evaluation.run import METHODS, EvalCancelled, EvalConfig, EvalError, Progress, evaluate
+from evaluation.run import LONG_ITEMS, METHODS, EvalCancelled, EvalConfig, EvalError, Progress, evaluate
 from evaluation.tasks import get_task
 
-EXIT_DATA_MALFORMED = 3
-EXIT_MODEL_ERROR = 6
-EXIT_CANCELLED = 130
+from safeio import ExitStatus
+
+EXIT_DATA_MALFORMED = ExitStatus.INPUT_MALFORMED
+EXIT_MODEL_ERROR = ExitStatus.MODEL_UNUSABLE
+EXIT_CANCELLED = ExitStatus.INTERRUPTED
 RUN_EPILOG = """Every (model, data set) pair writes <out>/<model>/<set>-<key>/ with predictions.jsonl (submission
 format), items.jsonl (one scored row per item, written batch by batch) and report.json. Running the same command
 again skips finished items, so an interrupted run resumes where it stopped.
@@ -49,6 +51,10 @@ def add_run_parser(commands) -> None:
                      help="likelihood: also ask each item with its options rotated; right only if right every time "
                           "(CircularEval), reported separately")
     run.add_argument("--seed", type=int, default=0, help="random seed (recorded in every report)")
+    run.add_argument("--long-items", choices=LONG_ITEMS, default="truncate",
+                     help="an item longer than the model's context: cut its prompt from the left so that it and the "
+                          "answer fit (truncate, default), or leave it out of the scores (skip); either way counted "
+                          "in report.json and noted on its row of items.jsonl")
     safeio.add_arguments(run)
 
 
@@ -114,6 +120,7 @@ def models_from_args(args: argparse.Namespace):
 
 def run_command(args: argparse.Namespace) -> int:
     from models.interface import ModelError
+    from models.remote.endpoints import EndpointError
 
     try:
         directory, models = models_from_args(args)
@@ -123,7 +130,7 @@ def run_command(args: argparse.Namespace) -> int:
                             qa_max_new_tokens=args.max_new_tokens, multi_threshold=args.multi_threshold,
                             circular=args.circular,
                             prompt=PromptConfig(system=args.system, mc_template=args.mc_template), seed=args.seed,
-                            concurrency=args.concurrency)
+                            concurrency=args.concurrency, long_items=args.long_items)
         results = evaluate(directory, config, progress=_progress_printer())
     except DataFileError as err:
         print(safeio.printable(render_file_error(err.path, err.problems, EXIT_DATA_MALFORMED)), file=sys.stderr)
@@ -133,22 +140,44 @@ def run_command(args: argparse.Namespace) -> int:
             print(safeio.printable(f"{err.path} has no answers (a test file): to answer it, run python -m evaluation "
                                    f"predict --data {err.path} --out submission.jsonl"), file=sys.stderr)
         return EXIT_DATA_MALFORMED
+    except EndpointError as err:  # a malformed --endpoint / --endpoint-key flag
+        print(f"error: {err}", file=sys.stderr)
+        return ExitStatus.USAGE
     except ModelError as err:  # an unknown or unusable model, an endpoint that fails
         print(f"error: {err}", file=sys.stderr)
         return EXIT_MODEL_ERROR
     except (EvalError, ValueError) as err:  # settings (GenerationSettings, PromptConfig) raise ValueError
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return ExitStatus.USAGE
     except (KeyboardInterrupt, EvalCancelled):
         print("\ninterrupted: finished batches are saved; run the same command again to resume", file=sys.stderr)
         return EXIT_CANCELLED
     print("\n".join(results_table(results)))
+    for line in long_items_lines(results):
+        print(line)
     for r in results:
         if r.report.get("circular"):
             c = r.report["circular"]
             print(f"circular {r.model} · {r.dataset}: {c['accuracy']:.2f} (plain {c['plain_accuracy']:.2f})")
     print(f"\nresults in {args.out}")
-    return 0
+    return ExitStatus.OK
+
+
+def long_items_lines(results) -> list[str]:
+    """One line per cell that had items longer than the context: how many, what was done, a few of their ids."""
+    lines = []
+    for r in results:
+        info = r.report.get("long_items") or {}
+        for done in ("truncated", "skipped"):
+            ids = info.get(f"{done}_ids") or []
+            if ids:
+                shown = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
+                how = "truncated from the left" if done == "truncated" else "skipped (not scored)"
+                context = f"{info['context']} tokens, " if info.get("context") else ""
+                many = f"{len(ids)} items were" if len(ids) > 1 else "1 item was"
+                lines.append(f"{r.model} · {r.dataset}: {many} longer than the context "
+                             f"({context}ids {shown}): {how}; see long_items in report.json")
+    return lines
 
 
 def results_table(results) -> list[str]:

@@ -16,12 +16,13 @@ from evaluation.data import (
     DataFileError, Item, Problem, ProblemError, Row, read_rows, row_id, row_problem, text_field,
 )
 from evaluation.tasks import Dataset, Task, get_task, load_dataset
+from safeio.cli import ExitStatus
 
-# Exit statuses of `python -m evaluation score`.
-EXIT_OK = 0
-EXIT_REFERENCE_MALFORMED = 3
-EXIT_PREDICTIONS_MALFORMED = 4
-EXIT_PREDICTIONS_MISMATCH = 5
+# Exit statuses of `python -m evaluation score` (defined once for every command: safeio.cli.ExitStatus).
+EXIT_OK = ExitStatus.OK
+EXIT_REFERENCE_MALFORMED = ExitStatus.INPUT_MALFORMED
+EXIT_PREDICTIONS_MALFORMED = ExitStatus.PREDICTIONS_MALFORMED
+EXIT_PREDICTIONS_MISMATCH = ExitStatus.PREDICTIONS_MISMATCH
 
 # Answers longer than this are cut before extraction and ROUGE/BLEU. Real answers run to a few thousand characters;
 # the cut keeps one huge answer from holding the scorer (ROUGE-L's LCS grows with the product of both lengths,

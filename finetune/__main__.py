@@ -6,8 +6,11 @@
     python -m finetune merge --adapter DIR --out merged/ [--model M]
     python -m finetune jobs | stop JOB_ID
 
-exit status: 0 done; 1 nothing usable (preview: no row kept) or a failure (a model, a merge); 2 wrong usage, or a
-data file or config that cannot be used (the message names file, line and field, and the limit when one was hit).
+exit status (safeio.ExitStatus, the same for every command): 0 done; 1 an internal error or a failed run (see its
+log); 2 wrong usage (a bad flag or setting, an unknown job id); 3 an input file cannot be used: a data file, a
+config file, or preview keeping no row (the message names file, line and field, and the limit when one was hit);
+6 a model or adapter cannot be used (training, merge); 7 the job is busy (another process trains it, or it did not
+stop in time); 130 interrupted (a checkpoint is kept: `train --resume JOB_ID` continues).
 Data files are read within limits (--max-rows, --max-field-length, ...: see `python -m finetune preview --help`).
 
 Training runs started here are jobs like the app's (jobs/): registered in the data dir's store, listed in the app's
@@ -24,6 +27,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import safeio
+from safeio import ExitStatus
 from finetune.config import PRECISIONS, SCHEDULERS, ConfigError, TrainConfig
 from finetune.formats import FORMATS, DataError, parse_column_map
 from jobs import cli as jobs_cli  # the job commands' bodies: an entry point may import jobs/ (docs/DESIGN.md)
@@ -41,7 +45,8 @@ FLAGS = {
 }
 # What --help says of each: the allowed values where there is a fixed set (the default comes from TrainConfig).
 FLAG_HELP = {
-    "model": 'base model: hub id, local directory, or "demo"', "data": "training data file (.jsonl/.json/.csv/.xlsx)",
+    "model": 'base model: hub id, local directory, or "demo"; without this flag or --config: $MEDTUNE_MODEL',
+    "data": "training data file (.jsonl/.json/.csv/.xlsx)",
     "data_format": "auto | " + " | ".join(FORMATS), "val_split": "a fraction below 1, or a number of rows from 1 up",
     "max_samples": "rows used at most; 0 = all", "cutoff_len": "tokens per conversation; longer ones are truncated",
     "lora_rank": "LoRA rank r", "lora_alpha": "LoRA alpha", "lora_dropout": "between 0 and 0.99",
@@ -65,7 +70,8 @@ FLAG_HELP = {
 def cmd_preview(args) -> int:
     from finetune.preview import load_tokenizer, preview_data
 
-    tokenizer = load_tokenizer(args.model) if args.model else None
+    model = args.model or os.environ.get("MEDTUNE_MODEL")  # flag > env, as every command; none: rows only
+    tokenizer = load_tokenizer(model) if model else None
     result = preview_data(args.data, args.format, parse_column_map(args.column_map), tokenizer, args.n,
                           args.cutoff_len)
     # The data is the user's: its control characters are shown escaped, never sent to the terminal raw.
@@ -75,11 +81,17 @@ def cmd_preview(args) -> int:
     for rejected in result.loaded.rejected:
         print(safeio.printable(f"rejected: {rejected}"), file=sys.stderr)
     print(safeio.printable(result.summary()))
-    return 0 if result.loaded.conversations else 1
+    return ExitStatus.OK if result.loaded.conversations else ExitStatus.INPUT_MALFORMED  # no row to train on
 
 
 def config_from_args(args) -> TrainConfig:
-    cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    try:
+        cfg = TrainConfig.load(args.config) if args.config else TrainConfig()
+    except ConfigError as exc:
+        exc.from_file = True  # a malformed config file (3), not a bad flag (2)
+        raise
+    if not args.config and os.environ.get("MEDTUNE_MODEL"):  # flag > config file > env > demo, as every command
+        cfg.model = os.environ["MEDTUNE_MODEL"]
     for name, value in (pair for words in args.set or [] for pair in _set_pairs(words)):
         if name not in {f.name for f in fields(TrainConfig)}:
             raise ConfigError(name, "unknown setting")
@@ -130,10 +142,12 @@ def cmd_merge(args) -> int:
     named = Path(args.data_dir) / "adapters" / args.adapter
     if not adapter.is_dir() and "/" not in args.adapter and named.is_dir():
         adapter = named
+    if Path(args.out).exists():  # a usage error (2), checked here; merge's other refusals are the adapter's (6)
+        raise ConfigError("--out", f"{args.out} already exists; choose a new output directory")
     out = merge_adapter(adapter, args.out, model=args.model, dtype=args.dtype,
                         trust_remote_code=args.trust_remote_code)
     print(f"merged model saved to {out}")
-    return 0
+    return ExitStatus.OK
 
 
 def cmd_presets(args) -> int:
@@ -144,14 +158,14 @@ def cmd_presets(args) -> int:
     if args.action == "copy":
         if len(args.rest) != 2:
             print("usage: python -m finetune presets copy NAME run.yaml", file=sys.stderr)
-            return 2
+            return ExitStatus.USAGE
         try:
             path = presets.copy_to(*args.rest)
         except (KeyError, FileExistsError) as exc:
             print(f"error: {exc.args[0]}", file=sys.stderr)
-            return 2
+            return ExitStatus.USAGE
         print(f"wrote {path}; edit `data` (and anything else), then: python -m finetune train --config {path}")
-        return 0
+        return ExitStatus.OK
     rows = [(p.name, p.config.model, p.method, human_bytes(presets.memory_needed(p)), p.note) for p in presets.PRESETS]
     widths = [max(len(str(r[i])) for r in rows + [("name", "model", "method", "GPU memory", "")]) for i in range(4)]
     print("  ".join(h.ljust(w) for h, w in zip(("name", "model", "method", "GPU memory"), widths)) + "  note")
@@ -159,7 +173,7 @@ def cmd_presets(args) -> int:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)) + "  " + row[4])
     print("\nGPU memory: an estimate for one GPU at the preset's batch size and length (weights, LoRA with Adam, "
           "activations, logits).\nCopy one: python -m finetune presets copy NAME run.yaml")
-    return 0
+    return ExitStatus.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="data file (.jsonl/.json/.csv/.xlsx)")
     p.add_argument("--format", default="auto", choices=("auto",) + FORMATS, help="data format")
     p.add_argument("--column-map", default="", help='field=column pairs, e.g. "instruction=问题,output=回答"')
-    p.add_argument("--model", default=None, help="render with this model's chat template and count tokens")
+    p.add_argument("--model", default=None, help="render with this model's chat template and count tokens "
+                                                  "(default: $MEDTUNE_MODEL, else none: rows only)")
     p.add_argument("--cutoff-len", type=int, default=1024, help="tokens per conversation")
     p.add_argument("-n", type=int, default=3, help="examples to show")
     safeio.add_arguments(p)
@@ -244,7 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from finetune.merge import MergeError
     from jobs.files import JobError
+    from models.interface import ModelError
 
     parser = build_parser()
     args = safeio.parse_cli(parser, argv)
@@ -254,14 +271,30 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         return safeio.stdout_closed()
-    except (ConfigError, DataError, JobError) as exc:  # JobError: a bad job id, a job another process trains
+    except (ConfigError, DataError, JobError, ModelError, MergeError) as exc:
         print(safeio.printable(f"error: {exc}"), file=sys.stderr)
-        return 2
+        return error_status(exc)
     except Exception as exc:  # noqa: BLE001 - merge / model load errors: one line, not a traceback
         if os.environ.get("MEDTUNE_DEBUG"):
             raise
         print(safeio.printable(f"error: {type(exc).__name__}: {exc}"), file=sys.stderr)
-        return 1
+        return ExitStatus.INTERNAL
+
+
+def error_status(exc: Exception) -> ExitStatus:
+    """The shared exit status of a refusal: a data file or config file that cannot be used 3, a model 6, a job
+    that another process owns 7, a bad flag, setting or job id 2."""
+    from finetune.merge import MergeError
+    from jobs.process import JobBusy
+    from models.interface import ModelError
+
+    if isinstance(exc, DataError) or getattr(exc, "from_file", False):
+        return ExitStatus.INPUT_MALFORMED
+    if isinstance(exc, (ModelError, MergeError)):  # merge: an adapter or its base that cannot be loaded
+        return ExitStatus.MODEL_UNUSABLE
+    if isinstance(exc, JobBusy):
+        return ExitStatus.BUSY
+    return ExitStatus.USAGE
 
 
 if __name__ == "__main__":

@@ -33,14 +33,14 @@ def adapter_base_model(adapter_dir: Path) -> str:
 def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, model: str | None = None,
                   dtype: str = "auto", trust_remote_code: bool = False) -> Path:
     """Base + adapter -> merged weights in out_dir, written atomically. out_dir must not exist yet."""
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    if out_dir.exists():
+        raise MergeError(f"{out_dir}: already exists; choose a new output directory")
+    model_ref = model or adapter_base_model(adapter_dir)  # a wrong adapter is refused before torch is imported
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
-    if out_dir.exists():
-        raise MergeError(f"{out_dir}: already exists; choose a new output directory")
-    model_ref = model or adapter_base_model(adapter_dir)
     # The adapter's own base from the hub it was trained from (a --model given here follows the current setting).
     path = resolve_model(model_ref, hub=None if model else adapter_hub(adapter_dir))
     torch_dtype = {"auto": "auto", "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dtype]

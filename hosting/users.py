@@ -35,7 +35,7 @@ import yaml
 from hosting.roles import ROLES, User
 from hosting.sessions import SESSION_SECONDS, SESSIONS_FILE, SessionStore  # noqa: F401 (SESSION_SECONDS: re-exported)
 from safeio.atomic import write_text
-from safeio.cli import HelpFormatter, default_data_dir
+from safeio.cli import ExitStatus, HelpFormatter, default_data_dir, exit_epilog
 from safeio.problems import Problem
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -375,7 +375,9 @@ def _when(seconds: float) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m hosting.users", description="Manage the app's logins.",
-                                     formatter_class=HelpFormatter)
+                                     formatter_class=HelpFormatter,
+                                     epilog=exit_epilog(ExitStatus.OK, ExitStatus.INTERNAL, ExitStatus.USAGE,
+                                                        ExitStatus.INPUT_MALFORMED))
     parser.add_argument("--file", type=Path, default=None,
                         help="users file (default: $MEDTUNE_USERS_FILE, else <data dir>/users.yaml)")
     parser.add_argument("--data-dir", type=Path, default=None,
@@ -411,7 +413,7 @@ def _session_commands(args: argparse.Namespace, path: Path) -> int:
         if args.command == "revoke":
             raise UsersError(where)
         print(where[0].upper() + where[1:] + ".")
-        return 0
+        return ExitStatus.OK
     store = SessionStore(db)
     if args.command == "sessions":
         rows = store.list(args.user)
@@ -421,7 +423,7 @@ def _session_commands(args: argparse.Namespace, path: Path) -> int:
             agent = "".join(c if c.isprintable() else "?" for c in s.user_agent)  # no terminal escapes from it
             print(f"{s.id}\t{s.user}\t{_when(s.created)}\t{_when(s.last_seen)}\t{_when(s.expires)}\t"
                   f"{s.address}\t{agent}")
-        return 0
+        return ExitStatus.OK
     if args.all:
         print(f"Ended {_sessions(store.revoke_all())} in {db}.")
     elif args.user:
@@ -430,7 +432,7 @@ def _session_commands(args: argparse.Namespace, path: Path) -> int:
         print(f"Ended session {args.session_id}.")
     else:
         raise UsersError(f"no live session {args.session_id!r} in {db} (see `python -m hosting.users sessions`)")
-    return 0
+    return ExitStatus.OK
 
 
 def _end_sessions_of(args: argparse.Namespace, path: Path, name: str) -> str:
@@ -451,7 +453,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("sessions", "revoke"):
             return _session_commands(args, path)
-        accounts = read_users_file(path) if path.exists() else {}
+        try:
+            accounts = read_users_file(path) if path.exists() else {}
+        except UsersError as exc:  # the file itself: its line and field are named
+            print(f"error: {exc}", file=sys.stderr)
+            return ExitStatus.INPUT_MALFORMED
         if args.command == "list":
             if not accounts:
                 print(f"No users in {path}.")
@@ -459,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}\t{account.user.role}")
             for name, account in sorted(env_accounts(os.environ).items()):
                 print(f"{name}\t{account.user.role}\t(from ${account.source})")
-            return 0
+            return ExitStatus.OK
         name = check_name(args.name, "command line")
         if args.command == "remove":
             if name not in accounts:
@@ -467,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
             del accounts[name]
             write_users_file(path, accounts)
             print(f"Removed {name} from {path}.{_end_sessions_of(args, path, name)}")
-            return 0
+            return ExitStatus.OK
         password = _read_password(args.password_stdin)
         existed = name in accounts
         hashed = hash_password(password)
@@ -475,10 +481,13 @@ def main(argv: list[str] | None = None) -> int:
         write_users_file(path, accounts)
         ended = _end_sessions_of(args, path, name) if existed else ""
         print(f"{'Updated' if existed else 'Added'} {name} ({args.role}) in {path}.{ended}")
-        return 0
-    except (UsersError, OSError, sqlite3.Error) as exc:
+        return ExitStatus.OK
+    except UsersError as exc:  # a user or session that does not exist, a bad name or password
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return ExitStatus.USAGE
+    except (OSError, sqlite3.Error) as exc:  # the file or the sessions database cannot be written
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitStatus.INTERNAL
 
 
 if __name__ == "__main__":

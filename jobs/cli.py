@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 import safeio
+from safeio import ExitStatus
 from finetune.compare import load_run, png_chart, table, task_metrics, text_chart
-from finetune.config import TrainConfig
+from finetune.config import ConfigError, TrainConfig
 from finetune.formats import DataError
 from jobs.files import (JOB_ID_RE, TERMINAL, JobFiles, check_job_id, create_job, is_writer, job_files, jobs_root,
                         list_jobs)
@@ -36,7 +37,7 @@ def cmd_train(args, cfg: TrainConfig | None) -> int:
         files = job_files(data_dir, args.resume)
         progress = read_progress(files, curves=False, log_lines=0)
         if progress.stage == "completed":
-            raise DataError(f"{files.dir}: already completed ({progress.adapter_dir})")
+            raise ConfigError("--resume", f"{files.dir}: already completed ({progress.adapter_dir})")  # usage: 2
         # One owner at a time: JobBusy (naming the process) if the app or another terminal trains it now.
         return run_registered(files, data_dir, args.owner, OwnerLock(files).acquire(), resume=True)
     if cfg.eval_sets:  # every set read and checked now: a bad row or a wrong task is refused before any job exists
@@ -83,7 +84,18 @@ def run_registered(files, data_dir: Path, owner: str, lock, resume: bool) -> int
     if is_writer():  # the other ranks would print rank 0's status half-way through its save
         early = " (stopped early: no improvement)" if status.get("stopped_early") else ""
         print(f"{status.get('state')}{early}: {status.get('adapter_dir') or status.get('error') or ''}")
-    return code
+    return finished_status(status.get("state"), code)
+
+
+def finished_status(state: str | None, code: int) -> int:
+    """A run's exit status (safeio.ExitStatus): from its final state (completed 0; stopped 130, interrupted and
+    resumable), else the job process's own (jobs/worker.py: a bad data file 3, a model that cannot load 6, ...),
+    else 1 (a failed run)."""
+    if state == JobStatus.COMPLETED:
+        return ExitStatus.OK
+    if state == "stopped":
+        return ExitStatus.INTERRUPTED
+    return code or ExitStatus.INTERNAL
 
 
 def _launch_and_follow(files, data_dir: Path, owner: str) -> int:
@@ -110,7 +122,7 @@ def _launch_and_follow(files, data_dir: Path, owner: str) -> int:
     store.finish(files.job_id, worker, from_stage(status.get("state"), alive=False), status.get("error"),
                  {"done": status.get("step"), "total": status.get("total_steps")})
     print(f"{status.get('state')}: {status.get('adapter_dir') or status.get('error') or ''}")
-    return 0 if status.get("state") == JobStatus.COMPLETED else 1
+    return finished_status(status.get("state"), ExitStatus.OK)
 
 
 @contextlib.contextmanager
@@ -159,7 +171,7 @@ def cmd_jobs(args) -> int:
             owner = "-"
         print(f"{files.job_id}\t{p.status}\t{p.stage}\tstep {p.step}/{'?' if p.total_steps is None else p.total_steps}"
               f"\t{owner}\t{p.adapter_dir or p.error or ''}")
-    return 0
+    return ExitStatus.OK
 
 
 def cmd_compare(args) -> int:
@@ -187,13 +199,13 @@ def cmd_compare(args) -> int:
         print(f"chart: {png_chart(runs, metric, Path(args.chart))}")
     else:
         print(safeio.printable(text_chart(runs, metric)))
-    return 0
+    return ExitStatus.OK
 
 
 def cmd_stop(args) -> int:
     """The Stop of the app's tabs and API, from a terminal: a queued job leaves the line, a running one (started by
     the app or by `finetune train` anywhere) saves a checkpoint at the end of its step and stops. Exit 0 once the job
-    no longer runs; 1 if it still does (it did not stop within the grace time)."""
+    no longer runs; 7 (busy) if it still does (it did not stop within the grace time)."""
     data_dir = Path(args.data_dir)
     files = job_files(data_dir, args.job_id)  # a plain name of an existing job: nothing is written else
     store = JobStore(data_dir) if (data_dir / "queue.sqlite").exists() else None
@@ -202,7 +214,7 @@ def cmd_stop(args) -> int:
             store.request_stop(files.job_id)
     except JobStateError as exc:
         print(f"{args.job_id}: nothing to stop ({exc})")
-        return 0
+        return ExitStatus.OK
     except JobNotFound:
         pass  # a folder without a row: its process (if any) is still signalled below
     status = stop_job(files, wait=True)
@@ -212,4 +224,4 @@ def cmd_stop(args) -> int:
         store.finish(files.job_id, None, JobStatus.INTERRUPTED if state == JobStatus.QUEUED else state,
                      status.get("error"), {"done": status.get("step"), "total": status.get("total_steps")})
     print(f"{args.job_id}: {state} ({status.get('state')}, step {status.get('step', 0)})")
-    return 0 if state != JobStatus.RUNNING else 1
+    return ExitStatus.OK if state != JobStatus.RUNNING else ExitStatus.BUSY  # it did not stop in time

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from jobs.files import JobFiles, is_writer, write_json_atomic
 from jobs.process import OwnerLock, launched_by_torchrun
+from safeio.cli import ExitStatus
 
 
 class StopRequest:
@@ -109,21 +110,21 @@ def _run_owned(files: JobFiles, resume: bool, stop: StopRequest) -> int:
         evaluator = build_evaluator(cfg)
         outcome = train(cfg, JobReporter(files, stop), files.checkpoints, adapter_dir, resume=resume,
                         evaluator=evaluator)
-    except (ConfigError, DataError, DataFileError) as exc:
+    except (ConfigError, DataError, DataFileError) as exc:  # `python -m finetune train` passes these statuses on
         print(f"[job] error: {exc}", flush=True)
-        files.update_status(state="failed", error=str(exc), **problem_status(exc))
-        return 2
+        files.update_status(state="failed", error=str(exc), **problem_status(exc))  # the page says it from its code
+        return ExitStatus.USAGE if isinstance(exc, ConfigError) else ExitStatus.INPUT_MALFORMED
     except PreflightError as exc:  # a model refused before loading: its message says what to do, no traceback
         print(f"[job] error: {exc}", flush=True)
         files.update_status(state="failed", error=str(exc), error_code=f"preflight.{exc.code}", error_params=exc.params)
-        return 1
+        return ExitStatus.MODEL_UNUSABLE
     except BaseException as exc:  # noqa: BLE001 - a crashed job must say why in status.json, then exit
         traceback.print_exc()
         files.update_status(state="failed", error=f"{type(exc).__name__}: {exc}")
-        return 1
+        return ExitStatus.INTERNAL
     if outcome:
         files.update_status(**outcome)
-    return 0
+    return ExitStatus.OK
 
 
 def main(argv: list[str] | None = None) -> int:

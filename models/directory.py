@@ -130,5 +130,6 @@ class ModelDirectory:
         with self._lock:
             key = (endpoint, served)
             if key not in self._models:
-                self._models[key] = RemoteModel(endpoint, served, self._client(endpoint), listed[served].get("parent"))
+                self._models[key] = RemoteModel(endpoint, served, self._client(endpoint), listed[served].get("parent"),
+                                                  max_model_len=listed[served].get("max_model_len"))
             return self._models[key]

@@ -11,6 +11,11 @@ vLLM, SGLang, LMDeploy, `transformers serve` or a hosted API). Three things a mo
   token (softmax over the item's own letters). A model that cannot (a server without log-probabilities) says so with
   `scoring()`, which also names the way it scores, for reports.
 
+Prompts longer than the model's context: `fit_prompts(prompts, max_new_tokens)` says, for each prompt, how many
+tokens it has and returns it cut from the left (`fit_left`) so that it and `max_new_tokens` fit the context, or
+says that the model's context is unknown (a server that does not say; it then refuses a long prompt itself, a
+RemoteError with reason "context").
+
 Naming the base model: one rule, two positions.
 - Where a model is *named* (the page's choices, API values sent by the page and gradio_client, votes, reports,
   `ModelEntry.name`, `EvalConfig.models`), the base is named by its reference, `base_name` (e.g. "demo" or
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 from models.settings import GenerationSettings
 
@@ -69,6 +74,58 @@ class ModelEntry:
     decoding: str = ""  # an in-process base once loaded: how greedy answers are decoded
 
 
+@dataclass(frozen=True)
+class PromptFit:
+    """A prompt made to fit a model's context: `messages` to send (None: nothing fits, the item is skipped), its
+    length in tokens before (`tokens`) and after (`kept`) the cut, and the context it was fitted to (`limit`, None
+    when the model does not say; then nothing is cut and `tokens` is None)."""
+
+    messages: Messages | None
+    tokens: int | None
+    kept: int | None
+    limit: int | None
+
+    @property
+    def cut(self) -> bool:
+        return self.messages is None or (self.tokens is not None and self.kept is not None and self.kept < self.tokens)
+
+
+def fit_left(messages: Messages, count: Callable[[Messages], int], budget: int) -> tuple[Messages | None, int, int]:
+    """(messages cut from the left so that `count(messages) <= budget`, tokens before, tokens after).
+
+    Only text is cut, never the chat template around it (its special tokens and the generation cue stay): first
+    the earliest example turns (user/assistant pairs after the system prompt) go, then the last user turn loses
+    characters from its start, so the end of the prompt (the question, the options, the answer cue) is kept. The
+    system prompt stays. (None, tokens, 0) when even an empty user turn does not fit.
+    """
+    tokens = count(messages)
+    if tokens <= budget:
+        return messages, tokens, tokens
+    msgs = list(messages)
+    start = 1 if msgs and msgs[0].get("role") == "system" else 0
+    while len(msgs) - start >= 3:  # an example pair and the last user turn
+        msgs = msgs[:start] + msgs[start + 2:]
+        kept = count(msgs)
+        if kept <= budget:
+            return msgs, tokens, kept
+    text = msgs[-1].get("content", "")
+
+    def tail(k: int) -> Messages:
+        return msgs[:-1] + [{**msgs[-1], "content": text[len(text) - k:] if k else ""}]
+
+    if count(tail(0)) > budget:
+        return None, tokens, 0
+    low, high = 0, len(text)  # the longest tail that fits: token counts grow with the tail (binary search)
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count(tail(mid)) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    kept_msgs = tail(low)
+    return kept_msgs, tokens, count(kept_msgs)
+
+
 class ChatModel(Protocol):
     name: str
     where: str
@@ -87,3 +144,7 @@ class ChatModel(Protocol):
     def identity(self) -> dict: ...
 
     def prompt_lengths(self, prompts: Sequence[Messages]) -> list[int]: ...
+
+    def context_limit(self) -> int | None: ...
+
+    def fit_prompts(self, prompts: Sequence[Messages], max_new_tokens: int) -> list[PromptFit]: ...

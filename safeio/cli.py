@@ -12,8 +12,46 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from enum import IntEnum
 from pathlib import Path
 from typing import Mapping
+
+
+
+class ExitStatus(IntEnum):
+    """The exit statuses of every command (app.py, finetune, evaluation, chat, hosting.users), defined once: the
+    README's one table lists them (tests/test_cli_conventions.py checks that it matches). A script can tell "fix
+    the command" (2) from "fix the file" (3, 4, 5) from "fix the model" (6) from "wait" (7)."""
+
+    OK = 0  # done (`evaluation score`: the predictions are valid; warnings may be listed)
+    INTERNAL = 1  # an unexpected error (a bug: the message says so), or a run that failed for a reason logged
+    USAGE = 2  # a bad flag, value or setting (argparse's own status), a name that does not exist
+    INPUT_MALFORMED = 3  # an input file cannot be used: data, test set, reference, config, users file
+    PREDICTIONS_MALFORMED = 4  # the predictions / submission file is malformed (the rest is still checked)
+    PREDICTIONS_MISMATCH = 5  # the predictions do not match the reference (ids, order, count)
+    MODEL_UNUSABLE = 6  # a model or adapter cannot be loaded or used (the message says why)
+    BUSY = 7  # a job is owned by another process, or still running
+    INTERRUPTED = 130  # Ctrl-C or a stop: what is done is saved, the same command again resumes
+
+
+# What each status means, for --help epilogs and the README's table (the table's wording is the README's own).
+EXIT_MEANINGS = {
+    ExitStatus.OK: "done",
+    ExitStatus.INTERNAL: "an internal error (a bug) or a failed run (see its log)",
+    ExitStatus.USAGE: "wrong usage (a bad flag or value)",
+    ExitStatus.INPUT_MALFORMED: "an input file is malformed (data, test set, reference, config, users file)",
+    ExitStatus.PREDICTIONS_MALFORMED: "the predictions file is malformed",
+    ExitStatus.PREDICTIONS_MISMATCH: "the predictions do not match the reference",
+    ExitStatus.MODEL_UNUSABLE: "a model or adapter cannot be used",
+    ExitStatus.BUSY: "a job is busy (owned by another process, or still running)",
+    ExitStatus.INTERRUPTED: "interrupted (the same command again resumes)",
+}
+
+
+def exit_epilog(*statuses: ExitStatus) -> str:
+    """`exit status: 0 done; 2 wrong usage; ...` for a command's --help, from the one definition."""
+    return "exit status: " + "; ".join(f"{int(s)} {EXIT_MEANINGS[s]}" for s in statuses) + "."
+
 
 DATA_DIR_ENV = "MEDTUNE_DATA_DIR"
 DATA_DIR_HELP = "data folder: jobs, adapters, votes, users file, sessions (env MEDTUNE_DATA_DIR; default ./runs)"
@@ -88,4 +126,4 @@ def stdout_closed() -> int:
     """`python -m finetune jobs | head`: the reader left; end quietly (no BrokenPipeError traceback at exit)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    return 1
+    return ExitStatus.INTERNAL

@@ -85,7 +85,7 @@ def chromium():
 
     executable = shutil.which("chromium") or shutil.which("chromium-browser")
     if executable is None:
-        pytest.skip("no chromium on this machine (apt-get install chromium fonts-noto-cjk)")
+        pytest.skip("no chromium on this machine (apt-get install chromium fonts-noto-cjk fonts-noto-color-emoji)")
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as pw:
         # Without the background-networking flags Chromium keeps calling out to a network this machine lacks.

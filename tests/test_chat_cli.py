@@ -53,6 +53,6 @@ def test_bad_adapter_is_a_clear_error(setup, capsys):
     from chat.cli import main
 
     root, base, _ = setup
-    assert main(["--model", str(base), "--adapter", str(root / "nope"), "--prompt", "x"]) == 1
+    assert main(["--model", str(base), "--adapter", str(root / "nope"), "--prompt", "x"]) == 6  # a model
     err = capsys.readouterr().err
     assert "error: adapter" in err and "nope" in err

@@ -100,6 +100,9 @@ class ScriptedRegistry:
     def models(self):
         return []
 
+    def context_limit(self):
+        return None  # a model that does not say: prompts go as they are
+
     def model_for(self, name):
         return InProcessModel(self, name)
 

@@ -196,7 +196,7 @@ def limited(memory_mb: int):
     (["evaluation", "score", "--ref", str(MC_REF), "--pred", str(MC_PRED), "--json", "{dir}/no/such/r.json"], 2,
      "does not exist"),
     (["evaluation", "score", "--ref", "{dir}/escapes.jsonl", "--pred", str(MC_PRED)], 3, "\\x1b[2J"),
-    (["finetune", "preview", "--data", "{dir}/huge_cell.xlsx", "--max-field-length", "100k"], 2,
+    (["finetune", "preview", "--data", "{dir}/huge_cell.xlsx", "--max-field-length", "100k"], 3,
      "the cell holds 200,000 characters, over the limit of 100,000"),
 ])
 def test_real_cli_processes_exit_as_documented_within_a_memory_limit(corpus, argv, expected, text):

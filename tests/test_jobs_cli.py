@@ -83,7 +83,7 @@ def test_a_cli_run_is_listed_refuses_a_second_trainer_and_stops_from_the_cli_and
         assert files.read_status()["state"] == "training"
 
         second = cli("train", "--resume", "cli-run", data_dir=runs)  # a second trainer on the same folder
-        assert second.returncode == 2 and f"already running in process {trainer.pid}" in second.stderr
+        assert second.returncode == 7 and f"already running in process {trainer.pid}" in second.stderr  # busy
 
         # The app lists it and follows it: its row shows the CLI run's progress.
         ctx = with_services(AppContext(model="demo", data_dir=runs))
@@ -97,7 +97,7 @@ def test_a_cli_run_is_listed_refuses_a_second_trainer_and_stops_from_the_cli_and
 
         stopped = cli("stop", "cli-run", data_dir=runs)  # the Stop path from a terminal, on a CLI-started run
         assert stopped.returncode == 0 and "cancelled" in stopped.stdout, stopped.stdout + stopped.stderr
-        assert trainer.wait(timeout=60) == 0
+        assert trainer.wait(timeout=60) == 130  # stopped: interrupted, resumable (safeio.ExitStatus.INTERRUPTED)
         status = files.read_status()
         assert status["state"] == "stopped" and status["step"] < 2000
         assert list(files.checkpoints.glob("checkpoint-*"))  # Stop kept the step it was on for Resume

@@ -111,13 +111,13 @@ def test_cli_exits_with_the_message(bad_models, tmp_path):
     done = run_cli(["-m", "finetune", "train", "--model", str(bad_models["unknown"]), "--data",
                     "data/train_sample.jsonl", "--data-dir", str(tmp_path / "data"), "--max-steps", "1"])
     output = done.stdout + done.stderr  # the job prints its error line beside its log, on stdout
-    assert done.returncode == 1, output
+    assert done.returncode == 6, output  # safeio.ExitStatus.MODEL_UNUSABLE, as every command
     assert "architecture 'medtune_nonexistent_arch' is unknown" in output and "Traceback" not in output
     status = json.loads(next((tmp_path / "data" / "jobs").glob("*/status.json")).read_text(encoding="utf-8"))
     assert status["state"] == "failed" and status["error_code"] == "preflight.unknown_architecture"
     done = run_cli(["-m", "evaluation", "predict", "--model", str(bad_models["large"]), "--data",
                     "data/mc_sample.jsonl", "--out", str(tmp_path / "pred.jsonl")], **{FREE_BYTES_ENV: str(2**30)})
-    assert done.returncode != 0 and "1.0 GiB is free" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 6 and "1.0 GiB is free" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "pred.jsonl").exists()
 
 

@@ -8,6 +8,11 @@ network, several processes). An example without an entry fails `test_every_readm
 whose entry no longer matches what it does fails `test_readme_examples_run`: so a README edit that adds or breaks a
 command breaks the suite.
 
+Commands written inline in the prose and tables (`python -m ...` in backticks), and the fenced ones that are
+skipped, are checked against the commands' own argparse parsers (`inline_problems`): the command exists, and every
+subcommand, flag and fixed-choice value it names is one the parser has; so a README flag that no longer exists fails
+the suite too.
+
 The commands run in order in one scratch folder (cwd) holding a link to the project's `data/`, the way a user runs
 them from the checkout, with one shared demo-model cache (conftest's medtune_home) and one 2-step training run whose
 job id and adapter name later commands reuse ({job}, {adapter}).
@@ -23,6 +28,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,10 +148,10 @@ COMMANDS: dict[str, object] = {
     # --- Evaluate
     "python -m evaluation run --model demo [--adapter NAME ...] --data data/mc_sample.jsonl --data "
     "data/qa_sample.jsonl --out results/ [--method likelihood|generate] [--batch-size N] [--limit N] "
-    "[--shots K --shots-data dev.jsonl]":
+    "[--shots K --shots-data dev.jsonl] [--long-items truncate|skip]":
         Run("{python} -m evaluation run --model demo --adapter {adapter} --data data/mc_sample.jsonl "
             "--data data/qa_sample.jsonl --out results/ --method likelihood --batch-size 4 --limit 4 "
-            "--max-new-tokens 8 && ls results/demo/*/report.json", expect=r"accuracy|rouge"),
+            "--max-new-tokens 8 --long-items truncate && ls results/demo/*/report.json", expect=r"accuracy|rouge"),
     # --- Hosting on a shared server
     "python -m hosting.users add admin --role admin":
         Run("{python} -m hosting.users add admin --role admin --password-stdin", stdin=PW + "\n",
@@ -328,3 +334,156 @@ def test_readme_examples_run(tmp_path, medtune_home, demo_model):
         if server is not None:
             _stop(server)
     assert not failures, "\n\n".join(failures)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Commands written inline in the README's prose and tables (`python -m ...` in backticks, outside the fenced
+# blocks): each one's target must exist, and every flag it names must be an option of that command (or of its
+# subcommand), with a value among the flag's choices where it has a fixed set. The parsers are the commands' own,
+# built in this process by running the command's entry point until it parses its arguments.
+
+INLINE_EXTERNAL = {  # not our commands: their flags are their own
+    "python -m pytest": "pytest's own options",
+    "python -m sglang.launch_server": "SGLang's server (described from its documentation)",
+    "pip install": "pip: installs from the network",
+}
+
+
+def readme_inline_commands(text: str) -> list[tuple[int, str]]:
+    """(line, command) for every backticked `python ...`, `bash ...` or `pip ...` outside the fenced blocks."""
+    found, fenced = [], False
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        if not fenced:
+            found += [(n, m.group(1)) for m in re.finditer(r"`((?:python|bash|pip) [^`]*)`", line)]
+    return found
+
+
+class _Parsed(Exception):
+    def __init__(self, parser):
+        super().__init__("parsed")
+        self.parser = parser
+
+
+def command_parser(target: str):
+    """The argparse parser of `python -m MODULE` or `python SCRIPT.py`: its entry point is run as __main__ with
+    parse_args stopped at the first call (before any work), so the parser is exactly the one a user meets."""
+    import argparse
+    import runpy
+    from unittest import mock
+
+    def stop(self, *args, **kwargs):
+        raise _Parsed(self)
+
+    module = target[3:] if target.startswith("-m ") else None
+    saved = sys.argv[:]
+    sys.argv = [target]
+    try:
+        with mock.patch.object(argparse.ArgumentParser, "parse_args", stop), \
+                mock.patch.object(argparse.ArgumentParser, "parse_known_args", stop), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # runpy: `hosting.users` was imported already
+            if module:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+            else:
+                runpy.run_path(str(ROOT / target), run_name="__main__")
+    except _Parsed as parsed:
+        return parsed.parser
+    finally:
+        sys.argv = saved
+    raise AssertionError(f"python {target} did not parse any arguments")
+
+
+def _subparsers(parser) -> dict:
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices
+    return {}
+
+
+def _check_words(parser, words: list[str], where: str) -> list[str]:
+    """Every -flag in `words` an option of `parser`, and a value among the flag's choices where it has them."""
+    options = {o: a for a in parser._actions for o in a.option_strings}
+    problems = []
+    for i, word in enumerate(words):
+        if not re.match(r"^--?[A-Za-z]", word):
+            continue
+        flag = word.split("=", 1)[0]
+        action = options.get(flag)
+        if action is None:
+            problems.append(f"{where}: {flag} is not an option of {parser.prog}")
+            continue
+        value = word.split("=", 1)[1] if "=" in word else (words[i + 1] if i + 1 < len(words) else "")
+        placeholder = not value or value.startswith("-") or value.isupper() or not action.choices
+        if not placeholder and not all(v in map(str, action.choices) for v in value.split("|")):
+            problems.append(f"{where}: {flag} {value}: not among {parser.prog} {flag}'s choices "
+                            f"{sorted(map(str, action.choices))}")
+    return problems
+
+
+def inline_problems(text: str) -> list[str]:
+    """What is wrong with the README's inline commands: a target that does not exist, a subcommand, flag or value
+    its parser does not have."""
+    import shlex
+
+    parsers: dict[str, object] = {}
+    problems = []
+    for line, command in readme_inline_commands(text):
+        for segment in re.split(r"\s+(?:;|&&|\|)\s+", command):
+            where = f"README.md line {line}: `{segment}`"
+            if any(segment.startswith(prefix) for prefix in INLINE_EXTERNAL):
+                continue
+            words = [w.strip("[]") for w in shlex.split(segment)]
+            if words[0] == "bash":
+                problems += [] if (ROOT / words[1]).is_file() else [f"{where}: no file {words[1]}"]
+                continue
+            if words[1] == "-m":
+                target, rest = f"-m {words[2]}", words[3:]
+                exists = (ROOT / words[2].replace(".", "/")).with_suffix(".py").is_file() or \
+                    (ROOT / words[2].replace(".", "/") / "__main__.py").is_file()
+            else:
+                target, rest = words[1], words[2:]
+                exists = (ROOT / target).is_file()
+            if not exists:
+                problems.append(f"{where}: no such command in the repository ({target})")
+                continue
+            if target not in parsers:
+                parsers[target] = command_parser(target)
+            parser, subs = parsers[target], _subparsers(parsers[target])
+            if subs and rest and not rest[0].startswith("-"):
+                names = rest[0].split("|")  # `python -m finetune preview|train`: each of them
+                unknown = [n for n in names if n not in subs]
+                if unknown:
+                    problems.append(f"{where}: {'/'.join(unknown)} is not a subcommand of {parser.prog}")
+                    continue
+                for name in names:
+                    problems += _check_words(subs[name], rest[1:], where)
+            else:
+                problems += _check_words(parser, rest, where)
+    return problems
+
+
+def test_readme_inline_commands_name_real_flags():
+    text = README.read_text(encoding="utf-8")
+    assert len(readme_inline_commands(text)) > 30, "the inline-command parser found too few commands"
+    # The fenced commands that cannot run here (a GPU, a server, the network) get the same check of their flags.
+    skipped = [f"`{cmd}`" for kind, _, cmd in readme_examples(text)
+               if kind == "bash" and isinstance(COMMANDS.get(cmd), Skip)]
+    problems = inline_problems(text) + inline_problems("\n".join(skipped))
+    assert not problems, "README inline commands that do not match their command:\n" + "\n".join(problems)
+
+
+def test_a_readme_edit_naming_a_missing_flag_fails():
+    text = README.read_text(encoding="utf-8")
+    assert "`python -m evaluation run --circular`" in text
+    broken = text.replace("`python -m evaluation run --circular`", "`python -m evaluation run --circle`")
+    assert any("--circle is not an option" in p for p in inline_problems(broken))
+    wrong_value = text.replace("--lang en|zh`", "--lang en|fr`")
+    assert any("--lang en|fr: not among" in p for p in inline_problems(wrong_value))
+    gone = text.replace("`python -m finetune stop ID`", "`python -m finetune halt ID`")
+    assert any("halt is not a subcommand" in p for p in inline_problems(gone))
+    missing = text.replace("`bash tests/vllm_env.sh`", "`bash tests/no_such.sh`")
+    assert any("no file tests/no_such.sh" in p for p in inline_problems(missing))

@@ -134,7 +134,7 @@ def test_malformed_eval_file_is_refused_before_training(tmp_path, tiny_chat_mode
     code = main(["train", "--model", str(tiny_chat_model), "--data", str(train), "--eval-data", str(bad),
                  "--data-dir", str(tmp_path / "runs")])
     err = capsys.readouterr().err
-    assert code == 2 and f"{bad}:2" in err and "answer" in err, err
+    assert code == 3 and f"{bad}:2" in err and "answer" in err, err  # an input file is malformed
     assert not (tmp_path / "runs" / "jobs").exists()  # refused before any job (or training) existed
 
 

@@ -127,9 +127,9 @@ def test_cli_add_list_remove(tmp_path):
     assert run_cli("remove", "bob", "--file", str(path)).returncode == 0
     assert store.user("bob") is None
     done = run_cli("remove", "bob", "--file", str(path))
-    assert done.returncode == 1 and f"no user 'bob' in {path}" in done.stderr
+    assert done.returncode == 2 and f"no user 'bob' in {path}" in done.stderr
     done = run_cli("add", "carol", "--role", "guest", "--file", str(path), "--password-stdin", stdin="\n")
-    assert done.returncode == 1 and "the password is empty" in done.stderr
+    assert done.returncode == 2 and "the password is empty" in done.stderr
     assert run_cli("add", "dave", "--role", "boss", "--file", str(path)).returncode == 2  # argparse: bad role
     assert not list(path.parent.glob(".users.yaml.*"))  # atomic writes leave no temp files
 
@@ -223,7 +223,7 @@ def test_cli_lists_and_revokes_sessions(tmp_path, alice_hash):
     path = write(tmp_path / "users.yaml", f"users:\n  alice: {{role: member, password: '{alice_hash}'}}\n"
                                            f"  bob: {{role: guest, password: '{alice_hash}'}}\n")
     done = run_cli("revoke", "--all", "--file", str(path))
-    assert done.returncode == 1 and "no sessions database" in done.stderr
+    assert done.returncode == 2 and "no sessions database" in done.stderr
     sessions = sessions_for(path)
     tokens = {name: [sessions.issue(name, "10.1.2.3", "agent\x1b[31m") for _ in range(2)] for name in ("alice", "bob")}
     listing = run_cli("sessions", "--file", str(path))
@@ -233,7 +233,7 @@ def test_cli_lists_and_revokes_sessions(tmp_path, alice_hash):
     assert run_cli("revoke", one, "--file", str(path)).returncode == 0
     assert sum(sessions.user(token) is not None for token in tokens["bob"]) == 1
     done = run_cli("revoke", one, "--data-dir", str(tmp_path))
-    assert done.returncode == 1 and "no live session" in done.stderr
+    assert done.returncode == 2 and "no live session" in done.stderr
     assert "Ended 2 sessions of alice" in run_cli("revoke", "--user", "alice", "--file", str(path)).stdout
     assert all(sessions.user(token) is None for token in tokens["alice"])
     token = sessions.issue("alice")

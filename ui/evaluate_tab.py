@@ -54,6 +54,10 @@ def results_frame(results: list[CellResult]) -> pd.DataFrame:
         row.update({f"{r.dataset} · {m}": round(r.metrics[m], 2) for m in metric_names(r.task)})
         for count in get_task(r.task).method_columns.get(r.report["method"], ()):  # e.g. unparsed replies
             row[f"{r.dataset} · {count}"] = int(r.metrics[count])
+        long_items = r.report.get("long_items") or {}
+        for done in ("truncated", "skipped"):  # items longer than the model's context (shown only when some were)
+            if long_items.get(done):
+                row[f"{r.dataset} · {done}"] = int(long_items[done])
     return pd.DataFrame(list(rows.values()))
 
 

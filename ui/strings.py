@@ -565,6 +565,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col.n": ("n", "题数"),
     "col.accuracy": ("accuracy", "准确率"),
     "col.unparsed": ("unparsed", "无法解析"),
+    "col.truncated": ("truncated", "超出上下文（已从左截断）"),
+    "col.skipped": ("skipped", "超出上下文（已跳过）"),
     "finetune.highlight_trained": ("trained", "参与训练"),
     "finetune.axis_step": ("step", "步数"),
     "finetune.axis_loss": ("loss", "损失"),

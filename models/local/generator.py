@@ -137,7 +137,7 @@ class Generator:
     def encode(self, texts: list[str], settings: GenerationSettings):
         self.host.ensure_base()
         batch = self.host.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        limit = getattr(self.host.model.config, "max_position_embeddings", None)
+        limit = self.context_limit()
         longest = int(batch["attention_mask"].sum(dim=1).max())
         if limit and longest + settings.max_new_tokens > limit:
             raise RegistryError(
@@ -145,6 +145,15 @@ class Generator:
                 f"model's context of {limit} tokens: clear the chat or lower max_new_tokens"
             )
         return batch
+
+    def context_limit(self) -> int | None:
+        """Tokens the base model can attend to (prompt + answer): its config's max positions, or the tokenizer's
+        `model_max_length` when that is smaller and real (tokenizers without one say 1e30)."""
+        self.host.ensure_base()
+        limits = [getattr(self.host.model.config, "max_position_embeddings", None),
+                  getattr(self.host.tokenizer, "model_max_length", None)]
+        limits = [int(n) for n in limits if isinstance(n, int) and 0 < n < 10_000_000]
+        return min(limits) if limits else None
 
     def eos_ids(self) -> set[int]:
         self.host.ensure_base()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Iterator, Sequence
 
-from models.interface import IN_PROCESS, Messages, ModelError, Scoring, model_name
+from models.interface import IN_PROCESS, Messages, ModelError, PromptFit, Scoring, fit_left, model_name
 from models.settings import GenerationSettings
 
 LOGITS_WAY = "in-process: next-token logits of one forward pass"
@@ -61,6 +61,26 @@ class InProcessModel:
     def prompt_lengths(self, prompts: Sequence[Messages]) -> list[int]:
         texts = [self.registry.render(p) for p in prompts]
         return [len(ids) for ids in self.registry.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+    def context_limit(self) -> int | None:
+        return self.registry.context_limit()
+
+    def fit_prompts(self, prompts: Sequence[Messages], max_new_tokens: int) -> list[PromptFit]:
+        """Each prompt cut from the left (models.interface.fit_left) so that it and `max_new_tokens` fit the base's
+        context; counted with the model's own tokenizer and chat template, as `generate` will encode it."""
+        limit = self.context_limit()
+        lengths = self.prompt_lengths(prompts)
+        if limit is None:
+            return [PromptFit(list(p), n, n, None) for p, n in zip(prompts, lengths)]
+        budget = limit - max_new_tokens
+        fits = []
+        for messages, n in zip(prompts, lengths):
+            if n <= budget:  # the common case costs no second tokenisation
+                fits.append(PromptFit(list(messages), n, n, limit))
+                continue
+            kept, tokens, kept_n = fit_left(list(messages), lambda m: self.prompt_lengths([m])[0], budget)
+            fits.append(PromptFit(kept, tokens, kept_n, limit))
+        return fits
 
     def identity(self) -> dict:
         """What the answers depend on: the base reference, and the adapter's source and weights hash."""

@@ -160,6 +160,10 @@ class ModelRegistry:
             answers += self.generate_panes([(adapter, p) for p in chunk], settings)
         return answers
 
+    def context_limit(self) -> int | None:
+        """Tokens the base model can attend to, prompt and answer together (None: it does not say)."""
+        return self.generator.context_limit()
+
     def next_token_logits(self, prompts: Sequence[Prompt], adapter: str | None = None):
         """Scores of the token after each prompt [len(prompts), vocab], float32 on the CPU (generator.py)."""
         return self.generator.next_token_logits(prompts, adapter)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ MAX_RETRY_AFTER_S = 10.0
 
 class RemoteError(ModelError):
     """A remote model failed; `reason` is a short code the UI can translate (down, timeout, auth, unknown_model,
-    rate_limited, server, malformed, refused)."""
+    rate_limited, server, malformed, refused, context: a prompt longer than the model's context)."""
 
     def __init__(self, reason: str, message: str):
         super().__init__(message)
@@ -219,4 +220,7 @@ def _raise_for_status(label: str, body: dict | None, status: int, text: str) -> 
         raise RemoteError("rate_limited", f"{label}: rate limited (HTTP 429) after retries: {detail}")
     if status >= 500:
         raise RemoteError("server", f"{label}: server error (HTTP {status}) after retries: {detail}")
+    if status == 400 and re.search(r"context length|context window|too many tokens|max_model_len", text, re.I):
+        # vLLM: "This model's maximum context length is N tokens..."; one long prompt, not the server, is at fault
+        raise RemoteError("context", f"{label}: the prompt is longer than the model's context (HTTP 400): {detail}")
     raise RemoteError("refused", f"{label}: the server refused the request (HTTP {status}): {detail}")

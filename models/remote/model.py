@@ -20,7 +20,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, Sequence
 
-from models.interface import Messages, ModelError, Scoring
+from models.interface import Messages, ModelError, PromptFit, Scoring, fit_left
 from models.remote.client import OpenAIClient, RemoteError
 from models.remote.endpoints import Endpoint
 from models.settings import GenerationSettings
@@ -33,8 +33,12 @@ def remote_name(served: str, endpoint: str) -> str:
 
 
 class RemoteModel:
-    def __init__(self, endpoint: Endpoint, served: str, client: OpenAIClient, parent: str | None = None):
+    def __init__(self, endpoint: Endpoint, served: str, client: OpenAIClient, parent: str | None = None,
+                 max_model_len: int | None = None):
         self.endpoint, self.served, self.client, self.parent = endpoint, served, client, parent
+        # vLLM's /v1/models says each model's context (`max_model_len`); other servers do not, and refuse a prompt
+        # that is too long with HTTP 400 (a RemoteError with reason "context"), which Evaluate records per item.
+        self.max_model_len = max_model_len if isinstance(max_model_len, int) and max_model_len > 0 else None
         self.name = remote_name(served, endpoint.name)
         self.where = endpoint.name
         self._scoring: Scoring | None = None
@@ -116,6 +120,36 @@ class RemoteModel:
                 raise RemoteError("malformed", f"{self.endpoint.name}: /tokenize gave no tokens for {letter!r}")
             self._letter_ids[letter] = int(tokens[0])
         return self._letter_ids[letter]
+
+    # ---- prompts longer than the context -------------------------------------------------------------------
+    def context_limit(self) -> int | None:
+        return self.max_model_len
+
+    def fit_prompts(self, prompts: Sequence[Messages], max_new_tokens: int) -> list[PromptFit]:
+        """Prompts cut from the left to fit `max_model_len`, counted by the server's /tokenize (which applies the
+        model's chat template). Without both, prompts go as they are and the server refuses those too long."""
+        fits = []
+        for messages in prompts:
+            if self.max_model_len is None:
+                fits.append(PromptFit(list(messages), None, None, None))
+                continue
+            try:
+                kept, tokens, kept_n = fit_left(list(messages), self._count, self.max_model_len - max_new_tokens)
+            except RemoteError as exc:
+                if exc.reason in ("down", "timeout", "auth"):
+                    raise
+                self.max_model_len = None  # no /tokenize here: leave it to the server's own refusal
+                fits.append(PromptFit(list(messages), None, None, None))
+                continue
+            fits.append(PromptFit(kept, tokens, kept_n, self.max_model_len))
+        return fits
+
+    def _count(self, messages: Messages) -> int:
+        tokens = self.client.post("/tokenize", {"model": self.served, "messages": messages,
+                                                "add_generation_prompt": True}).get("tokens")
+        if not isinstance(tokens, list):
+            raise RemoteError("malformed", f"{self.endpoint.name}: /tokenize gave no tokens")
+        return len(tokens)
 
     # ---- what reports record -------------------------------------------------------------------------------
     def prompt_lengths(self, prompts: Sequence[Messages]) -> list[int]:
