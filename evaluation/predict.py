@@ -62,17 +62,22 @@ class PredictConfig:
     concurrency: int = 8  # requests in flight to a remote model (in-process models batch `batch_size` rows instead)
 
     def __post_init__(self) -> None:
-        checks = [("task", self.task == "auto" or self.task in TASKS, f"auto or one of {', '.join(TASKS)}"),
-                  ("concurrency", 1 <= self.concurrency <= 256, "between 1 and 256"),
-                  ("mc_output", self.mc_output in MC_OUTPUTS, f"one of {', '.join(MC_OUTPUTS)}"),
-                  ("method", self.method in PREDICT_METHODS, f"one of {', '.join(PREDICT_METHODS)}"),
-                  ("batch_size", self.batch_size >= 1, "at least 1"),
-                  ("answer_field", bool(self.answer_field.strip()), "a field name"),
-                  ("multi_threshold", self.multi_threshold is None or 0 < self.multi_threshold < 1, "in (0, 1)"),
-                  ("models", bool(self.models), "at least one model")]
-        for name, ok, expected in checks:
+        # (setting, valid, English expectation, the same as a range any language reads: EvalConfig's "eval_setting")
+        checks = [("task", self.task == "auto" or self.task in TASKS, f"auto or one of {', '.join(TASKS)}",
+                   ", ".join(("auto", *TASKS))),
+                  ("concurrency", 1 <= self.concurrency <= 256, "between 1 and 256", "1–256"),
+                  ("mc_output", self.mc_output in MC_OUTPUTS, f"one of {', '.join(MC_OUTPUTS)}", ", ".join(MC_OUTPUTS)),
+                  ("method", self.method in PREDICT_METHODS, f"one of {', '.join(PREDICT_METHODS)}",
+                   ", ".join(PREDICT_METHODS)),
+                  ("batch_size", self.batch_size >= 1, "at least 1", "≥ 1"),
+                  ("answer_field", bool(self.answer_field.strip()), "a field name", "output, answer, …"),
+                  ("multi_threshold", self.multi_threshold is None or 0 < self.multi_threshold < 1, "in (0, 1)",
+                   "(0, 1)"),
+                  ("models", bool(self.models), "at least one model", "≥ 1")]
+        for name, ok, expected, allowed in checks:
             if not ok:
-                raise EvalError(f"{name} must be {expected}, got {getattr(self, name)!r}")
+                raise EvalError(f"{name} must be {expected}, got {getattr(self, name)!r}", "eval_setting",
+                                name=name, allowed=allowed, value=repr(getattr(self, name))[:40])
         check_names(self.postprocess)
 
     @property
@@ -262,7 +267,7 @@ def predict(models, config: PredictConfig, progress: Callable[[Progress], None] 
     adds endpoints' models), as for evaluation.run.evaluate; `batch_call` as there (a ZeroGPU Space's GPU call)."""
     test = load_test_set(config.data, config.task)
     if not test.items:
-        raise EvalError(f"{config.data}: no items to answer")
+        raise EvalError(f"{config.data}: no items to answer", "predict_no_items", name=Path(config.data).name)
     try:  # fail before any work on an unknown name
         chosen = [models.model_for(m) for m in config.models]
         identities = [model.identity() for model in chosen]
@@ -271,7 +276,8 @@ def predict(models, config: PredictConfig, progress: Callable[[Progress], None] 
     outs = output_paths(config.out, [i["model"] for i in identities])
     for out in outs:
         if Path(out).resolve() == Path(config.data).resolve():
-            raise EvalError(f"--out {out} is the test file itself; give another name")
+            raise EvalError(f"--out {out} is the test file itself; give another name", "predict_out_is_data",
+                            name=Path(out).name)
     return [predict_one(model, config, identity, test, out, progress, stop, batch_call)
             for model, identity, out in zip(chosen, identities, outs)]
 
@@ -347,7 +353,8 @@ def fit_to_context(model, prompts: dict, settings: dict) -> dict[int, dict]:
             continue
         if fit.messages is None:
             raise EvalError(f"line {line}: even an empty question does not fit the model's context of {fit.limit} "
-                            f"tokens with {max_new} new tokens; lower --max-new-tokens")
+                            f"tokens with {max_new} new tokens; lower --max-new-tokens", "predict_no_fit",
+                            line=line, limit=fit.limit, max_new=max_new)
         prompts[line] = fit.messages
         cut[line] = {"tokens": fit.tokens, "kept": fit.kept, "limit": fit.limit}
     return cut

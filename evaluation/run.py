@@ -166,7 +166,7 @@ def load_set(path: str | Path, name: str | None = None) -> EvalSet:
     if dataset.problems:
         raise DataFileError(path, dataset.problems)
     if not dataset.items:
-        raise EvalError(f"{path}: no items to evaluate")
+        raise EvalError(f"{path}: no items to evaluate", "eval_no_items", name=Path(path).name)
     return EvalSet(name or Path(path).stem, str(path), dataset.task, dataset.items, file_sha256(path))
 
 
@@ -188,7 +188,8 @@ def load_shots(paths: Sequence[str], k: int) -> dict[str, tuple[list, str]]:
         eset = load_set(path)
         if eset.task not in shots:
             if len(eset.items) < k:
-                raise EvalError(f"{path}: {k} shots asked for, but the file has only {len(eset.items)} items")
+                raise EvalError(f"{path}: {k} shots asked for, but the file has only {len(eset.items)} items",
+                                "eval_few_shots", name=Path(path).name, k=k, count=len(eset.items))
             shots[eset.task] = (eset.items[:k], str(path))
     return shots
 
@@ -327,7 +328,8 @@ def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | 
     missing = sorted({s.task for s in sets} - set(shots)) if config.shots else []
     if missing:
         raise EvalError(f"--shots {config.shots}: no shots file for task {', '.join(missing)} "
-                        "(give one --shots-data file per task: mc and/or qa)")
+                        "(give one --shots-data file per task: mc and/or qa)", "eval_shots_task", shots=config.shots,
+                        tasks=", ".join(missing))
     try:  # fail before any work on an unknown name
         chosen = [models.model_for(m) for m in config.models]
     except ModelError as exc:

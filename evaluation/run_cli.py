@@ -105,13 +105,15 @@ def models_from_args(args: argparse.Namespace):
 
     if not args.endpoint:
         if len(args.model) > 1:
-            raise EvalError("--model names the one base model; add adapters with --adapter (repeatable)")
+            raise EvalError("--model names the one base model; add adapters with --adapter (repeatable)",
+                            "eval_one_base")
         base = args.model[0] if args.model else os.environ.get("MEDTUNE_MODEL", "demo")
         registry = ModelRegistry(base, args.data_dir, trust_remote_code=args.trust_remote_code, hub=args.hub)
         adapters = [registry.add_adapter(a) for a in args.adapter]
         return ModelDirectory(registry), ([] if args.no_base else [None]) + adapters
     if args.adapter:
-        raise EvalError("--adapter is for in-process adapters; name an endpoint's models with --model")
+        raise EvalError("--adapter is for in-process adapters; name an endpoint's models with --model",
+                        "eval_adapter_remote")
     endpoints = parse_endpoint_flags(args.endpoint, args.endpoint_key, args.model if len(args.endpoint) == 1 else ())
     directory = ModelDirectory(None, endpoints)
     names = [remote_name(m["id"], e.name) for e in endpoints for m in directory.served(e)]

@@ -39,6 +39,9 @@ class JobBusy(JobError):
         super().__init__(f"job {job_id} is already running in {holder}; one process trains a job at a time. "
                          f"Stop it first (python -m finetune stop {job_id}), or wait for it to end")
         self.job_id, self.pid = job_id, pid
+        # safeio.problems.MESSAGES sentences, so the app's tabs say it in the page's language
+        self.code = "job_busy" if pid else "job_busy_unknown"
+        self.params = {"job": job_id, "pid": pid or ""}
 
 
 class OwnerLock:

@@ -61,7 +61,8 @@ def run_training(job: Job, control: Control) -> None:
         start_job(files, resume=job.resume)
     status = follow_training(files, control)
     if status["state"] == "failed":
-        raise RunFailed(status.get("error") or f"training job {files.job_id} failed; see its train.log")
+        raise RunFailed(status.get("error") or f"training job {files.job_id} failed; see its train.log",
+                        status_problem(status))
     if status["state"] == "stopped":
         raise JobCancelled(f"stopped at step {status.get('step', 0)}; the last checkpoint is kept for Resume")
 
@@ -97,7 +98,16 @@ def training_final_report(job: Job) -> dict:
               if status.get(src) is not None}
     if status.get("state") == "failed" and status.get("error"):
         report["error"] = str(status["error"])
+        if status_problem(status):
+            report["problem"] = status_problem(status)
     return report
+
+
+def status_problem(status: dict) -> dict | None:
+    """The code and params a failed training job wrote into its status.json (jobs/worker.py), as the queue keeps
+    them (jobs.store.problem_of)."""
+    code = status.get("error_code")
+    return {"code": code, "params": dict(status.get("error_params") or {})} if code else None
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 from jobs.status import ACTIVE, FINAL, JobStatus
-from jobs.store import Job, JobNotFound, JobStateError, JobStore, NotAllowed, QueueError  # noqa: F401 - re-exported
+from jobs.store import Job, JobNotFound, JobStateError, JobStore, NotAllowed, QueueError, problem_of  # noqa: F401
 
 POLL_S = 1.0  # how often the scheduler and the training follower look again when nothing wakes them
 KEEP_OUTPUTS = 16  # runners' return values kept in memory
@@ -40,7 +40,12 @@ class JobCancelled(Exception):
 
 
 class RunFailed(RuntimeError):
-    """Raised by a runner whose work failed; the message is the job's error."""
+    """Raised by a runner whose work failed; the message is the job's error, `problem` its code and params when
+    the work recorded them (a training job's status.json), as jobs.store.problem_of gives them."""
+
+    def __init__(self, message: str, problem: dict | None = None):
+        super().__init__(message)
+        self.job_problem = problem
 
 
 @dataclass(frozen=True)
@@ -184,7 +189,8 @@ class JobQueue:
                 threading.Thread(target=self._work, args=(job,), name=f"job:{job.id}", daemon=True).start()
                 continue
             report = runner.final_report(job) if runner is not None else {}
-            self.store.finish(job.id, None, JobStatus(outcome), report.get("error", job.error), report)
+            self.store.finish(job.id, None, JobStatus(outcome), report.get("error", job.error), report,
+                              report.get("problem", job.problem))
 
     def _schedule_loop(self) -> None:
         while not self._closed.is_set():
@@ -207,7 +213,7 @@ class JobQueue:
 
     def _work(self, job: Job) -> None:
         stop = self._stops[job.id]
-        state, error = JobStatus.COMPLETED, None
+        state, error, problem = JobStatus.COMPLETED, None, None
         try:
             output = self.runners[job.kind].run(job, Control(self, job.id, stop))
             if output is not None:
@@ -219,8 +225,10 @@ class JobQueue:
                 traceback.print_exc()
             state, error = ((JobStatus.CANCELLED, str(exc) or None) if stop.is_set()
                             else (JobStatus.FAILED, str(exc) or repr(exc)))
+            # Its code and params beside the English text: the tabs say it in the page's language (ui/errors.py).
+            problem = None if stop.is_set() else getattr(exc, "job_problem", None) or problem_of(exc)
         finally:
-            self.store.finish(job.id, self.token, state, error)
+            self.store.finish(job.id, self.token, state, error, problem=problem)
             with self._lock:
                 self._stops.pop(job.id, None)
             self._wake.set()

@@ -42,9 +42,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT,
     resume INTEGER NOT NULL DEFAULT 0,
     stop_requested INTEGER NOT NULL DEFAULT 0,
-    worker TEXT                         -- who runs it: a scheduler's token, or cli:<pid>
+    worker TEXT,                        -- who runs it: a scheduler's token, or cli:<pid>
+    problem TEXT                        -- the error as {"code", "params"} (JSON), so a page says it in its language
 )
 """
+# Columns added after the first release, with their definition: a database an older version created gets them when
+# it is opened (ALTER TABLE ... ADD COLUMN keeps every row; the new column is NULL in them).
+ADDED_COLUMNS = {"problem": "TEXT"}
 CLI_WORKER = "cli:"  # prefix of the worker of a row a command-line run registered
 # Owner of a command-line run that names none: no user can have this name (hosting/users.py NAME_RE), so only the
 # admin manages such a job in the app.
@@ -94,7 +98,8 @@ class Job:
     total: int | None = None
     eta_s: float | None = None
     info: dict = field(default_factory=dict)
-    error: str | None = None
+    error: str | None = None  # English, for the command line and logs
+    problem: dict | None = None  # the error's {"code": "problem.<code>" | "preflight.<code>", "params": {...}}
     resume: bool = False
     stop_requested: bool = False
     position: int | None = None  # queued jobs: 1 = next to start
@@ -110,7 +115,7 @@ class Job:
         values = {k: row[k] for k in row.keys()}
         values.update(params=json.loads(values["params"]), info=json.loads(values["info"]),
                       resume=bool(values["resume"]), stop_requested=bool(values["stop_requested"]),
-                      state=JobStatus(values["state"]))
+                      state=JobStatus(values["state"]), problem=json.loads(values.get("problem") or "null"))
         return cls(**values)
 
 
@@ -130,6 +135,20 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # with WAL: durable across an app crash, cheap per update
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns a database created by an older version lacks (see ADDED_COLUMNS)."""
+        with self._lock:
+            have = {row["name"] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in ADDED_COLUMNS.items():
+                if name in have:
+                    continue
+                try:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:  # another process opening the same database added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -204,7 +223,7 @@ class JobStore:
     def requeue(self, job_id: str) -> None:
         """An interrupted, cancelled or failed job goes to the back of the line, to continue where it stopped."""
         with self.tx() as db:
-            done = db.execute("UPDATE jobs SET state = 'queued', resume = 1, line = ?, error = NULL, "
+            done = db.execute("UPDATE jobs SET state = 'queued', resume = 1, line = ?, error = NULL, problem = NULL, "
                               "finished_at = NULL, stop_requested = 0, worker = NULL WHERE id = ? AND state IN "
                               f"{_in(RESUMABLE)}", (self._next_line(db), job_id))
             if done.rowcount == 0:
@@ -230,7 +249,7 @@ class JobStore:
 
     def register(self, job_id: str, kind: str, owner: str, params: dict, label: str = "",
                  state: JobStatus = JobStatus.RUNNING, worker: str | None = None, resume: bool = False,
-                 error: str | None = None) -> None:
+                 error: str | None = None, problem: dict | None = None) -> None:
         """A run that started outside any scheduler (the command line), or a job folder found without a row: its
         row, new or back from an earlier run, is in `state` under `worker` from now on (the owner of an existing
         row stays)."""
@@ -241,9 +260,9 @@ class JobStore:
                        (job_id, kind, owner, label or job_id, json.dumps(params, ensure_ascii=False), str(state),
                         self._next_line(db), now))
             db.execute("UPDATE jobs SET state = ?, worker = ?, started_at = ?, finished_at = ?, error = ?, "
-                       "stop_requested = 0, resume = ? WHERE id = ?",
+                       "problem = ?, stop_requested = 0, resume = ? WHERE id = ?",
                        (str(state), worker, now if state == JobStatus.RUNNING else None,
-                        now if state in FINAL else None, error, int(resume), job_id))
+                        now if state in FINAL else None, error, _json_or_null(problem), int(resume), job_id))
 
     def progress(self, job_id: str, worker: str, done, total, eta_s, info: dict) -> None:
         with self._lock:
@@ -251,18 +270,49 @@ class JobStore:
                              (done, total, eta_s, json.dumps(info, ensure_ascii=False), job_id, worker))
 
     def finish(self, job_id: str, worker: str | None, state: JobStatus, error: str | None = None,
-               report: dict | None = None) -> None:
+               report: dict | None = None, problem: dict | None = None) -> None:
         """The end of a run (or of a row found running when nobody runs it any more: worker None). `report`: what
-        the job's own files say it reached ({"done", "total"}); else the row keeps the last progress seen."""
+        the job's own files say it reached ({"done", "total"}); else the row keeps the last progress seen. `error`
+        is the English sentence; `problem` its code and params (problem_of), which the tabs say it from."""
         report, final = report or {}, state in FINAL
         mine = "AND worker = ?" if worker is not None else ""
         with self._lock:
-            self._db.execute("UPDATE jobs SET state = ?, error = ?, finished_at = ?, done = COALESCE(?, done), "
+            self._db.execute("UPDATE jobs SET state = ?, error = ?, problem = ?, finished_at = ?, "
+                             "done = COALESCE(?, done), "
                              "total = COALESCE(?, total), eta_s = CASE WHEN ? THEN 0.0 ELSE eta_s END, "
                              f"worker = CASE WHEN ? THEN NULL ELSE worker END WHERE id = ? AND state = 'running' {mine}",
-                             (str(state), error, time.time() if final else None, report.get("done"),
+                             (str(state), error, _json_or_null(problem), time.time() if final else None,
+                              report.get("done"),
                               report.get("total"), final, worker is None, job_id, *([worker] if worker else [])))
 
     @staticmethod
     def _next_line(db: sqlite3.Connection) -> int:
         return db.execute("SELECT COALESCE(MAX(line), 0) + 1 FROM jobs").fetchone()[0]
+
+
+def _json_or_null(value) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _plain(params: dict) -> dict:
+    """Params that survive JSON as they are (a sentence formats them); anything else as its text."""
+    return {str(k): v if v is None or isinstance(v, (str, int, float, bool)) else str(v) for k, v in params.items()}
+
+
+def problem_of(exc: BaseException) -> dict | None:
+    """What a failed job keeps of its exception besides the English text: {"code", "params"}, where code is the
+    ui/strings.py key of its sentence ("problem.<code>" for safeio.problems.MESSAGES, "preflight.<code>" for a
+    refused model); None when the exception has no code (the page then shows the English text as it is)."""
+    from safeio.problems import MESSAGES
+
+    if type(exc).__name__ == "PreflightError" and getattr(exc, "code", ""):
+        return {"code": f"preflight.{exc.code}", "params": _plain(getattr(exc, "params", {}) or {})}
+    problems = getattr(exc, "problems", None) or [getattr(exc, "problem", None)]
+    problem = problems[0] if problems else None
+    if problem is not None and getattr(problem, "code", "") in MESSAGES:  # a file's or a setting's problem
+        values = {"field": problem.field, "message": problem.message, "line": problem.line, **problem.params}
+        return {"code": f"problem.{problem.code}", "params": _plain(values)}
+    code = getattr(exc, "code", "")
+    if isinstance(code, str) and code in MESSAGES:
+        return {"code": f"problem.{code}", "params": _plain(getattr(exc, "params", None) or {})}
+    return None

@@ -123,6 +123,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     # --- the job queue (jobs/store.py, jobs/scheduler.py, jobs/files.py, jobs/process.py) ---
     "job_kind_unknown": ("{message}", "未知的任务类型 {kind}（可用：{known}）。"),
     "job_exists": ("{message}", "队列中已有任务 {job}。"),
+    "job_busy": ("{message}", "任务 {job} 正在由进程 {pid} 训练：同一任务同时只能由一个进程训练。请先停止它"
+                              "（python -m finetune stop {job}），或等它结束。"),
+    "job_busy_unknown": ("{message}", "任务 {job} 正在由另一个进程训练：同一任务同时只能由一个进程训练。请先停止它"
+                                      "（python -m finetune stop {job}），或等它结束。"),
     # --- scores and models (evaluation/submission.py WeightsError, finetune/preview.py ModelLoadError) ---
     "weights_not_pair": ("{message}", "权重 {part} 不是 指标名=数值 的形式。"),
     "weights_bad_metric": ("{message}", "权重 {name} 应为 {allowed} 之一，且是不小于 0 的有限数（当前为 {value}）。"),
@@ -131,6 +135,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "eval_setting": ("{message}", "设置项 {name}：{value} 不可用（允许：{allowed}）。"),
     "eval_shots_file": ("{message}", "示例数（shots）大于 0 时需要一个示例文件（shots_data），它与被评测的题集分开，"
                                      "以免题目和它自己的答案一起出现。"),
+    "eval_no_items": ("{message}", "题集 {name} 中没有可评测的题目。"),
+    "eval_few_shots": ("{message}", "要求 {k} 个示例（shots），但示例文件 {name} 只有 {count} 道题。"),
+    "eval_shots_task": ("{message}", "示例数为 {shots}，但缺少 {tasks} 类题目的示例文件：每类任务（mc 和/或 qa）各给一个"
+                                     "示例文件（shots_data）。"),
+    "eval_one_base": ("{message}", "--model 只能指定一个基座模型；适配器请用 --adapter 添加（可重复）。"),
+    "eval_adapter_remote": ("{message}", "--adapter 用于本进程内的适配器；端点上的模型请用 --model 指定。"),
+    "predict_no_items": ("{message}", "测试文件 {name} 中没有要回答的题目。"),
+    "predict_out_is_data": ("{message}", "输出文件 {name} 就是测试文件本身，请换一个名字。"),
+    "predict_no_fit": ("{message}", "第 {line} 行：即使去掉题目，提示也放不进模型 {limit} 个词元的上下文（还需留出 {max_new} "
+                                    "个新词元）；请调小最大生成词元数（max_new_tokens）。"),
     "tokenizer_unavailable": ("{message}", "无法加载模型 {model} 的分词器：离线时该 Hub ID 尚未缓存、ID 不存在，或目录中"
                                            "没有分词器文件。"),
     # --- predictions and submissions against a reference (evaluation/submission.py, evaluation/check.py) ---

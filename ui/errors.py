@@ -52,6 +52,25 @@ def preflight_text(code: str, params: dict, lang: str) -> str:
     return t(f"preflight.{code}", lang).format(**params)
 
 
+def job_error_text(error: str | None, problem: dict | None, lang: str) -> str:
+    """A finished job's stored error (jobs.store: the English `error` and its `problem` {"code", "params"}) in
+    lang: said from its code where it has one; else the English text, introduced as the backend's own words on a
+    page in another language."""
+    code, params = (problem or {}).get("code") or "", (problem or {}).get("params") or {}
+    if lang != "en" and code.startswith("preflight."):
+        try:
+            return preflight_text(code.removeprefix("preflight."), params, lang)
+        except (KeyError, IndexError, ValueError):
+            pass  # a sentence that wants a value the job did not keep: the fallback below
+    if lang != "en" and code.startswith("problem."):
+        said = render(code.removeprefix("problem."), lang, {"message": error or "", **params})
+        if said:
+            return said
+    if not error or lang == "en":
+        return error or ""
+    return t("error.backend_detail", lang).format(detail=error)
+
+
 def backend_error(exc: Exception, lang: str, where: str = "") -> gr.Error:
     """A backend exception as the page shows it. One raised `from` another exception carries that exception's
     text (a library's message, a path), so it is treated as unexpected; one written for the user stands."""

@@ -30,7 +30,7 @@ from safeio.atomic import copy_file
 from safeio.worker import WorkerError, run_limited
 from ui.access import current_user, gate_on_load, require, session_key
 from ui.context import AppContext
-from ui.errors import backend_error, worker_error
+from ui.errors import backend_error, job_error_text, worker_error
 from ui.problems import problems_message
 from ui.scratch import download_dir
 from ui.jobs_tab import duration, job_queue, queue_error, waiting_text
@@ -184,7 +184,8 @@ class EvaluateHandlers:
     def ended(self, job: Job) -> gr.Error:
         if job.state == JobStatus.CANCELLED:
             return gr.Error(t("evaluate.stopped", self.lang).format(detail=job.error or ""), print_exception=False)
-        return gr.Error(job.error or waiting_text(job, self.lang) or job.state, print_exception=False)
+        error = job_error_text(job.error, job.problem, self.lang)  # said from its code in the page's language
+        return gr.Error(error or waiting_text(job, self.lang) or job.state, print_exception=False)
 
     def results(self, job: Job, config: EvalConfig) -> list[CellResult]:
         """The finished job's results; read back from disk when they are no longer in memory (e.g. a restart)."""

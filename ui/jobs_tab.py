@@ -20,6 +20,7 @@ from jobs.scheduler import Job, JobNotFound, JobQueue, JobStateError, JobStatus,
 from safeio.problems import render
 from ui.access import current_user, require
 from ui.context import AppContext
+from ui.errors import job_error_text
 from ui.strings import t
 
 
@@ -145,8 +146,9 @@ def job_detail(job: Job | None, lang: str, level: str = "admin", data_dir: Path 
         return text + "\n\n" + t("jobs.not_yours", lang), ""
     data_file = progress.data_file if progress is not None else None
     redact = path_redactor(data_dir, data_file) if level != "admin" and data_dir is not None else (lambda x: x)
-    if job.error:  # a failure's error, or what a cancelled job kept
-        text += "\n\n" + (t("jobs.error", lang).format(error=job.error) if job.state == "failed" else job.error)
+    if job.error:  # a failure's error (said from its code in the page's language), or what a cancelled job kept
+        error = job_error_text(job.error, job.problem, lang) if job.state == "failed" else job.error
+        text += "\n\n" + (t("jobs.error", lang).format(error=error) if job.state == "failed" else error)
     if progress is not None:
         return redact(text), redact(progress.log)
     info = ", ".join(f"{k}: {round(v, 2) if isinstance(v, float) else v}" for k, v in job.info.items() if v is not None)
