@@ -372,3 +372,127 @@ def test_the_run_yaml_command_comment_is_in_the_page_language():
     head = command_text(TrainConfig(data="x.jsonl"), "runs", "zh").splitlines()[0]
     assert said_in_chinese(head, ("run.yaml",)), head
     assert command_text(TrainConfig(data="x.jsonl"), "runs").startswith("# run.yaml (save this whole text)")
+
+
+# --- errors stored with a finished queue job (jobs/store.py "problem"), said by the Evaluate and Jobs tabs ---
+
+
+def finished(queue, job_id: str, timeout_s: float = 30.0):
+    import time
+
+    from jobs.status import FINAL
+
+    deadline = time.monotonic() + timeout_s
+    while (job := queue.get(job_id)).state not in FINAL:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    return job
+
+
+def test_a_failed_evaluation_job_keeps_its_code_and_the_tabs_say_it_in_the_page_language(tmp_path):
+    from types import SimpleNamespace
+
+    from evaluation.run import EvalConfig
+    from jobs.runners import default_runners, eval_config_to_dict
+    from jobs.scheduler import JobQueue, JobStatus
+    from ui.evaluate_tab import EvaluateHandlers
+    from ui.jobs_tab import job_detail
+
+    shots = tmp_path / "shots.jsonl"  # two examples, where five are asked for: refused inside the run
+    shots.write_text("".join((ROOT / "data" / "mc_sample.jsonl").read_text("utf-8").splitlines(True)[:2]), "utf-8")
+    config = EvalConfig(data=(MC,), out_dir=str(tmp_path / "out"), shots=5, shots_data=(str(shots),))
+    queue = JobQueue(tmp_path / "data", runners=default_runners(), poll_s=0.05)
+    try:
+        job = queue.submit("evaluate", "alice", {"config": eval_config_to_dict(config), "model": "demo",
+                                                 "data_dir": str(tmp_path / "data")})
+        job = finished(queue, job.id)
+    finally:
+        queue.close()
+    assert job.state == JobStatus.FAILED and "5 shots asked for" in job.error  # the English text stays (CLI, logs)
+    assert job.problem == {"code": "problem.eval_few_shots", "params": {"name": "shots.jsonl", "k": 5, "count": 2}}
+    zh = EvaluateHandlers.ended(SimpleNamespace(lang="zh"), job).message
+    assert said_in_chinese(zh, ("shots", "shots.jsonl")) and "5" in zh and "2" in zh, zh
+    assert EvaluateHandlers.ended(SimpleNamespace(lang="en"), job).message == job.error
+    detail_zh, _ = job_detail(job, "zh", "owner")
+    assert said_in_chinese(detail_zh.split("\n\n")[-1], ("shots", "shots.jsonl")), detail_zh
+    assert job.error in job_detail(job, "en", "owner")[0]
+    reopened = JobQueue(tmp_path / "data", runners=default_runners())  # read back by a later app process
+    try:
+        assert reopened.get(job.id).problem == job.problem
+    finally:
+        reopened.close()
+
+
+def test_a_job_another_process_owns_fails_with_a_coded_job_busy(tmp_path):
+    import os
+
+    from jobs.files import JobFiles
+    from jobs.process import OwnerLock
+    from jobs.scheduler import JobQueue, JobStatus, Runner
+    from ui.jobs_tab import job_detail
+
+    folder = tmp_path / "data" / "jobs" / "job-1"
+    folder.mkdir(parents=True)
+    held = OwnerLock(JobFiles(folder)).acquire()  # the owner: another trainer (here this process, on its own lock)
+    try:
+        # The runner takes the job's owner lock as a training job's process does (jobs/process.py start_job).
+        queue = JobQueue(tmp_path / "data", runners={"train": Runner(
+            lambda job, control: OwnerLock(JobFiles(folder)).acquire(wait_s=0.1))}, poll_s=0.05)
+        try:
+            job = finished(queue, queue.submit("train", "alice", {"job_dir": str(folder)}).id)
+        finally:
+            queue.close()
+    finally:
+        held.release()
+    assert job.state == JobStatus.FAILED and "already running in process" in job.error
+    assert job.problem == {"code": "problem.job_busy", "params": {"job": "job-1", "pid": os.getpid()}}
+    detail_zh = job_detail(job, "zh", "owner")[0].split("\n\n")[-1]
+    assert said_in_chinese(detail_zh, ("job-1", "python -m finetune stop", str(os.getpid()))), detail_zh
+    assert job.error in job_detail(job, "en", "owner")[0]
+
+
+def test_a_queue_database_of_the_old_schema_opens_and_keeps_its_jobs(tmp_path):
+    import re
+    import sqlite3
+
+    from jobs.status import JobStatus
+    from jobs.store import SCHEMA, JobStore
+
+    # The schema before the column was added: without its line, and without the comma that led to it.
+    old = re.sub(r"\n\s*problem TEXT[^\n]*", "", SCHEMA).replace("worker TEXT,", "worker TEXT")
+    assert "problem" not in old.split("(", 1)[1] and "worker TEXT " in old
+    with sqlite3.connect(tmp_path / "queue.sqlite") as db:
+        db.executescript(old)
+        db.execute("INSERT INTO jobs (id, kind, owner, params, state, line, created_at, error, worker) "
+                   "VALUES ('old-1', 'evaluate', 'bob', '{}', 'running', 1, 0, NULL, 'w')")
+    store = JobStore(tmp_path)
+    try:
+        assert store.row("old-1").problem is None and store.row("old-1").owner == "bob"
+        store.finish("old-1", "w", JobStatus.FAILED, "no items", problem={"code": "problem.eval_no_items",
+                                                                           "params": {"name": "a.jsonl"}})
+        assert store.row("old-1").problem["params"] == {"name": "a.jsonl"}
+        JobStore(tmp_path).close()  # a second opening (another process) finds the column there
+    finally:
+        store.close()
+
+
+def test_evaluation_and_prediction_errors_inside_a_run_have_codes(tmp_path):
+    from evaluation.predict import PredictConfig
+    from evaluation.run import EvalConfig, EvalError, load_shots
+
+    shots = tmp_path / "shots.jsonl"
+    shots.write_text((ROOT / "data" / "mc_sample.jsonl").read_text("utf-8").splitlines(True)[0], "utf-8")
+    errors = []
+    with pytest.raises(EvalError) as caught:
+        load_shots([str(shots)], 3)
+    errors.append(caught.value)
+    with pytest.raises(EvalError) as caught:
+        PredictConfig(data="t.jsonl", out="o.jsonl", batch_size=0)
+    errors.append(caught.value)
+    for err in errors:
+        err = pickle.loads(pickle.dumps(err))
+        assert err.code in MESSAGES, err
+        from ui.errors import backend_error
+
+        assert said_in_chinese(backend_error(err, "zh").message, ("shots.jsonl", "shots", "batch_size")), err
+        assert backend_error(err, "en").message == str(err)

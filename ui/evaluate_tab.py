@@ -21,7 +21,7 @@ from evaluation.data import DataFileError
 from models.directory import shared_directory
 from models.interface import adapter_of, model_name
 from evaluation.prompts import DEFAULT_SYSTEM, PromptConfig
-from evaluation.run import METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
+from evaluation.run import LONG_ITEMS, METHODS, MAIN_METRIC, CellResult, EvalConfig, EvalError, evaluate, file_sha256, \
     model_identity, side_by_side
 from evaluation.tasks import check_datasets, get_task
 from jobs.runners import eval_config_to_dict
@@ -112,7 +112,8 @@ class EvaluateHandlers:
         usable = self.models.usable_models()
         return gr.update(choices=usable, value=[m for m in (selected or []) if m in usable] or usable[:1])
 
-    def config(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system):
+    def config(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system,
+               long_items="truncate"):
         paths = [str(self.ctx.sample_dir / s) for s in samples or []] + [self.keep(f) for f in uploads or []]
         if not paths:
             raise gr.Error(t("evaluate.need_data", self.lang))
@@ -125,7 +126,8 @@ class EvaluateHandlers:
                               limit=int(limit) if limit else None, shots=int(shots or 0),
                               shots_data=(self.keep(shots_file),) if shots_file else (),
                               qa_max_new_tokens=int(max_new or 256),
-                              prompt=PromptConfig(system=system if system is not None else DEFAULT_SYSTEM))
+                              prompt=PromptConfig(system=system if system is not None else DEFAULT_SYSTEM),
+                              long_items=long_items or "truncate")  # an unknown value: EvalConfig's coded refusal
         except ValueError as exc:
             raise backend_error(exc, self.lang) from None
 
@@ -198,9 +200,11 @@ class EvaluateHandlers:
         return results
 
     def run(self, models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system,
-            request: gr.Request, progress=gr.Progress()):
+            long_items="truncate", request: gr.Request = None, progress=gr.Progress()):
+        # long_items is the last input: an API call written before it existed gets the radio's default (truncate)
         user = require(request, self.ctx, "evaluate")
-        config = self.config(models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system)
+        config = self.config(models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system,
+                             long_items)
         self.check(config)
         job = self.submit(config, user)
         self.ctx.pages.set(session_key(request, self.ctx), job.id)  # what this page's Stop stops
@@ -210,7 +214,7 @@ class EvaluateHandlers:
         results = self.results(job, config)
         sets = list(dict.fromkeys(r.dataset for r in results))
         summary = t("evaluate.summary", self.lang).format(models=len(set(r.model for r in results)), sets=len(sets),
-                                                           out=config.out_dir)
+                                                           out=config.out_dir) + long_items_note(results, self.lang)
         lang = self.lang
         return (summary, localize_frame(results_frame(results), lang), chart_frame(results),
                 localize_frame(breakdown_frame(results), lang), gr.update(choices=sets, value=sets[0]),
@@ -288,6 +292,16 @@ class EvaluateHandlers:
                 else pd.DataFrame())
 
 
+def long_items_note(results: list[CellResult], lang: str) -> str:
+    """The summary's line about items longer than a model's context ("" when there were none): how many were cut
+    from the left or skipped, over all cells; the results table has the count per cell."""
+    counts = {done: sum(int((r.report.get("long_items") or {}).get(done) or 0) for r in results)
+              for done in ("truncated", "skipped")}
+    said = [t(f"evaluate.long_{done}", lang).format(n=n) for done, n in counts.items() if n]
+    return ("\n\n" + t("evaluate.long_note", lang).format(counts=t("evaluate.long_join", lang).join(said))
+            if said else "")
+
+
 def _path(file) -> str:
     return file if isinstance(file, str) else file.name
 
@@ -309,6 +323,10 @@ def build(ctx: AppContext) -> None:
         batch_size = gr.Number(8, precision=0, minimum=1, label=t("evaluate.batch_size", lang))
         limit = gr.Number(0, precision=0, minimum=0, label=t("evaluate.limit", lang))
         max_new = gr.Number(256, precision=0, minimum=1, label=t("evaluate.max_new_tokens", lang))
+        # Stable API values (EvalConfig.long_items), labels in the page's language: one script drives both mounts.
+        long_items = gr.Radio([(t(f"evaluate.long_items_{v}", lang), v) for v in LONG_ITEMS], value="truncate",
+                              label=t("evaluate.long_items", lang), info=t("evaluate.long_items_info", lang),
+                              elem_id="evaluate-long-items")
     with gr.Accordion(t("evaluate.prompt_options", lang), open=False):
         system = gr.Textbox(DEFAULT_SYSTEM, label=t("evaluate.system", lang))
         with gr.Row():
@@ -346,7 +364,7 @@ def build(ctx: AppContext) -> None:
         submissions = gr.File(label=t("evaluate.downloads", lang), file_count="multiple", interactive=False)
     hide_until_filled(submissions)
     results = gr.State([])
-    inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system]
+    inputs = [models, samples, uploads, method, batch_size, limit, shots, shots_file, max_new, system, long_items]
     gate_on_load(ctx, "evaluate", [run], role_note)
     run.click(h.run, inputs, [summary, table, chart, breakdown, item_set, items, downloads, results],
               api_name="evaluate_run", concurrency_limit=4).then(
