@@ -70,3 +70,35 @@ def test_predict_a_test_set_in_the_app(app_url, tmp_path):
     from evaluation.check import check_submission
 
     assert check_submission(test, submission, answer_field="answer").exit_status == 0
+
+
+def test_the_long_items_control_reaches_the_job(app_url, tmp_path):
+    """"Skip" on the page becomes the job's EvalConfig.long_items: the item longer than the demo model's context
+    (1,024 tokens) is skipped and counted in the report, the results table and the summary."""
+    qa = [json.loads(line) for line in (ROOT / "data" / "qa_sample.jsonl").read_text("utf-8").splitlines()[:2]]
+    long_item = {"id": "long-1", "input": "患者自述病史：" + "".join(r["input"] for r in qa) * 40, "output": "偏头痛"}
+    path = tmp_path / "long_set.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in [qa[0], long_item]), encoding="utf-8")
+    client = Client(app_url, verbose=False)
+    summary, table, _, _, _, _, downloads = client.predict(
+        **run_args(samples=[], uploads=[handle_file(str(path))], max_new=4, long_items="skip"),
+        api_name="/evaluate_run")
+    report = json.loads(Path(next(d for d in downloads if d.endswith("report.json"))).read_text())
+    assert report["long_items"]["policy"] == "skip" and report["long_items"]["skipped_ids"] == ["long-1"], report
+    assert report["long_items"]["truncated"] == 0
+    row = dict(zip(table["headers"], table["data"][0]))
+    assert row["long_set · skipped"] == 1, row
+    assert "1 item(s) skipped" in summary, summary
+
+
+def test_the_summary_counts_long_items_in_the_page_language():
+    from types import SimpleNamespace
+
+    from ui.evaluate_tab import long_items_note
+
+    cells = [SimpleNamespace(report={"long_items": {"truncated": 2, "skipped": 0}}),
+             SimpleNamespace(report={"long_items": {"truncated": 1, "skipped": 1}}), SimpleNamespace(report={})]
+    assert "3 item(s) truncated, 1 item(s) skipped" in long_items_note(cells, "en")
+    zh = long_items_note(cells, "zh")
+    assert "3 道题已截断，1 道题已跳过" in zh and "item" not in zh, zh
+    assert long_items_note(cells[2:], "en") == ""
