@@ -41,7 +41,8 @@ def register_job_folders(store: JobStore) -> list[str]:
         store.register(files.job_id, "train", CLI_OWNER, {"job_dir": str(files.dir)},
                        label=status.get("adapter_name") or files.job_id,
                        state=JobStatus.INTERRUPTED if state == JobStatus.QUEUED else state,
-                       worker=f"{CLI_WORKER}{holder_pid(files)}" if alive else None, error=status.get("error"))
+                       worker=f"{CLI_WORKER}{holder_pid(files)}" if alive else None, error=status.get("error"),
+                       problem=status_problem(status))
         found.append(files.job_id)
     return found
 
