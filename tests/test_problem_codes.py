@@ -496,3 +496,27 @@ def test_evaluation_and_prediction_errors_inside_a_run_have_codes(tmp_path):
 
         assert said_in_chinese(backend_error(err, "zh").message, ("shots.jsonl", "shots", "batch_size")), err
         assert backend_error(err, "en").message == str(err)
+
+
+def test_a_training_job_that_failed_while_no_app_watched_keeps_its_code_in_the_queue(tmp_path):
+    from jobs.files import JobFiles
+    from jobs.runners import default_runners
+    from jobs.scheduler import JobQueue, JobStatus
+    from jobs.store import JobStore
+    from ui.jobs_tab import job_detail
+
+    folder = tmp_path / "data" / "jobs" / "job-2"
+    folder.mkdir(parents=True)
+    JobFiles(folder).update_status(state="failed", error="data: no data file given", error_code="problem.config_no_data",
+                                   error_params={"field": "data", "message": "no data file given"})
+    store = JobStore(tmp_path / "data")  # the row an app process left running when it died
+    store.register("job-2", "train", "alice", {"job_dir": str(folder)}, worker="gone")
+    store.close()
+    queue = JobQueue(tmp_path / "data", runners=default_runners())  # the next app adopts it: failed, with its code
+    try:
+        job = queue.get("job-2")
+    finally:
+        queue.close()
+    assert job.state == JobStatus.FAILED and job.problem["code"] == "problem.config_no_data", job
+    detail_zh = job_detail(job, "zh", "owner")[0].split("\n\n")[-1]
+    assert said_in_chinese(detail_zh, ("data",)), detail_zh
