@@ -118,6 +118,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "default: no cap)")
     parser.add_argument("--lang", choices=["en", "zh"], default=env("MEDTUNE_LANG", "en"),
                         help="language at /; the other one is served at /zh/ or /en/ (env MEDTUNE_LANG)")
+    add_sharing_arguments(parser)
+    safeio.add_arguments(parser)  # --max-rows, --max-field-length, ...: bounds on every data file read
+    return parser.parse_args(argv)
+
+
+def add_sharing_arguments(parser: argparse.ArgumentParser) -> None:
+    """Who may sign in and what they may name: users, proxies, roles, model folders, servers, the hub."""
+    env = os.environ.get
     parser.add_argument("--users", default=env(USERS_FILE_ENV),
                         help="users file, which turns logins on (env MEDTUNE_USERS_FILE; default "
                              "<data dir>/users.yaml if it exists). MEDTUNE_ADMIN_PASSWORD and MEDTUNE_USERS add users")
@@ -143,8 +151,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hub", default=env("MEDTUNE_HUB"),
                         help="where hub ids download from: huggingface (default; HF_ENDPOINT names a mirror) or "
                              "modelscope (pip install -e '.[modelscope]') (env MEDTUNE_HUB)")
-    safeio.add_arguments(parser)  # --max-rows, --max-field-length, ...: bounds on every data file read
-    return parser.parse_args(argv)
 
 
 def env_list(name: str) -> list[str]:

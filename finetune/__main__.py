@@ -176,10 +176,8 @@ def cmd_presets(args) -> int:
     return ExitStatus.OK
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__,
-                                     formatter_class=safeio.HelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_preview_parser(sub) -> None:
+    """`preview`: read a data file as training would, without training."""
     p = sub.add_parser("preview", help="read a data file: rows kept / rejected, rendered examples, token counts",
                        formatter_class=safeio.HelpFormatter)
     p.add_argument("--data", required=True, help="data file (.jsonl/.json/.csv/.xlsx)")
@@ -192,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     safeio.add_arguments(p)
     p.set_defaults(func=cmd_preview)
 
+
+def _add_train_parser(sub) -> None:
+    """`train`: every TrainConfig field as a flag (default None: a flag given overrides --config)."""
     p = sub.add_parser("train", help="train a LoRA adapter (runs in the foreground; the app runs the same code)",
                        formatter_class=safeio.HelpFormatter)
     p.add_argument("--config", help="a TrainConfig YAML file (flags override it)")
@@ -222,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     safeio.add_arguments(p)
     p.set_defaults(func=cmd_train)
 
+
+def _add_merge_parser(sub) -> None:
+    """`merge`: an adapter folded into its base model."""
     p = sub.add_parser("merge", help="merge an adapter into its base model", formatter_class=safeio.HelpFormatter)
     p.add_argument("--adapter", required=True,
                    help="adapter: a name under <data-dir>/adapters (as chat and evaluation take it) or a directory")
@@ -233,6 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.set_defaults(func=cmd_merge)
 
+
+def _add_compare_parser(sub) -> None:
+    """`compare`: finished runs side by side."""
     p = sub.add_parser("compare", help="finished runs side by side: a table and a chart of a metric by step")
     p.add_argument("runs", nargs="+", metavar="RUN", help="job directories, job ids or adapter directories")
     p.add_argument("--metric", default=None, help="e.g. accuracy:mc_val (default: the first task metric)")
@@ -240,12 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
     p.set_defaults(func=jobs_cli.cmd_compare)
 
+
+def _add_presets_parser(sub) -> None:
+    """`presets`: ready-made settings per model and method."""
     p = sub.add_parser("presets", help="ready-made settings per model and method; `presets copy NAME run.yaml`")
     p.add_argument("action", nargs="?", default="list", choices=("list", "copy"),
                    help="list the presets, or copy one to a config file")
     p.add_argument("rest", nargs="*", metavar="NAME FILE", help="copy: the preset's name and the file to write")
     p.set_defaults(func=cmd_presets)
 
+
+def _add_jobs_stop_parser(sub) -> None:
+    """`jobs` and `stop`: the job system's commands (jobs/cli.py)."""
     for name, func, text in (("jobs", jobs_cli.cmd_jobs, "list jobs"),
                              ("stop", jobs_cli.cmd_stop, "stop a running job")):
         p = sub.add_parser(name, help=text, formatter_class=safeio.HelpFormatter)
@@ -253,6 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("job_id", help="a job id from `python -m finetune jobs`")
         p.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help=safeio.DATA_DIR_HELP)
         p.set_defaults(func=func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m finetune", description=__doc__,
+                                     formatter_class=safeio.HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_preview_parser(sub)
+    _add_train_parser(sub)
+    _add_merge_parser(sub)
+    _add_compare_parser(sub)
+    _add_presets_parser(sub)
+    _add_jobs_stop_parser(sub)
     for command in sub.choices.values():  # every subcommand's --help shows each flag's default
         command.formatter_class = safeio.HelpFormatter
     return parser

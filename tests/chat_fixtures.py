@@ -13,14 +13,14 @@ TEXTS = [
 ] * 8
 
 
-def build_tiny_model(out_dir: Path, seed: int = 7) -> Path:
+def build_tiny_model(out_dir: Path, seed: int = 7, max_positions: int = 512) -> Path:
     """A random 2-layer Qwen2-shaped chat model with a byte-level BPE tokenizer and the ChatML template."""
     import torch
 
     from finetune.demo_model import DemoRecipe, init_model, train_tokenizer
 
     recipe = DemoRecipe(vocab_size=400, hidden_size=64, intermediate_size=128, num_heads=4, num_kv_heads=2,
-                        max_positions=512, seed=seed)
+                        max_positions=max_positions, seed=seed)
     tokenizer = train_tokenizer(TEXTS, recipe)
     model = init_model(tokenizer, recipe)
     with torch.no_grad():  # larger weights than the default init make greedy answers vary with the prompt

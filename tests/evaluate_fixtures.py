@@ -47,3 +47,19 @@ def build_always_b_model(out_dir: Path) -> Path:
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def hold_first_run_after_two_items(monkeypatch) -> None:
+    """The first evaluation run waits after two items until it is cancelled (then later runs go through): a cancel
+    test with no race against the run's end."""
+    from jobs.runners import EvalProgress
+
+    report, held = EvalProgress.__call__, []
+
+    def hold_once(self, p):
+        report(self, p)
+        if p.done >= 2 and not held:
+            held.append(p.done)
+            self.control.stop.wait(30)
+
+    monkeypatch.setattr(EvalProgress, "__call__", hold_once)

@@ -25,25 +25,10 @@ LONG_ID = "long-1"
 
 @pytest.fixture(scope="module")
 def small_context_model(tmp_path_factory) -> Path:
-    """A random 2-layer chat model (tests/chat_fixtures.py's recipe) whose context is only CONTEXT tokens."""
-    import torch
+    """A random 2-layer chat model (tests/chat_fixtures.py's) whose context is only CONTEXT tokens."""
+    from chat_fixtures import build_tiny_model
 
-    from chat_fixtures import TEXTS
-    from finetune.demo_model import DemoRecipe, init_model, train_tokenizer
-
-    out = tmp_path_factory.mktemp("small-context")
-    recipe = DemoRecipe(vocab_size=400, hidden_size=64, intermediate_size=128, num_heads=4, num_kv_heads=2,
-                        max_positions=CONTEXT, seed=3)
-    tokenizer = train_tokenizer(TEXTS, recipe)
-    model = init_model(tokenizer, recipe)
-    with torch.no_grad():  # larger weights than the default init, so that answers differ between prompts
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.normal_(0.0, 0.2)
-    model.generation_config.do_sample = False
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return build_tiny_model(tmp_path_factory.mktemp("small-context"), seed=3, max_positions=CONTEXT)
 
 
 @pytest.fixture(scope="module")

@@ -54,9 +54,12 @@ def test_the_catalog_table(hub_cache, monkeypatch):
     free(monkeypatch, "gpu", 4 * GB)
     rows = {r["model"]: r for r in model_picker.catalog_frame("en").to_dict("records")}
     assert rows["Qwen/Qwen2.5-7B-Instruct"]["fits now"] == "no (4-bit)"
-    free(monkeypatch, "ram", 4 * GB)  # no GPU: no 4-bit column values (NF4 needs CUDA)
     rows = {r["模型"]: r for r in model_picker.catalog_frame("zh").to_dict("records")}
-    assert rows["Qwen/Qwen2.5-7B-Instruct"]["内存（4 比特）"] == "—" and rows["Qwen/Qwen2.5-7B-Instruct"]["当前可运行"] == "否"
+    assert rows["Qwen/Qwen2.5-7B-Instruct"]["当前可运行"] == "否（4 比特）"  # said in the page's language
+    free(monkeypatch, "ram", 4 * GB)  # no GPU: fits is judged in bf16 only (NF4 needs CUDA); 4-bit still shown
+    rows = {r["模型"]: r for r in model_picker.catalog_frame("zh").to_dict("records")}
+    seven = rows["Qwen/Qwen2.5-7B-Instruct"]
+    assert seven["显存（4 比特，仅 GPU）"].endswith("GiB") and seven["当前可运行"] == "否"
 
 
 def test_a_local_folder_is_sized_from_its_own_config(tiny_chat_model, hub_cache, monkeypatch):

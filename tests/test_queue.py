@@ -178,19 +178,11 @@ def test_an_evaluation_config_survives_the_database():
 def test_an_evaluation_job_reports_progress_stops_and_resumes(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from evaluate_fixtures import build_always_b_model
+    from evaluate_fixtures import build_always_b_model, hold_first_run_after_two_items
     from evaluation.run import EvalConfig
-    from jobs.runners import EvalProgress, eval_config_to_dict
+    from jobs.runners import eval_config_to_dict
 
-    report, held = EvalProgress.__call__, []
-
-    def hold_once(self, p):  # the first run waits after two items until it is cancelled: no race with its end
-        report(self, p)
-        if p.done >= 2 and not held:
-            held.append(p.done)
-            self.control.stop.wait(30)
-
-    monkeypatch.setattr(EvalProgress, "__call__", hold_once)
+    hold_first_run_after_two_items(monkeypatch)
 
     model = build_always_b_model(tmp_path / "always-b")
     mc = str(Path(__file__).resolve().parent.parent / "data" / "mc_sample.jsonl")

@@ -204,9 +204,9 @@ def recording_batch_rows(model, *args):
 
 def test_an_evaluation_job_runs_each_batch_in_one_gpu_call(gpu_calls, monkeypatch, tmp_path):
     import evaluation.run
-    from evaluate_fixtures import build_always_b_model
+    from evaluate_fixtures import build_always_b_model, hold_first_run_after_two_items
     from evaluation.run import EvalConfig, batch_rows, evaluate
-    from jobs.runners import EvalProgress, default_runners, eval_config_to_dict, job_models
+    from jobs.runners import default_runners, eval_config_to_dict, job_models
     from jobs.scheduler import JobQueue
     from test_queue import ALICE, POLICY, state, wait_for
     from ui import zerogpu
@@ -214,15 +214,7 @@ def test_an_evaluation_job_runs_each_batch_in_one_gpu_call(gpu_calls, monkeypatc
     monkeypatch.setenv(PIDS_ENV, str(tmp_path / "pids"))
     monkeypatch.setattr(recording_batch_rows, "__wrapped__", batch_rows, raising=False)
     monkeypatch.setattr(evaluation.run, "batch_rows", recording_batch_rows)
-    report, held = EvalProgress.__call__, []
-
-    def hold_once(self, p):  # the first run waits after two items until it is cancelled
-        report(self, p)
-        if p.done >= 2 and not held:
-            held.append(p.done)
-            self.control.stop.wait(30)
-
-    monkeypatch.setattr(EvalProgress, "__call__", hold_once)
+    hold_first_run_after_two_items(monkeypatch)
     model = build_always_b_model(tmp_path / "always-b")
     mc = str(ROOT / "data" / "mc_sample.jsonl")
     # CircularEval too: its rotations are scored inside the same GPU call as their batch

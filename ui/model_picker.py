@@ -46,14 +46,14 @@ def catalog_frame(lang: str) -> pd.DataFrame:
     cached = catalog.cached_models()
     rows = []
     for model in catalog.load_catalog():
-        four_bit = memory_needed(model.shape, "4bit") if where == "gpu" else None  # NF4 needs CUDA
+        # NF4 needs CUDA: without a GPU only bf16 can fit now, but the 4-bit figure still helps plan a GPU machine
         quant = "bf16" if where == "ram" or catalog.fits(model, "bf16", free) else "4bit"
         rows.append({t("picker.col_model", lang): model.id,
                      t("picker.col_params", lang): f"{parameters(model.shape)['total'] / 1e9:.2f} B",
                      t("picker.col_bf16", lang): human_bytes(memory_needed(model.shape, "bf16")),
-                     t("picker.col_4bit", lang): human_bytes(four_bit) if four_bit else "—",
+                     t("picker.col_4bit", lang): human_bytes(memory_needed(model.shape, "4bit")),
                      t("picker.col_fits", lang): _yes_no(catalog.fits(model, quant, free), lang)
-                     + ("" if quant == "bf16" else " (4-bit)"),
+                     + ("" if quant == "bf16" else t("picker.fits_in_4bit", lang)),
                      t("picker.col_cached", lang): _yes_no(model.id in cached, lang)})
     return pd.DataFrame(rows)
 
