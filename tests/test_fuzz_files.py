@@ -38,7 +38,7 @@ LIMITS = safeio.Limits(max_field_chars=100_000, max_line_bytes=256 * 1024, max_r
                        max_xlsx_part_bytes=4 * 1024 * 1024)
 SCORE_AS_PRED = {0, 4, 5}   # valid; predictions malformed; predictions do not match
 SCORE_AS_REF = {0, 3, 4, 5}  # most are malformed (3); a well-formed one scores the sample predictions
-PREVIEW = {0, 1, 2}         # rows kept; none kept; file unusable
+PREVIEW = {0, 3}            # rows kept; none kept or the file unusable (ExitStatus.INPUT_MALFORMED)
 MAX_SECONDS, MAX_PEAK_MB = 20.0, 96.0
 
 
