@@ -124,8 +124,9 @@ def test_downloads_are_refused_offline(tmp_path, monkeypatch):
         catalog.Download("Qwen/Qwen3-0.6B", tmp_path)
 
 
-def test_a_download_can_be_cancelled(tmp_path, monkeypatch):
-    """A mirror that accepts the connection and never answers: the download is running, then cancelled at once."""
+def silent_mirror(monkeypatch) -> tuple[socket.socket, list]:
+    """HF_ENDPOINT pointed at a local mirror that accepts connections and never answers (the network is "on"):
+    a download child hangs there until cancelled. Returns (the server socket, the connections it accepted)."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(8)
@@ -133,6 +134,12 @@ def test_a_download_can_be_cancelled(tmp_path, monkeypatch):
     threading.Thread(target=lambda: held.extend(server.accept() for _ in range(8)), daemon=True).start()
     online(monkeypatch)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    return server, held
+
+
+def test_a_download_can_be_cancelled(tmp_path, monkeypatch):
+    """A mirror that accepts the connection and never answers: the download is running, then cancelled at once."""
+    server, held = silent_mirror(monkeypatch)
     download = catalog.Download("Qwen/Qwen3-0.6B", tmp_path, expected_bytes=1000)
     try:
         deadline = time.time() + 30

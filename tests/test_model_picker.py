@@ -105,19 +105,11 @@ def test_with_logins_no_folder_outside_the_roots_is_described(tiny_chat_model, h
 def test_download_progress_and_cancel_on_the_page(hub_cache, tmp_path, monkeypatch):
     """A real download child against a mirror that never answers: the status line shows the bytes in the cache
     against the repository's size, then the cancel."""
-    import socket
-    import threading
     import time
 
-    from tests.test_catalog import online
+    from tests.test_catalog import silent_mirror
 
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
-    held = []
-    threading.Thread(target=lambda: held.extend(server.accept() for _ in range(8)), daemon=True).start()
-    online(monkeypatch)
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    server, held = silent_mirror(monkeypatch)
     monkeypatch.setattr(model_picker.catalog, "repo_size", lambda repo: 4000)
     ctx = AppContext(model="demo", data_dir=tmp_path)
     try:
