@@ -467,5 +467,6 @@ def build(ctx: AppContext) -> None:
     gr.Timer(2.0).tick(with_ctx(do_tick, ctx), [job, last], outputs + [last], show_progress="hidden",
                        api_visibility="private")
     # A reload re-attaches: the job list and the newest job's progress are read again from disk.
-    gr.on(None, lambda: job_dropdown(ctx), None, job, api_visibility="private")  # on page load only
+    gr.on(None, lambda: job_dropdown(ctx), None, job, api_visibility="private",  # on page load only
+          show_progress="hidden")
     gate_on_load(ctx, "train", [start_btn, preview_btn], role_note)

@@ -20,23 +20,37 @@ from typing import Callable
 BROWSER_TAGS = {"en": "en", "zh": "zh-CN"}
 
 
+# gradio 6.31 hard-codes a few English texts with no i18n key; on a Chinese page a MutationObserver rewrites them as
+# they appear: the table search box's placeholders, and the status line it shows over a running event's outputs
+# (statustracker: "processing |", "queue: 2/5 |", "from cache" / "used cache").
+ZH_SCRIPT = """var w=%(placeholders)s;
+var s=[[/^(\\s*)processing \\|/,'$1%(processing)s |'],[/^(\\s*)queue: /,'$1%(queue)s'],
+[/^(\\s*)from cache/,'$1%(from_cache)s'],[/^(\\s*)used cache/,'$1%(used_cache)s']];
+function text(n){var v=n.nodeValue;for(var i=0;i<s.length;i++){if(s[i][0].test(v)){n.nodeValue=v.replace(s[i][0],s[i][1]);return;}}}
+function walk(n){if(n.nodeType===3){text(n);return;}if(n.nodeType!==1)return;
+var t=document.createTreeWalker(n,NodeFilter.SHOW_TEXT);while(t.nextNode())text(t.currentNode);
+if(n.querySelectorAll)n.querySelectorAll('input.search-input').forEach(function(i){var r=w[i.placeholder];if(r)i.placeholder=r;});
+if(n.matches&&n.matches('input.search-input')){var r=w[n.placeholder];if(r)n.placeholder=r;}}
+new MutationObserver(function(records){records.forEach(function(m){
+if(m.type==='childList')m.addedNodes.forEach(walk);else walk(m.target);});})
+.observe(document.documentElement,{subtree:true,childList:true,characterData:true,attributes:true,
+attributeFilter:['placeholder']});"""
+
+
 def language_script(lang: str) -> str:
     from ui.strings import t
 
     tag = json.dumps(BROWSER_TAGS[lang])
-    # gradio 6.31 hard-codes the table search box's placeholder in English (no i18n key): replaced as tables appear.
-    words = json.dumps({t("page.search", "en"): t("page.search", lang), t("page.filter", "en"): t("page.filter", lang)},
-                       ensure_ascii=False)
     # On the instance, not the prototype: shadows the browser's getters for this page only.
-    return ("<script>(function(){var l=" + tag + ";try{Object.defineProperty(navigator,'language',"
-            "{get:function(){return l},configurable:true});Object.defineProperty(navigator,'languages',"
-            "{get:function(){return [l]},configurable:true});}catch(e){}"
-            + ("" if lang == "en" else
-               "var w=" + words + ";new MutationObserver(function(){document.querySelectorAll('input.search-input')"
-               ".forEach(function(i){var r=w[i.placeholder];if(r)i.placeholder=r;});})"
-               ".observe(document.documentElement,{subtree:true,childList:true,attributes:true,"
-               "attributeFilter:['placeholder']});")
-            + "})();</script>")
+    script = ("(function(){var l=" + tag + ";try{Object.defineProperty(navigator,'language',"
+              "{get:function(){return l},configurable:true});Object.defineProperty(navigator,'languages',"
+              "{get:function(){return [l]},configurable:true});}catch(e){}")
+    if lang != "en":
+        placeholders = {t(key, "en"): t(key, lang) for key in ("page.search", "page.filter")}
+        script += ZH_SCRIPT % {"placeholders": json.dumps(placeholders, ensure_ascii=False),
+                               "processing": t("page.processing", lang), "queue": t("page.queue", lang),
+                               "from_cache": t("page.from_cache", lang), "used_cache": t("page.used_cache", lang)}
+    return "<script>" + script + "})();</script>"
 
 
 def inject(html: bytes, lang: str) -> bytes:

@@ -587,6 +587,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "evaluate.axis_score": ("score", "分数"),
     "page.search": ("Search...", "搜索…"),
     "page.filter": ("Filter...", "筛选…"),
+    # gradio's status line over a running event's outputs (ui/page_lang.py rewrites its English on the Chinese page)
+    "page.processing": ("processing", "处理中"),
+    "page.queue": ("queue:", "排队："),
+    "page.from_cache": ("from cache", "来自缓存"),
+    "page.used_cache": ("used cache", "使用缓存"),
     # --- model picker (ui/model_picker.py) ---
     "picker.presets": ("Ready-made settings for this model (fills the form)", "该模型的预设参数（自动填入下方表单）"),
     "picker.catalog": ("Known models: size, memory, fits this machine, downloaded", "常用模型：规模、内存、本机能否运行、是否已下载"),
