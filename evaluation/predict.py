@@ -34,6 +34,7 @@ from evaluation.prompts import PromptConfig, build_messages
 from evaluation.tasks import TASKS, detect_task, get_task
 from evaluation.run import (
     EvalCancelled, EvalError, Progress, file_sha256, pick_letters, scored_by_note, work_batch_size, _slug,
+    with_run_total,
 )
 from models.interface import ModelError
 from safeio.atomic import write_text
@@ -278,6 +279,7 @@ def predict(models, config: PredictConfig, progress: Callable[[Progress], None] 
         if Path(out).resolve() == Path(config.data).resolve():
             raise EvalError(f"--out {out} is the test file itself; give another name", "predict_out_is_data",
                             name=Path(out).name)
+    progress = with_run_total(progress, len(chosen) * len(test.items))
     return [predict_one(model, config, identity, test, out, progress, stop, batch_call)
             for model, identity, out in zip(chosen, identities, outs)]
 

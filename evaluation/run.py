@@ -36,6 +36,7 @@ import os
 import re
 import threading
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -131,6 +132,14 @@ class Progress:
     total: int
     items_per_s: float
     eta_s: float | None
+    run_total: int = 0  # items in the whole run (every model and set): a job's progress bar is the run's
+
+
+def with_run_total(progress: Callable[[Progress], None] | None, run_total: int):
+    """The progress callback with the whole run's size on each cell's report (its caller loaded the data already)."""
+    if progress is None:
+        return None
+    return lambda p: progress(dataclasses.replace(p, run_total=run_total))
 
 
 @dataclass
@@ -334,6 +343,8 @@ def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | 
         chosen = [models.model_for(m) for m in config.models]
     except ModelError as exc:
         raise EvalError(str(exc)) from exc
+    run_total = len(chosen) * sum(len(eset.items[:config.limit] if config.limit else eset.items) for eset in sets)
+    progress = with_run_total(progress, run_total)
     results = [evaluate_cell(model, config, model_identity(models, name), eset, shots, progress, stop, batch_call)
                for name, model in zip(config.models, chosen) for eset in sets]
     # Several users' runs share out_dir: written atomically, so no reader sees half a summary.

@@ -132,8 +132,8 @@ def eval_config_from_dict(values: dict):
 class EvalProgress:
     """evaluate() reports per (model, set) cell; the queue shows the whole run: items done of all cells."""
 
-    def __init__(self, control: Control, total: int):
-        self.control, self.total = control, total
+    def __init__(self, control: Control):
+        self.control = control
         self.cell, self.cell_total, self.offset = None, 0, 0
 
     def __call__(self, p) -> None:
@@ -142,8 +142,8 @@ class EvalProgress:
             self.cell = (p.model, p.dataset)
         self.cell_total = p.total
         done = self.offset + p.done
-        eta = (self.total - done) / p.items_per_s if p.items_per_s else None
-        self.control.progress(done, self.total, eta, model=p.model, set=p.dataset, items_per_s=p.items_per_s)
+        eta = (p.run_total - done) / p.items_per_s if p.items_per_s else None
+        self.control.progress(done, p.run_total, eta, model=p.model, set=p.dataset, items_per_s=p.items_per_s)
 
 
 def job_models(job: Job, registry_for: Callable | None):
@@ -159,14 +159,12 @@ def job_models(job: Job, registry_for: Callable | None):
 
 def run_evaluation(job: Job, control: Control, registry_for: Callable | None = None,
                    batch_call: Callable | None = None) -> list:
-    from evaluation.run import EvalCancelled, evaluate, load_sets
+    from evaluation.run import EvalCancelled, evaluate
 
     config = eval_config_from_dict(job.params["config"])
-    sets = load_sets(config.data)
-    total = len(config.models) * sum(min(len(s.items), config.limit or len(s.items)) for s in sets)
     models = job_models(job, registry_for)
     try:
-        return evaluate(models, config, progress=EvalProgress(control, total), stop=control.stop,
+        return evaluate(models, config, progress=EvalProgress(control), stop=control.stop,
                         batch_call=batch_call)
     except EvalCancelled as exc:
         raise JobCancelled(str(exc)) from None
@@ -189,14 +187,13 @@ def predict_config_from_dict(values: dict):
 
 def run_prediction(job: Job, control: Control, registry_for: Callable | None = None,
                    batch_call: Callable | None = None) -> list:
-    from evaluation.predict import load_test_set, predict
+    from evaluation.predict import predict
     from evaluation.run import EvalCancelled
 
     config = predict_config_from_dict(job.params["config"])
-    total = len(config.models) * len(load_test_set(config.data, config.task).items)
     models = job_models(job, registry_for)
     try:
-        return predict(models, config, progress=EvalProgress(control, total), stop=control.stop,
+        return predict(models, config, progress=EvalProgress(control), stop=control.stop,
                        batch_call=batch_call)
     except EvalCancelled as exc:
         raise JobCancelled(str(exc)) from None

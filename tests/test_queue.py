@@ -204,6 +204,23 @@ def test_an_evaluation_job_reports_progress_stops_and_resumes(tmp_path, monkeypa
         queue.close()
 
 
+def test_an_evaluation_jobs_progress_is_the_whole_run_across_its_cells():
+    """evaluate() reports per (model, set) cell with the run's size on each report; the job's row counts on."""
+    from evaluation.run import Progress, with_run_total
+    from jobs.runners import EvalProgress
+
+    rows = []
+
+    class Control:
+        def progress(self, done, total, eta_s, **info):
+            rows.append((done, total, info["set"]))
+
+    report = with_run_total(EvalProgress(Control()), run_total=5)
+    for cell, done in (("a", 2), ("a", 3), ("b", 1), ("b", 2)):
+        report(Progress("m", cell, done, total=3 if cell == "a" else 2, items_per_s=1.0, eta_s=None))
+    assert rows == [(2, 5, "a"), (3, 5, "a"), (4, 5, "b"), (5, 5, "b")]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Real training jobs
 
