@@ -298,14 +298,19 @@ def test_interrupted_evaluation_and_chat_exit_130(tmp_path, tiny_chat_model):
     import signal
     import time
 
+    def at_a_terminal():
+        # Ctrl-C as at a terminal: a non-interactive shell starts background jobs (CI's own runner, for one) with
+        # SIGINT ignored, the children inherit that, and Python then leaves SIGINT ignored too.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     run = subprocess.Popen([sys.executable, "-m", "evaluation", "run", "--model", str(tiny_chat_model), "--data",
                             str(ROOT / "data" / "qa_sample.jsonl"), "--out", "o", "--batch-size", "1",
-                            "--max-new-tokens", "96", "--data-dir", "runs"],
+                            "--max-new-tokens", "96", "--data-dir", "runs"], preexec_fn=at_a_terminal,
                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     chat = subprocess.Popen([sys.executable, "-m", "chat", "--model", str(tiny_chat_model), "--data-dir", "runs"],
                             cwd=tmp_path, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=at_a_terminal)
     try:
         deadline = time.monotonic() + 120
         while not list((tmp_path / "o").glob("*/*/items.jsonl")) or \
