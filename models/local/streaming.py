@@ -99,10 +99,8 @@ class PaneStreamer(BaseStreamer):
 
     def _texts(self, final: bool) -> list[str]:
         texts = self.tokenizer.batch_decode(self.ids, skip_special_tokens=True)
-        # A character split across tokens decodes to U+FFFD until its last byte arrives: hidden until then, and for
-        # good in an answer cut off by its token budget (its last character never comes; `evaluation check` would
-        # flag the U+FFFD in a submission). An answer that ended by itself keeps what the model wrote.
-        return [t if final and done else t.rstrip("\ufffd") for t, done in zip(texts, self.done)]
+        # A character split across tokens decodes to U+FFFD until its last byte arrives: hide it until then.
+        return texts if final else [t.rstrip("\ufffd") for t in texts]
 
     def _absorb_until(self, deadline: float) -> bool:
         """Take in the steps that arrived by `deadline`, or by the end (which stays queued; True then). Sleeping
