@@ -36,8 +36,7 @@ import os
 import re
 import threading
 import time
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -139,7 +138,7 @@ def with_run_total(progress: Callable[[Progress], None] | None, run_total: int):
     """The progress callback with the whole run's size on each cell's report (its caller loaded the data already)."""
     if progress is None:
         return None
-    return lambda p: progress(dataclasses.replace(p, run_total=run_total))
+    return lambda p: progress(replace(p, run_total=run_total))
 
 
 @dataclass
@@ -343,7 +342,7 @@ def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | 
         chosen = [models.model_for(m) for m in config.models]
     except ModelError as exc:
         raise EvalError(str(exc)) from exc
-    run_total = len(chosen) * sum(len(eset.items[:config.limit] if config.limit else eset.items) for eset in sets)
+    run_total = len(chosen) * sum(len(cell_items(eset, config.limit)) for eset in sets)
     progress = with_run_total(progress, run_total)
     results = [evaluate_cell(model, config, model_identity(models, name), eset, shots, progress, stop, batch_call)
                for name, model in zip(config.models, chosen) for eset in sets]
@@ -352,6 +351,11 @@ def evaluate(models, config: EvalConfig, progress: Callable[[Progress], None] | 
         [{"model": r.model, "dataset": r.dataset, "task": r.task, "metrics": r.metrics, "dir": r.dir}
          for r in results], ensure_ascii=False, indent=2))
     return results
+
+
+def cell_items(eset: EvalSet, limit: int | None) -> list:
+    """The items a cell answers: the set's first `limit` (all when unset)."""
+    return eset.items[:limit] if limit else eset.items
 
 
 def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shots: dict,
@@ -370,7 +374,7 @@ def evaluate_cell(model, config: EvalConfig, identity: dict, eset: EvalSet, shot
     cell_dir.mkdir(parents=True, exist_ok=True)
     (cell_dir / "settings.json").write_text(json.dumps(settings, ensure_ascii=False, indent=2), encoding="utf-8")
     log = ItemLog(cell_dir / "items.jsonl")
-    items = eset.items[:config.limit] if config.limit else eset.items
+    items = cell_items(eset, config.limit)
     pending = [item for item in items if item_key(item) not in log.rows]
     shot_items = shots.get(eset.task, ([], None))[0]
     prompts = {item_key(i): build_messages(task, i, config.prompt, shot_items) for i in pending}

@@ -27,10 +27,10 @@ ZH_SCRIPT = """var w=%(placeholders)s;
 var s=[[/^(\\s*)processing \\|/,'$1%(processing)s |'],[/^(\\s*)queue: /,'$1%(queue)s'],
 [/^(\\s*)from cache/,'$1%(from_cache)s'],[/^(\\s*)used cache/,'$1%(used_cache)s']];
 function text(n){var v=n.nodeValue;for(var i=0;i<s.length;i++){if(s[i][0].test(v)){n.nodeValue=v.replace(s[i][0],s[i][1]);return;}}}
+function box(i){var r=w[i.placeholder];if(r)i.placeholder=r;}
 function walk(n){if(n.nodeType===3){text(n);return;}if(n.nodeType!==1)return;
 var t=document.createTreeWalker(n,NodeFilter.SHOW_TEXT);while(t.nextNode())text(t.currentNode);
-if(n.querySelectorAll)n.querySelectorAll('input.search-input').forEach(function(i){var r=w[i.placeholder];if(r)i.placeholder=r;});
-if(n.matches&&n.matches('input.search-input')){var r=w[n.placeholder];if(r)n.placeholder=r;}}
+if(n.matches('input.search-input'))box(n);n.querySelectorAll('input.search-input').forEach(box);}
 new MutationObserver(function(records){records.forEach(function(m){
 if(m.type==='childList')m.addedNodes.forEach(walk);else walk(m.target);});})
 .observe(document.documentElement,{subtree:true,childList:true,characterData:true,attributes:true,
